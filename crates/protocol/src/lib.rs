@@ -1,0 +1,20 @@
+//! The base crate of `safe`: names, addresses, chunks, limits and the versioned
+//! binary codec.
+//!
+//! Everything else depends on this crate and it depends on nothing heavy: no
+//! networking, no storage, no async runtime. Types here are what travels on the
+//! wire and what is written to disk, so every encoded form carries a format
+//! version (see [`codec`]).
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod address;
+pub mod chunk;
+pub mod codec;
+pub mod xorname;
+
+pub use address::{Address, AddressError, DataKind};
+pub use chunk::{Chunk, ChunkError, MAX_CHUNK_SIZE};
+pub use codec::CodecError;
+pub use xorname::XorName;
