@@ -175,15 +175,30 @@ mod tests {
     #[test]
     fn kinds_have_readable_first_letters() {
         let n = XorName([0xab; 32]);
-        assert!(Address::new(DataKind::File, n).to_string().starts_with("safe://f"));
-        assert!(Address::new(DataKind::Chunk, n).to_string().starts_with("safe://c"));
-        assert!(Address::new(DataKind::Mutable, n).to_string().starts_with("safe://m"));
+        assert!(
+            Address::new(DataKind::File, n)
+                .to_string()
+                .starts_with("safe://f")
+        );
+        assert!(
+            Address::new(DataKind::Chunk, n)
+                .to_string()
+                .starts_with("safe://c")
+        );
+        assert!(
+            Address::new(DataKind::Mutable, n)
+                .to_string()
+                .starts_with("safe://m")
+        );
     }
 
     #[test]
     fn bad_inputs_give_specific_errors() {
         let good = Address::new(DataKind::File, XorName([7; 32])).to_string();
-        assert_eq!("http://x".parse::<Address>(), Err(AddressError::MissingScheme));
+        assert_eq!(
+            "http://x".parse::<Address>(),
+            Err(AddressError::MissingScheme)
+        );
         assert_eq!(
             good[..good.len() - 1].parse::<Address>(),
             Err(AddressError::BadLength(52))
@@ -197,7 +212,10 @@ mod tests {
         assert_eq!(unknown.parse::<Address>(), Err(AddressError::UnknownKind));
         // Upper case and a trailing slash are accepted.
         assert_eq!(
-            good.to_uppercase().replace("SAFE://", "safe://").parse::<Address>().unwrap(),
+            good.to_uppercase()
+                .replace("SAFE://", "safe://")
+                .parse::<Address>()
+                .unwrap(),
             good.parse::<Address>().unwrap()
         );
         assert!(format!("{good}/").parse::<Address>().is_ok());

@@ -99,7 +99,10 @@ mod tests {
         assert_eq!(decode::<Sample>(1, &bytes, 100).unwrap(), s);
         assert!(matches!(
             decode::<Sample>(2, &bytes, 100),
-            Err(CodecError::UnsupportedVersion { found: 1, supported: 2 })
+            Err(CodecError::UnsupportedVersion {
+                found: 1,
+                supported: 2
+            })
         ));
         assert!(matches!(
             decode::<Sample>(1, &bytes, 3),
@@ -111,7 +114,10 @@ mod tests {
             decode::<Sample>(1, &longer, 100),
             Err(CodecError::TrailingBytes(1))
         ));
-        assert!(matches!(decode::<Sample>(1, &[], 100), Err(CodecError::Empty)));
+        assert!(matches!(
+            decode::<Sample>(1, &[], 100),
+            Err(CodecError::Empty)
+        ));
     }
 
     proptest! {

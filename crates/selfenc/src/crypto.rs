@@ -195,7 +195,12 @@ pub(crate) fn open(stored: &[u8], key: &ChunkKey) -> Result<Vec<u8>, OpenError> 
     let mut buf = ct.to_vec();
     let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| "too short")?;
     Aes256GcmSiv::new(&key.key.into())
-        .decrypt_inout_detached(&key.nonce.into(), AAD, buf.as_mut_slice().into(), &tag.into())
+        .decrypt_inout_detached(
+            &key.nonce.into(),
+            AAD,
+            buf.as_mut_slice().into(),
+            &tag.into(),
+        )
         .map_err(|_| "authentication failed")?;
     Ok(buf)
 }
@@ -212,13 +217,18 @@ mod tests {
     fn seal_open_round_trip_raw_and_compressed() {
         let (a, b, c) = names();
         let key = chunk_key(&a, &b, &c, None);
-        let random: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let random: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         let text = b"all work and no play makes jack a dull boy. ".repeat(3000);
         for plain in [&random[..], &text[..], b"x"] {
             let sealed = seal_chunk(plain, &key);
             assert_eq!(open_chunk(&sealed, &key, plain.len()).unwrap(), plain);
         }
-        assert!(seal_chunk(&text, &key).len() < text.len() / 10, "text compresses");
+        assert!(
+            seal_chunk(&text, &key).len() < text.len() / 10,
+            "text compresses"
+        );
     }
 
     #[test]
@@ -241,7 +251,13 @@ mod tests {
         assert_eq!(open_chunk(&sealed, &key, 11), Err("authentication failed"));
         let wrong = chunk_key(&b, &a, &c, None);
         let sealed = seal_chunk(b"hello world", &key);
-        assert_eq!(open_chunk(&sealed, &wrong, 11), Err("authentication failed"));
-        assert_eq!(open_chunk(&sealed, &key, 12), Err("wrong length after decryption"));
+        assert_eq!(
+            open_chunk(&sealed, &wrong, 11),
+            Err("authentication failed")
+        );
+        assert_eq!(
+            open_chunk(&sealed, &key, 12),
+            Err("wrong length after decryption")
+        );
     }
 }

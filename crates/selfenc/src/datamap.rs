@@ -100,6 +100,15 @@ impl DataMap {
         first..last + 1
     }
 
+    /// The part of chunk `i`'s plaintext `plain` that falls in `range`.
+    pub fn part_in_range<'a>(&self, i: usize, plain: &'a [u8], range: Range<u64>) -> &'a [u8] {
+        let chunk = self.chunk_range(i);
+        let from = range.start.clamp(chunk.start, chunk.end) - chunk.start;
+        let to = range.end.clamp(chunk.start, chunk.end) - chunk.start;
+        let to = (to as usize).min(plain.len());
+        &plain[(from as usize).min(to)..to]
+    }
+
     /// Plaintext hashes of the chunks before and after chunk `i`, wrapping.
     pub(crate) fn neighbours(&self, i: usize) -> (&XorName, &XorName) {
         let n = self.chunks.len();

@@ -101,21 +101,13 @@ pub fn decrypt_range(
             .collect();
         for (&i, plain) in group.iter().zip(plains) {
             let plain = plain?;
-            let part = slice_for(map, i, &plain, range.start..end);
+            let part = map.part_in_range(i, &plain, range.start..end);
             out.write_all(part)?;
             written += part.len() as u64;
         }
     }
     out.flush()?;
     Ok(written)
-}
-
-/// The part of chunk `i`'s plaintext that falls in `range`.
-pub(crate) fn slice_for<'a>(map: &DataMap, i: usize, plain: &'a [u8], range: Range<u64>) -> &'a [u8] {
-    let chunk = map.chunk_range(i);
-    let from = range.start.max(chunk.start) - chunk.start;
-    let to = range.end.min(chunk.end) - chunk.start;
-    &plain[from as usize..to as usize]
 }
 
 /// Decrypts a whole file into memory.

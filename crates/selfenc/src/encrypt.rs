@@ -118,7 +118,12 @@ fn seal(
 ) -> Result<(usize, ChunkInfo, Chunk), EncryptError> {
     let n = hashes.len();
     let i = p.index;
-    let key = chunk_key(&hashes[(i + n - 1) % n], &hashes[i], &hashes[(i + 1) % n], secret);
+    let key = chunk_key(
+        &hashes[(i + n - 1) % n],
+        &hashes[i],
+        &hashes[(i + 1) % n],
+        secret,
+    );
     let chunk = Chunk::new(seal_chunk(&p.bytes, &key))?;
     let info = ChunkInfo {
         src_hash: hashes[i],

@@ -26,7 +26,9 @@ pub enum EncryptError {
     #[error("reading the input failed: {0}")]
     Io(#[from] std::io::Error),
     /// The input ended before its stated size.
-    #[error("input ended after {actual} bytes but {expected} were expected; did it change while being read?")]
+    #[error(
+        "input ended after {actual} bytes but {expected} were expected; did it change while being read?"
+    )]
     InputShorter {
         /// Stated size.
         expected: u64,

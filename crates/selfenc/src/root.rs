@@ -111,7 +111,9 @@ fn malformed(e: CodecError) -> DecryptError {
 
 /// Opens a root chunk's bytes. A private root needs `secret`.
 pub fn open_root(bytes: &[u8], secret: Option<&Secret>) -> Result<Root, DecryptError> {
-    let (root, private) = match codec::decode(ROOT_FORMAT, bytes, MAX_CHUNK_SIZE).map_err(malformed)? {
+    let (root, private) = match codec::decode(ROOT_FORMAT, bytes, MAX_CHUNK_SIZE)
+        .map_err(malformed)?
+    {
         RootChunk::Sealed(sealed) => {
             let secret = secret.ok_or(DecryptError::SecretNeeded)?;
             let plain = open(&sealed, &root_key(secret)).map_err(|_| DecryptError::WrongSecret)?;

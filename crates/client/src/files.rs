@@ -1,0 +1,342 @@
+//! Files on a [`ChunkStore`]: put a file, get a file or a byte range of it.
+//!
+//! Putting runs self-encryption on a blocking thread (which itself uses all
+//! cores) and streams the chunks through a bounded channel to the store, with
+//! a bounded number of puts in flight. The root chunk goes last, so an address
+//! is never handed out before everything under it is stored.
+//!
+//! Getting fetches the root, undoes any nesting of the data map, then fetches
+//! the chunks covering the range with a bounded number in flight, decrypts
+//! them in parallel and writes them in order.
+
+use std::io::{Read, Write};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use safe_protocol::{Address, Chunk, DataKind, XorName};
+use safe_selfenc::{
+    Config, DataMap, DecryptError, EncryptError, Root, Secret, decrypt_chunk, encrypt_stream,
+    open_root, pack_root,
+};
+use tokio::sync::mpsc;
+
+use crate::store::{ChunkStore, StoreError};
+
+/// Encrypted chunks waiting between the encryptor and the store (1 MiB each
+/// at most): bounds memory while the store is slower than encryption.
+pub const PUT_QUEUE_CHUNKS: usize = 8;
+/// Chunk puts in flight at once.
+pub const PUT_CONCURRENCY: usize = 8;
+/// Chunk gets in flight (and decrypted chunks held) at once.
+pub const GET_CONCURRENCY: usize = 8;
+
+/// What a put stored.
+#[derive(Clone, Debug)]
+pub struct PutReport {
+    /// The file's address.
+    pub address: Address,
+    /// File size in bytes.
+    pub size: u64,
+    /// Chunks written, the root and any nested data map chunks included.
+    pub chunks: u64,
+    /// Bytes of all those chunks.
+    pub stored_bytes: u64,
+}
+
+/// Why a put failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PutError {
+    /// The path is a directory.
+    #[error("{0} is a directory; only single files can be put for now")]
+    IsDirectory(String),
+    /// The file could not be opened or read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Self-encryption failed.
+    #[error(transparent)]
+    Encrypt(EncryptError),
+    /// The store refused a chunk.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a get failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GetError {
+    /// Nothing at the address.
+    #[error("nothing found at {0}: no chunk {name} in the store", name = .0.name)]
+    NotFound(Address),
+    /// The chunk the address names is damaged.
+    #[error("root chunk {0} is corrupt: content does not match its name")]
+    CorruptRoot(XorName),
+    /// The address is of a kind this client cannot read yet.
+    #[error("{0} is a {kind}, which this version cannot read", kind = .0.kind.describe())]
+    Unsupported(Address),
+    /// Reading or verifying the data failed; the error names the chunk.
+    #[error(transparent)]
+    Decrypt(#[from] DecryptError),
+    /// The store failed while fetching the root.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// Self-encrypts the file at `path` into `store` and returns its address.
+/// `progress` is called with the number of plaintext bytes read so far.
+pub async fn put_file<S: ChunkStore>(
+    store: Arc<S>,
+    path: &Path,
+    config: Config,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> Result<PutReport, PutError> {
+    let shown = path.display().to_string();
+    let read_err = |source| PutError::Read {
+        path: shown.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if meta.is_dir() {
+        return Err(PutError::IsDirectory(shown));
+    }
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    put_reader(store, file, meta.len(), config, progress).await
+}
+
+/// Self-encrypts exactly `size` bytes from `reader` into `store`.
+pub async fn put_reader<S: ChunkStore, R: Read + Send + 'static>(
+    store: Arc<S>,
+    reader: R,
+    size: u64,
+    config: Config,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> Result<PutReport, PutError> {
+    let (tx, rx) = mpsc::channel::<Chunk>(PUT_QUEUE_CHUNKS);
+    let encryptor = tokio::task::spawn_blocking(move || {
+        let mut sink = |chunk: Chunk| -> Result<(), safe_selfenc::BoxError> {
+            tx.blocking_send(chunk)
+                .map_err(|_| "the store stopped accepting chunks".into())
+        };
+        let reader = Counting {
+            inner: reader,
+            read: 0,
+            progress,
+        };
+        let map = encrypt_stream(reader, size, &config, &mut sink)?;
+        let root = pack_root(map, &config, &mut sink)?;
+        Ok::<Chunk, EncryptError>(root)
+    });
+    let uploads =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+            .map(|chunk| {
+                let store = store.clone();
+                async move {
+                    let len = chunk.len() as u64;
+                    store.put(chunk).await.map(|()| len)
+                }
+            })
+            .buffer_unordered(PUT_CONCURRENCY)
+            .try_fold((0u64, 0u64), |(n, bytes), len| async move {
+                Ok((n + 1, bytes + len))
+            });
+    let (uploaded, encrypted) = tokio::join!(uploads, encryptor);
+    let root = match encrypted {
+        Ok(Ok(root)) => root,
+        // A store failure surfaces in the encryptor as a closed channel:
+        // report the store's own error, which says what went wrong.
+        Ok(Err(e)) => return Err(uploaded.err().map_or(PutError::Encrypt(e), PutError::Store)),
+        Err(join) => {
+            return Err(PutError::Encrypt(EncryptError::Internal(
+                if join.is_panic() {
+                    "encryption panicked"
+                } else {
+                    "encryption was cancelled"
+                },
+            )));
+        }
+    };
+    let (chunks, stored_bytes) = uploaded?;
+    let root_len = root.len() as u64;
+    let name = *root.name();
+    store.put(root).await?;
+    Ok(PutReport {
+        address: Address::new(DataKind::File, name),
+        size,
+        chunks: chunks + 1,
+        stored_bytes: stored_bytes + root_len,
+    })
+}
+
+/// Reports bytes read to a progress callback.
+struct Counting<R> {
+    inner: R,
+    read: u64,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        (self.progress)(self.read);
+        Ok(n)
+    }
+}
+
+/// What [`get`] found at an address, before any bytes are written.
+pub struct Opened {
+    /// Total size in bytes of what the address holds.
+    pub size: u64,
+    content: Content,
+}
+
+enum Content {
+    File {
+        map: Arc<DataMap>,
+        secret: Option<Secret>,
+    },
+    Chunk(Chunk),
+}
+
+/// Looks up `address` and prepares to read it: fetches the root chunk and
+/// undoes any nesting of the data map. `secret` opens private files.
+pub async fn open<S: ChunkStore>(
+    store: &Arc<S>,
+    address: &Address,
+    secret: Option<&Secret>,
+) -> Result<Opened, GetError> {
+    let fetched = match store.get(address.name).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound(_)) => return Err(GetError::NotFound(*address)),
+        Err(StoreError::Corrupt(_)) => return Err(GetError::CorruptRoot(address.name)),
+        Err(e) => return Err(GetError::Store(e)),
+    };
+    match address.kind {
+        DataKind::Chunk => Ok(Opened {
+            size: fetched.len() as u64,
+            content: Content::Chunk(fetched),
+        }),
+        DataKind::File => {
+            let mut root: Root = open_root(fetched.bytes(), secret)?;
+            let secret = if root.private { secret.cloned() } else { None };
+            while root.depth > 0 {
+                let mut level = Vec::new();
+                let map = Arc::new(root.map.clone());
+                read_chunks(store, &map, secret.as_ref(), 0..map.size(), &mut level).await?;
+                root = root.descend(&level)?;
+            }
+            Ok(Opened {
+                size: root.map.size(),
+                content: Content::File {
+                    map: Arc::new(root.map),
+                    secret,
+                },
+            })
+        }
+        _ => Err(GetError::Unsupported(*address)),
+    }
+}
+
+/// Writes bytes `range` (clamped to the end) of what `opened` holds to `out`;
+/// returns the number of bytes written.
+pub async fn read_range<S: ChunkStore>(
+    store: &Arc<S>,
+    opened: &Opened,
+    range: Range<u64>,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, GetError> {
+    if range.start > opened.size {
+        return Err(DecryptError::RangeOutOfBounds {
+            start: range.start,
+            size: opened.size,
+        }
+        .into());
+    }
+    let range = range.start..range.end.min(opened.size);
+    match &opened.content {
+        Content::Chunk(chunk) => {
+            let part = &chunk.bytes()[range.start as usize..range.end as usize];
+            out.write_all(part).map_err(DecryptError::Write)?;
+            out.flush().map_err(DecryptError::Write)?;
+            Ok(part.len() as u64)
+        }
+        Content::File { map, secret } => {
+            Ok(read_chunks(store, map, secret.as_ref(), range, out).await?)
+        }
+    }
+}
+
+/// Opens `address` and writes bytes `range` of it to `out`.
+pub async fn get<S: ChunkStore>(
+    store: &Arc<S>,
+    address: &Address,
+    secret: Option<&Secret>,
+    range: Range<u64>,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, GetError> {
+    let opened = open(store, address, secret).await?;
+    read_range(store, &opened, range, out).await
+}
+
+async fn read_chunks<S: ChunkStore>(
+    store: &Arc<S>,
+    map: &Arc<DataMap>,
+    secret: Option<&Secret>,
+    range: Range<u64>,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, DecryptError> {
+    let indices = map.chunks_covering(range.clone());
+    let mut plains = futures::stream::iter(indices)
+        .map(|i| {
+            let store = store.clone();
+            let map = map.clone();
+            let secret = secret.cloned();
+            async move {
+                let name = map.chunks()[i].dst_hash;
+                let chunk = store.get(name).await.map_err(|e| fetch_error(i, name, e))?;
+                let plain = tokio::task::spawn_blocking(move || {
+                    decrypt_chunk(&map, i, chunk.bytes(), secret.as_ref())
+                })
+                .await
+                .map_err(|e| DecryptError::Fetch {
+                    index: i,
+                    name,
+                    source: e.to_string().into(),
+                })??;
+                Ok::<_, DecryptError>((i, plain))
+            }
+        })
+        .buffered(GET_CONCURRENCY);
+    let mut written = 0;
+    while let Some(next) = plains.next().await {
+        let (i, plain) = next?;
+        let part = map.part_in_range(i, &plain, range.clone());
+        out.write_all(part)?;
+        written += part.len() as u64;
+    }
+    out.flush()?;
+    Ok(written)
+}
+
+fn fetch_error(index: usize, name: XorName, e: StoreError) -> DecryptError {
+    match e {
+        StoreError::NotFound(_) => DecryptError::MissingChunk { index, name },
+        StoreError::Corrupt(_) => DecryptError::CorruptChunk {
+            index,
+            name,
+            reason: "content does not match its name",
+        },
+        other => DecryptError::Fetch {
+            index,
+            name,
+            source: Box::new(other),
+        },
+    }
+}

@@ -1,0 +1,210 @@
+//! A chunk store in a local directory, for offline use and tests.
+//!
+//! Layout (format 1):
+//!
+//! ```text
+//! DIR/FORMAT            "safe-local-store 1"
+//! DIR/chunks/ab/abcd…   one file per chunk, named by the hex of its name,
+//!                       fanned out by the first byte
+//! DIR/tmp/              chunks being written
+//! ```
+//!
+//! A chunk is written to `tmp/`, fsynced, renamed into place and its
+//! directory fsynced, so after a crash a chunk file is either complete or
+//! absent. Reads re-hash the file, so damage on disk is reported, never
+//! returned.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
+
+use crate::store::{ChunkStore, StoreError};
+
+const FORMAT_FILE: &str = "FORMAT";
+const FORMAT: &str = "safe-local-store 1\n";
+
+/// A directory of chunk files.
+#[derive(Clone, Debug)]
+pub struct LocalStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: PathBuf,
+    tmp_counter: AtomicU64,
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let context = context.into();
+    move |source| StoreError::Io { context, source }
+}
+
+impl LocalStore {
+    /// Opens the store at `dir`, creating it if needed. Refuses a directory
+    /// that holds another format or unrelated files.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let root = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
+        let format_path = root.join(FORMAT_FILE);
+        match fs::read_to_string(&format_path) {
+            Ok(found) if found == FORMAT => {}
+            Ok(found) => {
+                return Err(StoreError::Io {
+                    context: format!("opening {}", root.display()),
+                    source: std::io::Error::other(format!(
+                        "unsupported store format {:?} (this program reads {:?})",
+                        found.trim(),
+                        FORMAT.trim()
+                    )),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let non_empty = fs::read_dir(&root)
+                    .map_err(io(format!("reading {}", root.display())))?
+                    .next()
+                    .is_some();
+                if non_empty {
+                    return Err(StoreError::Io {
+                        context: format!("opening {}", root.display()),
+                        source: std::io::Error::other(
+                            "directory is not empty and is not a safe local store",
+                        ),
+                    });
+                }
+                write_durably(&root.join("FORMAT.tmp"), &format_path, FORMAT.as_bytes())
+                    .map_err(io(format!("initialising {}", root.display())))?;
+            }
+            Err(e) => return Err(io(format!("reading {}", format_path.display()))(e)),
+        }
+        for sub in ["chunks", "tmp"] {
+            fs::create_dir_all(root.join(sub)).map_err(io(format!("creating {sub}/")))?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                root,
+                tmp_counter: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Where the chunk called `name` lives.
+    pub fn chunk_path(&self, name: &XorName) -> PathBuf {
+        let hex = name.to_hex();
+        self.inner.root.join("chunks").join(&hex[..2]).join(hex)
+    }
+
+    fn put_blocking(&self, chunk: &Chunk) -> Result<(), StoreError> {
+        let path = self.chunk_path(chunk.name());
+        if path.exists() {
+            return Ok(());
+        }
+        let dir = path.parent().unwrap_or(&self.inner.root);
+        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.inner.root.join("tmp").join(format!(
+            "{}.{}.{n}",
+            chunk.name().to_hex(),
+            std::process::id()
+        ));
+        write_durably(&tmp, &path, chunk.bytes())
+            .map_err(io(format!("writing chunk {}", chunk.name())))
+    }
+
+    fn get_blocking(&self, name: XorName) -> Result<Chunk, StoreError> {
+        let path = self.chunk_path(&name);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound(name));
+            }
+            Err(e) => return Err(io(format!("opening {}", path.display()))(e)),
+        };
+        // Never read more than a chunk can be, whatever is on disk.
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_CHUNK_SIZE as u64 + 1),
+            &mut bytes,
+        )
+        .map_err(io(format!("reading {}", path.display())))?;
+        Ok(Chunk::verified(name, bytes)?)
+    }
+}
+
+/// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs the
+/// destination directory.
+fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let result = (|| {
+        let mut f = fs::File::create(tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(tmp, dest)?;
+        if let Some(dir) = dest.parent() {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    result
+}
+
+impl ChunkStore for LocalStore {
+    async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.put_blocking(&chunk))
+            .await
+            .map_err(|e| io("chunk writer task")(std::io::Error::other(e)))?
+    }
+
+    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.get_blocking(name))
+            .await
+            .map_err(|e| io("chunk reader task")(std::io::Error::other(e)))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_get_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        let chunk = Chunk::new(b"hello".to_vec()).unwrap();
+        store.put(chunk.clone()).await.unwrap();
+        store.put(chunk.clone()).await.unwrap();
+        assert_eq!(store.get(*chunk.name()).await.unwrap(), chunk);
+        let missing = XorName([9; 32]);
+        assert!(matches!(store.get(missing).await, Err(StoreError::NotFound(n)) if n == missing));
+        fs::write(store.chunk_path(chunk.name()), b"hellp").unwrap();
+        assert!(matches!(
+            store.get(*chunk.name()).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        // Nothing left behind in tmp/.
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn refuses_foreign_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+        assert!(LocalStore::open(dir.path()).is_err());
+        let other = tempfile::tempdir().unwrap();
+        fs::write(other.path().join(FORMAT_FILE), b"safe-local-store 9\n").unwrap();
+        let err = LocalStore::open(other.path()).unwrap_err().to_string();
+        assert!(err.contains("unsupported store format"), "{err}");
+        // Reopening a real store works.
+        let ok = tempfile::tempdir().unwrap();
+        LocalStore::open(ok.path()).unwrap();
+        LocalStore::open(ok.path()).unwrap();
+    }
+}
