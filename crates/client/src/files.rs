@@ -301,14 +301,17 @@ async fn read_chunks<S: ChunkStore>(
             async move {
                 let name = map.chunks()[i].dst_hash;
                 let chunk = store.get(name).await.map_err(|e| fetch_error(i, name, e))?;
-                let plain = tokio::task::spawn_blocking(move || {
-                    decrypt_chunk(&map, i, chunk.bytes(), secret.as_ref())
-                })
-                .await
-                .map_err(|e| DecryptError::Fetch {
+                // CPU work goes to rayon's pool (one thread a core), not to
+                // tokio's blocking pool, which would grow a thread per chunk.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                rayon::spawn(move || {
+                    let stored = Vec::from(chunk.into_bytes());
+                    let _ = tx.send(decrypt_chunk(&map, i, stored, secret.as_ref()));
+                });
+                let plain = rx.await.map_err(|_| DecryptError::Fetch {
                     index: i,
                     name,
-                    source: e.to_string().into(),
+                    source: "decryption worker stopped".into(),
                 })??;
                 Ok::<_, DecryptError>((i, plain))
             }

@@ -1,7 +1,8 @@
 //! Per-chunk keys, compression and authenticated encryption.
 //!
-//! Stored chunk = AES-256-GCM-SIV(key, nonce, header ‖ body) ‖ tag, where the
-//! header byte says whether the body is raw or zstd-compressed. Key and nonce
+//! Stored chunk = AES-256-GCM-SIV(key, nonce, body ‖ flag) ‖ tag, where the
+//! trailing flag byte says whether the body is raw or zstd-compressed (at the
+//! end so that dropping it after decryption costs nothing). Key and nonce
 //! come from BLAKE3 in key-derivation mode over the plaintext hashes of the
 //! previous, own and next chunk (and the secret in private mode). GCM-SIV is
 //! chosen over plain GCM or ChaCha20-Poly1305 because it is faster here (about
@@ -133,9 +134,9 @@ pub(crate) fn seal_chunk(plain: &[u8], key: &ChunkKey) -> Vec<u8> {
 }
 
 pub(crate) fn seal(flag: u8, body: &[u8], key: &ChunkKey) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(1 + body.len() + TAG_LEN);
-    buf.push(flag);
+    let mut buf = Vec::with_capacity(body.len() + 1 + TAG_LEN);
     buf.extend_from_slice(body);
+    buf.push(flag);
     let cipher = Aes256GcmSiv::new(&key.key.into());
     // Encryption can only fail for inputs over 2^36 bytes; chunks are ≤ 1 MiB.
     let tag = cipher
@@ -152,14 +153,13 @@ pub(crate) type OpenError = &'static str;
 /// Authenticates, decrypts and decompresses one chunk, expecting exactly
 /// `expected_len` plaintext bytes.
 pub(crate) fn open_chunk(
-    stored: &[u8],
+    stored: Vec<u8>,
     key: &ChunkKey,
     expected_len: usize,
 ) -> Result<Vec<u8>, OpenError> {
     let mut buf = open(stored, key)?;
-    match buf.first().copied() {
+    match buf.pop() {
         Some(RAW) => {
-            buf.remove(0);
             if buf.len() != expected_len {
                 return Err("wrong length after decryption");
             }
@@ -174,7 +174,7 @@ pub(crate) fn open_chunk(
                 d.as_mut()
                     .ok_or("decompressor unavailable")?
                     // The capacity bounds the output: no decompression bombs.
-                    .decompress(&buf[1..], expected_len)
+                    .decompress(&buf, expected_len)
                     .map_err(|_| "decompression failed")
             })?;
             if out.len() != expected_len {
@@ -186,14 +186,17 @@ pub(crate) fn open_chunk(
     }
 }
 
-/// Authenticates and decrypts `stored`, returning header ‖ body.
-pub(crate) fn open(stored: &[u8], key: &ChunkKey) -> Result<Vec<u8>, OpenError> {
+/// Authenticates and decrypts `stored`, returning body ‖ flag.
+/// Decrypts in place: the stored buffer becomes the plaintext buffer.
+pub(crate) fn open(stored: Vec<u8>, key: &ChunkKey) -> Result<Vec<u8>, OpenError> {
     if stored.len() < 1 + TAG_LEN {
         return Err("too short");
     }
-    let (ct, tag) = stored.split_at(stored.len() - TAG_LEN);
-    let mut buf = ct.to_vec();
-    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| "too short")?;
+    let mut buf = stored;
+    let tag: [u8; TAG_LEN] = buf[buf.len() - TAG_LEN..]
+        .try_into()
+        .map_err(|_| "too short")?;
+    buf.truncate(buf.len() - TAG_LEN);
     Aes256GcmSiv::new(&key.key.into())
         .decrypt_inout_detached(
             &key.nonce.into(),
@@ -223,7 +226,7 @@ mod tests {
         let text = b"all work and no play makes jack a dull boy. ".repeat(3000);
         for plain in [&random[..], &text[..], b"x"] {
             let sealed = seal_chunk(plain, &key);
-            assert_eq!(open_chunk(&sealed, &key, plain.len()).unwrap(), plain);
+            assert_eq!(open_chunk(sealed, &key, plain.len()).unwrap(), plain);
         }
         assert!(
             seal_chunk(&text, &key).len() < text.len() / 10,

@@ -35,7 +35,8 @@ where
 }
 
 /// Verifies and decrypts chunk `index` of `map` from its stored bytes,
-/// returning its plaintext.
+/// returning its plaintext. Decrypts in place: pass a uniquely owned buffer
+/// (`Vec::from(bytes)` of an unshared `Bytes` does not copy).
 ///
 /// Checks, in order: the stored bytes hash to the chunk's name; they
 /// authenticate under the chunk's key; they decompress to the recorded size;
@@ -43,7 +44,7 @@ where
 pub fn decrypt_chunk(
     map: &DataMap,
     index: usize,
-    stored: &[u8],
+    stored: Vec<u8>,
     secret: Option<&Secret>,
 ) -> Result<Vec<u8>, DecryptError> {
     let info = &map.chunks()[index];
@@ -52,7 +53,7 @@ pub fn decrypt_chunk(
         name: info.dst_hash,
         reason,
     };
-    if XorName::from_content(stored) != info.dst_hash {
+    if XorName::from_content(&stored) != info.dst_hash {
         return Err(corrupt("content does not match its name"));
     }
     let (prev, next) = map.neighbours(index);
@@ -96,7 +97,7 @@ pub fn decrypt_range(
                 let stored = source
                     .fetch(&name)
                     .map_err(|e| DecryptError::from_fetch(i, name, e))?;
-                decrypt_chunk(map, i, &stored, secret)
+                decrypt_chunk(map, i, Vec::from(stored), secret)
             })
             .collect();
         for (&i, plain) in group.iter().zip(plains) {

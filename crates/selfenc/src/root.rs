@@ -116,9 +116,9 @@ pub fn open_root(bytes: &[u8], secret: Option<&Secret>) -> Result<Root, DecryptE
     {
         RootChunk::Sealed(sealed) => {
             let secret = secret.ok_or(DecryptError::SecretNeeded)?;
-            let plain = open(&sealed, &root_key(secret)).map_err(|_| DecryptError::WrongSecret)?;
+            let plain = open(sealed, &root_key(secret)).map_err(|_| DecryptError::WrongSecret)?;
             let inner = plain
-                .split_first()
+                .split_last()
                 .filter(|(flag, _)| **flag == SEALED_FLAG)
                 .map(|(_, rest)| rest)
                 .ok_or(DecryptError::WrongSecret)?;

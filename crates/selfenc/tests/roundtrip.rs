@@ -155,7 +155,7 @@ fn chunks_sharing_neighbours_never_share_a_key() {
     let mut forged = map_a.chunks().to_vec();
     forged[1].dst_hash = map_b.chunks()[1].dst_hash;
     let forged = safe_selfenc::DataMap::new(forged).unwrap();
-    let err = safe_selfenc::decrypt_chunk(&forged, 1, &b1, None).unwrap_err();
+    let err = safe_selfenc::decrypt_chunk(&forged, 1, Vec::from(b1), None).unwrap_err();
     assert!(
         matches!(
             err,
