@@ -251,15 +251,15 @@ mod tests {
         let key = chunk_key(&a, &b, &c, None);
         let mut sealed = seal_chunk(b"hello world", &key);
         sealed[3] ^= 1;
-        assert_eq!(open_chunk(&sealed, &key, 11), Err("authentication failed"));
+        assert_eq!(open_chunk(sealed, &key, 11), Err("authentication failed"));
         let wrong = chunk_key(&b, &a, &c, None);
         let sealed = seal_chunk(b"hello world", &key);
         assert_eq!(
-            open_chunk(&sealed, &wrong, 11),
+            open_chunk(sealed.clone(), &wrong, 11),
             Err("authentication failed")
         );
         assert_eq!(
-            open_chunk(&sealed, &key, 12),
+            open_chunk(sealed, &key, 12),
             Err("wrong length after decryption")
         );
     }
