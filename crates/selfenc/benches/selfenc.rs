@@ -132,14 +132,21 @@ fn words(len: usize) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("selfenc");
     g.sample_size(10);
-    g.throughput(Throughput::Bytes(SIZE as u64));
-    for (label, data) in [
-        ("random", random(SIZE)),
-        ("logs", logs(SIZE)),
-        ("words", words(SIZE)),
-    ] {
+    let mut inputs = vec![
+        ("random".to_string(), random(SIZE)),
+        ("logs".to_string(), logs(SIZE)),
+        ("words".to_string(), words(SIZE)),
+    ];
+    // SAFE_BENCH_TEXT=FILE adds a real corpus (its first 64 MiB).
+    if let Ok(path) = std::env::var("SAFE_BENCH_TEXT") {
+        let mut corpus = std::fs::read(&path).expect("read SAFE_BENCH_TEXT");
+        corpus.truncate(SIZE);
+        inputs.push(("corpus".to_string(), corpus));
+    }
+    for (label, data) in inputs {
         let config = Config::default();
-        g.bench_function(format!("encrypt_{label}_64MiB"), |b| {
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function(format!("encrypt_{label}"), |b| {
             b.iter(|| {
                 let mut n = 0usize;
                 let mut sink = |c: Chunk| {
@@ -159,7 +166,7 @@ fn bench(c: &mut Criterion) {
         let fetch = |n: &XorName| -> Result<Bytes, FetchError> {
             store.get(n).cloned().ok_or(FetchError::NotFound)
         };
-        g.bench_function(format!("decrypt_{label}_64MiB"), |b| {
+        g.bench_function(format!("decrypt_{label}"), |b| {
             b.iter(|| {
                 let mut out = std::io::sink();
                 decrypt_range(&map, 0..map.size(), None, &fetch, &mut out).unwrap()
