@@ -10,7 +10,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use safe_client::{LocalStore, files};
+use safe_client::{ChunkStore, LocalStore, NetworkStore, files};
+use safe_network::libp2p::Multiaddr;
 use safe_protocol::Address;
 use safe_selfenc::{Config, Secret};
 
@@ -36,10 +37,9 @@ enum Command {
     Put {
         /// The file to store.
         path: PathBuf,
-        /// Store chunks in this local directory (created if missing).
-        #[arg(long, value_name = "DIR")]
-        local_store: PathBuf,
-        /// Print one JSON object (address, size, chunks, stored_bytes).
+        #[command(flatten)]
+        target: Target,
+        /// Print one JSON object (address, size, chunks, stored_bytes, sent_bytes).
         #[arg(long)]
         json: bool,
         /// Private mode: mix the contents of this key file into every chunk
@@ -51,9 +51,8 @@ enum Command {
     Get {
         /// A safe:// address printed by `safe put`.
         address: String,
-        /// Read chunks from this local directory.
-        #[arg(long, value_name = "DIR")]
-        local_store: PathBuf,
+        #[command(flatten)]
+        target: Target,
         /// Write here instead of stdout; nothing is left here if the get fails.
         #[arg(short, long, value_name = "OUT")]
         output: Option<PathBuf>,
@@ -64,10 +63,90 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// Run a node.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// A local network for trying things out.
+    Testnet {
+        #[command(subcommand)]
+        command: TestnetCommand,
+    },
+}
+
+/// Where chunks go: the network (default) or a local directory.
+#[derive(clap::Args)]
+struct Target {
+    /// Use this local directory instead of the network (offline use).
+    #[arg(long, value_name = "DIR", conflicts_with = "peers")]
+    local_store: Option<PathBuf>,
+    /// Bootstrap peer (repeatable). Default: $SAFE_PEERS (comma-separated),
+    /// else the contacts file `safe testnet up` writes.
+    #[arg(
+        long = "peer",
+        value_name = "MULTIADDR",
+        env = "SAFE_PEERS",
+        value_delimiter = ','
+    )]
+    peers: Vec<Multiaddr>,
+    /// Close group size K of the network.
+    #[arg(long, default_value_t = safe_network::DEFAULT_CLOSE_GROUP, value_name = "K")]
+    close_group: usize,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Run a node in the foreground until Ctrl-C or SIGTERM.
+    Run {
+        /// The node's directory (identity and records); reused on restart.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Address to listen on (repeatable). Default: TCP and QUIC on all
+        /// interfaces, ports chosen by the OS.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
+        /// Peer to join through (repeatable); none starts a new network.
+        #[arg(long = "peer", value_name = "MULTIADDR")]
+        peers: Vec<Multiaddr>,
+        /// Storage limit in bytes; a full node refuses new data.
+        #[arg(long, value_name = "BYTES", default_value_t = safe_node::DEFAULT_MAX_STORAGE)]
+        max_storage: u64,
+        /// Serve Prometheus metrics on http://ADDR/metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
+        /// Close group size K (the same for the whole network).
+        #[arg(long, default_value_t = safe_network::DEFAULT_CLOSE_GROUP, value_name = "K")]
+        close_group: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum TestnetCommand {
+    /// Start N nodes on 127.0.0.1 and run until Ctrl-C or SIGTERM.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = safe_node::testnet::DEFAULT_NODES)]
+        nodes: usize,
+        /// Directory for the nodes' data (kept across restarts).
+        /// Default: the safe data directory's `testnet/`.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Close group size K.
+        #[arg(long, default_value_t = safe_network::DEFAULT_CLOSE_GROUP, value_name = "K")]
+        close_group: usize,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SAFE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,13 +167,24 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Put {
             path,
-            local_store,
+            target,
             json,
             secret_file,
-        } => put(&path, &local_store, json, secret_file.as_deref()).await,
+        } => {
+            let secret = read_secret(secret_file.as_deref())?;
+            match &target.local_store {
+                Some(dir) => put(Arc::new(LocalStore::open(dir)?), &path, json, secret, None).await,
+                None => {
+                    let store = Arc::new(connect(&target).await?);
+                    let result = put(store.clone(), &path, json, secret, Some(&store)).await;
+                    store.shutdown().await;
+                    result
+                }
+            }
+        }
         Command::Get {
             address,
-            local_store,
+            target,
             output,
             range,
             secret_file,
@@ -103,16 +193,148 @@ async fn run(cli: Cli) -> Result<()> {
                 .parse()
                 .with_context(|| format!("invalid address {address:?}"))?;
             let range = range.as_deref().map(parse_range).transpose()?;
-            get(
-                &address,
-                &local_store,
-                output.as_deref(),
-                range,
-                secret_file.as_deref(),
-            )
-            .await
+            let secret = read_secret(secret_file.as_deref())?;
+            match &target.local_store {
+                Some(dir) => {
+                    if !dir.is_dir() {
+                        bail!("local store {} does not exist", dir.display());
+                    }
+                    let store = Arc::new(LocalStore::open(dir)?);
+                    get(store, &address, output.as_deref(), range, secret).await
+                }
+                None => {
+                    let store = Arc::new(connect(&target).await?);
+                    let result =
+                        get(store.clone(), &address, output.as_deref(), range, secret).await;
+                    store.shutdown().await;
+                    result
+                }
+            }
+        }
+        Command::Node {
+            command:
+                NodeCommand::Run {
+                    dir,
+                    listen,
+                    peers,
+                    max_storage,
+                    metrics,
+                    close_group,
+                },
+        } => {
+            let mut config = safe_node::NodeConfig::new(dir);
+            if !listen.is_empty() {
+                config.listen = listen;
+            }
+            config.peers = peers;
+            config.max_storage = max_storage;
+            config.metrics = metrics;
+            config.close_group = close_group;
+            node_run(config).await
+        }
+        Command::Testnet {
+            command:
+                TestnetCommand::Up {
+                    nodes,
+                    dir,
+                    close_group,
+                },
+        } => testnet_up(nodes, dir, close_group).await,
+    }
+}
+
+/// Joins the network named by `target` (or the local testnet's contacts).
+async fn connect(target: &Target) -> Result<NetworkStore> {
+    let mut peers = target.peers.clone();
+    if peers.is_empty() {
+        let path =
+            safe_network::contacts::default_data_dir().join(safe_network::contacts::CONTACTS_FILE);
+        match safe_network::contacts::read(&path) {
+            Ok(found) => peers = found,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("cannot read contacts file {}: {e}", path.display()),
         }
     }
+    Ok(NetworkStore::connect(&peers, target.close_group).await?)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn node_run(config: safe_node::NodeConfig) -> Result<()> {
+    let dir = config.dir.clone();
+    let node = safe_node::start(config).await?;
+    // Give the listeners a moment to report their addresses.
+    let mut addrs = Vec::new();
+    for _ in 0..100 {
+        addrs = node.listen_addrs().await;
+        if !addrs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    println!("node {} (data in {})", node.peer_id(), dir.display());
+    for a in &addrs {
+        println!("listening on {a}");
+    }
+    if let Some(m) = node.metrics_addr() {
+        println!("metrics on http://{m}/metrics");
+    }
+    shutdown_signal().await;
+    node.stop().await;
+    eprintln!("node stopped");
+    Ok(())
+}
+
+async fn testnet_up(nodes: usize, dir: Option<PathBuf>, close_group: usize) -> Result<()> {
+    if nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let home = safe_network::contacts::default_data_dir();
+    let dir = dir.unwrap_or_else(|| home.join("testnet"));
+    let mut config = safe_node::testnet::TestnetConfig::new(&dir);
+    config.nodes = nodes;
+    config.close_group = close_group;
+    let started = std::time::Instant::now();
+    let net = safe_node::testnet::Testnet::up(config).await?;
+    let contacts = [
+        dir.join(safe_network::contacts::CONTACTS_FILE),
+        home.join(safe_network::contacts::CONTACTS_FILE),
+    ];
+    net.write_contacts(&contacts)
+        .await
+        .context("cannot write the contacts file")?;
+    println!(
+        "ready: {nodes} nodes on 127.0.0.1 in {:.1} s (data in {}, contacts in {}). In another terminal: safe put FILE, then safe get ADDRESS -o OUT. Ctrl-C stops the network.",
+        started.elapsed().as_secs_f64(),
+        dir.display(),
+        contacts[1].display()
+    );
+    std::io::stdout().flush().ok();
+    shutdown_signal().await;
+    net.down().await;
+    eprintln!("testnet stopped");
+    Ok(())
 }
 
 fn read_secret(path: Option<&Path>) -> Result<Option<Secret>> {
@@ -143,9 +365,13 @@ fn progress_bar(size: u64, verb: &str) -> Option<ProgressBar> {
     Some(bar)
 }
 
-async fn put(path: &Path, store_dir: &Path, json: bool, secret_file: Option<&Path>) -> Result<()> {
-    let secret = read_secret(secret_file)?;
-    let store = Arc::new(LocalStore::open(store_dir)?);
+async fn put<S: ChunkStore>(
+    store: Arc<S>,
+    path: &Path,
+    json: bool,
+    secret: Option<Secret>,
+    network: Option<&NetworkStore>,
+) -> Result<()> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
@@ -169,6 +395,7 @@ async fn put(path: &Path, store_dir: &Path, json: bool, secret_file: Option<&Pat
             "size": report.size,
             "chunks": report.chunks,
             "stored_bytes": report.stored_bytes,
+            "sent_bytes": network.map(NetworkStore::bytes_sent),
         });
         println!("{value}");
     } else {
@@ -199,18 +426,13 @@ fn parse_range(text: &str) -> Result<Range<u64>> {
     Ok(start..end)
 }
 
-async fn get(
+async fn get<S: ChunkStore>(
+    store: Arc<S>,
     address: &Address,
-    store_dir: &Path,
     output: Option<&Path>,
     range: Option<Range<u64>>,
-    secret_file: Option<&Path>,
+    secret: Option<Secret>,
 ) -> Result<()> {
-    let secret = read_secret(secret_file)?;
-    if !store_dir.is_dir() {
-        bail!("local store {} does not exist", store_dir.display());
-    }
-    let store = Arc::new(LocalStore::open(store_dir)?);
     let opened = files::open(&store, address, secret.as_ref()).await?;
     let range = range.unwrap_or(0..u64::MAX);
     let shown = range.end.min(opened.size).saturating_sub(range.start);

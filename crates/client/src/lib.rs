@@ -10,8 +10,10 @@
 
 pub mod files;
 pub mod local;
+pub mod network;
 pub mod store;
 
 pub use files::{GetError, PutError, PutReport, get, put_file};
 pub use local::LocalStore;
+pub use network::{ConnectError, NetworkStore};
 pub use store::{ChunkStore, StoreError};

@@ -98,7 +98,8 @@ impl LocalStore {
         self.inner.root.join("chunks").join(&hex[..2]).join(hex)
     }
 
-    fn put_blocking(&self, chunk: &Chunk) -> Result<(), StoreError> {
+    /// Stores `chunk` durably on the calling thread (see the module docs).
+    pub fn put_blocking(&self, chunk: &Chunk) -> Result<(), StoreError> {
         let path = self.chunk_path(chunk.name());
         if path.exists() {
             return Ok(());
@@ -115,7 +116,8 @@ impl LocalStore {
             .map_err(io(format!("writing chunk {}", chunk.name())))
     }
 
-    fn get_blocking(&self, name: XorName) -> Result<Chunk, StoreError> {
+    /// Reads and verifies the chunk called `name` on the calling thread.
+    pub fn get_blocking(&self, name: XorName) -> Result<Chunk, StoreError> {
         let path = self.chunk_path(&name);
         let file = match fs::File::open(&path) {
             Ok(f) => f,
@@ -132,6 +134,49 @@ impl LocalStore {
         )
         .map_err(io(format!("reading {}", path.display())))?;
         Ok(Chunk::verified(name, bytes)?)
+    }
+}
+
+impl LocalStore {
+    /// Deletes the chunk called `name`; absent is not an error.
+    pub fn remove_blocking(&self, name: &XorName) -> Result<(), StoreError> {
+        match fs::remove_file(self.chunk_path(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(format!("removing chunk {name}"))(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The names of every chunk file, one fan-out directory at a time
+    /// (memory stays bounded by one directory). Stray files are skipped.
+    pub fn for_each_name(&self, mut f: impl FnMut(XorName)) -> Result<(), StoreError> {
+        let chunks = self.inner.root.join("chunks");
+        for dir in fs::read_dir(&chunks).map_err(io(format!("listing {}", chunks.display())))? {
+            let dir = dir.map_err(io("listing chunks"))?.path();
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let file = entry.file_name();
+                if let Some(name) = file.to_str().and_then(XorName::from_hex) {
+                    f(name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes leftovers of interrupted writes in `tmp/`.
+    pub fn clear_tmp(&self) -> Result<(), StoreError> {
+        let tmp = self.inner.root.join("tmp");
+        for entry in fs::read_dir(&tmp)
+            .map_err(io(format!("listing {}", tmp.display())))?
+            .flatten()
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+        Ok(())
     }
 }
 

@@ -22,6 +22,9 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The network could not complete the operation.
+    #[error("{0}")]
+    Network(String),
     /// The store refuses new data.
     #[error("store is full: {0}")]
     Full(String),

@@ -59,6 +59,13 @@ impl XorName {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
+
+    /// Parses 64 hex digits; anything else is `None`.
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut name = [0u8; XOR_NAME_LEN];
+        hex::decode_to_slice(text, &mut name).ok()?;
+        Some(Self(name))
+    }
 }
 
 impl fmt::Debug for XorName {

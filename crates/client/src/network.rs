@@ -1,0 +1,269 @@
+//! The network as a [`ChunkStore`]: chunks go to, and come from, the close
+//! group of their name.
+//!
+//! - **Put**: the client finds the close group with a Kademlia query, sends
+//!   the chunk's bytes *once*, to the closest member, asking it to
+//!   replicate to the rest of the group; the member answers with every
+//!   member's signed receipt. The client checks each receipt itself (the
+//!   signature, the chunk name, and that the signer is in the group the
+//!   client found) and accepts the put only with a majority of the group.
+//!   Only if that fails does it send the chunk directly to members that did
+//!   not sign.
+//! - **Get**: asks the group's members one at a time, closest first, and
+//!   verifies every chunk against its name; a bad or missing replica means
+//!   the next member is tried.
+//!
+//! Every step is bounded in time: dials by [`CONNECT_TIMEOUT`], requests by
+//! the swarm's request timeout, queries by Kademlia's query timeout.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures::future::join_all;
+use safe_network::close_group::{majority, valid_signers};
+use safe_network::driver::{self, Net, RequestError};
+use safe_network::libp2p::{Multiaddr, PeerId, identity::Keypair};
+use safe_network::{Role, build_swarm};
+use safe_protocol::messages::{Refusal, Request, Response};
+use safe_protocol::{Chunk, XorName};
+
+use crate::store::{ChunkStore, StoreError};
+
+/// How long connecting to the bootstrap peers may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the client could not join the network.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// No peers were given.
+    #[error(
+        "no peers to connect to: start a local network with `safe testnet up`, or pass --peer MULTIADDR or SAFE_PEERS"
+    )]
+    NoPeers,
+    /// None of the peers could be reached.
+    #[error("cannot reach the network; tried {}", describe(.tried))]
+    Unreachable {
+        /// Each address tried and why it failed.
+        tried: Vec<(Multiaddr, String)>,
+    },
+    /// The network stack failed.
+    #[error("{0}")]
+    Stack(String),
+}
+
+fn describe(tried: &[(Multiaddr, String)]) -> String {
+    tried
+        .iter()
+        .map(|(a, e)| format!("{a} ({})", e.lines().next().unwrap_or(e)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A connection to the network.
+#[derive(Clone)]
+pub struct NetworkStore {
+    net: Net,
+    k: usize,
+    sent: Arc<AtomicU64>,
+}
+
+impl NetworkStore {
+    /// Joins the network through `peers` with close group size `k`.
+    pub async fn connect(peers: &[Multiaddr], k: usize) -> Result<Self, ConnectError> {
+        if peers.is_empty() {
+            return Err(ConnectError::NoPeers);
+        }
+        let swarm = build_swarm(Keypair::generate_ed25519(), Role::Client)
+            .map_err(|e| ConnectError::Stack(e.to_string()))?;
+        let (net, _task) = driver::spawn(swarm, None);
+        let dials = join_all(peers.iter().map(|addr| {
+            let net = net.clone();
+            async move {
+                let r = tokio::time::timeout(CONNECT_TIMEOUT, net.dial(addr.clone())).await;
+                let r = r.unwrap_or_else(|_| Err(format!("no answer in {CONNECT_TIMEOUT:?}")));
+                (addr.clone(), r)
+            }
+        }))
+        .await;
+        let tried: Vec<(Multiaddr, String)> = dials
+            .iter()
+            .filter_map(|(a, r)| r.as_ref().err().map(|e| (a.clone(), e.clone())))
+            .collect();
+        if tried.len() == dials.len() {
+            net.shutdown().await;
+            return Err(ConnectError::Unreachable { tried });
+        }
+        // Identify tells us the nodes' listen addresses; then Kademlia can route.
+        let mut routing = net.routing_watch();
+        let ok = tokio::time::timeout(CONNECT_TIMEOUT, routing.wait_for(|n| *n > 0)).await;
+        if !matches!(ok, Ok(Ok(_))) {
+            net.shutdown().await;
+            return Err(ConnectError::Unreachable {
+                tried: peers
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.clone(),
+                            "connected but the peer does not route (not a safe node?)".into(),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        net.bootstrap().await;
+        Ok(Self {
+            net,
+            k: k.max(1),
+            sent: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Chunk bytes this client has sent in put requests.
+    pub fn bytes_sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// The close group of `name` as this client finds it.
+    pub async fn close_group(&self, name: &XorName) -> Vec<PeerId> {
+        let mut group = self.net.closest(*name).await;
+        if group.is_empty() {
+            // The query found no one; fall back on what we know.
+            group =
+                safe_network::close_group::closest(name, self.net.routing_peers().await, self.k);
+        }
+        group.truncate(self.k);
+        group
+    }
+
+    async fn send_put(
+        &self,
+        peer: PeerId,
+        chunk: &Chunk,
+        replicate: bool,
+    ) -> Result<Response, RequestError> {
+        self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.net
+            .request(
+                peer,
+                Request::PutChunk {
+                    bytes: chunk.bytes().clone(),
+                    replicate,
+                },
+            )
+            .await
+    }
+
+    /// Closes every connection.
+    pub async fn shutdown(&self) {
+        self.net.shutdown().await;
+    }
+}
+
+fn network_err(name: &XorName, what: &str, errors: &[String]) -> StoreError {
+    StoreError::Network(format!("chunk {name}: {what}: {}", errors.join("; ")))
+}
+
+impl ChunkStore for NetworkStore {
+    async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
+        let name = *chunk.name();
+        let group = self.close_group(&name).await;
+        if group.is_empty() {
+            return Err(network_err(&name, "no nodes found", &[]));
+        }
+        let need = majority(group.len());
+        let mut signers: Vec<PeerId> = Vec::new();
+        let mut errors = Vec::new();
+        let mut full = 0;
+        // Send once, to the closest member that accepts it.
+        for entry in &group {
+            match self.send_put(*entry, &chunk, true).await {
+                Ok(Response::Stored { receipts }) => {
+                    signers = valid_signers(&name, &group, &receipts);
+                    break;
+                }
+                Ok(Response::Refused(r)) => {
+                    full += usize::from(r == Refusal::Full);
+                    errors.push(format!("{entry}: {r}"));
+                }
+                Ok(other) => errors.push(format!("{entry}: unexpected answer {other:?}")),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if signers.len() < need {
+            // The entry's view of the group differs from ours, or members
+            // failed: send directly to the members that have not signed.
+            let rest: Vec<PeerId> = group
+                .iter()
+                .filter(|p| !signers.contains(p))
+                .copied()
+                .collect();
+            let answers = join_all(rest.iter().map(|p| self.send_put(*p, &chunk, false))).await;
+            let mut receipts = Vec::new();
+            for (p, a) in rest.iter().zip(answers) {
+                match a {
+                    Ok(Response::Stored { receipts: r }) => receipts.extend(r.into_iter().take(1)),
+                    Ok(Response::Refused(r)) => {
+                        full += usize::from(r == Refusal::Full);
+                        errors.push(format!("{p}: {r}"));
+                    }
+                    Ok(other) => errors.push(format!("{p}: unexpected answer {other:?}")),
+                    Err(e) => errors.push(e.to_string()),
+                }
+            }
+            signers.extend(valid_signers(&name, &group, &receipts));
+            signers.sort();
+            signers.dedup();
+        }
+        if signers.len() >= need {
+            return Ok(());
+        }
+        if full > 0 && full + signers.len() >= need {
+            return Err(StoreError::Full(format!(
+                "chunk {name}: {full} of {} nodes of its close group are full",
+                group.len()
+            )));
+        }
+        Err(network_err(
+            &name,
+            &format!(
+                "only {} of {} close group members confirmed (need {need})",
+                signers.len(),
+                group.len()
+            ),
+            &errors,
+        ))
+    }
+
+    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        let group = self.close_group(&name).await;
+        if group.is_empty() {
+            return Err(network_err(&name, "no nodes found", &[]));
+        }
+        let mut errors = Vec::new();
+        let mut not_found = 0;
+        for peer in &group {
+            match self.net.request(*peer, Request::GetChunk { name }).await {
+                Ok(Response::Chunk(bytes)) => match Chunk::verified(name, bytes) {
+                    Ok(chunk) => return Ok(chunk),
+                    Err(e) => {
+                        tracing::warn!(%peer, %name, "node served a bad chunk: {e}");
+                        errors.push(format!("{peer}: bad chunk ({e})"));
+                    }
+                },
+                Ok(Response::NotFound) => not_found += 1,
+                Ok(other) => errors.push(format!("{peer}: unexpected answer {other:?}")),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        // Members that answered all said "not found" (others may be down).
+        if not_found > 0 && !errors.iter().any(|e| e.contains("bad chunk")) {
+            return Err(StoreError::NotFound(name));
+        }
+        Err(network_err(
+            &name,
+            "no valid copy from its close group",
+            &errors,
+        ))
+    }
+}

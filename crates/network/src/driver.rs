@@ -1,0 +1,431 @@
+//! The swarm's event loop, run as one task, and [`Net`], the cheap cloneable
+//! handle the rest of the program talks to it through.
+//!
+//! Only this task touches the [`Swarm`]; everyone else sends it a bounded
+//! command and awaits a oneshot reply. Inbound data requests go out on a
+//! bounded channel ([`INBOUND_QUEUE`]); when the consumer falls behind, new
+//! requests are dropped (the requester sees its stream closed) rather than
+//! queued without limit.
+
+use std::collections::HashMap;
+
+use futures::StreamExt;
+use libp2p::kad::{self, QueryId, QueryResult};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, identify};
+use safe_protocol::XorName;
+use safe_protocol::messages::{Request, Response};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::{Behaviour, BehaviourEvent, learn_from_identify};
+
+/// Commands waiting for the event loop.
+pub const COMMAND_QUEUE: usize = 1024;
+/// Inbound data requests waiting for the consumer; more are dropped.
+pub const INBOUND_QUEUE: usize = 256;
+
+/// A data request from a peer, with the channel its answer goes back on.
+pub struct Inbound {
+    /// Who asked.
+    pub peer: PeerId,
+    /// What they asked.
+    pub request: Request,
+    /// Where the answer goes (pass to [`Net::respond`]).
+    pub channel: ResponseChannel<Response>,
+}
+
+/// Why a data request to a peer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// No connection could be made.
+    #[error("cannot reach peer {0}")]
+    Unreachable(PeerId),
+    /// No answer within the request timeout.
+    #[error("peer {0} did not answer in time")]
+    Timeout(PeerId),
+    /// The stream failed or the peer sent something undecodable.
+    #[error("request to peer {0} failed: {1}")]
+    Failed(PeerId, String),
+    /// The network task has stopped.
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+enum Command {
+    Request {
+        peer: PeerId,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, RequestError>>,
+    },
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    Closest {
+        name: XorName,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    RoutingPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, String>>,
+    },
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    RemovePeer {
+        peer: PeerId,
+    },
+    Bootstrap,
+    Shutdown,
+}
+
+/// Handle to a running swarm task. Cloning is cheap; the task stops when
+/// [`Net::shutdown`] is called or every handle is dropped.
+#[derive(Clone)]
+pub struct Net {
+    tx: mpsc::Sender<Command>,
+    peer_id: PeerId,
+    routing: watch::Receiver<usize>,
+}
+
+impl Net {
+    /// This peer's id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Sends `request` to `peer` and waits for its answer (bounded by the
+    /// request timeout of the swarm).
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, RequestError> {
+        self.ask(|reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(RequestError::Stopped))
+    }
+
+    /// Answers an inbound request.
+    pub async fn respond(&self, channel: ResponseChannel<Response>, response: Response) {
+        let _ = self.tx.send(Command::Respond { channel, response }).await;
+    }
+
+    /// Asks the network (a Kademlia query) for the peers closest to `name`,
+    /// closest first. Never includes this peer.
+    pub async fn closest(&self, name: XorName) -> Vec<PeerId> {
+        let peers = self
+            .ask(|reply| Command::Closest { name, reply })
+            .await
+            .unwrap_or_default();
+        crate::close_group::closest(&name, peers, usize::MAX)
+    }
+
+    /// The peers in this peer's own routing table.
+    pub async fn routing_peers(&self) -> Vec<PeerId> {
+        self.ask(|reply| Command::RoutingPeers { reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Dials `addr`; resolves when the connection is up (with the remote's
+    /// id) or has failed (with the reason).
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, String> {
+        self.ask(|reply| Command::Dial { addr, reply })
+            .await
+            .unwrap_or_else(|| Err("the network task has stopped".into()))
+    }
+
+    /// The addresses this peer listens on.
+    pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.ask(|reply| Command::ListenAddrs { reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Forgets a peer (it failed us).
+    pub async fn remove_peer(&self, peer: PeerId) {
+        let _ = self.tx.send(Command::RemovePeer { peer }).await;
+    }
+
+    /// Starts a Kademlia bootstrap (fills the routing table).
+    pub async fn bootstrap(&self) {
+        let _ = self.tx.send(Command::Bootstrap).await;
+    }
+
+    /// Number of peers in the routing table; changes are signalled.
+    pub fn routing_watch(&self) -> watch::Receiver<usize> {
+        self.routing.clone()
+    }
+
+    /// Stops the swarm task, closing every connection.
+    pub async fn shutdown(&self) {
+        let _ = self.tx.send(Command::Shutdown).await;
+    }
+}
+
+struct Driver {
+    swarm: Swarm<Behaviour>,
+    inbound: Option<mpsc::Sender<Inbound>>,
+    requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, RequestError>>>,
+    queries: HashMap<QueryId, (Vec<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
+    dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>>,
+    listen: Vec<Multiaddr>,
+    routing: watch::Sender<usize>,
+}
+
+/// Starts the event loop for `swarm`. Inbound data requests are delivered
+/// on `inbound` (a client passes `None` and never gets any).
+pub fn spawn(
+    swarm: Swarm<Behaviour>,
+    inbound: Option<mpsc::Sender<Inbound>>,
+) -> (Net, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    let (routing_tx, routing_rx) = watch::channel(0);
+    let peer_id = *swarm.local_peer_id();
+    let driver = Driver {
+        swarm,
+        inbound,
+        requests: HashMap::new(),
+        queries: HashMap::new(),
+        dials: HashMap::new(),
+        listen: Vec::new(),
+        routing: routing_tx,
+    };
+    let task = tokio::spawn(driver.run(rx));
+    (
+        Net {
+            tx,
+            peer_id,
+            routing: routing_rx,
+        },
+        task,
+    )
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    None | Some(Command::Shutdown) => break,
+                    Some(command) => self.command(command),
+                },
+                event = self.swarm.select_next_some() => self.event(event),
+            }
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    fn routing_count(&mut self) -> usize {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|b| b.num_entries())
+            .sum()
+    }
+
+    fn routing_changed(&mut self) {
+        let n = self.routing_count();
+        self.routing.send_replace(n);
+    }
+
+    fn command(&mut self, command: Command) {
+        let b = self.swarm.behaviour_mut();
+        match command {
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = b.data.send_request(&peer, request);
+                self.requests.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                // Err means the requester went away; nothing to do.
+                let _ = b.data.send_response(channel, response);
+            }
+            Command::Closest { name, reply } => {
+                let id = b.kad.get_closest_peers(name.0.to_vec());
+                self.queries.insert(id, (Vec::new(), reply));
+            }
+            Command::RoutingPeers { reply } => {
+                let peers = b
+                    .kad
+                    .kbuckets()
+                    .flat_map(|bucket| {
+                        bucket
+                            .iter()
+                            .map(|e| *e.node.key.preimage())
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Dial { addr, reply } => {
+                let opts = DialOpts::unknown_peer_id().address(addr).build();
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                    }
+                }
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen.clone());
+            }
+            Command::RemovePeer { peer } => {
+                b.kad.remove_peer(&peer);
+                self.routing_changed();
+            }
+            Command::Bootstrap => {
+                let _ = b.kad.bootstrap();
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Data(e)) => self.data_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.kad_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                learn_from_identify(&mut self.swarm.behaviour_mut().kad, &peer_id, &info);
+                self.routing_changed();
+            }
+            SwarmEvent::NewListenAddr { address, .. } => self.listen.push(address),
+            SwarmEvent::ExpiredListenAddr { address, .. } => self.listen.retain(|a| a != &address),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                if let Some(reply) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Ok(peer_id));
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                peer_id,
+            } => {
+                if let Some(reply) = self.dials.remove(&connection_id) {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+                if let Some(peer) = peer_id {
+                    self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                    self.routing_changed();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause: Some(cause),
+                ..
+            } => {
+                // Closed by an error (the peer died), not by idling out.
+                tracing::debug!(%peer_id, %cause, "connection lost");
+                self.swarm.behaviour_mut().kad.remove_peer(&peer_id);
+                self.routing_changed();
+            }
+            _ => {}
+        }
+    }
+
+    fn data_event(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let Some(inbound) = &self.inbound else {
+                        return; // clients answer nothing; dropping closes the stream
+                    };
+                    if let Err(e) = inbound.try_send(Inbound {
+                        peer,
+                        request,
+                        channel,
+                    }) {
+                        tracing::warn!(%peer, "inbound queue full or closed, dropping a request: {e}");
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let err = match error {
+                    OutboundFailure::DialFailure => {
+                        self.swarm.behaviour_mut().kad.remove_peer(&peer);
+                        self.routing_changed();
+                        RequestError::Unreachable(peer)
+                    }
+                    OutboundFailure::Timeout => RequestError::Timeout(peer),
+                    other => RequestError::Failed(peer, other.to_string()),
+                };
+                if let Some(reply) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(err));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, "inbound request failed: {error}");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => {
+                if let QueryResult::GetClosestPeers(result) = result {
+                    let found = match result {
+                        Ok(ok) => ok.peers,
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    if let Some((peers, _)) = self.queries.get_mut(&id) {
+                        peers.extend(found.into_iter().map(|p| p.peer_id));
+                    }
+                    if step.last
+                        && let Some((peers, reply)) = self.queries.remove(&id)
+                    {
+                        let _ = reply.send(peers);
+                    }
+                }
+            }
+            kad::Event::RoutingUpdated { .. } => self.routing_changed(),
+            _ => {}
+        }
+    }
+}

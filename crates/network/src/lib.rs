@@ -1,0 +1,160 @@
+//! The libp2p side of `safe`, shared by nodes and clients.
+//!
+//! - [`Behaviour`]: Kademlia (`/safe/kad/1`) for peer routing, identify
+//!   (`/safe/id/1`) so peers learn each other's listen addresses, and the
+//!   request-response data protocol (`/safe/data/1`) with [`DataCodec`].
+//! - [`build_swarm`]: QUIC and TCP+Noise+Yamux on tokio.
+//! - [`close_group`]: who is responsible for a name.
+//! - [`identity`] and [`contacts`]: keys and bootstrap files on disk.
+//!
+//! Positions in the XOR space follow Kademlia: a node sits at SHA-256 of its
+//! peer id (derived from its public key, so it cannot choose its place) and
+//! data named `n` sits at SHA-256 of `n`.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod close_group;
+pub mod codec;
+pub mod contacts;
+pub mod driver;
+pub mod identity;
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::{StreamProtocol, Swarm, identify, kad, noise, request_response, tcp, yamux};
+
+pub use codec::DataCodec;
+pub use libp2p;
+
+/// Kademlia protocol name: our own, so we never mix with other networks.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/safe/kad/1");
+/// Data protocol name.
+pub const DATA_PROTOCOL: StreamProtocol = StreamProtocol::new("/safe/data/1");
+/// Identify protocol version string.
+pub const IDENTIFY_PROTOCOL: &str = "/safe/id/1";
+
+/// Default close group size K: each chunk lives on the K closest nodes.
+pub const DEFAULT_CLOSE_GROUP: usize = 5;
+
+/// How long one data request may take before it fails.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent data-protocol streams per connection (inbound and outbound).
+pub const MAX_CONCURRENT_STREAMS: usize = 64;
+/// Connections idle this long are closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+mod behaviour {
+    #![allow(missing_docs)] // the derive generates an undocumented event enum
+    use libp2p::swarm::NetworkBehaviour;
+    use libp2p::{identify, kad, request_response};
+
+    /// Everything a safe peer speaks.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// Peer routing.
+        pub kad: kad::Behaviour<kad::store::MemoryStore>,
+        /// Exchange of listen addresses and protocols.
+        pub identify: identify::Behaviour,
+        /// Chunk transfer.
+        pub data: request_response::Behaviour<super::DataCodec>,
+    }
+}
+pub use behaviour::{Behaviour, BehaviourEvent};
+
+/// Whether a swarm serves the DHT (a node) or only uses it (a client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A node: Kademlia server mode, answers data requests.
+    Node,
+    /// A client: Kademlia client mode, never asked to route or store.
+    Client,
+}
+
+/// Why a swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the network stack: {0}")]
+pub struct BuildError(String);
+
+/// Builds a swarm with QUIC and TCP+Noise+Yamux transports on tokio.
+pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, BuildError> {
+    let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| err(&e))?
+        .with_quic()
+        .with_behaviour(|key| {
+            let peer_id = key.public().to_peer_id();
+            let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+            kad_config.set_query_timeout(Duration::from_secs(10));
+            kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(30)));
+            let mut kad = kad::Behaviour::with_config(
+                peer_id,
+                kad::store::MemoryStore::new(peer_id),
+                kad_config,
+            );
+            kad.set_mode(Some(match role {
+                Role::Node => kad::Mode::Server,
+                Role::Client => kad::Mode::Client,
+            }));
+            let identify = identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.to_string(),
+                key.public(),
+            ));
+            let data = request_response::Behaviour::new(
+                [(
+                    DATA_PROTOCOL,
+                    match role {
+                        Role::Node => request_response::ProtocolSupport::Full,
+                        Role::Client => request_response::ProtocolSupport::Outbound,
+                    },
+                )],
+                request_response::Config::default()
+                    .with_request_timeout(REQUEST_TIMEOUT)
+                    .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
+            );
+            Behaviour {
+                kad,
+                identify,
+                data,
+            }
+        })
+        .map_err(|e| err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .build();
+    Ok(swarm)
+}
+
+/// Adds what identify learned about a peer to Kademlia, if the peer is a
+/// node (speaks our Kademlia protocol). Returns true if it was added.
+pub fn learn_from_identify(
+    kad: &mut kad::Behaviour<kad::store::MemoryStore>,
+    peer: &libp2p::PeerId,
+    info: &identify::Info,
+) -> bool {
+    if !info.protocols.contains(&KAD_PROTOCOL) {
+        return false;
+    }
+    for addr in &info.listen_addrs {
+        if is_dialable(addr) {
+            kad.add_address(peer, addr.clone());
+        }
+    }
+    true
+}
+
+/// Filters out unspecified addresses (0.0.0.0, ::) that identify may report.
+fn is_dialable(addr: &libp2p::Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}

@@ -1,0 +1,146 @@
+//! Answers to data-protocol requests.
+
+use bytes::Bytes;
+use futures::future::join_all;
+use safe_network::close_group::sign_receipt;
+use safe_network::driver::Inbound;
+use safe_network::libp2p::PeerId;
+use safe_protocol::messages::{MAX_OFFER_NAMES, MAX_RECEIPTS, Refusal, Request, Response};
+use safe_protocol::{Chunk, ChunkError, XorName};
+
+use crate::metrics::Kind;
+use crate::store::NodeStoreError;
+use crate::{AtomicOrdering, Node};
+
+pub(crate) async fn handle(node: &Node, inbound: Inbound) {
+    let Inbound {
+        peer,
+        request,
+        channel,
+    } = inbound;
+    let response = match request {
+        Request::PutChunk { bytes, replicate } => {
+            node.metrics.request(Kind::Put);
+            put(node, bytes, replicate).await
+        }
+        Request::GetChunk { name } => {
+            node.metrics.request(Kind::Get);
+            get(node, name).await
+        }
+        Request::Offer { names } => {
+            node.metrics.request(Kind::Offer);
+            offer(node, peer, names).await
+        }
+    };
+    if let Response::Refused(reason) = &response {
+        node.metrics.refused();
+        tracing::debug!(%peer, "refused a request: {reason}");
+    }
+    node.net.respond(channel, response).await;
+}
+
+/// Validates and stores a chunk; with `replicate`, forwards it to the rest
+/// of the close group (as this node sees it) and returns every receipt.
+async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
+    let chunk = match Chunk::new(bytes) {
+        Ok(c) => c,
+        Err(ChunkError::TooLarge { .. }) => return Response::Refused(Refusal::TooLarge),
+        Err(_) => return Response::Refused(Refusal::OverLimit),
+    };
+    let name = *chunk.name();
+    let stored = {
+        let chunk = chunk.clone();
+        node.blocking(move |s| s.put(&chunk)).await
+    };
+    match stored {
+        Ok(_) => {}
+        Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
+        Err(e) => {
+            tracing::error!(%name, "cannot store a chunk: {e}");
+            return Response::Refused(Refusal::StorageFailed);
+        }
+    }
+    let Some(own) = sign_receipt(&node.keypair, &name) else {
+        return Response::Refused(Refusal::StorageFailed);
+    };
+    let mut receipts = vec![own];
+    if replicate {
+        let me = node.net.peer_id();
+        let group: Vec<PeerId> = node
+            .group_view(&name)
+            .await
+            .into_iter()
+            .filter(|p| *p != me)
+            .collect();
+        let answers = join_all(group.into_iter().map(|peer| {
+            node.net.request(
+                peer,
+                Request::PutChunk {
+                    bytes: chunk.bytes().clone(),
+                    replicate: false,
+                },
+            )
+        }))
+        .await;
+        for answer in answers {
+            if let Ok(Response::Stored { receipts: theirs }) = answer {
+                // Only the holder's own receipt, checked: no laundering.
+                receipts.extend(
+                    theirs
+                        .into_iter()
+                        .take(1)
+                        .filter(|r| r.name == name && r.verify()),
+                );
+            }
+        }
+        receipts.truncate(MAX_RECEIPTS);
+    }
+    Response::Stored { receipts }
+}
+
+async fn get(node: &Node, name: XorName) -> Response {
+    match node.blocking(move |s| s.get(name)).await {
+        Ok(Some(chunk)) => {
+            let mut bytes = chunk.into_bytes();
+            if node.faults.corrupt_reads.load(AtomicOrdering::Relaxed) && !bytes.is_empty() {
+                let mut v = bytes.to_vec();
+                v[0] ^= 0xff;
+                bytes = v.into();
+            }
+            node.metrics.served(bytes.len());
+            Response::Chunk(bytes)
+        }
+        Ok(None) => Response::NotFound,
+        Err(e) => {
+            tracing::error!(%name, "cannot read a record: {e}");
+            Response::NotFound
+        }
+    }
+}
+
+async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
+    if names.len() > MAX_OFFER_NAMES {
+        return Response::Refused(Refusal::OverLimit);
+    }
+    let me = node.net.peer_id();
+    let mut routing = node.net.routing_peers().await;
+    routing.push(me);
+    let store = node.store.clone();
+    let Ok(unheld) = tokio::task::spawn_blocking(move || {
+        names
+            .into_iter()
+            .filter(|n| !matches!(store.contains(n), Ok(true)))
+            .collect::<Vec<_>>()
+    })
+    .await
+    else {
+        return Response::Refused(Refusal::StorageFailed);
+    };
+    for name in &unheld {
+        if safe_network::close_group::closest(name, routing.iter().copied(), node.k).contains(&me) {
+            node.fetches.enqueue(*name, peer);
+        }
+    }
+    let missing = unheld;
+    Response::OfferTaken { missing }
+}

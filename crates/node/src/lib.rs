@@ -1,0 +1,331 @@
+//! A safe node: stores, validates, serves and replicates chunks.
+//!
+//! [`start`] opens the node's directory (identity and records), joins the
+//! network through the given peers and serves the data protocol until
+//! [`RunningNode::stop`]. Every chunk is validated before it is stored (its
+//! name is the hash of its bytes, its size is within the limit) and again
+//! when it is read. [`replication`] keeps each chunk on the close group of
+//! its name as nodes come and go; [`testnet`] starts many nodes in one
+//! process.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod handler;
+pub mod metrics;
+pub mod replication;
+pub mod store;
+pub mod testnet;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use safe_network::driver::{self, Net};
+use safe_network::libp2p;
+use safe_network::{Role, build_swarm};
+use safe_protocol::XorName;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+pub use store::{NodeStore, NodeStoreError};
+
+/// File name of the node's identity key inside its directory.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// Default capacity: 10 GiB.
+pub const DEFAULT_MAX_STORAGE: u64 = 10 * 1024 * 1024 * 1024;
+/// Inbound requests handled at once; more wait in the driver's bounded queue.
+pub const MAX_CONCURRENT_HANDLERS: usize = 64;
+
+/// How a node runs.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Directory for the identity and records.
+    pub dir: PathBuf,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join through (none: the first node of a network).
+    pub peers: Vec<Multiaddr>,
+    /// Capacity limit in bytes.
+    pub max_storage: u64,
+    /// Serve Prometheus metrics here.
+    pub metrics: Option<SocketAddr>,
+    /// Close group size K (the same for the whole network).
+    pub close_group: usize,
+    /// Time between replication rounds.
+    pub replication_interval: Duration,
+}
+
+impl NodeConfig {
+    /// Defaults for a node in `dir`: listen on all interfaces, TCP and
+    /// QUIC, ports chosen by the OS.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".parse().expect("valid literal"),
+                "/ip4/0.0.0.0/udp/0/quic-v1".parse().expect("valid literal"),
+            ],
+            peers: Vec::new(),
+            max_storage: DEFAULT_MAX_STORAGE,
+            metrics: None,
+            close_group: safe_network::DEFAULT_CLOSE_GROUP,
+            replication_interval: replication::DEFAULT_INTERVAL,
+        }
+    }
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The directory or identity could not be used.
+    #[error("node directory {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] NodeStoreError),
+    /// The network stack failed.
+    #[error("{0}")]
+    Network(String),
+}
+
+/// Faults a test can switch on to check that others cope.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Serve chunks with one byte flipped.
+    pub corrupt_reads: AtomicBool,
+}
+
+/// Shared state of a running node.
+pub(crate) struct Node {
+    pub(crate) net: Net,
+    pub(crate) keypair: libp2p::identity::Keypair,
+    pub(crate) store: Arc<NodeStore>,
+    pub(crate) k: usize,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    pub(crate) faults: Arc<Faults>,
+    pub(crate) fetches: replication::Fetcher,
+}
+
+impl Node {
+    /// The `k` closest to `name` among this node and its routing table.
+    pub(crate) async fn group_view(&self, name: &XorName) -> Vec<PeerId> {
+        let mut peers = self.net.routing_peers().await;
+        peers.push(self.net.peer_id());
+        safe_network::close_group::closest(name, peers, self.k)
+    }
+
+    /// Runs a blocking store operation off the async threads.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeStore) -> Result<T, NodeStoreError> + Send + 'static,
+    ) -> Result<T, NodeStoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| NodeStoreError::Index(format!("store task failed: {e}")))?
+    }
+}
+
+/// A node that is running; stop it with [`RunningNode::stop`].
+pub struct RunningNode {
+    node: Arc<Node>,
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+    metrics_addr: Option<SocketAddr>,
+}
+
+/// Starts a node.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
+    let dir_err = |source| StartError::Dir {
+        dir: config.dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&config.dir).map_err(dir_err)?;
+    let keypair =
+        safe_network::identity::load_or_create(&config.dir.join(IDENTITY_FILE)).map_err(dir_err)?;
+    let store = {
+        let dir = config.dir.clone();
+        let cap = config.max_storage;
+        tokio::task::spawn_blocking(move || NodeStore::open(&dir, cap))
+            .await
+            .map_err(|e| StartError::Network(format!("store task failed: {e}")))??
+    };
+    let mut swarm =
+        build_swarm(keypair.clone(), Role::Node).map_err(|e| StartError::Network(e.to_string()))?;
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| StartError::Network(format!("cannot listen on {addr}: {e}")))?;
+    }
+    let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
+    let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let fetches = replication::Fetcher::new();
+    let node = Arc::new(Node {
+        net: net.clone(),
+        keypair,
+        store: Arc::new(store),
+        k: config.close_group.max(1),
+        metrics: metrics.clone(),
+        faults: Arc::new(Faults::default()),
+        fetches,
+    });
+
+    // Inbound requests, at most MAX_CONCURRENT_HANDLERS at a time.
+    {
+        let node = node.clone();
+        let mut stop_rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_HANDLERS));
+            let mut handlers = JoinSet::new();
+            loop {
+                let inbound = tokio::select! {
+                    i = inbound_rx.recv() => match i { Some(i) => i, None => break },
+                    _ = stop_rx.changed() => break,
+                };
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let node = node.clone();
+                handlers.spawn(async move {
+                    handler::handle(&node, inbound).await;
+                    drop(permit);
+                });
+                while handlers.try_join_next().is_some() {}
+            }
+            handlers.shutdown().await;
+        });
+    }
+    tasks.spawn(replication::fetch_loop(node.clone(), stop_rx.clone()));
+    tasks.spawn(replication::offer_loop(
+        node.clone(),
+        config.replication_interval,
+        stop_rx.clone(),
+    ));
+    // Index flusher: one durable commit per second covers every put.
+    {
+        let store = node.store.clone();
+        let mut stop_rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop_rx.changed() => break,
+                }
+                let store = store.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.flush()).await {
+                    tracing::error!("cannot flush the record index: {e}");
+                }
+            }
+            let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+        });
+    }
+    // Driver: stopped on stop().
+    {
+        let net = net.clone();
+        let mut stop_rx = stop_rx.clone();
+        tasks.spawn(async move {
+            let _ = stop_rx.changed().await;
+            net.shutdown().await;
+            let _ = driver_task.await;
+        });
+    }
+    let metrics_addr = match config.metrics {
+        Some(addr) => Some(metrics::serve(addr, node.clone(), stop_rx.clone(), &mut tasks).await?),
+        None => None,
+    };
+
+    // Join: dial the given peers; Kademlia fills the rest.
+    for addr in &config.peers {
+        if let Err(e) = net.dial(addr.clone()).await {
+            tracing::warn!(%addr, "cannot reach peer: {e}");
+        }
+    }
+    if !config.peers.is_empty() {
+        net.bootstrap().await;
+    }
+    Ok(RunningNode {
+        node,
+        tasks,
+        stop,
+        metrics_addr,
+    })
+}
+
+impl RunningNode {
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.node.net.peer_id()
+    }
+
+    /// The addresses this node listens on, each with `/p2p/<peer id>`.
+    pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let id = self.peer_id();
+        self.node
+            .net
+            .listen_addrs()
+            .await
+            .into_iter()
+            .map(|a| a.with_p2p(id).unwrap_or_else(|a| a))
+            .collect()
+    }
+
+    /// Where metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Peers in this node's routing table.
+    pub async fn routing_peers(&self) -> Vec<PeerId> {
+        self.node.net.routing_peers().await
+    }
+
+    /// True if this node holds a valid copy of `name`.
+    pub fn holds(&self, name: &XorName) -> bool {
+        matches!(self.node.store.get(*name), Ok(Some(_)))
+    }
+
+    /// The node's store (for inspection).
+    pub fn store(&self) -> &NodeStore {
+        &self.node.store
+    }
+
+    /// Fault switches, for tests of everyone else's resilience.
+    pub fn faults(&self) -> &Faults {
+        &self.node.faults
+    }
+
+    /// Starts a Kademlia bootstrap (refreshes the routing table).
+    pub async fn bootstrap(&self) {
+        self.node.net.bootstrap().await;
+    }
+
+    /// Stops every task, closes connections and flushes the index.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Whether `dir` holds a node (has an identity).
+    pub fn is_node_dir(dir: &Path) -> bool {
+        dir.join(IDENTITY_FILE).exists()
+    }
+}
+
+pub(crate) fn stopping(rx: &watch::Receiver<bool>) -> bool {
+    *rx.borrow()
+}
+
+pub(crate) use Ordering as AtomicOrdering;

@@ -1,0 +1,120 @@
+//! Prometheus metrics on `/metrics` (text exposition format 0.0.4).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::{Node, StartError};
+
+/// Kinds of request counted separately.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// PutChunk.
+    Put,
+    /// GetChunk.
+    Get,
+    /// Offer.
+    Offer,
+}
+
+/// Counters a node keeps.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    put: AtomicU64,
+    get: AtomicU64,
+    offer: AtomicU64,
+    refused: AtomicU64,
+    served_bytes: AtomicU64,
+    replicated: AtomicU64,
+    handed_off: AtomicU64,
+}
+
+impl Metrics {
+    pub(crate) fn request(&self, kind: Kind) {
+        let c = match kind {
+            Kind::Put => &self.put,
+            Kind::Get => &self.get,
+            Kind::Offer => &self.offer,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn served(&self, bytes: usize) {
+        self.served_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    pub(crate) fn replicated(&self) {
+        self.replicated.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn handed_off(&self, n: usize) {
+        self.handed_off.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    let m = &node.metrics;
+    let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let routing = *node.net.routing_watch().borrow();
+    let body = format!(
+        "# HELP safe_records Records stored.\n# TYPE safe_records gauge\nsafe_records {}\n\
+         # HELP safe_stored_bytes Bytes stored.\n# TYPE safe_stored_bytes gauge\nsafe_stored_bytes {}\n\
+         # HELP safe_capacity_bytes Storage capacity.\n# TYPE safe_capacity_bytes gauge\nsafe_capacity_bytes {}\n\
+         # HELP safe_routing_peers Peers in the routing table.\n# TYPE safe_routing_peers gauge\nsafe_routing_peers {routing}\n\
+         # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
+         safe_requests_total{{kind=\"put\"}} {}\nsafe_requests_total{{kind=\"get\"}} {}\nsafe_requests_total{{kind=\"offer\"}} {}\n\
+         # HELP safe_refused_total Requests refused.\n# TYPE safe_refused_total counter\nsafe_refused_total {}\n\
+         # HELP safe_served_bytes_total Chunk bytes served.\n# TYPE safe_served_bytes_total counter\nsafe_served_bytes_total {}\n\
+         # HELP safe_replicated_total Records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
+         # HELP safe_handed_off_total Records handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n",
+        node.store.count(),
+        node.store.used(),
+        node.store.capacity(),
+        r(&m.put),
+        r(&m.get),
+        r(&m.offer),
+        r(&m.refused),
+        r(&m.served_bytes),
+        r(&m.replicated),
+        r(&m.handed_off),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Serves `/metrics` on `addr` until `stop`; returns the bound address.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    node: Arc<Node>,
+    mut stop: watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> Result<SocketAddr, StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Network(format!("cannot serve metrics on {addr}: {e}")))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError::Network(format!("metrics listener: {e}")))?;
+    let app = Router::new()
+        .route("/metrics", get(render))
+        .with_state(node);
+    tasks.spawn(async move {
+        let shutdown = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("metrics server failed: {e}");
+        }
+    });
+    Ok(bound)
+}

@@ -1,0 +1,304 @@
+//! Keeping every chunk on its close group, with no client involved.
+//!
+//! Each node runs rounds, every [`DEFAULT_INTERVAL`] and shortly after its
+//! routing table changes. A round pages through the node's records (never
+//! holding them all) and, for each, works out the close group from the
+//! node's own routing table:
+//!
+//! - Records it is responsible for are *offered* (names only) to the other
+//!   members of their group. A member that lacks an offered record it is
+//!   responsible for fetches it from the offerer with `GetChunk`, verifies
+//!   it and stores it. To keep rounds cheap, a peer is offered its list again
+//!   only when the list changed (a BLAKE3 digest per peer) or every
+//!   [`REFRESH`].
+//! - Records it is no longer responsible for are *handed off*: offered to
+//!   their group, and deleted only once every member of the group has
+//!   answered and none lacks them. A node never drops what might be the
+//!   last copy.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use futures::future::join_all;
+use safe_network::close_group::closest;
+use safe_network::libp2p::PeerId;
+use safe_protocol::messages::{MAX_OFFER_NAMES, Request, Response};
+use safe_protocol::{Chunk, XorName};
+use tokio::sync::{mpsc, watch};
+
+use crate::{Node, stopping};
+
+/// Time between replication rounds.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// Every peer is re-offered its full list at least this often.
+pub const REFRESH: Duration = Duration::from_secs(20);
+/// Wait after a routing change before a round, so a burst of changes
+/// makes one round.
+pub const DEBOUNCE: Duration = Duration::from_millis(500);
+/// Records waiting to be fetched; offers beyond this are dropped (the next
+/// round offers them again).
+pub const FETCH_QUEUE: usize = 4096;
+/// Records fetched at once.
+pub const FETCH_CONCURRENCY: usize = 8;
+/// Records handed off per round.
+pub const MAX_HANDOFF: usize = 1024;
+
+/// Queue of records to fetch from peers, without duplicates.
+pub(crate) struct Fetcher {
+    tx: mpsc::Sender<(XorName, PeerId)>,
+    rx: Mutex<Option<mpsc::Receiver<(XorName, PeerId)>>>,
+    pending: Mutex<HashSet<XorName>>,
+}
+
+impl Fetcher {
+    pub(crate) fn new() -> Self {
+        let (tx, rx) = mpsc::channel(FETCH_QUEUE);
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            pending: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Queues a fetch of `name` from `peer` unless one is queued already.
+    pub(crate) fn enqueue(&self, name: XorName, peer: PeerId) {
+        let Ok(mut pending) = self.pending.lock() else {
+            return;
+        };
+        if pending.insert(name) && self.tx.try_send((name, peer)).is_err() {
+            pending.remove(&name);
+        }
+    }
+
+    fn done(&self, name: &XorName) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(name);
+        }
+    }
+}
+
+/// Fetches queued records, [`FETCH_CONCURRENCY`] at a time.
+pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let Some(rx) = node.fetches.rx.lock().ok().and_then(|mut r| r.take()) else {
+        return;
+    };
+    let work = tokio_stream_from(rx).for_each_concurrent(FETCH_CONCURRENCY, |(name, peer)| {
+        let node = node.clone();
+        async move {
+            fetch(&node, name, peer).await;
+            node.fetches.done(&name);
+        }
+    });
+    tokio::select! {
+        _ = work => {}
+        _ = stop.changed() => {}
+    }
+}
+
+fn tokio_stream_from<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
+}
+
+async fn fetch(node: &Node, name: XorName, peer: PeerId) {
+    let store = node.store.clone();
+    if matches!(
+        tokio::task::spawn_blocking(move || store.contains(&name)).await,
+        Ok(Ok(true))
+    ) {
+        return;
+    }
+    let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
+        Ok(Response::Chunk(bytes)) => bytes,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::debug!(%name, "replication fetch failed: {e}");
+            return;
+        }
+    };
+    let chunk = match Chunk::verified(name, bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%peer, %name, "peer offered a chunk and sent bad bytes: {e}");
+            return;
+        }
+    };
+    match node.blocking(move |s| s.put(&chunk)).await {
+        Ok(_) => node.metrics.replicated(),
+        Err(e) => tracing::warn!(%name, "cannot store a replicated chunk: {e}"),
+    }
+}
+
+/// Runs replication rounds until stopped.
+pub(crate) async fn offer_loop(
+    node: Arc<Node>,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut routing = node.net.routing_watch();
+    let mut state = OfferState::default();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            changed = routing.changed() => {
+                if changed.is_err() { break; }
+                tokio::time::sleep(DEBOUNCE).await;
+                routing.borrow_and_update();
+            }
+            _ = stop.changed() => break,
+        }
+        if stopping(&stop) {
+            break;
+        }
+        if let Err(e) = round(&node, &mut state).await {
+            tracing::warn!("replication round failed: {e}");
+        }
+    }
+}
+
+#[derive(Default)]
+struct OfferState {
+    /// Digest of the list last offered to each peer, and when.
+    offered: HashMap<PeerId, ([u8; 32], Instant)>,
+}
+
+const PAGE: usize = 1024;
+
+async fn page(node: &Node, after: Option<XorName>) -> Result<Vec<XorName>, crate::NodeStoreError> {
+    node.blocking(move |s| s.names_after(after, PAGE)).await
+}
+
+async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeStoreError> {
+    let me = node.net.peer_id();
+    let mut everyone = node.net.routing_peers().await;
+    everyone.push(me);
+    let group_of = |name: &XorName| closest(name, everyone.iter().copied(), node.k);
+
+    // Pass 1: what each peer should hold of ours, as a digest; hand-offs.
+    let mut digests: HashMap<PeerId, blake3::Hasher> = HashMap::new();
+    let mut handoff = Vec::new();
+    let mut after = None;
+    loop {
+        let names = page(node, after).await?;
+        let Some(last) = names.last() else { break };
+        after = Some(*last);
+        for name in &names {
+            let group = group_of(name);
+            if group.contains(&me) {
+                for p in group.into_iter().filter(|p| *p != me) {
+                    digests.entry(p).or_default().update(&name.0);
+                }
+            } else if handoff.len() < MAX_HANDOFF {
+                handoff.push(*name);
+            }
+        }
+    }
+    let now = Instant::now();
+    let due: HashSet<PeerId> = digests
+        .iter()
+        .filter(|(p, h)| match state.offered.get(p) {
+            Some((d, at)) => *d != *h.finalize().as_bytes() || now.duration_since(*at) >= REFRESH,
+            None => true,
+        })
+        .map(|(p, _)| *p)
+        .collect();
+    state.offered.retain(|p, _| digests.contains_key(p));
+
+    // Pass 2: offer each due peer its list, page by page.
+    let mut failed: HashSet<PeerId> = HashSet::new();
+    if !due.is_empty() {
+        let mut after = None;
+        loop {
+            let names = page(node, after).await?;
+            let Some(last) = names.last() else { break };
+            after = Some(*last);
+            let mut batches: HashMap<PeerId, Vec<XorName>> = HashMap::new();
+            for name in &names {
+                let group = group_of(name);
+                if group.contains(&me) {
+                    for p in group.into_iter().filter(|p| due.contains(p)) {
+                        batches.entry(p).or_default().push(*name);
+                    }
+                }
+            }
+            for (peer, ok) in send_offers(node, batches).await {
+                if ok.is_none() {
+                    failed.insert(peer);
+                }
+            }
+        }
+    }
+    for peer in due {
+        if !failed.contains(&peer)
+            && let Some(h) = digests.get(&peer)
+        {
+            state.offered.insert(peer, (*h.finalize().as_bytes(), now));
+        }
+    }
+
+    // Hand-offs: drop a record only when its whole group holds it.
+    if !handoff.is_empty() {
+        let mut batches: HashMap<PeerId, Vec<XorName>> = HashMap::new();
+        for name in &handoff {
+            for p in group_of(name) {
+                batches.entry(p).or_default().push(*name);
+            }
+        }
+        let answers: HashMap<PeerId, Option<HashSet<XorName>>> = send_offers(node, batches)
+            .await
+            .into_iter()
+            .map(|(p, missing)| (p, missing.map(|m| m.into_iter().collect())))
+            .collect();
+        let mut dropped = 0usize;
+        for name in handoff {
+            let all_hold = group_of(&name)
+                .iter()
+                .all(|p| matches!(answers.get(p), Some(Some(missing)) if !missing.contains(&name)));
+            if all_hold {
+                node.blocking(move |s| s.remove(&name)).await?;
+                dropped += 1;
+            }
+        }
+        if dropped > 0 {
+            node.metrics.handed_off(dropped);
+            tracing::debug!(
+                dropped,
+                "handed off records this node is no longer responsible for"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Sends each peer its names (in offers of at most [`MAX_OFFER_NAMES`]).
+/// Returns, per peer, the names it said it lacks, or `None` if any offer
+/// to it failed.
+async fn send_offers(
+    node: &Node,
+    batches: HashMap<PeerId, Vec<XorName>>,
+) -> Vec<(PeerId, Option<Vec<XorName>>)> {
+    join_all(batches.into_iter().map(|(peer, names)| async move {
+        let mut missing = Vec::new();
+        for part in names.chunks(MAX_OFFER_NAMES) {
+            match node
+                .net
+                .request(
+                    peer,
+                    Request::Offer {
+                        names: part.to_vec(),
+                    },
+                )
+                .await
+            {
+                Ok(Response::OfferTaken { missing: m }) => missing.extend(m),
+                other => {
+                    tracing::debug!(%peer, "offer not taken: {other:?}");
+                    return (peer, None);
+                }
+            }
+        }
+        (peer, Some(missing))
+    }))
+    .await
+}

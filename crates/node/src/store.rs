@@ -1,0 +1,351 @@
+//! A node's records on disk.
+//!
+//! Layout (format 1):
+//!
+//! ```text
+//! DIR/records/          chunk bodies, one file each (a safe local store:
+//!                       written to tmp/, fsynced, renamed, dir fsynced)
+//! DIR/index.redb        redb table `records`: name -> size in bytes
+//! ```
+//!
+//! The chunk files are the truth; the index makes counting, listing and
+//! capacity checks cheap. A put writes the body durably first, then records
+//! it in the index with a fast commit; [`NodeStore::flush`] (called every
+//! second by the node) makes the index durable. After `kill -9` the index
+//! may lag the files by up to a second: opening the store reconciles them
+//! (files missing from the index are verified and added, index entries
+//! without a file are dropped), so an acknowledged chunk is never lost.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+use safe_client::LocalStore;
+use safe_client::store::StoreError;
+use safe_protocol::{Chunk, XorName};
+
+const RECORDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("records");
+
+/// redb page cache: small and fixed, so memory does not grow with records.
+const INDEX_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeStoreError {
+    /// The capacity limit would be exceeded.
+    #[error("node storage is full ({used} of {capacity} bytes used)")]
+    Full {
+        /// Bytes in use.
+        used: u64,
+        /// The limit.
+        capacity: u64,
+    },
+    /// Chunk files failed.
+    #[error(transparent)]
+    Chunks(#[from] StoreError),
+    /// The index failed.
+    #[error("record index: {0}")]
+    Index(String),
+}
+
+fn index_err(e: impl std::fmt::Display) -> NodeStoreError {
+    NodeStoreError::Index(e.to_string())
+}
+
+/// Whether a put stored something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// Newly stored.
+    Stored,
+    /// Already held.
+    AlreadyHeld,
+}
+
+/// Chunk files plus their index and the capacity limit.
+pub struct NodeStore {
+    chunks: LocalStore,
+    index: Database,
+    used: AtomicU64,
+    count: AtomicU64,
+    capacity: u64,
+    dirty: AtomicBool,
+}
+
+impl NodeStore {
+    /// Opens (creating if needed) the store in `dir` with a limit of
+    /// `capacity` bytes, reconciling index and files.
+    pub fn open(dir: &Path, capacity: u64) -> Result<Self, NodeStoreError> {
+        let chunks = LocalStore::open(dir.join("records"))?;
+        chunks.clear_tmp()?;
+        let index = Database::builder()
+            .set_cache_size(INDEX_CACHE_BYTES)
+            .create(dir.join("index.redb"))
+            .map_err(index_err)?;
+        let store = Self {
+            chunks,
+            index,
+            used: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            capacity,
+            dirty: AtomicBool::new(false),
+        };
+        store.reconcile()?;
+        Ok(store)
+    }
+
+    fn reconcile(&self) -> Result<(), NodeStoreError> {
+        let txn = self.index.begin_write().map_err(index_err)?;
+        let (mut used, mut count) = (0u64, 0u64);
+        {
+            let mut table = txn.open_table(RECORDS).map_err(index_err)?;
+            // Files the index does not know (written just before a crash).
+            let mut on_disk = 0u64;
+            let mut adopt = Vec::new();
+            self.chunks.for_each_name(|name| {
+                on_disk += 1;
+                if matches!(table.get(name.0), Ok(None)) {
+                    adopt.push(name);
+                }
+            })?;
+            for name in adopt {
+                match self.chunks.get_blocking(name) {
+                    Ok(chunk) => {
+                        table
+                            .insert(name.0, chunk.len() as u64)
+                            .map_err(index_err)?;
+                    }
+                    Err(_) => self.chunks.remove_blocking(&name)?,
+                }
+            }
+            // Index entries whose file is gone.
+            let mut gone = Vec::new();
+            for entry in table.iter().map_err(index_err)? {
+                let (name, size) = entry.map_err(index_err)?;
+                let name = XorName(name.value());
+                if self.chunks.chunk_path(&name).exists() {
+                    used += size.value();
+                    count += 1;
+                } else {
+                    gone.push(name);
+                }
+            }
+            for name in &gone {
+                table.remove(name.0).map_err(index_err)?;
+            }
+            if !gone.is_empty() {
+                tracing::warn!(
+                    missing = gone.len(),
+                    "index listed records with no file; dropped them"
+                );
+            }
+            tracing::debug!(records = count, files = on_disk, "store reconciled");
+        }
+        txn.commit().map_err(index_err)?;
+        self.used.store(used, Ordering::Relaxed);
+        self.count.store(count, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes stored.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Records stored.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The capacity limit in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// True if the index lists `name`.
+    pub fn contains(&self, name: &XorName) -> Result<bool, NodeStoreError> {
+        let txn = self.index.begin_read().map_err(index_err)?;
+        let table = match txn.open_table(RECORDS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(e) => return Err(index_err(e)),
+        };
+        Ok(table.get(name.0).map_err(index_err)?.is_some())
+    }
+
+    /// Stores a (validated) chunk durably, within capacity. Blocking.
+    pub fn put(&self, chunk: &Chunk) -> Result<Put, NodeStoreError> {
+        if self.contains(chunk.name())? {
+            return Ok(Put::AlreadyHeld);
+        }
+        let size = chunk.len() as u64;
+        let before = self.used.fetch_add(size, Ordering::Relaxed);
+        if before + size > self.capacity {
+            self.used.fetch_sub(size, Ordering::Relaxed);
+            return Err(NodeStoreError::Full {
+                used: before,
+                capacity: self.capacity,
+            });
+        }
+        let result = self
+            .chunks
+            .put_blocking(chunk)
+            .map_err(NodeStoreError::from)
+            .and_then(|()| {
+                self.write_index(|t| t.insert(chunk.name().0, size).map(|old| old.is_none()))
+            });
+        match result {
+            Ok(true) => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                Ok(Put::Stored)
+            }
+            Ok(false) => {
+                // A concurrent put of the same chunk won the race.
+                self.used.fetch_sub(size, Ordering::Relaxed);
+                Ok(Put::AlreadyHeld)
+            }
+            Err(e) => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    fn write_index<T>(
+        &self,
+        f: impl FnOnce(&mut redb::Table<[u8; 32], u64>) -> Result<T, redb::StorageError>,
+    ) -> Result<T, NodeStoreError> {
+        let mut txn = self.index.begin_write().map_err(index_err)?;
+        txn.set_durability(Durability::None).map_err(index_err)?;
+        let out = {
+            let mut table = txn.open_table(RECORDS).map_err(index_err)?;
+            f(&mut table).map_err(index_err)?
+        };
+        txn.commit().map_err(index_err)?;
+        self.dirty.store(true, Ordering::Release);
+        Ok(out)
+    }
+
+    /// Reads and verifies a chunk. A file that fails verification is
+    /// deleted (replication restores it) and reported as absent. Blocking.
+    pub fn get(&self, name: XorName) -> Result<Option<Chunk>, NodeStoreError> {
+        match self.chunks.get_blocking(name) {
+            Ok(chunk) => Ok(Some(chunk)),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(StoreError::Corrupt(e)) => {
+                tracing::warn!(%name, "record failed verification, dropping it: {e}");
+                self.remove(&name)?;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Drops a record. Blocking.
+    pub fn remove(&self, name: &XorName) -> Result<(), NodeStoreError> {
+        if let Some(size) =
+            self.write_index(|t| t.remove(name.0).map(|old| old.map(|v| v.value())))?
+        {
+            self.used.fetch_sub(size, Ordering::Relaxed);
+            self.count.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.chunks.remove_blocking(name)?;
+        Ok(())
+    }
+
+    /// Up to `limit` names after `after` (or from the start), in order:
+    /// callers page through every record without holding them all.
+    pub fn names_after(
+        &self,
+        after: Option<XorName>,
+        limit: usize,
+    ) -> Result<Vec<XorName>, NodeStoreError> {
+        let txn = self.index.begin_read().map_err(index_err)?;
+        let table = match txn.open_table(RECORDS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(index_err(e)),
+        };
+        let range = match after {
+            Some(a) => table.range((std::ops::Bound::Excluded(a.0), std::ops::Bound::Unbounded)),
+            None => table.range::<[u8; 32]>(..),
+        }
+        .map_err(index_err)?;
+        let mut names = Vec::with_capacity(limit.min(1024));
+        for entry in range.take(limit) {
+            names.push(XorName(entry.map_err(index_err)?.0.value()));
+        }
+        Ok(names)
+    }
+
+    /// Makes every index change so far durable (one fsync for all of them).
+    pub fn flush(&self) -> Result<(), NodeStoreError> {
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let result = (|| {
+            let mut txn = self.index.begin_write().map_err(index_err)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(index_err)?;
+            txn.open_table(RECORDS).map_err(index_err)?;
+            txn.commit().map_err(index_err)
+        })();
+        if result.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    /// Records in the index (for checks).
+    pub fn index_len(&self) -> Result<u64, NodeStoreError> {
+        let txn = self.index.begin_read().map_err(index_err)?;
+        match txn.open_table(RECORDS) {
+            Ok(t) => t.len().map_err(index_err),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
+            Err(e) => Err(index_err(e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_reconcile_and_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Chunk::new(vec![1u8; 1000]).unwrap();
+        let b = Chunk::new(vec![2u8; 1000]).unwrap();
+        let c = Chunk::new(vec![3u8; 100]).unwrap();
+        {
+            let store = NodeStore::open(dir.path(), 2050).unwrap();
+            assert_eq!(store.put(&a).unwrap(), Put::Stored);
+            assert_eq!(store.put(&a).unwrap(), Put::AlreadyHeld);
+            assert_eq!(store.put(&b).unwrap(), Put::Stored);
+            let err = store.put(&c).unwrap_err();
+            assert!(
+                matches!(err, NodeStoreError::Full { used: 2000, .. }),
+                "{err}"
+            );
+            assert_eq!((store.used(), store.count()), (2000, 2));
+            // No flush: the index may be behind the files, as after kill -9.
+        }
+        // A file written without an index entry (crash between the two).
+        let loose = LocalStore::open(dir.path().join("records")).unwrap();
+        loose.put_blocking(&c).unwrap();
+        let store = NodeStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!((store.used(), store.count()), (2100, 3));
+        assert_eq!(store.get(*b.name()).unwrap().unwrap(), b);
+        // Damage on disk: never served, dropped.
+        std::fs::write(loose.chunk_path(a.name()), b"junk").unwrap();
+        assert!(store.get(*a.name()).unwrap().is_none());
+        assert_eq!((store.used(), store.count()), (1100, 2));
+        let names = store.names_after(None, 1).unwrap();
+        assert_eq!(names.len(), 1);
+        let rest = store.names_after(Some(names[0]), 10).unwrap();
+        assert_eq!(rest.len(), 1);
+        store.flush().unwrap();
+        assert_eq!(store.index_len().unwrap(), 2);
+    }
+}

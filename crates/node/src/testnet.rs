@@ -1,0 +1,219 @@
+//! A local network: N nodes in this process on 127.0.0.1, ports chosen by
+//! the OS, each in `DIR/node-<i>` so data persists across restarts.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use libp2p::Multiaddr;
+use libp2p::multiaddr::Protocol;
+use safe_network::libp2p;
+
+use crate::{NodeConfig, RunningNode, StartError, start};
+
+/// Default number of nodes.
+pub const DEFAULT_NODES: usize = 10;
+/// How long `up` waits for routing tables to fill.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How to start a testnet.
+#[derive(Clone, Debug)]
+pub struct TestnetConfig {
+    /// Directory holding every node's directory and the contacts file.
+    pub dir: PathBuf,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Close group size K.
+    pub close_group: usize,
+    /// Replication round interval.
+    pub replication_interval: Duration,
+    /// Capacity of each node.
+    pub max_storage: u64,
+}
+
+impl TestnetConfig {
+    /// Defaults: [`DEFAULT_NODES`] nodes, K = 5.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            nodes: DEFAULT_NODES,
+            close_group: safe_network::DEFAULT_CLOSE_GROUP,
+            replication_interval: crate::replication::DEFAULT_INTERVAL,
+            max_storage: crate::DEFAULT_MAX_STORAGE,
+        }
+    }
+
+    fn node_config(&self, i: usize, peers: Vec<Multiaddr>) -> NodeConfig {
+        let mut c = NodeConfig::new(self.dir.join(format!("node-{i}")));
+        c.listen = vec![
+            loopback("/ip4/127.0.0.1/tcp/0"),
+            loopback("/ip4/127.0.0.1/udp/0/quic-v1"),
+        ];
+        c.peers = peers;
+        c.close_group = self.close_group;
+        c.replication_interval = self.replication_interval;
+        c.max_storage = self.max_storage;
+        c
+    }
+}
+
+fn loopback(s: &str) -> Multiaddr {
+    s.parse().expect("valid literal multiaddr")
+}
+
+/// A running local network.
+pub struct Testnet {
+    config: TestnetConfig,
+    nodes: Vec<Option<RunningNode>>,
+    seeds: Vec<Multiaddr>,
+}
+
+/// The TCP addresses among `addrs` (what contacts files list).
+pub fn tcp_only(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
+    addrs
+        .into_iter()
+        .filter(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
+        .collect()
+}
+
+impl Testnet {
+    /// Starts the nodes and waits until every routing table holds at least
+    /// `min(N - 1, K)` peers.
+    pub async fn up(config: TestnetConfig) -> Result<Self, StartError> {
+        let n = config.nodes.max(1);
+        std::fs::create_dir_all(&config.dir).map_err(|source| StartError::Dir {
+            dir: config.dir.clone(),
+            source,
+        })?;
+        let first = start(config.node_config(0, Vec::new())).await?;
+        let seeds = tcp_only(wait_listening(&first).await?);
+        let rest =
+            futures::future::join_all((1..n).map(|i| start(config.node_config(i, seeds.clone()))))
+                .await;
+        let mut nodes = vec![Some(first)];
+        for node in rest {
+            nodes.push(Some(node?));
+        }
+        let net = Self {
+            config,
+            nodes,
+            seeds,
+        };
+        net.wait_ready(READY_TIMEOUT).await?;
+        Ok(net)
+    }
+
+    /// Waits until every running node sees at least `min(N - 1, K)` peers.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), StartError> {
+        let live = self.nodes.iter().flatten().count();
+        let want = (live.saturating_sub(1)).min(self.config.close_group);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut ready = true;
+            for node in self.nodes.iter().flatten() {
+                if node.routing_peers().await.len() < want {
+                    ready = false;
+                    node.bootstrap().await;
+                }
+            }
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(StartError::Network(format!(
+                    "routing tables not populated after {timeout:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every running node's TCP address, for a contacts file.
+    pub async fn contacts(&self) -> Vec<Multiaddr> {
+        let mut out = Vec::new();
+        for node in self.nodes.iter().flatten() {
+            out.extend(tcp_only(node.listen_addrs().await));
+        }
+        out
+    }
+
+    /// Writes the contacts file to each of `paths`.
+    pub async fn write_contacts(&self, paths: &[PathBuf]) -> std::io::Result<()> {
+        let contacts = self.contacts().await;
+        for p in paths {
+            safe_network::contacts::write(p, &contacts)?;
+        }
+        Ok(())
+    }
+
+    /// The testnet's directory.
+    pub fn dir(&self) -> &Path {
+        &self.config.dir
+    }
+
+    /// Node `i`, if running.
+    pub fn node(&self, i: usize) -> Option<&RunningNode> {
+        self.nodes.get(i).and_then(Option::as_ref)
+    }
+
+    /// Every running node.
+    pub fn nodes(&self) -> impl Iterator<Item = &RunningNode> {
+        self.nodes.iter().flatten()
+    }
+
+    /// Number of node slots (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True if there are no node slots.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Stops node `i` (its directory stays).
+    pub async fn stop_node(&mut self, i: usize) {
+        if let Some(node) = self.nodes.get_mut(i).and_then(Option::take) {
+            node.stop().await;
+        }
+    }
+
+    /// Starts node `i` again from its directory, joining through the
+    /// running nodes.
+    pub async fn restart_node(&mut self, i: usize) -> Result<(), StartError> {
+        self.stop_node(i).await;
+        let mut peers = self.contacts().await;
+        if peers.is_empty() {
+            peers = self.seeds.clone();
+        }
+        let node = start(self.config.node_config(i, peers)).await?;
+        if let Some(slot) = self.nodes.get_mut(i) {
+            *slot = Some(node);
+        }
+        Ok(())
+    }
+
+    /// Stops every node.
+    pub async fn down(mut self) {
+        futures::future::join_all(
+            self.nodes
+                .iter_mut()
+                .filter_map(Option::take)
+                .map(RunningNode::stop),
+        )
+        .await;
+    }
+}
+
+async fn wait_listening(node: &RunningNode) -> Result<Vec<Multiaddr>, StartError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let addrs = node.listen_addrs().await;
+        if !tcp_only(addrs.clone()).is_empty() {
+            return Ok(addrs);
+        }
+        if Instant::now() >= deadline {
+            return Err(StartError::Network("node did not start listening".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

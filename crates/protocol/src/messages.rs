@@ -1,0 +1,157 @@
+//! Messages of the data protocol (`/safe/data/1`) and signed receipts.
+//!
+//! Every message is encoded with [`crate::codec`] under
+//! [`DATA_FORMAT`], and no message may exceed [`MAX_MESSAGE_SIZE`]; the
+//! transport refuses to read more.
+
+use bytes::Bytes;
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::MAX_CHUNK_SIZE;
+use crate::xorname::XorName;
+
+/// Format version of data protocol messages.
+pub const DATA_FORMAT: u8 = 1;
+
+/// Largest encoded request or response: one chunk plus room for receipts.
+pub const MAX_MESSAGE_SIZE: usize = MAX_CHUNK_SIZE + 64 * 1024;
+
+/// Most names in one replication offer; longer lists are split.
+pub const MAX_OFFER_NAMES: usize = 1024;
+
+/// Most receipts in one response (a close group is far smaller).
+pub const MAX_RECEIPTS: usize = 64;
+
+/// What a peer asks of a node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Store this chunk (named by its hash). With `replicate`, the receiver
+    /// also forwards it to the rest of the close group as it sees it and
+    /// returns their receipts with its own: the client sends the bytes once.
+    PutChunk {
+        /// The chunk's bytes.
+        bytes: Bytes,
+        /// Forward to the rest of the close group.
+        replicate: bool,
+    },
+    /// Send the chunk called `name`.
+    GetChunk {
+        /// Its name.
+        name: XorName,
+    },
+    /// Replication: "I hold these and you are in their close group". The
+    /// receiver fetches those it lacks with `GetChunk`.
+    Offer {
+        /// At most [`MAX_OFFER_NAMES`] names.
+        names: Vec<XorName>,
+    },
+}
+
+/// Why a node refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The chunk is over the size limit.
+    #[error("chunk too large")]
+    TooLarge,
+    /// The node's storage is full.
+    #[error("node is full")]
+    Full,
+    /// The request broke a limit (too many names, ...).
+    #[error("request over a protocol limit")]
+    OverLimit,
+    /// The node failed to store the chunk.
+    #[error("node failed to store the chunk")]
+    StorageFailed,
+}
+
+/// A node's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Stored; receipts of every holder that confirmed (the receiver's first).
+    Stored {
+        /// Signed receipts.
+        receipts: Vec<Receipt>,
+    },
+    /// The chunk asked for.
+    Chunk(Bytes),
+    /// The node does not hold it.
+    NotFound,
+    /// An offer was taken note of; `missing` are the offered names the
+    /// receiver does not hold (it fetches those it is responsible for).
+    OfferTaken {
+        /// Offered names the receiver lacks.
+        missing: Vec<XorName>,
+    },
+    /// The request was refused.
+    Refused(Refusal),
+}
+
+/// A node's signed statement "I hold chunk `name`".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The chunk.
+    pub name: XorName,
+    /// The signer's ed25519 public key (its network identity).
+    pub node_key: [u8; 32],
+    /// ed25519 signature over [`Receipt::signed_bytes`].
+    pub signature: Vec<u8>,
+}
+
+impl Receipt {
+    /// The exact bytes a receipt signs.
+    pub fn signed_bytes(name: &XorName) -> Vec<u8> {
+        let mut m = b"safe receipt v1: holds chunk ".to_vec();
+        m.extend_from_slice(name.as_bytes());
+        m
+    }
+
+    /// True if the signature is `node_key`'s over this receipt's chunk.
+    pub fn verify(&self) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.node_key) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(&self.signature) else {
+            return false;
+        };
+        key.verify(&Self::signed_bytes(&self.name), &sig).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = codec::decode::<Request>(DATA_FORMAT, &bytes, MAX_MESSAGE_SIZE);
+            let _ = codec::decode::<Response>(DATA_FORMAT, &bytes, MAX_MESSAGE_SIZE);
+        }
+    }
+
+    #[test]
+    fn receipts_verify_only_their_signer_and_chunk() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let name = XorName([1; 32]);
+        let r = Receipt {
+            name,
+            node_key: key.verifying_key().to_bytes(),
+            signature: key.sign(&Receipt::signed_bytes(&name)).to_bytes().to_vec(),
+        };
+        assert!(r.verify());
+        let mut other = r.clone();
+        other.name = XorName([2; 32]);
+        assert!(!other.verify());
+        let mut forged = r.clone();
+        forged.node_key = SigningKey::from_bytes(&[8; 32]).verifying_key().to_bytes();
+        assert!(!forged.verify());
+        let mut short = r;
+        short.signature.truncate(10);
+        assert!(!short.verify());
+    }
+}
