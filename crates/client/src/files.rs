@@ -73,7 +73,7 @@ pub enum PutError {
 #[non_exhaustive]
 pub enum GetError {
     /// Nothing at the address.
-    #[error("nothing found at {0}: no chunk {name} in the store", name = .0.name)]
+    #[error("nothing found at {0} (its root chunk {name} is not stored)", name = .0.name)]
     NotFound(Address),
     /// The chunk the address names is damaged.
     #[error("root chunk {0} is corrupt: content does not match its name")]

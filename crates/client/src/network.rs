@@ -154,6 +154,20 @@ impl NetworkStore {
             .await
     }
 
+    /// Asks one node for a chunk and verifies it (diagnostics and tests).
+    pub async fn get_from(&self, peer: PeerId, name: XorName) -> Result<Chunk, StoreError> {
+        match self.net.request(peer, Request::GetChunk { name }).await {
+            Ok(Response::Chunk(bytes)) => Ok(Chunk::verified(name, bytes)?),
+            Ok(Response::NotFound) => Err(StoreError::NotFound(name)),
+            Ok(other) => Err(network_err(
+                &name,
+                &format!("unexpected answer {other:?}"),
+                &[],
+            )),
+            Err(e) => Err(network_err(&name, "request failed", &[e.to_string()])),
+        }
+    }
+
     /// Closes every connection.
     pub async fn shutdown(&self) {
         self.net.shutdown().await;

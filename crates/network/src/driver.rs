@@ -407,21 +407,22 @@ impl Driver {
     fn kad_event(&mut self, event: kad::Event) {
         match event {
             kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
+                id,
+                result: QueryResult::GetClosestPeers(result),
+                step,
+                ..
             } => {
-                if let QueryResult::GetClosestPeers(result) = result {
-                    let found = match result {
-                        Ok(ok) => ok.peers,
-                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
-                    };
-                    if let Some((peers, _)) = self.queries.get_mut(&id) {
-                        peers.extend(found.into_iter().map(|p| p.peer_id));
-                    }
-                    if step.last
-                        && let Some((peers, reply)) = self.queries.remove(&id)
-                    {
-                        let _ = reply.send(peers);
-                    }
+                let found = match result {
+                    Ok(ok) => ok.peers,
+                    Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+                };
+                if let Some((peers, _)) = self.queries.get_mut(&id) {
+                    peers.extend(found.into_iter().map(|p| p.peer_id));
+                }
+                if step.last
+                    && let Some((peers, reply)) = self.queries.remove(&id)
+                {
+                    let _ = reply.send(peers);
                 }
             }
             kad::Event::RoutingUpdated { .. } => self.routing_changed(),

@@ -1,0 +1,210 @@
+//! A peer that speaks the data protocol's name but sends garbage, oversized
+//! or over-limit messages: the node rejects each and keeps serving.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use safe_client::{NetworkStore, files};
+use safe_network::DATA_PROTOCOL;
+use safe_network::libp2p::request_response::{self, Codec, ProtocolSupport};
+use safe_network::libp2p::swarm::SwarmEvent;
+use safe_network::libp2p::{self, Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
+use safe_node::testnet::{Testnet, TestnetConfig};
+use safe_protocol::codec;
+use safe_protocol::messages::{
+    DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_OFFER_NAMES, Refusal, Request, Response,
+};
+use safe_protocol::{MAX_CHUNK_SIZE, XorName};
+
+/// Sends whatever bytes it is given; reads up to 4 MiB back.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        io.take(4 << 20).read_to_end(&mut v).await?;
+        Ok(v)
+    }
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        let mut v = Vec::new();
+        io.take(4 << 20).read_to_end(&mut v).await?;
+        Ok(v)
+    }
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&req).await?;
+        io.close().await
+    }
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&res).await?;
+        io.close().await
+    }
+}
+
+type RawSwarm = libp2p::Swarm<request_response::Behaviour<RawCodec>>;
+
+fn raw_swarm() -> RawSwarm {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::new(
+                [(DATA_PROTOCOL, ProtocolSupport::Outbound)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
+            )
+        })
+        .unwrap()
+        .build()
+}
+
+/// Sends `bytes` and returns the decoded answer, or None if the node
+/// closed the stream without one.
+async fn send(swarm: &mut RawSwarm, peer: PeerId, bytes: Vec<u8>) -> Option<Response> {
+    let id = swarm.behaviour_mut().send_request(&peer, bytes);
+    loop {
+        match swarm.select_next_some().await {
+            SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            }) if request_id == id => {
+                if response.is_empty() {
+                    return None; // stream closed without an answer
+                }
+                return Some(
+                    codec::decode(DATA_FORMAT, &response, MAX_MESSAGE_SIZE)
+                        .expect("node answers well-formed"),
+                );
+            }
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                request_id, ..
+            }) if request_id == id => {
+                return None;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn encode(request: &Request) -> Vec<u8> {
+    codec::encode(DATA_FORMAT, request).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_and_oversized_requests_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestnetConfig::new(dir.path());
+    config.nodes = 3;
+    config.close_group = 3;
+    let net = Testnet::up(config).await.unwrap();
+    let target = net.node(0).unwrap();
+    let peer = target.peer_id();
+    let addr: Multiaddr = safe_node::testnet::tcp_only(target.listen_addrs().await).remove(0);
+
+    let mut swarm = raw_swarm();
+    swarm.dial(addr).unwrap();
+
+    // Garbage, a wrong version byte, a message over the size limit: the
+    // stream is closed with no answer.
+    assert_eq!(
+        send(&mut swarm, peer, b"\x01garbage that is no message".to_vec()).await,
+        None
+    );
+    let mut wrong_version = encode(&Request::GetChunk {
+        name: XorName([1; 32]),
+    });
+    wrong_version[0] = 99;
+    assert_eq!(send(&mut swarm, peer, wrong_version).await, None);
+    assert_eq!(
+        send(&mut swarm, peer, vec![0u8; MAX_MESSAGE_SIZE + 100]).await,
+        None
+    );
+    assert_eq!(send(&mut swarm, peer, Vec::new()).await, None);
+
+    // Well-formed but over a limit: refused with a reason.
+    let too_big = Request::PutChunk {
+        bytes: vec![7u8; MAX_CHUNK_SIZE + 1].into(),
+        replicate: true,
+    };
+    assert_eq!(
+        send(&mut swarm, peer, encode(&too_big)).await,
+        Some(Response::Refused(Refusal::TooLarge))
+    );
+    let long_offer = Request::Offer {
+        names: vec![XorName([2; 32]); MAX_OFFER_NAMES + 1],
+    };
+    assert_eq!(
+        send(&mut swarm, peer, encode(&long_offer)).await,
+        Some(Response::Refused(Refusal::OverLimit))
+    );
+    assert_eq!(
+        target.store().count(),
+        0,
+        "nothing stored from bad requests"
+    );
+
+    // A valid request on the same connection still works...
+    let get = Request::GetChunk {
+        name: XorName([3; 32]),
+    };
+    assert_eq!(
+        send(&mut swarm, peer, encode(&get)).await,
+        Some(Response::NotFound)
+    );
+
+    // ...and the network still stores and serves files.
+    let client = Arc::new(
+        NetworkStore::connect(&net.contacts().await, 3)
+            .await
+            .unwrap(),
+    );
+    let data = vec![42u8; 300_000];
+    let report = files::put_reader(
+        client.clone(),
+        std::io::Cursor::new(data.clone()),
+        data.len() as u64,
+        Default::default(),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    files::get(&client, &report.address, None, 0..u64::MAX, &mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, data);
+    client.shutdown().await;
+    net.down().await;
+}

@@ -1,0 +1,277 @@
+//! In-process networks of real nodes on 127.0.0.1 (ephemeral ports), driven
+//! through the real client.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_like::bytes_for;
+use safe_client::{NetworkStore, StoreError, files};
+use safe_node::testnet::{Testnet, TestnetConfig};
+use safe_protocol::{Address, XorName};
+use safe_selfenc::Config;
+
+const K: usize = 5;
+
+/// Deterministic pseudo-random bytes (no dependency needed).
+mod rand_like {
+    pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+}
+
+async fn testnet(dir: &std::path::Path, nodes: usize) -> Testnet {
+    let mut config = TestnetConfig::new(dir);
+    config.nodes = nodes;
+    config.close_group = K;
+    config.replication_interval = Duration::from_secs(1);
+    Testnet::up(config).await.expect("testnet starts")
+}
+
+async fn client(net: &Testnet) -> Arc<NetworkStore> {
+    Arc::new(
+        NetworkStore::connect(&net.contacts().await, K)
+            .await
+            .expect("client connects"),
+    )
+}
+
+async fn put(store: &Arc<NetworkStore>, data: Vec<u8>) -> Address {
+    let size = data.len() as u64;
+    files::put_reader(
+        store.clone(),
+        std::io::Cursor::new(data),
+        size,
+        Config::default(),
+        Arc::new(|_| {}),
+    )
+    .await
+    .expect("put")
+    .address
+}
+
+async fn get(store: &Arc<NetworkStore>, address: &Address) -> Vec<u8> {
+    let mut out = Vec::new();
+    files::get(store, address, None, 0..u64::MAX, &mut out)
+        .await
+        .expect("get");
+    out
+}
+
+/// How many running nodes hold each record.
+fn copies(net: &Testnet) -> HashMap<XorName, usize> {
+    let mut counts = HashMap::new();
+    for node in net.nodes() {
+        let mut after = None;
+        loop {
+            let names = node.store().names_after(after, 1024).unwrap();
+            let Some(last) = names.last() else { break };
+            after = Some(*last);
+            for n in names {
+                *counts.entry(n).or_insert(0) += 1;
+            }
+        }
+    }
+    counts
+}
+
+/// Waits (bounded) until every record has exactly `k` copies; returns the
+/// last count seen for the assertion message.
+async fn wait_for_copies(net: &Testnet, k: usize, records: usize) -> HashMap<XorName, usize> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let c = copies(net);
+        if c.len() == records && c.values().all(|n| *n == k) || Instant::now() > deadline {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sizes_copies_node_loss_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = testnet(dir.path(), 10).await;
+    let client = client(&net).await;
+
+    let sizes = [
+        0usize,
+        1,
+        2,
+        3,
+        4096,
+        (1 << 20) + 1,
+        (3 << 20) + 7,
+        24 << 20,
+    ];
+    let mut files_put = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let data = bytes_for(i as u64, *size);
+        let address = put(&client, data.clone()).await;
+        assert_eq!(get(&client, &address).await, data, "size {size}");
+        files_put.push((address, data));
+    }
+    // The client sent each chunk once (plus nothing else).
+    let records = copies(&net).len();
+    let c = wait_for_copies(&net, K, records).await;
+    assert!(
+        c.values().all(|n| *n == K),
+        "every record on exactly K nodes: {c:?}"
+    );
+
+    // Kill two members of the close group of the biggest file's root.
+    let (address, data) = files_put.last().unwrap().clone();
+    let holders: Vec<usize> = (0..net.len())
+        .filter(|i| net.node(*i).is_some_and(|n| n.holds(&address.name)))
+        .collect();
+    assert_eq!(holders.len(), K);
+    let before_restart = net.node(holders[0]).unwrap().store().count();
+    net.stop_node(holders[0]).await;
+    net.stop_node(holders[1]).await;
+    assert_eq!(
+        get(&client, &address).await,
+        data,
+        "readable with two members gone"
+    );
+    let c = wait_for_copies(&net, K, records).await;
+    assert!(
+        c.values().all(|n| *n == K),
+        "back to K copies on the live nodes: {c:?}"
+    );
+
+    // A node restarted from its directory still has and serves its records.
+    net.restart_node(holders[0]).await.unwrap();
+    let node = net.node(holders[0]).unwrap();
+    assert_eq!(node.store().count(), before_restart);
+    assert!(node.holds(&address.name));
+    let peer = node.peer_id();
+    // The client finds the node's new address through a lookup.
+    let group = client.close_group(&address.name).await;
+    assert!(
+        group.contains(&peer),
+        "restarted node is back in the close group"
+    );
+    let chunk = client
+        .get_from(peer, address.name)
+        .await
+        .expect("restarted node serves");
+    assert_eq!(*chunk.name(), address.name);
+    for (address, data) in &files_put {
+        assert_eq!(&get(&client, address).await, data);
+    }
+    // With the node back, extra copies are handed off: K again, none lost.
+    let c = wait_for_copies(&net, K, records).await;
+    assert!(
+        c.values().all(|n| *n == K),
+        "extra copies handed off: {c:?}"
+    );
+
+    client.shutdown().await;
+    net.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_replicas_not_found_and_unreachable() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(dir.path(), 10).await;
+    let client = client(&net).await;
+    let data = bytes_for(7, (2 << 20) + 5);
+    let address = put(&client, data.clone()).await;
+
+    // Every member of the root's group but the farthest serves corrupt bytes.
+    let group = client.close_group(&address.name).await;
+    assert_eq!(group.len(), K);
+    for node in net
+        .nodes()
+        .filter(|n| group[..K - 1].contains(&n.peer_id()))
+    {
+        node.faults()
+            .corrupt_reads
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    assert_eq!(
+        get(&client, &address).await,
+        data,
+        "right bytes despite bad replicas"
+    );
+    for node in net.nodes() {
+        node.faults()
+            .corrupt_reads
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    // An address nobody holds: "not found", in bounded time.
+    let missing = XorName::from_content(b"nobody stored this");
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        safe_client::ChunkStore::get(&*client, missing),
+    )
+    .await
+    .expect("not-found answer arrives in bounded time");
+    assert!(
+        matches!(result, Err(StoreError::NotFound(n)) if n == missing),
+        "{result:?}"
+    );
+
+    // An unreachable network: a clear error naming the peers tried.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let addr: safe_network::libp2p::Multiaddr =
+        format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(30),
+        NetworkStore::connect(std::slice::from_ref(&addr), K),
+    )
+    .await
+    .expect("unreachable error arrives in bounded time")
+    .err()
+    .expect("connecting to nothing fails");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot reach the network") && msg.contains(&addr.to_string()),
+        "{msg}"
+    );
+
+    client.shutdown().await;
+    net.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn full_nodes_refuse_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestnetConfig::new(dir.path());
+    config.nodes = 3;
+    config.close_group = 3;
+    config.max_storage = 64 * 1024;
+    let net = Testnet::up(config).await.unwrap();
+    let client = Arc::new(
+        NetworkStore::connect(&net.contacts().await, 3)
+            .await
+            .unwrap(),
+    );
+    let data = bytes_for(1, 1 << 20);
+    let err = files::put_reader(
+        client.clone(),
+        std::io::Cursor::new(data),
+        1 << 20,
+        Config::default(),
+        Arc::new(|_| {}),
+    )
+    .await
+    .expect_err("put to full nodes fails");
+    assert!(err.to_string().contains("full"), "{err}");
+    for node in net.nodes() {
+        assert!(node.store().used() <= 64 * 1024);
+    }
+    client.shutdown().await;
+    net.down().await;
+}
