@@ -100,9 +100,21 @@ impl LocalStore {
 
     /// Stores `chunk` durably on the calling thread (see the module docs).
     pub fn put_blocking(&self, chunk: &Chunk) -> Result<(), StoreError> {
+        self.put_with(chunk, true).map(|_| ())
+    }
+
+    /// Stores `chunk` atomically (temp file and rename: a crashed process
+    /// leaves it complete or absent) but without waiting for the disk; the
+    /// caller makes it durable later with [`LocalStore::sync`]. Returns the
+    /// path written, or `None` if the chunk was already there.
+    pub fn put_deferred(&self, chunk: &Chunk) -> Result<Option<PathBuf>, StoreError> {
+        self.put_with(chunk, false)
+    }
+
+    fn put_with(&self, chunk: &Chunk, durable: bool) -> Result<Option<PathBuf>, StoreError> {
         let path = self.chunk_path(chunk.name());
         if path.exists() {
-            return Ok(());
+            return Ok(None);
         }
         let dir = path.parent().unwrap_or(&self.inner.root);
         fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
@@ -112,8 +124,36 @@ impl LocalStore {
             chunk.name().to_hex(),
             std::process::id()
         ));
-        write_durably(&tmp, &path, chunk.bytes())
-            .map_err(io(format!("writing chunk {}", chunk.name())))
+        write_atomically(&tmp, &path, chunk.bytes(), durable)
+            .map_err(io(format!("writing chunk {}", chunk.name())))?;
+        Ok(Some(path))
+    }
+
+    /// Makes chunk files written by [`LocalStore::put_deferred`] durable:
+    /// fsyncs each file, then each directory they are in, once.
+    pub fn sync(paths: &[PathBuf]) -> Result<(), StoreError> {
+        let mut dirs: Vec<&Path> = Vec::new();
+        for p in paths {
+            match fs::File::open(p) {
+                Ok(f) => f
+                    .sync_all()
+                    .map_err(io(format!("syncing {}", p.display())))?,
+                // Removed since (handed off or found damaged): nothing to sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io(format!("syncing {}", p.display()))(e)),
+            }
+            if let Some(d) = p.parent() {
+                dirs.push(d);
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        for d in dirs {
+            fs::File::open(d)
+                .and_then(|f| f.sync_all())
+                .map_err(io(format!("syncing {}", d.display())))?;
+        }
+        Ok(())
     }
 
     /// Reads and verifies the chunk called `name` on the calling thread.
@@ -183,12 +223,20 @@ impl LocalStore {
 /// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs the
 /// destination directory.
 fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically(tmp, dest, bytes, true)
+}
+
+/// Writes `bytes` to `tmp` and renames it to `dest`; with `durable`, fsyncs
+/// the file before the rename and the directory after it.
+fn write_atomically(tmp: &Path, dest: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let result = (|| {
         let mut f = fs::File::create(tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(tmp, dest)?;
-        if let Some(dir) = dest.parent() {
+        if durable && let Some(dir) = dest.parent() {
             fs::File::open(dir)?.sync_all()?;
         }
         Ok(())

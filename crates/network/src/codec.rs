@@ -1,49 +1,124 @@
-//! The data protocol's wire codec: one message per stream, encoded with the
-//! versioned codec of `safe_protocol`, at most [`MAX_MESSAGE_SIZE`] bytes.
-//! A peer that sends more, or bytes that do not decode, gets its stream
-//! closed with an error; nothing is buffered past the limit.
+//! The data protocol's wire codec: one message per stream.
+//!
+//! A frame is a 4-byte big-endian length `n` followed by `n` bytes: the
+//! message encoded with the versioned codec of `safe_protocol` (format
+//! [`DATA_FORMAT`]). `n` is checked against [`MAX_MESSAGE_SIZE`] *before*
+//! anything is read, so a peer cannot make us buffer more; bytes that do not
+//! decode close the stream with an error.
+//!
+//! Chunk bodies are not copied out of the received frame: the frame is read
+//! into one buffer and the message's bytes are slices of it.
 
 use std::io;
 
+use bytes::Bytes;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
-use safe_protocol::codec;
-use safe_protocol::messages::{DATA_FORMAT, MAX_MESSAGE_SIZE, Request, Response};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use safe_protocol::messages::{DATA_FORMAT, MAX_MESSAGE_SIZE, Receipt, Refusal, Request, Response};
+use safe_protocol::{XorName, codec};
+use serde::{Deserialize, Serialize};
 
 /// Codec for [`Request`] / [`Response`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DataCodec;
 
-async fn read_message<T, M>(io: &mut T) -> io::Result<M>
-where
-    T: AsyncRead + Unpin + Send,
-    M: DeserializeOwned,
-{
-    let mut buf = Vec::new();
-    io.take(MAX_MESSAGE_SIZE as u64 + 1)
-        .read_to_end(&mut buf)
-        .await?;
-    codec::decode(DATA_FORMAT, &buf, MAX_MESSAGE_SIZE)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+/// Bytes of the length prefix.
+const PREFIX: usize = 4;
+
+/// [`Request`] borrowing its chunk bytes from the frame. Must list the same
+/// variants and fields in the same order (checked by a test).
+#[derive(Deserialize)]
+enum RequestRef<'a> {
+    PutChunk {
+        #[serde(borrow)]
+        bytes: &'a [u8],
+        replicate: bool,
+    },
+    GetChunk {
+        name: XorName,
+    },
+    Offer {
+        names: Vec<XorName>,
+    },
 }
 
-async fn write_message<T, M>(io: &mut T, message: &M) -> io::Result<()>
+/// [`Response`] borrowing its chunk bytes from the frame.
+#[derive(Deserialize)]
+enum ResponseRef<'a> {
+    Stored { receipts: Vec<Receipt> },
+    Chunk(#[serde(borrow)] &'a [u8]),
+    NotFound,
+    OfferTaken { missing: Vec<XorName> },
+    Refused(Refusal),
+}
+
+/// A message as one frame (length prefix included).
+pub fn encode_frame<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
+    let invalid =
+        |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+    let body = codec::encode(DATA_FORMAT, message).map_err(|e| invalid(&e))?;
+    if body.len() > MAX_MESSAGE_SIZE {
+        return Err(invalid(&"message over the protocol size limit"));
+    }
+    let mut frame = Vec::with_capacity(PREFIX + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Bytes> {
+    let mut prefix = [0u8; PREFIX];
+    io.read_exact(&mut prefix).await?;
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_MESSAGE_SIZE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("message of {len} bytes is over the limit of {MAX_MESSAGE_SIZE}"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(Bytes::from(buf))
+}
+
+fn invalid_data(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Decodes a request frame body (without the prefix).
+pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
+    let r: RequestRef<'_> =
+        codec::decode(DATA_FORMAT, frame, MAX_MESSAGE_SIZE).map_err(invalid_data)?;
+    Ok(match r {
+        RequestRef::PutChunk { bytes, replicate } => Request::PutChunk {
+            bytes: frame.slice_ref(bytes),
+            replicate,
+        },
+        RequestRef::GetChunk { name } => Request::GetChunk { name },
+        RequestRef::Offer { names } => Request::Offer { names },
+    })
+}
+
+/// Decodes a response frame body (without the prefix).
+pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
+    let r: ResponseRef<'_> =
+        codec::decode(DATA_FORMAT, frame, MAX_MESSAGE_SIZE).map_err(invalid_data)?;
+    Ok(match r {
+        ResponseRef::Stored { receipts } => Response::Stored { receipts },
+        ResponseRef::Chunk(bytes) => Response::Chunk(frame.slice_ref(bytes)),
+        ResponseRef::NotFound => Response::NotFound,
+        ResponseRef::OfferTaken { missing } => Response::OfferTaken { missing },
+        ResponseRef::Refused(r) => Response::Refused(r),
+    })
+}
+
+async fn write_frame<T, M>(io: &mut T, message: &M) -> io::Result<()>
 where
     T: AsyncWrite + Unpin + Send,
     M: Serialize,
 {
-    let bytes = codec::encode(DATA_FORMAT, message)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    if bytes.len() > MAX_MESSAGE_SIZE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "message over the protocol size limit",
-        ));
-    }
-    io.write_all(&bytes).await?;
+    io.write_all(&encode_frame(message)?).await?;
     io.close().await
 }
 
@@ -56,14 +131,14 @@ impl Codec for DataCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_message(io).await
+        decode_request(&read_frame(io).await?)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_message(io).await
+        decode_response(&read_frame(io).await?)
     }
 
     async fn write_request<T>(
@@ -75,7 +150,7 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_message(io, &req).await
+        write_frame(io, &req).await
     }
 
     async fn write_response<T>(
@@ -87,6 +162,59 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_message(io, &res).await
+        write_frame(io, &res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip_request(r: Request) {
+        let frame = encode_frame(&r).unwrap();
+        let body = Bytes::from(frame[PREFIX..].to_vec());
+        assert_eq!(decode_request(&body).unwrap(), r);
+    }
+
+    fn roundtrip_response(r: Response) {
+        let frame = encode_frame(&r).unwrap();
+        let body = Bytes::from(frame[PREFIX..].to_vec());
+        assert_eq!(decode_response(&body).unwrap(), r);
+    }
+
+    #[test]
+    fn borrowed_mirrors_match_the_messages() {
+        roundtrip_request(Request::PutChunk {
+            bytes: Bytes::from_static(b"chunk"),
+            replicate: true,
+        });
+        roundtrip_request(Request::GetChunk {
+            name: XorName([4; 32]),
+        });
+        roundtrip_request(Request::Offer {
+            names: vec![XorName([1; 32]), XorName([2; 32])],
+        });
+        roundtrip_response(Response::Stored {
+            receipts: vec![Receipt {
+                name: XorName([1; 32]),
+                node_key: [2; 32],
+                signature: vec![3; 64],
+            }],
+        });
+        roundtrip_response(Response::Chunk(Bytes::from_static(b"body")));
+        roundtrip_response(Response::NotFound);
+        roundtrip_response(Response::OfferTaken {
+            missing: vec![XorName([9; 32])],
+        });
+        roundtrip_response(Response::Refused(Refusal::Full));
+    }
+
+    #[tokio::test]
+    async fn oversized_frames_are_refused_before_reading() {
+        let mut prefix: &[u8] = &((MAX_MESSAGE_SIZE as u32) + 1).to_be_bytes();
+        let err = read_frame(&mut prefix).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        let mut short: &[u8] = &[0, 0, 0, 9, 1, 2];
+        assert!(read_frame(&mut short).await.is_err(), "truncated frame");
     }
 }

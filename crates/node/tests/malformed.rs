@@ -12,10 +12,7 @@ use safe_network::libp2p::request_response::{self, Codec, ProtocolSupport};
 use safe_network::libp2p::swarm::SwarmEvent;
 use safe_network::libp2p::{self, Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
 use safe_node::testnet::{Testnet, TestnetConfig};
-use safe_protocol::codec;
-use safe_protocol::messages::{
-    DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_OFFER_NAMES, Refusal, Request, Response,
-};
+use safe_protocol::messages::{MAX_MESSAGE_SIZE, MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 
 /// Sends whatever bytes it is given; reads up to 4 MiB back.
@@ -103,9 +100,9 @@ async fn send(swarm: &mut RawSwarm, peer: PeerId, bytes: Vec<u8>) -> Option<Resp
                 if response.is_empty() {
                     return None; // stream closed without an answer
                 }
+                let body = bytes::Bytes::from(response[4..].to_vec());
                 return Some(
-                    codec::decode(DATA_FORMAT, &response, MAX_MESSAGE_SIZE)
-                        .expect("node answers well-formed"),
+                    safe_network::codec::decode_response(&body).expect("node answers well-formed"),
                 );
             }
             SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
@@ -119,7 +116,7 @@ async fn send(swarm: &mut RawSwarm, peer: PeerId, bytes: Vec<u8>) -> Option<Resp
 }
 
 fn encode(request: &Request) -> Vec<u8> {
-    codec::encode(DATA_FORMAT, request).unwrap()
+    safe_network::codec::encode_frame(request).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,8 +6,7 @@
 //! know, and refuses trailing bytes, so a peer cannot make us parse more than
 //! we allow or smuggle data after a valid value.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// Why bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -48,10 +47,10 @@ pub fn encode<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, CodecErro
 }
 
 /// Decodes a value written by [`encode`] with format version `version`,
-/// refusing inputs over `max_len` bytes.
-pub fn decode<T: DeserializeOwned>(
+/// refusing inputs over `max_len` bytes. `T` may borrow from `bytes`.
+pub fn decode<'a, T: Deserialize<'a>>(
     version: u8,
-    bytes: &[u8],
+    bytes: &'a [u8],
     max_len: usize,
 ) -> Result<T, CodecError> {
     if bytes.len() > max_len {
