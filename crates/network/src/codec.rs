@@ -54,16 +54,18 @@ enum ResponseRef<'a> {
 }
 
 /// A message as one frame (length prefix included).
-pub fn encode_frame<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
+/// `size_hint` (the message's rough encoded size) saves reallocations.
+pub fn encode_frame<M: Serialize>(message: &M, size_hint: usize) -> io::Result<Vec<u8>> {
     let invalid =
         |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
-    let body = codec::encode(DATA_FORMAT, message).map_err(|e| invalid(&e))?;
-    if body.len() > MAX_MESSAGE_SIZE {
+    let mut start = Vec::with_capacity(PREFIX + size_hint);
+    start.extend_from_slice(&[0; PREFIX]);
+    let mut frame = codec::encode_onto(start, DATA_FORMAT, message).map_err(|e| invalid(&e))?;
+    let len = frame.len() - PREFIX;
+    if len > MAX_MESSAGE_SIZE {
         return Err(invalid(&"message over the protocol size limit"));
     }
-    let mut frame = Vec::with_capacity(PREFIX + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
+    frame[..PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(frame)
 }
 
@@ -113,12 +115,12 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
     })
 }
 
-async fn write_frame<T, M>(io: &mut T, message: &M) -> io::Result<()>
+async fn write_frame<T, M>(io: &mut T, message: &M, size_hint: usize) -> io::Result<()>
 where
     T: AsyncWrite + Unpin + Send,
     M: Serialize,
 {
-    io.write_all(&encode_frame(message)?).await?;
+    io.write_all(&encode_frame(message, size_hint)?).await?;
     io.close().await
 }
 
@@ -150,7 +152,11 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req).await
+        let hint = match &req {
+            Request::PutChunk { bytes, .. } => bytes.len() + 16,
+            _ => 256,
+        };
+        write_frame(io, &req, hint).await
     }
 
     async fn write_response<T>(
@@ -162,7 +168,11 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &res).await
+        let hint = match &res {
+            Response::Chunk(bytes) => bytes.len() + 16,
+            _ => 256,
+        };
+        write_frame(io, &res, hint).await
     }
 }
 
@@ -171,13 +181,13 @@ mod tests {
     use super::*;
 
     fn roundtrip_request(r: Request) {
-        let frame = encode_frame(&r).unwrap();
+        let frame = encode_frame(&r, 0).unwrap();
         let body = Bytes::from(frame[PREFIX..].to_vec());
         assert_eq!(decode_request(&body).unwrap(), r);
     }
 
     fn roundtrip_response(r: Response) {
-        let frame = encode_frame(&r).unwrap();
+        let frame = encode_frame(&r, 0).unwrap();
         let body = Bytes::from(frame[PREFIX..].to_vec());
         assert_eq!(decode_response(&body).unwrap(), r);
     }

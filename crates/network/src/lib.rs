@@ -133,6 +133,10 @@ pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, Bui
 
 /// Adds what identify learned about a peer to Kademlia, if the peer is a
 /// node (speaks our Kademlia protocol). Returns true if it was added.
+///
+/// TCP addresses are preferred: measured on loopback, TCP+Noise+Yamux moves
+/// chunks faster than QUIC (docs/BENCHMARKS.md), so a peer's QUIC addresses
+/// are used only when it has no TCP one.
 pub fn learn_from_identify(
     kad: &mut kad::Behaviour<kad::store::MemoryStore>,
     peer: &libp2p::PeerId,
@@ -141,12 +145,24 @@ pub fn learn_from_identify(
     if !info.protocols.contains(&KAD_PROTOCOL) {
         return false;
     }
-    for addr in &info.listen_addrs {
-        if is_dialable(addr) {
+    let dialable: Vec<&libp2p::Multiaddr> = info
+        .listen_addrs
+        .iter()
+        .filter(|a| is_dialable(a))
+        .collect();
+    let has_tcp = dialable.iter().any(|a| is_tcp(a));
+    for addr in dialable {
+        if !has_tcp || is_tcp(addr) {
             kad.add_address(peer, addr.clone());
         }
     }
     true
+}
+
+/// True for a TCP address.
+pub fn is_tcp(addr: &libp2p::Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
 }
 
 /// Filters out unspecified addresses (0.0.0.0, ::) that identify may report.

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use libp2p::Multiaddr;
-use libp2p::multiaddr::Protocol;
 use safe_network::libp2p;
 
 use crate::{NodeConfig, RunningNode, StartError, start};
@@ -69,10 +68,7 @@ pub struct Testnet {
 
 /// The TCP addresses among `addrs` (what contacts files list).
 pub fn tcp_only(addrs: Vec<Multiaddr>) -> Vec<Multiaddr> {
-    addrs
-        .into_iter()
-        .filter(|a| a.iter().any(|p| matches!(p, Protocol::Tcp(_))))
-        .collect()
+    addrs.into_iter().filter(safe_network::is_tcp).collect()
 }
 
 impl Testnet {

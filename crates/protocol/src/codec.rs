@@ -41,9 +41,17 @@ pub enum CodecError {
 
 /// Encodes `value` behind the format-version byte `version`.
 pub fn encode<T: Serialize>(version: u8, value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = vec![version];
-    out = postcard::to_extend(value, out)?;
-    Ok(out)
+    encode_onto(Vec::new(), version, value)
+}
+
+/// Like [`encode`], appending to `out` (which may hold a frame header).
+pub fn encode_onto<T: Serialize>(
+    mut out: Vec<u8>,
+    version: u8,
+    value: &T,
+) -> Result<Vec<u8>, CodecError> {
+    out.push(version);
+    Ok(postcard::to_extend(value, out)?)
 }
 
 /// Decodes a value written by [`encode`] with format version `version`,
