@@ -126,7 +126,7 @@ impl NetworkStore {
 
     /// The close group of `name` as this client finds it.
     pub async fn close_group(&self, name: &XorName) -> Vec<PeerId> {
-        let mut group = self.net.closest(*name).await;
+        let mut group = self.net.closest(*name, self.k).await;
         if group.is_empty() {
             // The query found no one; fall back on what we know.
             group =

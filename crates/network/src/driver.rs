@@ -8,6 +8,7 @@
 //! queued without limit.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use futures::StreamExt;
 use libp2p::kad::{self, QueryId, QueryResult};
@@ -66,6 +67,7 @@ enum Command {
     },
     Closest {
         name: XorName,
+        count: NonZeroUsize,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
     RoutingPeers {
@@ -123,11 +125,13 @@ impl Net {
         let _ = self.tx.send(Command::Respond { channel, response }).await;
     }
 
-    /// Asks the network (a Kademlia query) for the peers closest to `name`,
-    /// closest first. Never includes this peer.
-    pub async fn closest(&self, name: XorName) -> Vec<PeerId> {
+    /// Asks the network (a Kademlia query) for the `count` peers closest to
+    /// `name`, closest first. Never includes this peer. A small `count`
+    /// ends the query as soon as that many of the closest have answered.
+    pub async fn closest(&self, name: XorName, count: usize) -> Vec<PeerId> {
+        let count = NonZeroUsize::new(count).unwrap_or(NonZeroUsize::MIN);
         let peers = self
-            .ask(|reply| Command::Closest { name, reply })
+            .ask(|reply| Command::Closest { name, count, reply })
             .await
             .unwrap_or_default();
         crate::close_group::closest(&name, peers, usize::MAX)
@@ -258,8 +262,8 @@ impl Driver {
                 // Err means the requester went away; nothing to do.
                 let _ = b.data.send_response(channel, response);
             }
-            Command::Closest { name, reply } => {
-                let id = b.kad.get_closest_peers(name.0.to_vec());
+            Command::Closest { name, count, reply } => {
+                let id = b.kad.get_n_closest_peers(name.0.to_vec(), count);
                 self.queries.insert(id, (Vec::new(), reply));
             }
             Command::RoutingPeers { reply } => {

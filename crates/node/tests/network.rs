@@ -275,3 +275,48 @@ async fn full_nodes_refuse_with_a_clear_error() {
     client.shutdown().await;
     net.down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = safe_node::NodeConfig::new(dir.path());
+    config.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    config.metrics = Some("127.0.0.1:0".parse().unwrap());
+    config.close_group = 1;
+    let node = safe_node::start(config).await.unwrap();
+    let mut addrs = Vec::new();
+    for _ in 0..100 {
+        addrs = node.listen_addrs().await;
+        if !addrs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let client = Arc::new(NetworkStore::connect(&addrs, 1).await.unwrap());
+    let data = bytes_for(3, 5000);
+    let address = put(&client, data.clone()).await;
+    assert_eq!(get(&client, &address).await, data);
+
+    let metrics_addr = node.metrics_addr().expect("metrics address");
+    let mut http = tokio::net::TcpStream::connect(metrics_addr).await.unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    http.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // A 5000-byte file is 3 chunks plus the root.
+    assert!(text.contains("\nsafe_records 4\n"), "{text}");
+    assert!(
+        text.contains("safe_requests_total{kind=\"put\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("safe_requests_total{kind=\"get\"} 4"),
+        "{text}"
+    );
+    assert!(text.contains("\nsafe_routing_peers 0\n"), "{text}");
+    client.shutdown().await;
+    node.stop().await;
+}
