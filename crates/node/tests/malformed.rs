@@ -19,6 +19,17 @@ use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 #[derive(Clone, Default)]
 struct RawCodec;
 
+async fn read_all<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    io.take(4 << 20).read_to_end(&mut v).await?;
+    Ok(v)
+}
+
+async fn write_all<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
 impl Codec for RawCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
@@ -29,18 +40,14 @@ impl Codec for RawCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        io.take(4 << 20).read_to_end(&mut v).await?;
-        Ok(v)
+        read_all(io).await
     }
     async fn read_response<T: AsyncRead + Unpin + Send>(
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
     ) -> io::Result<Vec<u8>> {
-        let mut v = Vec::new();
-        io.take(4 << 20).read_to_end(&mut v).await?;
-        Ok(v)
+        read_all(io).await
     }
     async fn write_request<T: AsyncWrite + Unpin + Send>(
         &mut self,
@@ -48,8 +55,7 @@ impl Codec for RawCodec {
         io: &mut T,
         req: Vec<u8>,
     ) -> io::Result<()> {
-        io.write_all(&req).await?;
-        io.close().await
+        write_all(io, &req).await
     }
     async fn write_response<T: AsyncWrite + Unpin + Send>(
         &mut self,
@@ -57,8 +63,7 @@ impl Codec for RawCodec {
         io: &mut T,
         res: Vec<u8>,
     ) -> io::Result<()> {
-        io.write_all(&res).await?;
-        io.close().await
+        write_all(io, &res).await
     }
 }
 
