@@ -144,7 +144,9 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SAFE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Kademlia warns when a lone first node has no one to
+                // bootstrap from; that is normal, not a warning to users.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error")),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -158,9 +160,26 @@ fn main() {
         }
     };
     if let Err(e) = runtime.block_on(run(cli)) {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text an
+/// outer error already includes.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -509,7 +528,16 @@ impl<W: Write> Write for Progress<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use super::{one_line, parse_range};
+
+    #[test]
+    fn causes_are_not_repeated() {
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire"))
+            .context("writing x: disk on fire");
+        assert_eq!(one_line(&e), "writing x: disk on fire");
+        let e = anyhow::Error::new(std::io::Error::other("inner")).context("outer");
+        assert_eq!(one_line(&e), "outer: inner");
+    }
 
     #[test]
     fn ranges() {
