@@ -185,7 +185,11 @@ impl ChunkStore for NetworkStore {
         if group.is_empty() {
             return Err(network_err(&name, "no nodes found", &[]));
         }
-        let need = majority(group.len());
+        // A majority of the group as it should be: K, or every node we know
+        // of if the network is smaller. A short lookup answer must not
+        // lower the bar.
+        let known = self.net.routing_peers().await.len().max(group.len());
+        let need = majority(self.k.min(known));
         let mut signers: Vec<PeerId> = Vec::new();
         let mut errors = Vec::new();
         let mut full = 0;
@@ -207,6 +211,7 @@ impl ChunkStore for NetworkStore {
         if signers.len() < need {
             // The entry's view of the group differs from ours, or members
             // failed: send directly to the members that have not signed.
+            full = 0; // recounted over the members asked directly
             let rest: Vec<PeerId> = group
                 .iter()
                 .filter(|p| !signers.contains(p))
@@ -270,8 +275,10 @@ impl ChunkStore for NetworkStore {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        // Members that answered all said "not found" (others may be down).
-        if not_found > 0 && !errors.iter().any(|e| e.contains("bad chunk")) {
+        // A majority of the group answered "not found" and none served a
+        // bad copy: the chunk is not on the network. Fewer answers is a
+        // network error, not a verdict.
+        if not_found >= majority(group.len()) && !errors.iter().any(|e| e.contains("bad chunk")) {
             return Err(StoreError::NotFound(name));
         }
         Err(network_err(

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
-use safe_protocol::messages::{DATA_FORMAT, MAX_MESSAGE_SIZE, Receipt, Refusal, Request, Response};
+use safe_protocol::messages::{
+    DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, Refusal, Request, Response,
+};
 use safe_protocol::{XorName, codec};
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +109,12 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
     let r: ResponseRef<'_> =
         codec::decode(DATA_FORMAT, frame, MAX_MESSAGE_SIZE).map_err(invalid_data)?;
     Ok(match r {
+        ResponseRef::Stored { receipts } if receipts.len() > MAX_RECEIPTS => {
+            return Err(invalid_data(format!(
+                "{} receipts, over the limit of {MAX_RECEIPTS}",
+                receipts.len()
+            )));
+        }
         ResponseRef::Stored { receipts } => Response::Stored { receipts },
         ResponseRef::Chunk(bytes) => Response::Chunk(frame.slice_ref(bytes)),
         ResponseRef::NotFound => Response::NotFound,

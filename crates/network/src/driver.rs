@@ -242,9 +242,15 @@ impl Driver {
             .sum()
     }
 
+    /// Signals watchers only when the routing table's size changed, so
+    /// repeated identify messages do not wake replication.
     fn routing_changed(&mut self) {
         let n = self.routing_count();
-        self.routing.send_replace(n);
+        self.routing.send_if_modified(|old| {
+            let changed = *old != n;
+            *old = n;
+            changed
+        });
     }
 
     fn command(&mut self, command: Command) {
@@ -344,10 +350,13 @@ impl Driver {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
-                cause: Some(cause),
+                cause: Some(cause @ libp2p::swarm::ConnectionError::IO(_)),
                 ..
             } => {
-                // Closed by an error (the peer died), not by idling out.
+                // Closed by an I/O error (the peer died), not by idling out
+                // (that is `KeepAliveTimeout` on our side and a clean EOF,
+                // or this, on theirs; a live peer comes back through
+                // identify when it next connects).
                 tracing::debug!(%peer_id, %cause, "connection lost");
                 self.swarm.behaviour_mut().kad.remove_peer(&peer_id);
                 self.routing_changed();

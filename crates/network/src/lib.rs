@@ -42,17 +42,26 @@ pub const DEFAULT_CLOSE_GROUP: usize = 5;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent data-protocol streams per connection (inbound and outbound).
 pub const MAX_CONCURRENT_STREAMS: usize = 64;
+/// Most established connections a peer keeps in all.
+pub const MAX_CONNECTIONS: u32 = 512;
+/// Most established connections with any one peer.
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Most incoming connections still being negotiated.
+pub const MAX_PENDING_INCOMING: u32 = 128;
+
 /// Connections idle this long are closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 mod behaviour {
     #![allow(missing_docs)] // the derive generates an undocumented event enum
     use libp2p::swarm::NetworkBehaviour;
-    use libp2p::{identify, kad, request_response};
+    use libp2p::{connection_limits, identify, kad, request_response};
 
     /// Everything a safe peer speaks.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
+        /// Caps on connections (see [`super::MAX_CONNECTIONS`]).
+        pub limits: connection_limits::Behaviour,
         /// Peer routing.
         pub kad: kad::Behaviour<kad::store::MemoryStore>,
         /// Exchange of listen addresses and protocols.
@@ -94,6 +103,9 @@ pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, Bui
             let mut kad_config = kad::Config::new(KAD_PROTOCOL);
             kad_config.set_query_timeout(Duration::from_secs(10));
             kad_config.set_periodic_bootstrap_interval(Some(Duration::from_secs(30)));
+            // Kademlia is used for routing only: ignore remote record and
+            // provider writes, which would otherwise fill a memory store.
+            kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
@@ -119,7 +131,14 @@ pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, Bui
                     .with_request_timeout(REQUEST_TIMEOUT)
                     .with_max_concurrent_streams(MAX_CONCURRENT_STREAMS),
             );
+            let limits = libp2p::connection_limits::Behaviour::new(
+                libp2p::connection_limits::ConnectionLimits::default()
+                    .with_max_established(Some(MAX_CONNECTIONS))
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+                    .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+            );
             Behaviour {
+                limits,
                 kad,
                 identify,
                 data,

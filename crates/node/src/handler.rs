@@ -12,6 +12,10 @@ use crate::metrics::Kind;
 use crate::store::NodeStoreError;
 use crate::{AtomicOrdering, Node};
 
+/// How long the first member of a close group waits for the others'
+/// receipts before answering the client with those it has.
+pub const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) async fn handle(node: &Node, inbound: Inbound) {
     let Inbound {
         peer,
@@ -72,18 +76,24 @@ async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
             .into_iter()
             .filter(|p| *p != me)
             .collect();
+        // Answer within FORWARD_TIMEOUT, well inside the client's own
+        // request timeout, with whatever receipts have come: one slow
+        // member must not make the client give up and send the bytes again.
         let answers = join_all(group.into_iter().map(|peer| {
-            node.net.request(
-                peer,
-                Request::PutChunk {
-                    bytes: chunk.bytes().clone(),
-                    replicate: false,
-                },
+            tokio::time::timeout(
+                FORWARD_TIMEOUT,
+                node.net.request(
+                    peer,
+                    Request::PutChunk {
+                        bytes: chunk.bytes().clone(),
+                        replicate: false,
+                    },
+                ),
             )
         }))
         .await;
         for answer in answers {
-            if let Ok(Response::Stored { receipts: theirs }) = answer {
+            if let Ok(Ok(Response::Stored { receipts: theirs })) = answer {
                 // Only the holder's own receipt, checked: no laundering.
                 receipts.extend(
                     theirs
@@ -124,6 +134,9 @@ async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
     }
     let me = node.net.peer_id();
     let mut routing = node.net.routing_peers().await;
+    // Offers are for nodes: a peer not in our routing table (a client, or
+    // a stranger) cannot make us queue fetches from it.
+    let trusted = routing.contains(&peer);
     routing.push(me);
     let store = node.store.clone();
     let Ok(unheld) = tokio::task::spawn_blocking(move || {
@@ -137,7 +150,10 @@ async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
         return Response::Refused(Refusal::StorageFailed);
     };
     for name in &unheld {
-        if safe_network::close_group::closest(name, routing.iter().copied(), node.k).contains(&me) {
+        if trusted
+            && safe_network::close_group::closest(name, routing.iter().copied(), node.k)
+                .contains(&me)
+        {
             node.fetches.enqueue(*name, peer);
         }
     }

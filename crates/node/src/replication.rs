@@ -161,6 +161,9 @@ pub(crate) async fn offer_loop(
 struct OfferState {
     /// Digest of the list last offered to each peer, and when.
     offered: HashMap<PeerId, ([u8; 32], Instant)>,
+    /// Hand-offs resume after this name, so records that cannot be handed
+    /// off yet do not block those after them.
+    handoff_after: Option<XorName>,
 }
 
 const PAGE: usize = 1024;
@@ -189,7 +192,7 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
                 for p in group.into_iter().filter(|p| *p != me) {
                     digests.entry(p).or_default().update(&name.0);
                 }
-            } else if handoff.len() < MAX_HANDOFF {
+            } else if handoff.len() < MAX_HANDOFF && state.handoff_after.is_none_or(|a| *name > a) {
                 handoff.push(*name);
             }
         }
@@ -238,6 +241,11 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
     }
 
     // Hand-offs: drop a record only when its whole group holds it.
+    state.handoff_after = if handoff.len() == MAX_HANDOFF {
+        handoff.last().copied()
+    } else {
+        None
+    };
     if !handoff.is_empty() {
         let mut batches: HashMap<PeerId, Vec<XorName>> = HashMap::new();
         for name in &handoff {

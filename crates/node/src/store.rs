@@ -128,7 +128,11 @@ impl NodeStore {
                             .insert(name.0, chunk.len() as u64)
                             .map_err(index_err)?;
                     }
-                    Err(_) => self.chunks.remove_blocking(&name)?,
+                    // Only a file proven damaged is deleted; any other
+                    // error (EIO, EMFILE, ...) stops the start instead of
+                    // destroying what may be an acknowledged chunk.
+                    Err(StoreError::Corrupt(_)) => self.chunks.remove_blocking(&name)?,
+                    Err(e) => return Err(e.into()),
                 }
             }
             // Index entries whose file is gone.
@@ -136,10 +140,16 @@ impl NodeStore {
             for entry in table.iter().map_err(index_err)? {
                 let (name, size) = entry.map_err(index_err)?;
                 let name = XorName(name.value());
-                if self.chunks.chunk_path(&name).exists() {
+                // The file must exist with the indexed size (a power cut can
+                // leave a short file behind a durable index entry).
+                let on_disk = std::fs::metadata(self.chunks.chunk_path(&name)).map(|m| m.len());
+                if on_disk.as_ref().ok() == Some(&size.value()) {
                     used += size.value();
                     count += 1;
                 } else {
+                    if on_disk.is_ok() {
+                        self.chunks.remove_blocking(&name)?;
+                    }
                     gone.push(name);
                 }
             }
@@ -177,6 +187,13 @@ impl NodeStore {
 
     /// True if the index lists `name`.
     pub fn contains(&self, name: &XorName) -> Result<bool, NodeStoreError> {
+        // The file is checked too: an index entry alone never counts as
+        // holding a record (it would make us refuse the copy we lack).
+        Ok(self.indexed(name)? && self.chunks.chunk_path(name).exists())
+    }
+
+    /// True if the index lists `name` (whether or not its file is there).
+    fn indexed(&self, name: &XorName) -> Result<bool, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
         let table = match txn.open_table(RECORDS) {
             Ok(t) => t,
@@ -257,7 +274,13 @@ impl NodeStore {
     pub fn get(&self, name: XorName) -> Result<Option<Chunk>, NodeStoreError> {
         match self.chunks.get_blocking(name) {
             Ok(chunk) => Ok(Some(chunk)),
-            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(StoreError::NotFound(_)) => {
+                // Drop a stale index entry, if there is one.
+                if self.indexed(&name)? {
+                    self.remove(&name)?;
+                }
+                Ok(None)
+            }
             Err(StoreError::Corrupt(e)) => {
                 tracing::warn!(%name, "record failed verification, dropping it: {e}");
                 self.remove(&name)?;
@@ -269,13 +292,15 @@ impl NodeStore {
 
     /// Drops a record. Blocking.
     pub fn remove(&self, name: &XorName) -> Result<(), NodeStoreError> {
+        // File first: a crash in between leaves an index entry without a
+        // file, which reads and the next start drop.
+        self.chunks.remove_blocking(name)?;
         if let Some(size) =
             self.write_index(|t| t.remove(name.0).map(|old| old.map(|v| v.value())))?
         {
             self.used.fetch_sub(size, Ordering::Relaxed);
             self.count.fetch_sub(1, Ordering::Relaxed);
         }
-        self.chunks.remove_blocking(name)?;
         Ok(())
     }
 
