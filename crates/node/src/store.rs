@@ -55,6 +55,9 @@ pub enum NodeStoreError {
     /// Chunk files failed.
     #[error(transparent)]
     Chunks(#[from] StoreError),
+    /// Another running node has the directory open.
+    #[error("{0} is in use by another running node")]
+    InUse(PathBuf),
     /// The index failed.
     #[error("record index: {0}")]
     Index(String),
@@ -93,7 +96,12 @@ impl NodeStore {
         let index = Database::builder()
             .set_cache_size(INDEX_CACHE_BYTES)
             .create(dir.join("index.redb"))
-            .map_err(index_err)?;
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    NodeStoreError::InUse(dir.to_path_buf())
+                }
+                other => index_err(other),
+            })?;
         let store = Self {
             chunks,
             index,
@@ -371,6 +379,15 @@ impl NodeStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = NodeStore::open(dir.path(), 1 << 20).unwrap();
+        let err = NodeStore::open(dir.path(), 1 << 20).err().unwrap();
+        assert!(matches!(err, NodeStoreError::InUse(_)), "{err}");
+        assert!(err.to_string().contains("in use by another running node"));
+    }
 
     #[test]
     fn capacity_reconcile_and_corruption() {
