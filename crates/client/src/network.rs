@@ -261,12 +261,14 @@ impl ChunkStore for NetworkStore {
         }
         let mut errors = Vec::new();
         let mut not_found = 0;
+        let mut bad_copy = false;
         for peer in &group {
             match self.net.request(*peer, Request::GetChunk { name }).await {
                 Ok(Response::Chunk(bytes)) => match Chunk::verified(name, bytes) {
                     Ok(chunk) => return Ok(chunk),
                     Err(e) => {
                         tracing::warn!(%peer, %name, "node served a bad chunk: {e}");
+                        bad_copy = true;
                         errors.push(format!("{peer}: bad chunk ({e})"));
                     }
                 },
@@ -278,7 +280,7 @@ impl ChunkStore for NetworkStore {
         // A majority of the group answered "not found" and none served a
         // bad copy: the chunk is not on the network. Fewer answers is a
         // network error, not a verdict.
-        if not_found >= majority(group.len()) && !errors.iter().any(|e| e.contains("bad chunk")) {
+        if not_found >= majority(group.len()) && !bad_copy {
             return Err(StoreError::NotFound(name));
         }
         Err(network_err(

@@ -8,9 +8,9 @@ use safe_network::libp2p::PeerId;
 use safe_protocol::messages::{MAX_OFFER_NAMES, MAX_RECEIPTS, Refusal, Request, Response};
 use safe_protocol::{Chunk, ChunkError, XorName};
 
+use crate::Node;
 use crate::metrics::Kind;
 use crate::store::NodeStoreError;
-use crate::{AtomicOrdering, Node};
 
 /// How long the first member of a close group waits for the others'
 /// receipts before answering the client with those it has.
@@ -112,7 +112,12 @@ async fn get(node: &Node, name: XorName) -> Response {
     match node.blocking(move |s| s.get(name)).await {
         Ok(Some(chunk)) => {
             let mut bytes = chunk.into_bytes();
-            if node.faults.corrupt_reads.load(AtomicOrdering::Relaxed) && !bytes.is_empty() {
+            if node
+                .faults
+                .corrupt_reads
+                .load(std::sync::atomic::Ordering::Relaxed)
+                && !bytes.is_empty()
+            {
                 let mut v = bytes.to_vec();
                 v[0] ^= 0xff;
                 bytes = v.into();
@@ -138,15 +143,15 @@ async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
     // a stranger) cannot make us queue fetches from it.
     let trusted = routing.contains(&peer);
     routing.push(me);
-    let store = node.store.clone();
-    let Ok(unheld) = tokio::task::spawn_blocking(move || {
-        names
-            .into_iter()
-            .filter(|n| !matches!(store.contains(n), Ok(true)))
-            .collect::<Vec<_>>()
-    })
-    .await
-    else {
+    let unheld = node
+        .blocking(move |s| {
+            Ok(names
+                .into_iter()
+                .filter(|n| !matches!(s.contains(n), Ok(true)))
+                .collect::<Vec<_>>())
+        })
+        .await;
+    let Ok(unheld) = unheld else {
         return Response::Refused(Refusal::StorageFailed);
     };
     for name in &unheld {

@@ -18,9 +18,9 @@ pub mod store;
 pub mod testnet;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -317,15 +317,4 @@ impl RunningNode {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
-
-    /// Whether `dir` holds a node (has an identity).
-    pub fn is_node_dir(dir: &Path) -> bool {
-        dir.join(IDENTITY_FILE).exists()
-    }
 }
-
-pub(crate) fn stopping(rx: &watch::Receiver<bool>) -> bool {
-    *rx.borrow()
-}
-
-pub(crate) use Ordering as AtomicOrdering;

@@ -28,7 +28,7 @@ use safe_protocol::messages::{MAX_OFFER_NAMES, Request, Response};
 use safe_protocol::{Chunk, XorName};
 use tokio::sync::{mpsc, watch};
 
-use crate::{Node, stopping};
+use crate::Node;
 
 /// Time between replication rounds.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -84,7 +84,7 @@ pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>)
     let Some(rx) = node.fetches.rx.lock().ok().and_then(|mut r| r.take()) else {
         return;
     };
-    let work = tokio_stream_from(rx).for_each_concurrent(FETCH_CONCURRENCY, |(name, peer)| {
+    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(name, peer)| {
         let node = node.clone();
         async move {
             fetch(&node, name, peer).await;
@@ -97,16 +97,13 @@ pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>)
     }
 }
 
-fn tokio_stream_from<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+/// A tokio channel receiver as a `Stream`.
+fn receiver_stream<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
 }
 
 async fn fetch(node: &Node, name: XorName, peer: PeerId) {
-    let store = node.store.clone();
-    if matches!(
-        tokio::task::spawn_blocking(move || store.contains(&name)).await,
-        Ok(Ok(true))
-    ) {
+    if matches!(node.blocking(move |s| s.contains(&name)).await, Ok(true)) {
         return;
     }
     let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
@@ -148,7 +145,7 @@ pub(crate) async fn offer_loop(
             }
             _ = stop.changed() => break,
         }
-        if stopping(&stop) {
+        if *stop.borrow() {
             break;
         }
         if let Err(e) = round(&node, &mut state).await {
