@@ -13,6 +13,7 @@ pub mod address;
 pub mod chunk;
 pub mod codec;
 pub mod messages;
+pub mod mutable;
 pub mod xorname;
 
 pub use address::{Address, AddressError, DataKind};

@@ -1,0 +1,904 @@
+//! Mutable data: owned, signed, versioned records.
+//!
+//! A record lives at an address its creator claims: the hash of a name it
+//! picks and a numeric type tag ([`record_address`]), so two apps can use the
+//! same name with different tags. Anyone may read it; only its owners may
+//! change it.
+//!
+//! - **Owners** are ed25519 public keys with a threshold M: an owner
+//!   operation is valid when signed by at least M current owners.
+//! - **State** ([`State`]): the version, owners, threshold, whether anyone
+//!   may append, bounded entries (key → value) and the ids of appends the
+//!   owners removed.
+//! - **Operations** ([`Op`]) name the version they replace, the hash of the
+//!   state they replace and the hash of the state they produce, and are
+//!   signed over their exact encoded bytes. Changing owners and threshold is
+//!   an operation like any other: that is ownership transfer.
+//! - **Appends** ([`Append`]) carry no version: appends by different people
+//!   commute, so concurrent appends never lose one. When the record is
+//!   public-append anyone may append (signing with any key); otherwise an
+//!   append needs the owners' threshold. Owners remove appends with an
+//!   operation, which leaves a tombstone so no replica brings them back.
+//!
+//! A [`Record`] carries its own proof: the signed create (the *genesis*),
+//! every ownership change since, and the last operation, whose signed
+//! `result` is the hash of the current state. [`Record::verify`] checks the
+//! whole chain, so a reader needs to trust no node. Which of several valid
+//! records for one address wins is decided by [`resolve`]: the genesis held
+//! by most, then the highest version on a chain no other copy proves stale.
+//!
+//! Every rule is a plain function of the values involved: no I/O, no clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, CodecError};
+use crate::xorname::XorName;
+
+/// Format version of encoded records and writes.
+pub const RECORD_FORMAT: u8 = 1;
+/// Largest encoded [`Record`] (state, proof chain and appends together).
+pub const MAX_RECORD_SIZE: usize = 512 * 1024;
+/// Largest encoded [`Write`].
+pub const MAX_WRITE_SIZE: usize = 128 * 1024;
+/// Longest record name, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest entry key, in bytes.
+pub const MAX_KEY_LEN: usize = 256;
+/// Longest entry value or appended value, in bytes.
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+/// Most entries in one record.
+pub const MAX_ENTRIES: usize = 1024;
+/// Most owners of one record (and most signatures on one write).
+pub const MAX_OWNERS: usize = 16;
+/// Most appends held in one record.
+pub const MAX_APPENDS: usize = 1024;
+/// Most tombstones of removed appends in one record.
+pub const MAX_REMOVED: usize = 4096;
+/// Most ownership changes in one record's history.
+pub const MAX_OWNER_CHANGES: usize = 256;
+
+/// An ed25519 public key, as its 32 bytes.
+pub type PublicKey = [u8; 32];
+
+/// A 32-byte BLAKE3 hash.
+pub type Hash = [u8; 32];
+
+/// The address of the record called `name` under type tag `tag`.
+pub fn record_address(name: &[u8], tag: u64) -> XorName {
+    let mut h = blake3::Hasher::new_derive_key("safe record address v1");
+    h.update(&tag.to_be_bytes());
+    h.update(name);
+    XorName(*h.finalize().as_bytes())
+}
+
+/// Which limit a write or record broke.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Limit {
+    /// [`MAX_NAME_LEN`].
+    Name,
+    /// [`MAX_KEY_LEN`].
+    Key,
+    /// [`MAX_VALUE_LEN`].
+    Value,
+    /// [`MAX_ENTRIES`].
+    Entries,
+    /// [`MAX_OWNERS`].
+    Owners,
+    /// [`MAX_APPENDS`].
+    Appends,
+    /// [`MAX_REMOVED`].
+    Removed,
+    /// [`MAX_OWNER_CHANGES`].
+    OwnerChanges,
+    /// [`MAX_RECORD_SIZE`].
+    RecordSize,
+    /// [`MAX_WRITE_SIZE`].
+    WriteSize,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Limit::Name => format!("names are at most {MAX_NAME_LEN} bytes"),
+            Limit::Key => format!("keys are at most {MAX_KEY_LEN} bytes"),
+            Limit::Value => format!("values are at most {MAX_VALUE_LEN} bytes"),
+            Limit::Entries => format!("a record holds at most {MAX_ENTRIES} entries"),
+            Limit::Owners => format!("a record has at most {MAX_OWNERS} owners"),
+            Limit::Appends => format!("a record holds at most {MAX_APPENDS} appends"),
+            Limit::Removed => format!("a record keeps at most {MAX_REMOVED} removed appends"),
+            Limit::OwnerChanges => {
+                format!("a record allows at most {MAX_OWNER_CHANGES} ownership changes")
+            }
+            Limit::RecordSize => format!("a record is at most {MAX_RECORD_SIZE} bytes"),
+            Limit::WriteSize => format!("an operation is at most {MAX_WRITE_SIZE} bytes"),
+        };
+        f.write_str(&s)
+    }
+}
+
+/// Why a write or a record is invalid. Nodes send these back to clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// A create for an address that already holds a record.
+    #[error("a record already exists at this address")]
+    AlreadyExists,
+    /// An update or append to an address with no record.
+    #[error("no record at this address")]
+    NotFound,
+    /// The write names another address than it was sent to.
+    #[error("the operation is for a different address")]
+    WrongAddress,
+    /// A signature does not verify.
+    #[error("a signature is invalid (forged, or over different bytes)")]
+    BadSignature,
+    /// No signature is by a current owner.
+    #[error("not signed by an owner of the record")]
+    NotOwner,
+    /// Fewer owners signed than the threshold needs.
+    #[error("signed by {have} owner(s), but the record needs {need}")]
+    NotEnoughSigners {
+        /// Distinct current owners that signed.
+        have: u8,
+        /// The threshold.
+        need: u8,
+    },
+    /// The operation replaces a version that is not the current one: the
+    /// record changed since it was prepared, or it is a replay.
+    #[error(
+        "the operation replaces version {given} but the record is at version {current} (stale or replayed)"
+    )]
+    WrongVersion {
+        /// The record's version.
+        current: u64,
+        /// The version the operation replaces.
+        given: u64,
+    },
+    /// Right version number, different state: prepared against a copy that
+    /// lost a race.
+    #[error("the operation was prepared against a different state of this version")]
+    Conflict,
+    /// The operation's stated result is not what applying it gives.
+    #[error("the operation's result does not match the record")]
+    ResultMismatch,
+    /// Appends are for owners only on this record.
+    #[error("only owners may append to this record")]
+    AppendNotAllowed,
+    /// The owners removed this append.
+    #[error("this append was removed by the owners")]
+    AppendRemoved,
+    /// Owners list empty, unsorted or repeated, or threshold out of range.
+    #[error("owners must be 1 to {MAX_OWNERS} distinct keys and the threshold between 1 and their number")]
+    BadOwners,
+    /// A size or count limit.
+    #[error("over a limit: {0}")]
+    TooLarge(Limit),
+    /// Bytes that do not decode as a record or write.
+    #[error("malformed record or operation")]
+    Malformed,
+    /// The record's proof chain does not hold together.
+    #[error("the record's history does not verify")]
+    BrokenChain,
+}
+
+/// One signature: who signed and the 64 signature bytes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sig {
+    /// The signer's public key.
+    pub key: PublicKey,
+    /// ed25519 signature over the body's signing bytes.
+    pub sig: Vec<u8>,
+}
+
+/// A body and its signatures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    /// What is signed.
+    pub body: T,
+    /// At most [`MAX_OWNERS`] signatures, one per key.
+    pub sigs: Vec<Sig>,
+}
+
+/// Bodies that can be signed, each under its own domain.
+pub trait Signable: Serialize {
+    /// Prefix of the signed bytes, so a signature over one kind of body is
+    /// never valid for another.
+    const DOMAIN: &'static [u8];
+}
+
+impl<T: Signable> Signed<T> {
+    /// An unsigned body.
+    pub fn new(body: T) -> Self {
+        Self {
+            body,
+            sigs: Vec::new(),
+        }
+    }
+
+    /// The exact bytes a signature covers.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = T::DOMAIN.to_vec();
+        // Our bodies always encode (no maps with non-string keys problem in
+        // postcard, no floats); an empty body would never verify.
+        if let Ok(body) = postcard::to_allocvec(&self.body) {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    /// Adds (or replaces) `key`'s signature.
+    pub fn sign(&mut self, key: &SigningKey) {
+        let public = key.verifying_key().to_bytes();
+        let sig = key.sign(&self.signing_bytes()).to_bytes().to_vec();
+        self.sigs.retain(|s| s.key != public);
+        self.sigs.push(Sig { key: public, sig });
+        self.sigs.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+
+    /// Checks every signature and that at least `threshold` of them are by
+    /// distinct members of `owners`.
+    pub fn check(&self, owners: &[PublicKey], threshold: u8) -> Result<(), RecordError> {
+        if self.sigs.len() > MAX_OWNERS {
+            return Err(RecordError::TooLarge(Limit::Owners));
+        }
+        let msg = self.signing_bytes();
+        let mut signers = BTreeSet::new();
+        for s in &self.sigs {
+            let key = VerifyingKey::from_bytes(&s.key).map_err(|_| RecordError::BadSignature)?;
+            let sig = Signature::from_slice(&s.sig).map_err(|_| RecordError::BadSignature)?;
+            key.verify_strict(&msg, &sig)
+                .map_err(|_| RecordError::BadSignature)?;
+            if owners.contains(&s.key) {
+                signers.insert(s.key);
+            }
+        }
+        let have = signers.len() as u8;
+        if have >= threshold {
+            Ok(())
+        } else if have == 0 {
+            Err(RecordError::NotOwner)
+        } else {
+            Err(RecordError::NotEnoughSigners {
+                have,
+                need: threshold,
+            })
+        }
+    }
+}
+
+/// The signed claim of an address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Create {
+    /// The name the creator picked.
+    pub name: Vec<u8>,
+    /// The type tag (an app's own number).
+    pub tag: u64,
+    /// The first owners, sorted and distinct.
+    pub owners: Vec<PublicKey>,
+    /// Signatures owner operations need.
+    pub threshold: u8,
+    /// Whether anyone (not only owners) may append.
+    pub public_append: bool,
+}
+
+impl Signable for Create {
+    const DOMAIN: &'static [u8] = b"safe record v1 create\0";
+}
+
+/// A change owners make, replacing one exact version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    /// The record's address.
+    pub address: XorName,
+    /// The version this replaces; the result is version `replaces + 1`.
+    pub replaces: u64,
+    /// [`State::hash`] of the state this replaces.
+    pub prev: Hash,
+    /// What changes.
+    pub change: Change,
+    /// [`State::hash`] of the state this produces.
+    pub result: Hash,
+}
+
+impl Signable for Op {
+    const DOMAIN: &'static [u8] = b"safe record v1 op\0";
+}
+
+/// What an [`Op`] changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Sets an entry.
+    Set {
+        /// Entry key.
+        key: Vec<u8>,
+        /// New value.
+        value: Vec<u8>,
+    },
+    /// Removes an entry.
+    Remove {
+        /// Entry key.
+        key: Vec<u8>,
+    },
+    /// New owners and threshold: transfer, sharing, or giving up a share.
+    Owners {
+        /// The new owners, sorted and distinct.
+        owners: Vec<PublicKey>,
+        /// The new threshold.
+        threshold: u8,
+    },
+    /// Removes appends (by [`Signed::<Append>::id`]).
+    RemoveAppends {
+        /// Ids of the appends to remove.
+        ids: Vec<Hash>,
+    },
+}
+
+/// A value added to a record without a version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Append {
+    /// The record's address.
+    pub address: XorName,
+    /// The value.
+    pub value: Vec<u8>,
+    /// Makes two appends of one value by one author distinct.
+    pub nonce: u64,
+}
+
+impl Signable for Append {
+    const DOMAIN: &'static [u8] = b"safe record v1 append\0";
+}
+
+impl Signed<Append> {
+    /// The append's id: the hash of its body.
+    pub fn id(&self) -> Hash {
+        body_hash("safe record append id v1", &self.body)
+    }
+}
+
+impl Signed<Create> {
+    /// The genesis id: the hash of the create's body.
+    pub fn id(&self) -> Hash {
+        body_hash("safe record genesis id v1", &self.body)
+    }
+}
+
+fn body_hash<T: Serialize>(context: &str, body: &T) -> Hash {
+    let mut h = blake3::Hasher::new_derive_key(context);
+    if let Ok(bytes) = postcard::to_allocvec(body) {
+        h.update(&bytes);
+    }
+    *h.finalize().as_bytes()
+}
+
+/// What a client sends to change the network's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Write {
+    /// Claim an address.
+    Create(Signed<Create>),
+    /// An owner operation.
+    Op(Signed<Op>),
+    /// An append.
+    Append(Signed<Append>),
+}
+
+impl Write {
+    /// The address written to.
+    pub fn address(&self) -> XorName {
+        match self {
+            Write::Create(c) => record_address(&c.body.name, c.body.tag),
+            Write::Op(o) => o.body.address,
+            Write::Append(a) => a.body.address,
+        }
+    }
+
+    /// What a holder's receipt for this write binds: the genesis id, the
+    /// op's result, or the append id.
+    pub fn proof(&self) -> Hash {
+        match self {
+            Write::Create(c) => c.id(),
+            Write::Op(o) => o.body.result,
+            Write::Append(a) => a.id(),
+        }
+    }
+
+    /// Encodes under [`RECORD_FORMAT`].
+    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
+        let bytes = codec::encode(RECORD_FORMAT, self).map_err(|_| RecordError::Malformed)?;
+        if bytes.len() > MAX_WRITE_SIZE {
+            return Err(RecordError::TooLarge(Limit::WriteSize));
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes at most [`MAX_WRITE_SIZE`] bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        codec::decode(RECORD_FORMAT, bytes, MAX_WRITE_SIZE).map_err(decode_err(Limit::WriteSize))
+    }
+}
+
+fn decode_err(limit: Limit) -> impl Fn(CodecError) -> RecordError {
+    move |e| match e {
+        CodecError::TooLarge { .. } => RecordError::TooLarge(limit),
+        _ => RecordError::Malformed,
+    }
+}
+
+/// A record's current contents, as its owners signed them (appends aside).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// 0 at creation, +1 per owner operation.
+    pub version: u64,
+    /// Current owners, sorted and distinct.
+    pub owners: Vec<PublicKey>,
+    /// Signatures an owner operation needs.
+    pub threshold: u8,
+    /// Whether anyone may append.
+    pub public_append: bool,
+    /// The entries.
+    pub entries: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Ids of removed appends (tombstones).
+    pub removed: BTreeSet<Hash>,
+}
+
+impl State {
+    /// The hash operations name as `prev` and `result`.
+    pub fn hash(&self) -> Hash {
+        body_hash("safe record state v1", self)
+    }
+
+    /// The state a create makes.
+    pub fn genesis(create: &Create) -> Self {
+        Self {
+            version: 0,
+            owners: create.owners.clone(),
+            threshold: create.threshold,
+            public_append: create.public_append,
+            entries: BTreeMap::new(),
+            removed: BTreeSet::new(),
+        }
+    }
+
+    /// The state `change` makes of this one (version + 1), within limits.
+    pub fn apply(&self, change: &Change) -> Result<State, RecordError> {
+        let mut next = self.clone();
+        next.version = self
+            .version
+            .checked_add(1)
+            .ok_or(RecordError::TooLarge(Limit::RecordSize))?;
+        match change {
+            Change::Set { key, value } => {
+                if key.len() > MAX_KEY_LEN {
+                    return Err(RecordError::TooLarge(Limit::Key));
+                }
+                if value.len() > MAX_VALUE_LEN {
+                    return Err(RecordError::TooLarge(Limit::Value));
+                }
+                next.entries.insert(key.clone(), value.clone());
+                if next.entries.len() > MAX_ENTRIES {
+                    return Err(RecordError::TooLarge(Limit::Entries));
+                }
+            }
+            Change::Remove { key } => {
+                next.entries.remove(key);
+            }
+            Change::Owners { owners, threshold } => {
+                check_owners(owners, *threshold)?;
+                next.owners = owners.clone();
+                next.threshold = *threshold;
+            }
+            Change::RemoveAppends { ids } => {
+                next.removed.extend(ids.iter().copied());
+                if next.removed.len() > MAX_REMOVED {
+                    return Err(RecordError::TooLarge(Limit::Removed));
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    fn check_limits(&self) -> Result<(), RecordError> {
+        check_owners(&self.owners, self.threshold)?;
+        if self.entries.len() > MAX_ENTRIES {
+            return Err(RecordError::TooLarge(Limit::Entries));
+        }
+        for (k, v) in &self.entries {
+            if k.len() > MAX_KEY_LEN {
+                return Err(RecordError::TooLarge(Limit::Key));
+            }
+            if v.len() > MAX_VALUE_LEN {
+                return Err(RecordError::TooLarge(Limit::Value));
+            }
+        }
+        if self.removed.len() > MAX_REMOVED {
+            return Err(RecordError::TooLarge(Limit::Removed));
+        }
+        Ok(())
+    }
+
+    /// Checks an append against this state's rules (not its tombstones).
+    pub fn check_append(&self, address: &XorName, a: &Signed<Append>) -> Result<(), RecordError> {
+        if a.body.address != *address {
+            return Err(RecordError::WrongAddress);
+        }
+        if a.body.value.len() > MAX_VALUE_LEN {
+            return Err(RecordError::TooLarge(Limit::Value));
+        }
+        if self.public_append {
+            // Anyone: every signature valid, at least one.
+            let keys: Vec<PublicKey> = a.sigs.iter().map(|s| s.key).collect();
+            a.check(&keys, 1)
+        } else {
+            a.check(&self.owners, self.threshold).map_err(|e| match e {
+                RecordError::NotOwner => RecordError::AppendNotAllowed,
+                other => other,
+            })
+        }
+    }
+}
+
+/// Owners sorted, distinct, 1..=[`MAX_OWNERS`]; threshold 1..=their number.
+pub fn check_owners(owners: &[PublicKey], threshold: u8) -> Result<(), RecordError> {
+    if owners.len() > MAX_OWNERS {
+        return Err(RecordError::TooLarge(Limit::Owners));
+    }
+    let sorted = owners.windows(2).all(|w| w[0] < w[1]);
+    if owners.is_empty() || !sorted || threshold == 0 || usize::from(threshold) > owners.len() {
+        return Err(RecordError::BadOwners);
+    }
+    Ok(())
+}
+
+/// A record with the proof of its state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The signed create.
+    pub genesis: Signed<Create>,
+    /// Every ownership change, oldest first.
+    pub owner_changes: Vec<Signed<Op>>,
+    /// The operation that produced `state` (`None` at version 0).
+    pub last: Option<Signed<Op>>,
+    /// The current state.
+    pub state: State,
+    /// Appends, sorted by id, none of them removed.
+    pub appends: Vec<Signed<Append>>,
+}
+
+/// What [`Record::apply`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The record changed.
+    Changed,
+    /// The write was already applied (a retry): nothing changed.
+    AlreadyApplied,
+}
+
+/// What [`Record::merge`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Merge {
+    /// Nothing new in the other copy.
+    Unchanged,
+    /// Took a newer state or new appends.
+    Updated,
+    /// A different genesis, or a different state at the same version: only
+    /// the close group's majority can say which wins ([`resolve`]).
+    Conflict,
+}
+
+impl Record {
+    /// A new record from a create, checking the create.
+    pub fn create(genesis: Signed<Create>) -> Result<Self, RecordError> {
+        let c = &genesis.body;
+        if c.name.len() > MAX_NAME_LEN {
+            return Err(RecordError::TooLarge(Limit::Name));
+        }
+        check_owners(&c.owners, c.threshold)?;
+        // The creator is one of the owners.
+        genesis.check(&c.owners, 1)?;
+        let state = State::genesis(c);
+        Ok(Self {
+            genesis,
+            owner_changes: Vec::new(),
+            last: None,
+            state,
+            appends: Vec::new(),
+        })
+    }
+
+    /// The record's address.
+    pub fn address(&self) -> XorName {
+        record_address(&self.genesis.body.name, self.genesis.body.tag)
+    }
+
+    /// A digest of everything a replica holds, to tell copies apart cheaply.
+    pub fn digest(&self) -> Hash {
+        let mut h = blake3::Hasher::new_derive_key("safe record digest v1");
+        h.update(&self.genesis.id());
+        h.update(&self.state.version.to_be_bytes());
+        h.update(&self.state.hash());
+        for a in &self.appends {
+            h.update(&a.id());
+        }
+        *h.finalize().as_bytes()
+    }
+
+    /// Encodes under [`RECORD_FORMAT`], refusing records over the limit.
+    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
+        let bytes = codec::encode(RECORD_FORMAT, self).map_err(|_| RecordError::Malformed)?;
+        if bytes.len() > MAX_RECORD_SIZE {
+            return Err(RecordError::TooLarge(Limit::RecordSize));
+        }
+        Ok(bytes)
+    }
+
+    /// Decodes at most [`MAX_RECORD_SIZE`] bytes. Does not verify.
+    pub fn decode(bytes: &[u8]) -> Result<Self, RecordError> {
+        codec::decode(RECORD_FORMAT, bytes, MAX_RECORD_SIZE).map_err(decode_err(Limit::RecordSize))
+    }
+
+    /// Checks the whole proof: the create, every ownership change signed by
+    /// the owners before it, the last operation signed by the owners of its
+    /// time and naming this state's hash, the limits, and every append.
+    pub fn verify(&self, address: &XorName) -> Result<(), RecordError> {
+        if self.address() != *address {
+            return Err(RecordError::WrongAddress);
+        }
+        let fresh = Record::create(self.genesis.clone())?;
+        if self.owner_changes.len() > MAX_OWNER_CHANGES {
+            return Err(RecordError::TooLarge(Limit::OwnerChanges));
+        }
+        let (mut owners, mut threshold) = (fresh.state.owners.clone(), fresh.state.threshold);
+        let mut next_free = 0u64; // lowest version the next change may replace
+        for change in &self.owner_changes {
+            let op = &change.body;
+            let Change::Owners {
+                owners: new,
+                threshold: t,
+            } = &op.change
+            else {
+                return Err(RecordError::BrokenChain);
+            };
+            if op.address != *address || op.replaces < next_free || op.replaces >= self.state.version
+            {
+                return Err(RecordError::BrokenChain);
+            }
+            change.check(&owners, threshold)?;
+            check_owners(new, *t)?;
+            (owners, threshold) = (new.clone(), *t);
+            next_free = op.replaces + 1;
+        }
+        match &self.last {
+            None => {
+                if self.state != fresh.state || !self.owner_changes.is_empty() {
+                    return Err(RecordError::BrokenChain);
+                }
+            }
+            Some(last) => {
+                let op = &last.body;
+                if op.address != *address
+                    || op.replaces.checked_add(1) != Some(self.state.version)
+                    || op.result != self.state.hash()
+                {
+                    return Err(RecordError::BrokenChain);
+                }
+                if matches!(op.change, Change::Owners { .. }) {
+                    // Checked in the loop, against the owners before it.
+                    if self.owner_changes.last() != Some(last) {
+                        return Err(RecordError::BrokenChain);
+                    }
+                } else {
+                    last.check(&owners, threshold)?;
+                }
+            }
+        }
+        if self.state.owners != owners
+            || self.state.threshold != threshold
+            || self.state.public_append != self.genesis.body.public_append
+        {
+            return Err(RecordError::BrokenChain);
+        }
+        self.state.check_limits()?;
+        if self.appends.len() > MAX_APPENDS {
+            return Err(RecordError::TooLarge(Limit::Appends));
+        }
+        let mut prev: Option<Hash> = None;
+        for a in &self.appends {
+            let id = a.id();
+            if prev.is_some_and(|p| p >= id) || self.state.removed.contains(&id) {
+                return Err(RecordError::BrokenChain);
+            }
+            self.state.check_append(address, a)?;
+            prev = Some(id);
+        }
+        Ok(())
+    }
+
+    /// Applies a write to this (valid) record, as a node does: every rule
+    /// checked, nothing changed on error.
+    pub fn apply(&mut self, write: &Write) -> Result<Applied, RecordError> {
+        let address = self.address();
+        if write.address() != address {
+            return Err(RecordError::WrongAddress);
+        }
+        let mut next = self.clone();
+        let applied = match write {
+            Write::Create(c) if *c == self.genesis => return Ok(Applied::AlreadyApplied),
+            Write::Create(c) if c.body == self.genesis.body => {
+                // Same claim, other signatures: still the same record.
+                Record::create(c.clone())?;
+                return Ok(Applied::AlreadyApplied);
+            }
+            Write::Create(_) => return Err(RecordError::AlreadyExists),
+            Write::Op(op) => {
+                if self.last.as_ref() == Some(op) {
+                    return Ok(Applied::AlreadyApplied);
+                }
+                let body = &op.body;
+                if body.replaces != self.state.version {
+                    return Err(RecordError::WrongVersion {
+                        current: self.state.version,
+                        given: body.replaces,
+                    });
+                }
+                if body.prev != self.state.hash() {
+                    return Err(RecordError::Conflict);
+                }
+                op.check(&self.state.owners, self.state.threshold)?;
+                let state = self.state.apply(&body.change)?;
+                if state.hash() != body.result {
+                    return Err(RecordError::ResultMismatch);
+                }
+                if matches!(body.change, Change::Owners { .. }) {
+                    if next.owner_changes.len() >= MAX_OWNER_CHANGES {
+                        return Err(RecordError::TooLarge(Limit::OwnerChanges));
+                    }
+                    next.owner_changes.push(op.clone());
+                }
+                next.state = state;
+                next.last = Some(op.clone());
+                next.keep_valid_appends();
+                Applied::Changed
+            }
+            Write::Append(a) => {
+                self.state.check_append(&address, a)?;
+                let id = a.id();
+                if self.state.removed.contains(&id) {
+                    return Err(RecordError::AppendRemoved);
+                }
+                match next.appends.binary_search_by(|x| x.id().cmp(&id)) {
+                    Ok(_) => return Ok(Applied::AlreadyApplied),
+                    Err(at) => {
+                        if next.appends.len() >= MAX_APPENDS {
+                            return Err(RecordError::TooLarge(Limit::Appends));
+                        }
+                        next.appends.insert(at, a.clone());
+                    }
+                }
+                Applied::Changed
+            }
+        };
+        next.encode()?; // size limit
+        *self = next;
+        Ok(applied)
+    }
+
+    /// Drops appends the state removed or no longer allows (after a change
+    /// of owners on an owners-only record).
+    fn keep_valid_appends(&mut self) {
+        let (address, state) = (self.address(), &self.state);
+        self.appends
+            .retain(|a| !state.removed.contains(&a.id()) && state.check_append(&address, a).is_ok());
+    }
+
+    /// Adds `others`' appends that this state allows, in id order, while the
+    /// record stays within its limits. Returns whether any was added.
+    fn add_appends<'a>(&mut self, others: impl IntoIterator<Item = &'a Signed<Append>>) -> bool {
+        let address = self.address();
+        let mut by_id: BTreeMap<Hash, Signed<Append>> =
+            self.appends.drain(..).map(|a| (a.id(), a)).collect();
+        let before = by_id.len();
+        for a in others {
+            let id = a.id();
+            if by_id.len() >= MAX_APPENDS {
+                break;
+            }
+            if !by_id.contains_key(&id)
+                && !self.state.removed.contains(&id)
+                && self.state.check_append(&address, a).is_ok()
+            {
+                by_id.insert(id, a.clone());
+            }
+        }
+        let added = by_id.len() > before;
+        self.appends = by_id.into_values().collect();
+        // Stay under the size limit: drop the newest-added by id order last.
+        while self.encode().is_err() && !self.appends.is_empty() {
+            self.appends.pop();
+        }
+        added
+    }
+
+    /// True if `other` proves an ownership change this record's version
+    /// should include but its history lacks: an old owner signing on after
+    /// handing the record on.
+    pub fn superseded_by(&self, other: &Record) -> bool {
+        other
+            .owner_changes
+            .iter()
+            .filter(|c| c.body.replaces < self.state.version)
+            .any(|c| !self.owner_changes.contains(c))
+    }
+
+    /// Merges another verified copy of this record into this one, as a
+    /// replica does during replication: a higher version on a consistent
+    /// chain wins and appends are united.
+    pub fn merge(&mut self, other: &Record) -> Merge {
+        if self.genesis.id() != other.genesis.id() {
+            return Merge::Conflict;
+        }
+        let mut updated = false;
+        if other.state.version > self.state.version && !other.superseded_by(self) {
+            let mine = std::mem::take(&mut self.appends);
+            self.owner_changes = other.owner_changes.clone();
+            self.last = other.last.clone();
+            self.state = other.state.clone();
+            self.appends = other.appends.clone();
+            self.keep_valid_appends();
+            self.add_appends(&mine);
+            updated = true;
+        } else if other.state.version == self.state.version
+            && other.state.hash() != self.state.hash()
+        {
+            return Merge::Conflict;
+        }
+        if self.add_appends(&other.appends) {
+            updated = true;
+        }
+        if updated {
+            Merge::Updated
+        } else {
+            Merge::Unchanged
+        }
+    }
+}
+
+/// Picks the winner among verified copies of one address, as the close
+/// group's majority would: the genesis held by most copies (ties: lowest
+/// id), then, on that genesis, the highest version no other copy proves
+/// stale (ties at that version: the state most copies hold, then lowest
+/// hash), with the appends of every copy on that genesis united.
+pub fn resolve(copies: &[Record]) -> Option<Record> {
+    let mut votes: BTreeMap<Hash, usize> = BTreeMap::new();
+    for c in copies {
+        *votes.entry(c.genesis.id()).or_default() += 1;
+    }
+    let (&genesis, _) = votes
+        .iter()
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))?;
+    let same: Vec<&Record> = copies
+        .iter()
+        .filter(|c| c.genesis.id() == genesis)
+        .collect();
+    let fine: Vec<&Record> = same
+        .iter()
+        .copied()
+        .filter(|c| !same.iter().any(|o| c.superseded_by(o)))
+        .collect();
+    let top = fine.iter().map(|c| c.state.version).max()?;
+    let mut states: BTreeMap<Hash, (usize, &Record)> = BTreeMap::new();
+    for c in fine.iter().filter(|c| c.state.version == top) {
+        states.entry(c.state.hash()).or_insert((0, c)).0 += 1;
+    }
+    let (_, (_, best)) = states
+        .iter()
+        .max_by(|a, b| (a.1).0.cmp(&(b.1).0).then(b.0.cmp(a.0)))?;
+    let mut winner = (*best).clone();
+    winner.add_appends(same.iter().flat_map(|c| c.appends.iter()));
+    Some(winner)
+}
+
+#[cfg(test)]
+mod tests;
