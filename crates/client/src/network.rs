@@ -63,7 +63,7 @@ fn describe(tried: &[(Multiaddr, String)]) -> String {
 /// A connection to the network.
 #[derive(Clone)]
 pub struct NetworkStore {
-    net: Net,
+    pub(crate) net: Net,
     k: usize,
     sent: Arc<AtomicU64>,
 }
@@ -136,6 +136,14 @@ impl NetworkStore {
         group
     }
 
+    /// Receipts a write to `group` needs: a majority of the group as it
+    /// should be (K, or every node we know of if the network is smaller).
+    /// A short lookup answer must not lower the bar.
+    pub(crate) async fn majority_for(&self, group: &[PeerId]) -> usize {
+        let known = self.net.routing_peers().await.len().max(group.len());
+        majority(self.k.min(known))
+    }
+
     async fn send_put(
         &self,
         peer: PeerId,
@@ -185,11 +193,7 @@ impl ChunkStore for NetworkStore {
         if group.is_empty() {
             return Err(network_err(&name, "no nodes found", &[]));
         }
-        // A majority of the group as it should be: K, or every node we know
-        // of if the network is smaller. A short lookup answer must not
-        // lower the bar.
-        let known = self.net.routing_peers().await.len().max(group.len());
-        let need = majority(self.k.min(known));
+        let need = self.majority_for(&group).await;
         let mut signers: Vec<PeerId> = Vec::new();
         let mut errors = Vec::new();
         let mut full = 0;

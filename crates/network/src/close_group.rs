@@ -7,7 +7,8 @@ use libp2p::PeerId;
 use libp2p::identity::{Keypair, PublicKey, ed25519};
 use libp2p::kad::KBucketKey;
 use safe_protocol::XorName;
-use safe_protocol::messages::Receipt;
+use safe_protocol::messages::{Receipt, RecordReceipt};
+use safe_protocol::mutable::Hash;
 
 /// Kademlia key of a data name.
 pub fn data_key(name: &XorName) -> KBucketKey<Vec<u8>> {
@@ -42,10 +43,33 @@ pub fn sign_receipt(keypair: &Keypair, name: &XorName) -> Option<Receipt> {
     })
 }
 
+/// This node's signed receipt for record `name` holding a write with `proof`.
+pub fn sign_record_receipt(
+    keypair: &Keypair,
+    name: &XorName,
+    proof: &Hash,
+) -> Option<RecordReceipt> {
+    let public = keypair.public().try_into_ed25519().ok()?;
+    let signature = keypair
+        .sign(&RecordReceipt::signed_bytes(name, proof))
+        .ok()?;
+    Some(RecordReceipt {
+        name: *name,
+        proof: *proof,
+        node_key: public.to_bytes(),
+        signature,
+    })
+}
+
+/// The peer id behind a node key, if it is a valid ed25519 key.
+pub fn key_to_peer(node_key: &[u8; 32]) -> Option<PeerId> {
+    let key = ed25519::PublicKey::try_from_bytes(node_key).ok()?;
+    Some(PublicKey::from(key).to_peer_id())
+}
+
 /// The peer id behind a receipt's key, if the key is a valid ed25519 key.
 pub fn receipt_signer(receipt: &Receipt) -> Option<PeerId> {
-    let key = ed25519::PublicKey::try_from_bytes(&receipt.node_key).ok()?;
-    Some(PublicKey::from(key).to_peer_id())
+    key_to_peer(&receipt.node_key)
 }
 
 /// The distinct members of `group` that gave a valid receipt for `name`.

@@ -16,8 +16,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use safe_protocol::messages::{
-    DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, Refusal, Request, Response,
+    DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, RecordReceipt, Refusal, Request, Response,
 };
+use safe_protocol::mutable::RecordError;
 use safe_protocol::{XorName, codec};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +44,16 @@ enum RequestRef<'a> {
     Offer {
         names: Vec<XorName>,
     },
+    PutRecord {
+        #[serde(borrow)]
+        write: &'a [u8],
+    },
+    GetRecord {
+        name: XorName,
+    },
+    OfferRecords {
+        items: Vec<(XorName, [u8; 32])>,
+    },
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -53,6 +64,9 @@ enum ResponseRef<'a> {
     NotFound,
     OfferTaken { missing: Vec<XorName> },
     Refused(Refusal),
+    RecordStored(RecordReceipt),
+    Record(#[serde(borrow)] &'a [u8]),
+    RecordRefused(RecordError),
 }
 
 /// A message as one frame (length prefix included).
@@ -101,6 +115,11 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
         },
         RequestRef::GetChunk { name } => Request::GetChunk { name },
         RequestRef::Offer { names } => Request::Offer { names },
+        RequestRef::PutRecord { write } => Request::PutRecord {
+            write: frame.slice_ref(write),
+        },
+        RequestRef::GetRecord { name } => Request::GetRecord { name },
+        RequestRef::OfferRecords { items } => Request::OfferRecords { items },
     })
 }
 
@@ -120,6 +139,9 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
         ResponseRef::NotFound => Response::NotFound,
         ResponseRef::OfferTaken { missing } => Response::OfferTaken { missing },
         ResponseRef::Refused(r) => Response::Refused(r),
+        ResponseRef::RecordStored(r) => Response::RecordStored(r),
+        ResponseRef::Record(bytes) => Response::Record(frame.slice_ref(bytes)),
+        ResponseRef::RecordRefused(e) => Response::RecordRefused(e),
     })
 }
 
@@ -162,6 +184,7 @@ impl Codec for DataCodec {
     {
         let hint = match &req {
             Request::PutChunk { bytes, .. } => bytes.len() + 16,
+            Request::PutRecord { write } => write.len() + 16,
             _ => 256,
         };
         write_frame(io, &req, hint).await
@@ -177,7 +200,7 @@ impl Codec for DataCodec {
         T: AsyncWrite + Unpin + Send,
     {
         let hint = match &res {
-            Response::Chunk(bytes) => bytes.len() + 16,
+            Response::Chunk(bytes) | Response::Record(bytes) => bytes.len() + 16,
             _ => 256,
         };
         write_frame(io, &res, hint).await
@@ -225,6 +248,26 @@ mod tests {
             missing: vec![XorName([9; 32])],
         });
         roundtrip_response(Response::Refused(Refusal::Full));
+        roundtrip_request(Request::PutRecord {
+            write: Bytes::from_static(b"write"),
+        });
+        roundtrip_request(Request::GetRecord {
+            name: XorName([5; 32]),
+        });
+        roundtrip_request(Request::OfferRecords {
+            items: vec![(XorName([6; 32]), [7; 32])],
+        });
+        roundtrip_response(Response::RecordStored(RecordReceipt {
+            name: XorName([1; 32]),
+            proof: [2; 32],
+            node_key: [3; 32],
+            signature: vec![4; 64],
+        }));
+        roundtrip_response(Response::Record(Bytes::from_static(b"record")));
+        roundtrip_response(Response::RecordRefused(RecordError::WrongVersion {
+            current: 3,
+            given: 1,
+        }));
     }
 
     #[tokio::test]

@@ -10,6 +10,7 @@ use safe_protocol::{Chunk, ChunkError, XorName};
 
 use crate::Node;
 use crate::metrics::Kind;
+use crate::replication::What;
 use crate::store::NodeStoreError;
 
 /// How long the first member of a close group waits for the others'
@@ -35,10 +36,29 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::Offer);
             offer(node, peer, names).await
         }
+        Request::PutRecord { write } => {
+            node.metrics.request(Kind::PutRecord);
+            crate::mutable::put(node, write).await
+        }
+        Request::GetRecord { name } => {
+            node.metrics.request(Kind::GetRecord);
+            crate::mutable::get(node, name).await
+        }
+        Request::OfferRecords { items } => {
+            node.metrics.request(Kind::OfferRecords);
+            crate::mutable::offer(node, peer, items).await
+        }
     };
-    if let Response::Refused(reason) = &response {
-        node.metrics.refused();
-        tracing::debug!(%peer, "refused a request: {reason}");
+    match &response {
+        Response::Refused(reason) => {
+            node.metrics.refused();
+            tracing::debug!(%peer, "refused a request: {reason}");
+        }
+        Response::RecordRefused(reason) => {
+            node.metrics.refused();
+            tracing::debug!(%peer, "refused a record write: {reason}");
+        }
+        _ => {}
     }
     node.net.respond(channel, response).await;
 }
@@ -137,12 +157,7 @@ async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
     if names.len() > MAX_OFFER_NAMES {
         return Response::Refused(Refusal::OverLimit);
     }
-    let me = node.net.peer_id();
-    let mut routing = node.net.routing_peers().await;
-    // Offers are for nodes: a peer not in our routing table (a client, or
-    // a stranger) cannot make us queue fetches from it.
-    let trusted = routing.contains(&peer);
-    routing.push(me);
+    let scope = fetch_scope(node, peer).await;
     let unheld = node
         .blocking(move |s| {
             Ok(names
@@ -155,13 +170,40 @@ async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
         return Response::Refused(Refusal::StorageFailed);
     };
     for name in &unheld {
-        if trusted
-            && safe_network::close_group::closest(name, routing.iter().copied(), node.k)
-                .contains(&me)
-        {
-            node.fetches.enqueue(*name, peer);
+        if scope.should_fetch(node, name) {
+            node.fetches.enqueue(What::Chunk, *name, peer);
         }
     }
     let missing = unheld;
     Response::OfferTaken { missing }
+}
+
+/// Whom an offer may make us fetch from, and what.
+pub(crate) struct FetchScope {
+    me: PeerId,
+    /// Offers are for nodes: a peer not in our routing table (a client, or
+    /// a stranger) cannot make us queue fetches from it.
+    trusted: bool,
+    everyone: Vec<PeerId>,
+}
+
+impl FetchScope {
+    /// True if the offerer is trusted and we are in `name`'s group.
+    pub(crate) fn should_fetch(&self, node: &Node, name: &XorName) -> bool {
+        self.trusted
+            && safe_network::close_group::closest(name, self.everyone.iter().copied(), node.k)
+                .contains(&self.me)
+    }
+}
+
+pub(crate) async fn fetch_scope(node: &Node, peer: PeerId) -> FetchScope {
+    let me = node.net.peer_id();
+    let mut everyone = node.net.routing_peers().await;
+    let trusted = everyone.contains(&peer);
+    everyone.push(me);
+    FetchScope {
+        me,
+        trusted,
+        everyone,
+    }
 }

@@ -13,6 +13,7 @@
 
 mod handler;
 pub mod metrics;
+mod mutable;
 pub mod replication;
 pub mod store;
 pub mod testnet;
@@ -102,6 +103,14 @@ pub enum StartError {
 pub struct Faults {
     /// Serve chunks with one byte flipped.
     pub corrupt_reads: AtomicBool,
+    /// Acknowledge mutable-record writes (with a valid receipt) without
+    /// applying them: the node drops writes and keeps serving old versions.
+    pub drop_record_writes: AtomicBool,
+    /// Serve, for any record asked for, a validly signed record of the
+    /// same address under an attacker's key, at a higher version.
+    pub forge_records: AtomicBool,
+    /// Serve records with an entry changed after they were signed.
+    pub tamper_records: AtomicBool,
 }
 
 /// Shared state of a running node.

@@ -23,6 +23,12 @@ pub enum Kind {
     Get,
     /// Offer.
     Offer,
+    /// PutRecord.
+    PutRecord,
+    /// GetRecord.
+    GetRecord,
+    /// OfferRecords.
+    OfferRecords,
 }
 
 /// Counters a node keeps.
@@ -31,6 +37,9 @@ pub struct Metrics {
     put: AtomicU64,
     get: AtomicU64,
     offer: AtomicU64,
+    put_record: AtomicU64,
+    get_record: AtomicU64,
+    offer_records: AtomicU64,
     refused: AtomicU64,
     served_bytes: AtomicU64,
     replicated: AtomicU64,
@@ -43,6 +52,9 @@ impl Metrics {
             Kind::Put => &self.put,
             Kind::Get => &self.get,
             Kind::Offer => &self.offer,
+            Kind::PutRecord => &self.put_record,
+            Kind::GetRecord => &self.get_record,
+            Kind::OfferRecords => &self.offer_records,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -71,6 +83,8 @@ async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
          # HELP safe_routing_peers Peers in the routing table.\n# TYPE safe_routing_peers gauge\nsafe_routing_peers {routing}\n\
          # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
          safe_requests_total{{kind=\"put\"}} {}\nsafe_requests_total{{kind=\"get\"}} {}\nsafe_requests_total{{kind=\"offer\"}} {}\n\
+         safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
+         # HELP safe_mutable_records Mutable records stored.\n# TYPE safe_mutable_records gauge\nsafe_mutable_records {}\n\
          # HELP safe_refused_total Requests refused.\n# TYPE safe_refused_total counter\nsafe_refused_total {}\n\
          # HELP safe_served_bytes_total Chunk bytes served.\n# TYPE safe_served_bytes_total counter\nsafe_served_bytes_total {}\n\
          # HELP safe_replicated_total Records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
@@ -81,6 +95,10 @@ async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
         r(&m.put),
         r(&m.get),
         r(&m.offer),
+        r(&m.put_record),
+        r(&m.get_record),
+        r(&m.offer_records),
+        node.store.mutable_count(),
         r(&m.refused),
         r(&m.served_bytes),
         r(&m.replicated),

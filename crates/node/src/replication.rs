@@ -45,11 +45,20 @@ pub const FETCH_CONCURRENCY: usize = 8;
 /// Records handed off per round.
 pub const MAX_HANDOFF: usize = 1024;
 
-/// Queue of records to fetch from peers, without duplicates.
+/// What a fetch is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum What {
+    /// An immutable chunk (`GetChunk`).
+    Chunk,
+    /// A mutable record (`GetRecord`, then merged).
+    Record,
+}
+
+/// Queue of chunks and records to fetch from peers, without duplicates.
 pub(crate) struct Fetcher {
-    tx: mpsc::Sender<(XorName, PeerId)>,
-    rx: Mutex<Option<mpsc::Receiver<(XorName, PeerId)>>>,
-    pending: Mutex<HashSet<XorName>>,
+    tx: mpsc::Sender<(What, XorName, PeerId)>,
+    rx: Mutex<Option<mpsc::Receiver<(What, XorName, PeerId)>>>,
+    pending: Mutex<HashSet<(What, XorName)>>,
 }
 
 impl Fetcher {
@@ -63,18 +72,18 @@ impl Fetcher {
     }
 
     /// Queues a fetch of `name` from `peer` unless one is queued already.
-    pub(crate) fn enqueue(&self, name: XorName, peer: PeerId) {
+    pub(crate) fn enqueue(&self, what: What, name: XorName, peer: PeerId) {
         let Ok(mut pending) = self.pending.lock() else {
             return;
         };
-        if pending.insert(name) && self.tx.try_send((name, peer)).is_err() {
-            pending.remove(&name);
+        if pending.insert((what, name)) && self.tx.try_send((what, name, peer)).is_err() {
+            pending.remove(&(what, name));
         }
     }
 
-    fn done(&self, name: &XorName) {
+    fn done(&self, what: What, name: &XorName) {
         if let Ok(mut pending) = self.pending.lock() {
-            pending.remove(name);
+            pending.remove(&(what, *name));
         }
     }
 }
@@ -84,11 +93,14 @@ pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>)
     let Some(rx) = node.fetches.rx.lock().ok().and_then(|mut r| r.take()) else {
         return;
     };
-    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(name, peer)| {
+    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(what, name, peer)| {
         let node = node.clone();
         async move {
-            fetch(&node, name, peer).await;
-            node.fetches.done(&name);
+            match what {
+                What::Chunk => fetch(&node, name, peer).await,
+                What::Record => crate::mutable::fetch(&node, name, peer).await,
+            }
+            node.fetches.done(what, &name);
         }
     });
     tokio::select! {
@@ -194,6 +206,21 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
             }
         }
     }
+    // Mutable records: offered (with their digest) to their group whether
+    // or not this node is still in it; never dropped here (see DESIGN).
+    let mut after = None;
+    loop {
+        let items = record_page(node, after).await?;
+        let Some(last) = items.last() else { break };
+        after = Some(last.0);
+        for (name, digest) in &items {
+            for p in group_of(name).into_iter().filter(|p| *p != me) {
+                let h = digests.entry(p).or_default();
+                h.update(&name.0);
+                h.update(digest);
+            }
+        }
+    }
     let now = Instant::now();
     let due: HashSet<PeerId> = digests
         .iter()
@@ -222,7 +249,25 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
                     }
                 }
             }
-            for (peer, ok) in send_offers(node, batches).await {
+            for (peer, ok) in send_offers(node, batches, offer_names).await {
+                if ok.is_none() {
+                    failed.insert(peer);
+                }
+            }
+        }
+        let mut after = None;
+        loop {
+            let items = record_page(node, after).await?;
+            let Some(last) = items.last() else { break };
+            after = Some(last.0);
+            let mut batches: HashMap<PeerId, Vec<(XorName, [u8; 32])>> = HashMap::new();
+            for item in &items {
+                for p in group_of(&item.0).into_iter().filter(|p| due.contains(p)) {
+                    batches.entry(p).or_default().push(*item);
+                }
+            }
+            let offer = |items| Request::OfferRecords { items };
+            for (peer, ok) in send_offers(node, batches, offer).await {
                 if ok.is_none() {
                     failed.insert(peer);
                 }
@@ -250,11 +295,12 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
                 batches.entry(p).or_default().push(*name);
             }
         }
-        let answers: HashMap<PeerId, Option<HashSet<XorName>>> = send_offers(node, batches)
-            .await
-            .into_iter()
-            .map(|(p, missing)| (p, missing.map(|m| m.into_iter().collect())))
-            .collect();
+        let answers: HashMap<PeerId, Option<HashSet<XorName>>> =
+            send_offers(node, batches, offer_names)
+                .await
+                .into_iter()
+                .map(|(p, missing)| (p, missing.map(|m| m.into_iter().collect())))
+                .collect();
         let mut dropped = 0usize;
         for name in handoff {
             let all_hold = group_of(&name)
@@ -276,26 +322,29 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
     Ok(())
 }
 
-/// Sends each peer its names (in offers of at most [`MAX_OFFER_NAMES`]).
-/// Returns, per peer, the names it said it lacks, or `None` if any offer
-/// to it failed.
-async fn send_offers(
+async fn record_page(
     node: &Node,
-    batches: HashMap<PeerId, Vec<XorName>>,
+    after: Option<XorName>,
+) -> Result<Vec<(XorName, [u8; 32])>, crate::NodeStoreError> {
+    node.blocking(move |s| s.mutable_after(after, PAGE)).await
+}
+
+fn offer_names(names: Vec<XorName>) -> Request {
+    Request::Offer { names }
+}
+
+/// Sends each peer its items (in offers of at most [`MAX_OFFER_NAMES`],
+/// built by `offer`). Returns, per peer, the names it said it lacks, or
+/// `None` if any offer to it failed.
+async fn send_offers<T: Clone>(
+    node: &Node,
+    batches: HashMap<PeerId, Vec<T>>,
+    offer: impl Fn(Vec<T>) -> Request + Copy,
 ) -> Vec<(PeerId, Option<Vec<XorName>>)> {
-    join_all(batches.into_iter().map(|(peer, names)| async move {
+    join_all(batches.into_iter().map(|(peer, items)| async move {
         let mut missing = Vec::new();
-        for part in names.chunks(MAX_OFFER_NAMES) {
-            match node
-                .net
-                .request(
-                    peer,
-                    Request::Offer {
-                        names: part.to_vec(),
-                    },
-                )
-                .await
-            {
+        for part in items.chunks(MAX_OFFER_NAMES) {
+            match node.net.request(peer, offer(part.to_vec())).await {
                 Ok(Response::OfferTaken { missing: m }) => missing.extend(m),
                 other => {
                     tracing::debug!(%peer, "offer not taken: {other:?}");

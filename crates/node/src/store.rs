@@ -6,7 +6,14 @@
 //! DIR/records/          chunk bodies, one file each (a safe local store:
 //!                       written to tmp/, fsynced, renamed, dir fsynced)
 //! DIR/index.redb        redb table `records`: name -> size in bytes
+//!                       redb table `mutable`: address -> digest (32 bytes)
+//!                       followed by the encoded mutable record
 //! ```
+//!
+//! Mutable records live in redb itself (they are small and change in
+//! place): each write is read, validated and written in one transaction
+//! committed durably before the node answers, so an acknowledged write
+//! survives `kill -9` and power loss.
 //!
 //! The chunk files are the truth; the index makes counting, listing and
 //! capacity checks cheap. A put writes the body atomically (temp file, then
@@ -30,9 +37,13 @@ use redb::{
 };
 use safe_client::LocalStore;
 use safe_client::store::StoreError;
+use safe_protocol::mutable::{Hash, Record};
 use safe_protocol::{Chunk, XorName};
 
 const RECORDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("records");
+const MUTABLE: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("mutable");
+/// Bytes of the digest in front of each stored mutable record.
+const DIGEST_LEN: usize = 32;
 
 /// redb page cache: small and fixed, so memory does not grow with records.
 const INDEX_CACHE_BYTES: usize = 4 * 1024 * 1024;
@@ -85,6 +96,7 @@ pub struct NodeStore {
     capacity: u64,
     dirty: AtomicBool,
     unsynced: Mutex<Vec<PathBuf>>,
+    mutable_count: AtomicU64,
 }
 
 impl NodeStore {
@@ -110,6 +122,7 @@ impl NodeStore {
             capacity,
             dirty: AtomicBool::new(false),
             unsynced: Mutex::new(Vec::new()),
+            mutable_count: AtomicU64::new(0),
         };
         store.reconcile()?;
         Ok(store)
@@ -171,6 +184,12 @@ impl NodeStore {
                 );
             }
             tracing::debug!(records = count, files = on_disk, "store reconciled");
+            let mutable = txn.open_table(MUTABLE).map_err(index_err)?;
+            for entry in mutable.iter().map_err(index_err)? {
+                let (_, value) = entry.map_err(index_err)?;
+                used += value.value().len() as u64;
+                self.mutable_count.fetch_add(1, Ordering::Relaxed);
+            }
         }
         txn.commit().map_err(index_err)?;
         self.used.store(used, Ordering::Relaxed);
@@ -365,6 +384,122 @@ impl NodeStore {
         result
     }
 
+    /// Mutable records held.
+    pub fn mutable_count(&self) -> u64 {
+        self.mutable_count.load(Ordering::Relaxed)
+    }
+
+    /// The stored bytes of the mutable record at `name`: digest, then record.
+    fn mutable_raw(&self, name: &XorName) -> Result<Option<Vec<u8>>, NodeStoreError> {
+        let txn = self.index.begin_read().map_err(index_err)?;
+        let table = match txn.open_table(MUTABLE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(index_err(e)),
+        };
+        Ok(table
+            .get(name.0)
+            .map_err(index_err)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// The mutable record at `name`, decoded (not re-verified: only
+    /// verified records are ever written). Blocking.
+    pub fn mutable(&self, name: &XorName) -> Result<Option<Record>, NodeStoreError> {
+        Ok(self
+            .mutable_raw(name)?
+            .and_then(|raw| decode_stored(name, &raw)))
+    }
+
+    /// The digest of the mutable record at `name`. Blocking.
+    pub fn mutable_digest(&self, name: &XorName) -> Result<Option<Hash>, NodeStoreError> {
+        Ok(self
+            .mutable_raw(name)?
+            .and_then(|raw| raw.get(..DIGEST_LEN).and_then(|d| <Hash>::try_from(d).ok())))
+    }
+
+    /// Reads, changes and writes the mutable record at `name` in one
+    /// durable transaction: `f` sees the current record and returns the
+    /// record to write (or `None` to leave it) and a value for the caller.
+    /// Writes are serialised, so a check in `f` holds when it writes.
+    /// Blocking.
+    pub fn update_mutable<T>(
+        &self,
+        name: &XorName,
+        f: impl FnOnce(Option<Record>) -> (Option<Record>, T),
+    ) -> Result<T, NodeStoreError> {
+        let txn = self.index.begin_write().map_err(index_err)?;
+        let out = {
+            let mut table = txn.open_table(MUTABLE).map_err(index_err)?;
+            let old = table
+                .get(name.0)
+                .map_err(index_err)?
+                .map(|v| v.value().to_vec());
+            let old_len = old.as_ref().map_or(0, |o| o.len() as u64);
+            let current = old.as_deref().and_then(|raw| decode_stored(name, raw));
+            let (new, out) = f(current);
+            let Some(new) = new else {
+                return Ok(out);
+            };
+            let body = new
+                .encode()
+                .map_err(|e| NodeStoreError::Index(format!("record does not encode: {e}")))?;
+            let mut value = Vec::with_capacity(DIGEST_LEN + body.len());
+            value.extend_from_slice(&new.digest());
+            value.extend_from_slice(&body);
+            let new_len = value.len() as u64;
+            let used = self.used();
+            if new_len > old_len && used + (new_len - old_len) > self.capacity {
+                return Err(NodeStoreError::Full {
+                    used,
+                    capacity: self.capacity,
+                });
+            }
+            table.insert(name.0, value.as_slice()).map_err(index_err)?;
+            (out, old.is_none(), old_len, new_len)
+        };
+        txn.commit().map_err(index_err)?;
+        let (out, created, old_len, new_len) = out;
+        if created {
+            self.mutable_count.fetch_add(1, Ordering::Relaxed);
+        }
+        self.used.fetch_add(new_len, Ordering::Relaxed);
+        self.used.fetch_sub(old_len, Ordering::Relaxed);
+        Ok(out)
+    }
+
+    /// Up to `limit` (address, digest) pairs of mutable records after
+    /// `after`, in order.
+    pub fn mutable_after(
+        &self,
+        after: Option<XorName>,
+        limit: usize,
+    ) -> Result<Vec<(XorName, Hash)>, NodeStoreError> {
+        let txn = self.index.begin_read().map_err(index_err)?;
+        let table = match txn.open_table(MUTABLE) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(index_err(e)),
+        };
+        let range = match after {
+            Some(a) => table.range((std::ops::Bound::Excluded(a.0), std::ops::Bound::Unbounded)),
+            None => table.range::<[u8; 32]>(..),
+        }
+        .map_err(index_err)?;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for entry in range.take(limit) {
+            let (k, v) = entry.map_err(index_err)?;
+            if let Some(d) = v
+                .value()
+                .get(..DIGEST_LEN)
+                .and_then(|d| <Hash>::try_from(d).ok())
+            {
+                out.push((XorName(k.value()), d));
+            }
+        }
+        Ok(out)
+    }
+
     /// Records in the index (for checks).
     pub fn index_len(&self) -> Result<u64, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
@@ -372,6 +507,18 @@ impl NodeStore {
             Ok(t) => t.len().map_err(index_err),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
             Err(e) => Err(index_err(e)),
+        }
+    }
+}
+
+/// Decodes a stored mutable record; a damaged one is logged and treated as
+/// absent (replication brings a good copy back).
+fn decode_stored(name: &XorName, raw: &[u8]) -> Option<Record> {
+    match raw.get(DIGEST_LEN..).map(Record::decode) {
+        Some(Ok(r)) => Some(r),
+        _ => {
+            tracing::warn!(%name, "stored mutable record does not decode; ignoring it");
+            None
         }
     }
 }

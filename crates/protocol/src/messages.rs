@@ -9,6 +9,7 @@ use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::chunk::MAX_CHUNK_SIZE;
+use crate::mutable::{Hash, RecordError};
 use crate::xorname::XorName;
 
 /// Format version of data protocol messages.
@@ -45,6 +46,26 @@ pub enum Request {
     Offer {
         /// At most [`MAX_OFFER_NAMES`] names.
         names: Vec<XorName>,
+    },
+    /// Apply a write to a mutable record (an encoded
+    /// [`crate::mutable::Write`]); the receiver validates and stores it
+    /// and answers for itself only.
+    PutRecord {
+        /// The encoded write, at most [`crate::mutable::MAX_WRITE_SIZE`].
+        write: Bytes,
+    },
+    /// Send the mutable record at `name`.
+    GetRecord {
+        /// Its address.
+        name: XorName,
+    },
+    /// Replication of mutable records: "I hold these, in this state (a
+    /// [`crate::mutable::Record::digest`]), and you are in their close
+    /// group". The receiver fetches those whose digest differs from its own
+    /// copy with `GetRecord` and merges them.
+    OfferRecords {
+        /// At most [`MAX_OFFER_NAMES`] (address, digest) pairs.
+        items: Vec<(XorName, [u8; 32])>,
     },
 }
 
@@ -86,6 +107,12 @@ pub enum Response {
     },
     /// The request was refused.
     Refused(Refusal),
+    /// A record write was applied (or had been): the holder's receipt.
+    RecordStored(RecordReceipt),
+    /// The record asked for (an encoded [`crate::mutable::Record`]).
+    Record(Bytes),
+    /// A record write broke a rule.
+    RecordRefused(RecordError),
 }
 
 /// A node's signed statement "I hold chunk `name`".
@@ -116,6 +143,41 @@ impl Receipt {
             return false;
         };
         key.verify(&Self::signed_bytes(&self.name), &sig).is_ok()
+    }
+}
+
+/// A node's signed statement "I hold record `name` with this write in it".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordReceipt {
+    /// The record's address.
+    pub name: XorName,
+    /// [`crate::mutable::Write::proof`] of the write it holds.
+    pub proof: Hash,
+    /// The signer's ed25519 public key (its network identity).
+    pub node_key: [u8; 32],
+    /// ed25519 signature over [`RecordReceipt::signed_bytes`].
+    pub signature: Vec<u8>,
+}
+
+impl RecordReceipt {
+    /// The exact bytes a record receipt signs.
+    pub fn signed_bytes(name: &XorName, proof: &Hash) -> Vec<u8> {
+        let mut m = b"safe receipt v1: holds record ".to_vec();
+        m.extend_from_slice(name.as_bytes());
+        m.extend_from_slice(proof);
+        m
+    }
+
+    /// True if the signature is `node_key`'s over this receipt.
+    pub fn verify(&self) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.node_key) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(&self.signature) else {
+            return false;
+        };
+        key.verify(&Self::signed_bytes(&self.name, &self.proof), &sig)
+            .is_ok()
     }
 }
 

@@ -31,7 +31,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+/// The signing key type owners use (re-exported so callers need no
+/// direct ed25519 dependency).
+pub use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, CodecError};
@@ -172,7 +175,9 @@ pub enum RecordError {
     #[error("this append was removed by the owners")]
     AppendRemoved,
     /// Owners list empty, unsorted or repeated, or threshold out of range.
-    #[error("owners must be 1 to {MAX_OWNERS} distinct keys and the threshold between 1 and their number")]
+    #[error(
+        "owners must be 1 to {MAX_OWNERS} distinct keys and the threshold between 1 and their number"
+    )]
     BadOwners,
     /// A size or count limit.
     #[error("over a limit: {0}")]
@@ -236,7 +241,7 @@ impl<T: Signable> Signed<T> {
         let sig = key.sign(&self.signing_bytes()).to_bytes().to_vec();
         self.sigs.retain(|s| s.key != public);
         self.sigs.push(Sig { key: public, sig });
-        self.sigs.sort_by(|a, b| a.key.cmp(&b.key));
+        self.sigs.sort_by_key(|s| s.key);
     }
 
     /// Checks every signature and that at least `threshold` of them are by
@@ -661,7 +666,9 @@ impl Record {
             else {
                 return Err(RecordError::BrokenChain);
             };
-            if op.address != *address || op.replaces < next_free || op.replaces >= self.state.version
+            if op.address != *address
+                || op.replaces < next_free
+                || op.replaces >= self.state.version
             {
                 return Err(RecordError::BrokenChain);
             }
@@ -789,8 +796,9 @@ impl Record {
     /// of owners on an owners-only record).
     fn keep_valid_appends(&mut self) {
         let (address, state) = (self.address(), &self.state);
-        self.appends
-            .retain(|a| !state.removed.contains(&a.id()) && state.check_append(&address, a).is_ok());
+        self.appends.retain(|a| {
+            !state.removed.contains(&a.id()) && state.check_append(&address, a).is_ok()
+        });
     }
 
     /// Adds `others`' appends that this state allows, in id order, while the

@@ -30,11 +30,7 @@ fn new_record(owners: &[u8], threshold: u8, public_append: bool, creator: u8) ->
 }
 
 fn op(r: &Record, change: Change, signers: &[u8]) -> Signed<Op> {
-    let result = r
-        .state
-        .apply(&change)
-        .map(|s| s.hash())
-        .unwrap_or_default();
+    let result = r.state.apply(&change).map(|s| s.hash()).unwrap_or_default();
     let mut o = Signed::new(Op {
         address: r.address(),
         replaces: r.state.version,
@@ -60,7 +56,11 @@ fn owners_change_and_transfer() {
     let mut r = new_record(&[0], 1, false, 0);
     let w = Write::Op(op(&r, set("a", "1"), &[0]));
     assert_eq!(r.apply(&w), Ok(Applied::Changed));
-    assert_eq!(r.apply(&w), Ok(Applied::AlreadyApplied), "retry is idempotent");
+    assert_eq!(
+        r.apply(&w),
+        Ok(Applied::AlreadyApplied),
+        "retry is idempotent"
+    );
     // Transfer to key 1.
     let t = Write::Op(op(
         &r,
@@ -110,10 +110,7 @@ fn forged_and_outsider_signatures() {
     let mut forged = op(&r, set("k", "v"), &[0]);
     forged.body.change = set("k", "evil");
     forged.body.result = r.state.apply(&forged.body.change).unwrap().hash();
-    assert_eq!(
-        r.apply(&Write::Op(forged)),
-        Err(RecordError::BadSignature)
-    );
+    assert_eq!(r.apply(&Write::Op(forged)), Err(RecordError::BadSignature));
     let outsider = op(&r, set("k", "v"), &[3]);
     assert_eq!(r.apply(&Write::Op(outsider)), Err(RecordError::NotOwner));
     let mut wrong_result = op(&r, set("k", "v"), &[]);
@@ -181,10 +178,7 @@ fn appends_commute_and_removals_stick() {
     assert_eq!(r1.appends, vec![b.clone()]);
     assert_eq!(r1.merge(&r2), Merge::Unchanged);
     assert_eq!(r1.appends, vec![b]);
-    assert_eq!(
-        r1.apply(&Write::Append(a)),
-        Err(RecordError::AppendRemoved)
-    );
+    assert_eq!(r1.apply(&Write::Append(a)), Err(RecordError::AppendRemoved));
     // Owners-only records refuse strangers' appends.
     let mut closed = new_record(&[0], 1, false, 0);
     let stranger = append(&closed, "spam", 1, 3);

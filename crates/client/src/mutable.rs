@@ -1,0 +1,289 @@
+//! Mutable records over the network, verified by the client.
+//!
+//! - **Write** ([`NetworkStore::write_record`]): the client finds the close
+//!   group itself and sends the signed write to every member; each
+//!   validates it against its own copy and answers with a signed receipt
+//!   or a typed refusal. The write succeeds at a majority of receipts from
+//!   members of the group the client looked up (records are small, so
+//!   sending to each member costs little, and no member's word is taken
+//!   for another's). Short of a majority, the refusal most members gave is
+//!   the error ("already exists", "stale version", ...).
+//! - **Read** ([`NetworkStore::get_record`]): asks every member, verifies
+//!   every copy's whole proof, and keeps what
+//!   [`safe_protocol::mutable::resolve`] picks: the genesis most copies
+//!   share, at the highest version no copy proves stale. A node serving an
+//!   old, forged or tampered copy is outvoted or fails verification.
+//! - Helpers build the signed writes: [`new_create`], [`prepare`],
+//!   [`new_append`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::join_all;
+use safe_network::close_group::{key_to_peer, majority};
+use safe_network::libp2p::PeerId;
+use safe_protocol::XorName;
+use safe_protocol::messages::{Refusal, Request, Response};
+use safe_protocol::mutable::{
+    Append, Change, Create, Op, PublicKey, Record, RecordError, Signed, SigningKey, Write,
+    record_address, resolve,
+};
+
+use crate::NetworkStore;
+
+/// How long one member may take to answer a record request.
+pub const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a record operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MutableError {
+    /// No record at the address.
+    #[error("no mutable record at {0}")]
+    NotFound(XorName),
+    /// The close group refused the write, for this reason.
+    #[error("refused: {0}")]
+    Refused(RecordError),
+    /// The write is invalid before it is even sent.
+    #[error("invalid operation: {0}")]
+    Invalid(RecordError),
+    /// The close group's nodes are full.
+    #[error("the nodes of the record's close group are full")]
+    Full,
+    /// Too few members answered.
+    #[error("only {got} of {group} close group members confirmed (need {need}){}", errors_suffix(.errors))]
+    NoMajority {
+        /// Valid receipts.
+        got: usize,
+        /// Members asked.
+        group: usize,
+        /// Receipts needed.
+        need: usize,
+        /// What went wrong with the others.
+        errors: Vec<String>,
+    },
+    /// The network failed.
+    #[error("{0}")]
+    Network(String),
+}
+
+fn errors_suffix(errors: &[String]) -> String {
+    if errors.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", errors.join("; "))
+    }
+}
+
+/// A signed create of the record `name`/`tag`, signed by `creator` (who must
+/// be among `owners`; empty `owners` means the creator alone).
+pub fn new_create(
+    name: &[u8],
+    tag: u64,
+    mut owners: Vec<PublicKey>,
+    threshold: u8,
+    public_append: bool,
+    creator: &SigningKey,
+) -> Result<Signed<Create>, MutableError> {
+    if owners.is_empty() {
+        owners.push(creator.verifying_key().to_bytes());
+    }
+    owners.sort();
+    owners.dedup();
+    let mut create = Signed::new(Create {
+        name: name.to_vec(),
+        tag,
+        owners,
+        threshold,
+        public_append,
+    });
+    create.sign(creator);
+    // Checks the limits, the owners and that the creator is one of them.
+    Record::create(create.clone()).map_err(MutableError::Invalid)?;
+    Ok(create)
+}
+
+/// An unsigned operation making `change` to `record` as it is now.
+pub fn prepare(record: &Record, change: Change) -> Result<Signed<Op>, MutableError> {
+    let next = record.state.apply(&change).map_err(MutableError::Invalid)?;
+    Ok(Signed::new(Op {
+        address: record.address(),
+        replaces: record.state.version,
+        prev: record.state.hash(),
+        change,
+        result: next.hash(),
+    }))
+}
+
+/// A signed append of `value` to the record at `address`.
+pub fn new_append(address: XorName, value: Vec<u8>, signers: &[SigningKey]) -> Signed<Append> {
+    let mut nonce = [0u8; 8];
+    let seed = safe_network::libp2p::identity::ed25519::SecretKey::generate();
+    nonce.copy_from_slice(&seed.as_ref()[..8]);
+    let mut append = Signed::new(Append {
+        address,
+        value,
+        nonce: u64::from_le_bytes(nonce),
+    });
+    for key in signers {
+        append.sign(key);
+    }
+    append
+}
+
+/// The address of the record `name` under `tag` (re-exported for callers).
+pub fn address_of(name: &[u8], tag: u64) -> XorName {
+    record_address(name, tag)
+}
+
+impl NetworkStore {
+    /// Sends a write to the record's close group; succeeds when a majority
+    /// of the group (as this client finds it) confirms with valid receipts.
+    pub async fn write_record(&self, write: &Write) -> Result<(), MutableError> {
+        let bytes: bytes::Bytes = write.encode().map_err(MutableError::Invalid)?.into();
+        let name = write.address();
+        let proof = write.proof();
+        let group = self.close_group(&name).await;
+        if group.is_empty() {
+            return Err(MutableError::Network(format!(
+                "record {name}: no nodes found"
+            )));
+        }
+        let need = self.majority_for(&group).await;
+        let answers = join_all(group.iter().map(|p| {
+            let request = Request::PutRecord {
+                write: bytes.clone(),
+            };
+            tokio::time::timeout(RECORD_TIMEOUT, self.net.request(*p, request))
+        }))
+        .await;
+        let mut signers: Vec<PeerId> = Vec::new();
+        let mut refusals: BTreeMap<String, (usize, RecordError)> = BTreeMap::new();
+        let (mut full, mut errors) = (0, Vec::new());
+        for (peer, answer) in group.iter().zip(answers) {
+            match answer {
+                Ok(Ok(Response::RecordStored(r))) => {
+                    let valid = r.name == name
+                        && r.proof == proof
+                        && r.verify()
+                        && key_to_peer(&r.node_key) == Some(*peer);
+                    if valid {
+                        signers.push(*peer);
+                    } else {
+                        errors.push(format!("{peer}: invalid receipt"));
+                    }
+                }
+                Ok(Ok(Response::RecordRefused(e))) => {
+                    refusals.entry(format!("{e:?}")).or_insert((0, e)).0 += 1;
+                }
+                Ok(Ok(Response::Refused(Refusal::Full))) => full += 1,
+                Ok(Ok(other)) => errors.push(format!("{peer}: unexpected answer {other:?}")),
+                Ok(Err(e)) => errors.push(format!("{peer}: {e}")),
+                Err(_) => errors.push(format!("{peer}: no answer in {RECORD_TIMEOUT:?}")),
+            }
+        }
+        signers.sort();
+        signers.dedup();
+        if signers.len() >= need {
+            return Ok(());
+        }
+        if let Some((_, e)) = refusals.into_values().max_by_key(|(n, _)| *n) {
+            return Err(MutableError::Refused(e));
+        }
+        if full > 0 {
+            return Err(MutableError::Full);
+        }
+        Err(MutableError::NoMajority {
+            got: signers.len(),
+            group: group.len(),
+            need,
+            errors,
+        })
+    }
+
+    /// Reads the record at `name` from its whole close group, verifying
+    /// every copy, and returns the one the group's majority stands for.
+    pub async fn get_record(&self, name: XorName) -> Result<Record, MutableError> {
+        let group = self.close_group(&name).await;
+        if group.is_empty() {
+            return Err(MutableError::Network(format!(
+                "record {name}: no nodes found"
+            )));
+        }
+        let answers = join_all(group.iter().map(|p| self.get_record_from(*p, name))).await;
+        let mut copies = Vec::new();
+        let (mut not_found, mut errors) = (0, Vec::new());
+        for (peer, answer) in group.iter().zip(answers) {
+            match answer {
+                Ok(Some(r)) => copies.push(r),
+                Ok(None) => not_found += 1,
+                Err(e) => errors.push(format!("{peer}: {e}")),
+            }
+        }
+        if let Some(winner) = resolve(&copies) {
+            let genesis = winner.genesis.id();
+            let backing = copies.iter().filter(|c| c.genesis.id() == genesis).count();
+            // A record only a few members hold, against a majority that
+            // holds nothing, is a lone node's invention (or a write that
+            // failed), not the network's record.
+            if backing >= not_found {
+                return Ok(winner);
+            }
+        }
+        if not_found >= majority(group.len()) || (not_found > 0 && errors.is_empty()) {
+            return Err(MutableError::NotFound(name));
+        }
+        Err(MutableError::Network(format!(
+            "record {name}: no valid copy from its close group: {}",
+            errors.join("; ")
+        )))
+    }
+
+    /// One member's copy of the record, verified (`None`: it holds none).
+    pub async fn get_record_from(
+        &self,
+        peer: PeerId,
+        name: XorName,
+    ) -> Result<Option<Record>, MutableError> {
+        let request = self.net.request(peer, Request::GetRecord { name });
+        match tokio::time::timeout(RECORD_TIMEOUT, request).await {
+            Ok(Ok(Response::Record(bytes))) => {
+                let record = Record::decode(&bytes)
+                    .and_then(|r| r.verify(&name).map(|()| r))
+                    .map_err(|e| {
+                        tracing::warn!(%peer, %name, "node served a record that does not verify: {e}");
+                        MutableError::Network(format!("bad copy ({e})"))
+                    })?;
+                Ok(Some(record))
+            }
+            Ok(Ok(Response::NotFound)) => Ok(None),
+            Ok(Ok(other)) => Err(MutableError::Network(format!(
+                "unexpected answer {other:?}"
+            ))),
+            Ok(Err(e)) => Err(MutableError::Network(e.to_string())),
+            Err(_) => Err(MutableError::Network(format!(
+                "no answer in {RECORD_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    /// Reads the record, makes `change` signed by `signers`, and writes it.
+    /// Returns the record as it now is.
+    pub async fn update_record(
+        &self,
+        name: XorName,
+        change: Change,
+        signers: &[SigningKey],
+    ) -> Result<Record, MutableError> {
+        let mut record = self.get_record(name).await?;
+        let mut op = prepare(&record, change)?;
+        for key in signers {
+            op.sign(key);
+        }
+        let write = Write::Op(op);
+        // Checked here first: a refusal the client can see needs no trip.
+        record.apply(&write).map_err(MutableError::Refused)?;
+        self.write_record(&write).await?;
+        Ok(record)
+    }
+}

@@ -1,0 +1,276 @@
+//! Mutable records on a node: writes, reads, replication and conflicts.
+//!
+//! Every write is validated against the record the node holds, inside one
+//! store transaction ([`crate::NodeStore::update_mutable`]), so two racing
+//! writes are applied one after the other and the second sees the first:
+//! a node accepts a create only where it holds nothing, and an operation
+//! only on the exact version and state it names. The node answers for
+//! itself alone; the client collects a majority of the close group.
+//!
+//! Replication offers `(address, digest)` pairs; a member whose copy differs
+//! fetches the offerer's, verifies the whole proof and merges it
+//! ([`Record::merge`]). Copies that cannot be merged (two creates that
+//! raced, or two different states at one version) are settled by asking
+//! the close group and adopting what its majority holds
+//! ([`safe_protocol::mutable::resolve`]), so every replica ends with the
+//! record the client that got a majority was told it wrote.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use safe_network::close_group::sign_record_receipt;
+use safe_network::libp2p::PeerId;
+use safe_protocol::XorName;
+use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
+use safe_protocol::mutable::{
+    Applied, Change, Create, Hash, Merge, Op, Record, RecordError, Signed, SigningKey, Write,
+    resolve,
+};
+
+use crate::Node;
+use crate::handler::{FORWARD_TIMEOUT, fetch_scope};
+use crate::replication::What;
+use crate::store::NodeStoreError;
+
+/// Validates and applies a write; answers with this node's receipt.
+pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
+    let write = match Write::decode(&bytes) {
+        Ok(w) => w,
+        Err(e) => return Response::RecordRefused(e),
+    };
+    let name = write.address();
+    if !node.faults.drop_record_writes.load(Ordering::Relaxed) {
+        let w = write.clone();
+        let result = node
+            .blocking(move |s| s.update_mutable(&name, move |current| apply(current, &w)))
+            .await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Response::RecordRefused(e),
+            Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
+            Err(e) => {
+                tracing::error!(%name, "cannot store a record write: {e}");
+                return Response::Refused(Refusal::StorageFailed);
+            }
+        }
+    }
+    match sign_record_receipt(&node.keypair, &name, &write.proof()) {
+        Some(receipt) => Response::RecordStored(receipt),
+        None => Response::Refused(Refusal::StorageFailed),
+    }
+}
+
+/// The rule of a write against what the node holds: the record to store
+/// (if any) and the answer.
+fn apply(current: Option<Record>, write: &Write) -> (Option<Record>, Result<(), RecordError>) {
+    match (current, write) {
+        (None, Write::Create(c)) => match Record::create(c.clone()) {
+            Ok(r) => (Some(r), Ok(())),
+            Err(e) => (None, Err(e)),
+        },
+        (None, _) => (None, Err(RecordError::NotFound)),
+        (Some(mut r), w) => match r.apply(w) {
+            Ok(Applied::Changed) => (Some(r), Ok(())),
+            Ok(Applied::AlreadyApplied) => (None, Ok(())),
+            Err(e) => (None, Err(e)),
+        },
+    }
+}
+
+/// Serves the record at `name`.
+pub(crate) async fn get(node: &Node, name: XorName) -> Response {
+    let record = match node.blocking(move |s| s.mutable(&name)).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Response::NotFound,
+        Err(e) => {
+            tracing::error!(%name, "cannot read a record: {e}");
+            return Response::NotFound;
+        }
+    };
+    let record = lie(node, record);
+    match record.encode() {
+        Ok(bytes) => {
+            node.metrics.served(bytes.len());
+            Response::Record(bytes.into())
+        }
+        Err(e) => {
+            tracing::error!(%name, "cannot encode a record: {e}");
+            Response::NotFound
+        }
+    }
+}
+
+/// Applies the switched-on faults to a record about to be served.
+fn lie(node: &Node, mut record: Record) -> Record {
+    if node.faults.tamper_records.load(Ordering::Relaxed) {
+        record
+            .state
+            .entries
+            .insert(b"tampered".to_vec(), b"yes".to_vec());
+    }
+    if node.faults.forge_records.load(Ordering::Relaxed)
+        && let Some(forged) = forge(&record)
+    {
+        return forged;
+    }
+    record
+}
+
+/// A validly signed record for `real`'s address, owned by an attacker's
+/// key and a few versions ahead of `real`.
+fn forge(real: &Record) -> Option<Record> {
+    let key = SigningKey::from_bytes(&[0x66; 32]);
+    let mut create = Signed::new(Create {
+        owners: vec![key.verifying_key().to_bytes()],
+        threshold: 1,
+        ..real.genesis.body.clone()
+    });
+    create.sign(&key);
+    let mut forged = Record::create(create).ok()?;
+    for _ in 0..real.state.version + 3 {
+        let change = Change::Set {
+            key: b"forged".to_vec(),
+            value: forged.state.version.to_be_bytes().to_vec(),
+        };
+        let mut op = Signed::new(Op {
+            address: real.address(),
+            replaces: forged.state.version,
+            prev: forged.state.hash(),
+            result: forged.state.apply(&change).ok()?.hash(),
+            change,
+        });
+        op.sign(&key);
+        forged.apply(&Write::Op(op)).ok()?;
+    }
+    Some(forged)
+}
+
+/// A replication offer of records: fetches those whose copy differs here
+/// (and that this node is responsible for); answers with the differing
+/// names.
+pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>) -> Response {
+    if items.len() > MAX_OFFER_NAMES {
+        return Response::Refused(Refusal::OverLimit);
+    }
+    let scope = fetch_scope(node, peer).await;
+    let differing = node
+        .blocking(move |s| {
+            let mut out = Vec::new();
+            for (name, digest) in items {
+                if s.mutable_digest(&name)? != Some(digest) {
+                    out.push(name);
+                }
+            }
+            Ok(out)
+        })
+        .await;
+    let Ok(differing) = differing else {
+        return Response::Refused(Refusal::StorageFailed);
+    };
+    for name in &differing {
+        if scope.should_fetch(node, name) {
+            node.fetches.enqueue(What::Record, *name, peer);
+        }
+    }
+    Response::OfferTaken { missing: differing }
+}
+
+/// Fetches `peer`'s copy of `name`, verifies it and merges it into ours.
+pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
+    let Some(incoming) = fetch_verified(node, name, peer).await else {
+        return;
+    };
+    let outcome = node
+        .blocking(move |s| {
+            s.update_mutable(&name, move |current| match current {
+                None => (Some(incoming), Merge::Updated),
+                Some(mut mine) => match mine.merge(&incoming) {
+                    Merge::Updated => (Some(mine), Merge::Updated),
+                    other => (None, other),
+                },
+            })
+        })
+        .await;
+    match outcome {
+        Ok(Merge::Updated) => node.metrics.replicated(),
+        Ok(Merge::Unchanged) => {}
+        Ok(Merge::Conflict) => settle(node, name).await,
+        Err(e) => tracing::warn!(%name, "cannot store a replicated record: {e}"),
+    }
+}
+
+/// `peer`'s copy of `name`, if it sends one that verifies.
+async fn fetch_verified(node: &Node, name: XorName, peer: PeerId) -> Option<Record> {
+    let request = node.net.request(peer, Request::GetRecord { name });
+    let bytes = match tokio::time::timeout(FORWARD_TIMEOUT, request).await {
+        Ok(Ok(Response::Record(bytes))) => bytes,
+        Ok(Ok(_)) => return None,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, %name, "record fetch failed: {e}");
+            return None;
+        }
+        Err(_) => return None,
+    };
+    match Record::decode(&bytes).and_then(|r| r.verify(&name).map(|()| r)) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(%peer, %name, "peer sent a record that does not verify: {e}");
+            None
+        }
+    }
+}
+
+/// Two copies that cannot be merged: ask the close group (as this node
+/// sees it) and adopt what its majority holds.
+async fn settle(node: &Node, name: XorName) {
+    let me = node.net.peer_id();
+    let group: Vec<PeerId> = node
+        .group_view(&name)
+        .await
+        .into_iter()
+        .filter(|p| *p != me)
+        .collect();
+    let mut copies: Vec<Record> =
+        join_all(group.into_iter().map(|p| fetch_verified(node, name, p)))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+    let mine = match node.blocking(move |s| s.mutable(&name)).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(%name, "cannot read a record to settle it: {e}");
+            return;
+        }
+    };
+    let mine_digest = mine.as_ref().map(Record::digest);
+    copies.extend(mine);
+    let Some(winner) = resolve(&copies) else {
+        return;
+    };
+    if Some(winner.digest()) == mine_digest {
+        return;
+    }
+    let adopted = node
+        .blocking(move |s| {
+            s.update_mutable(&name, move |current| {
+                // Only if nothing was written meanwhile; the next round
+                // settles again otherwise.
+                if current.as_ref().map(Record::digest) == mine_digest {
+                    (Some(winner), true)
+                } else {
+                    (None, false)
+                }
+            })
+        })
+        .await;
+    match adopted {
+        Ok(true) => {
+            node.metrics.replicated();
+            tracing::info!(%name, "adopted the close group's majority copy of a record");
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!(%name, "cannot store a settled record: {e}"),
+    }
+}
