@@ -12,7 +12,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use safe_client::{ChunkStore, LocalStore, NetworkStore, files};
 use safe_network::libp2p::Multiaddr;
-use safe_protocol::Address;
+use safe_protocol::{Address, DataKind};
+
+mod mutable;
 use safe_selfenc::{Config, Secret};
 
 /// Files at least this large get a progress bar (when stderr is a terminal).
@@ -73,6 +75,16 @@ enum Command {
         #[command(subcommand)]
         command: TestnetCommand,
     },
+    /// Your signing keys (for owning mutable data).
+    Keys {
+        #[command(subcommand)]
+        command: mutable::KeysCommand,
+    },
+    /// Mutable records: owned, signed, versioned data at a name you claim.
+    Mutable {
+        #[command(subcommand)]
+        command: mutable::MutableCommand,
+    },
 }
 
 /// Where chunks go: the network (default) or a local directory.
@@ -81,6 +93,13 @@ struct Target {
     /// Use this local directory instead of the network (offline use).
     #[arg(long, value_name = "DIR", conflicts_with = "peers")]
     local_store: Option<PathBuf>,
+    #[command(flatten)]
+    net: Peers,
+}
+
+/// How to reach the network.
+#[derive(clap::Args)]
+struct Peers {
     /// Bootstrap peer (repeatable). Default: $SAFE_PEERS (comma-separated),
     /// else the contacts file `safe testnet up` writes.
     #[arg(
@@ -194,7 +213,7 @@ async fn run(cli: Cli) -> Result<()> {
             match &target.local_store {
                 Some(dir) => put(Arc::new(LocalStore::open(dir)?), &path, json, secret, None).await,
                 None => {
-                    let store = Arc::new(connect(&target).await?);
+                    let store = Arc::new(connect(&target.net).await?);
                     let result = put(store.clone(), &path, json, secret, Some(&store)).await;
                     store.shutdown().await;
                     result
@@ -208,9 +227,18 @@ async fn run(cli: Cli) -> Result<()> {
             range,
             secret_file,
         } => {
-            let address: Address = address
+            let text = address;
+            let address: Address = text
                 .parse()
-                .with_context(|| format!("invalid address {address:?}"))?;
+                .with_context(|| format!("invalid address {text:?}"))?;
+            if address.kind == DataKind::Mutable {
+                if target.local_store.is_some() || output.is_some() || range.is_some() {
+                    bail!(
+                        "{text} is a mutable record: --local-store, -o and --range do not apply (see `safe mutable get --help`)"
+                    );
+                }
+                return mutable::get(&text, None, &target.net, false).await;
+            }
             let range = range.as_deref().map(parse_range).transpose()?;
             let secret = read_secret(secret_file.as_deref())?;
             match &target.local_store {
@@ -222,7 +250,7 @@ async fn run(cli: Cli) -> Result<()> {
                     get(store, &address, output.as_deref(), range, secret).await
                 }
                 None => {
-                    let store = Arc::new(connect(&target).await?);
+                    let store = Arc::new(connect(&target.net).await?);
                     let result =
                         get(store.clone(), &address, output.as_deref(), range, secret).await;
                     store.shutdown().await;
@@ -259,11 +287,13 @@ async fn run(cli: Cli) -> Result<()> {
                     close_group,
                 },
         } => testnet_up(nodes, dir, close_group).await,
+        Command::Keys { command } => mutable::keys(command),
+        Command::Mutable { command } => mutable::mutable(command).await,
     }
 }
 
 /// Joins the network named by `target` (or the local testnet's contacts).
-async fn connect(target: &Target) -> Result<NetworkStore> {
+async fn connect(target: &Peers) -> Result<NetworkStore> {
     let mut peers = target.peers.clone();
     if peers.is_empty() {
         let path =

@@ -134,3 +134,159 @@ fn testnet_put_get_stop_restart() {
     }
     down(guard);
 }
+
+/// Runs safe and returns stdout, asserting success.
+fn ok(home: &Path, args: &[&str]) -> String {
+    let out = safe(home, args);
+    assert!(
+        out.status.success(),
+        "safe {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs safe and returns its one-line error, asserting failure.
+fn fails(home: &Path, args: &[&str]) -> String {
+    let out = safe(home, args);
+    assert!(!out.status.success(), "safe {args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    err
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn mutable_records_through_the_cli() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let guard = up(h, &h.join("net"));
+
+    let alice = ok(h, &["keys", "create", "alice"]);
+    assert_eq!(alice.len(), 64, "prints the public key: {alice}");
+    let bob = json(&ok(h, &["keys", "create", "bob", "--json"]))["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(h, &["keys", "create", "carol"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(h.join("keys/alice.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let list = json(&ok(h, &["keys", "list", "--json"]));
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert!(fails(h, &["keys", "create", "alice"]).contains("already exists"));
+
+    // Create, set, read back.
+    let created = json(&ok(
+        h,
+        &["mutable", "create", "profile", "--key", "alice", "--json"],
+    ));
+    let addr = created["address"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("safe://m"), "{addr}");
+    assert!(fails(h, &["mutable", "create", "profile", "--key", "bob"]).contains("already exists"));
+    ok(
+        h,
+        &["mutable", "set", &addr, "colour", "blue", "--key", "alice"],
+    );
+    assert_eq!(ok(h, &["mutable", "get", &addr, "colour"]), "blue");
+    let shown = ok(h, &["get", &addr]);
+    assert!(
+        shown.contains("version: 1") && shown.contains(&alice),
+        "{shown}"
+    );
+
+    // Transfer to bob: alice refused, bob accepted.
+    let moved = json(&ok(
+        h,
+        &[
+            "mutable", "owners", &addr, "--set", &bob, "--key", "alice", "--json",
+        ],
+    ));
+    assert_eq!(moved["version"], 2);
+    let err = fails(
+        h,
+        &["mutable", "set", &addr, "colour", "red", "--key", "alice"],
+    );
+    assert!(err.contains("not signed by an owner"), "{err}");
+    ok(
+        h,
+        &["mutable", "set", &addr, "colour", "red", "--key", "bob"],
+    );
+    let r = json(&ok(h, &["mutable", "get", &addr, "--json"]));
+    assert_eq!(r["version"], 3);
+    assert_eq!(r["owners"], serde_json::json!([bob]));
+    assert_eq!(r["entries"]["colour"], "red");
+
+    // 2 of 3: prepared by one owner, signed by another, submitted by anyone.
+    let shared = ok(
+        h,
+        &[
+            "mutable",
+            "create",
+            "shared",
+            "--tag",
+            "7",
+            "--owners",
+            "alice,bob,carol",
+            "--threshold",
+            "2",
+            "--key",
+            "carol",
+        ],
+    );
+    let err = fails(h, &["mutable", "set", &shared, "k", "v", "--key", "alice"]);
+    assert!(err.contains("needs 2"), "{err}");
+    let file = h.join("op.txt");
+    let file = file.to_str().unwrap();
+    ok(
+        h,
+        &[
+            "mutable",
+            "set",
+            &shared,
+            "k",
+            "v",
+            "--key",
+            "alice",
+            "--prepare",
+            file,
+        ],
+    );
+    ok(h, &["mutable", "sign", file, "--key", "bob"]);
+    let done = json(&ok(h, &["mutable", "submit", file, "--json"]));
+    assert_eq!(done["version"], 1);
+    assert_eq!(ok(h, &["mutable", "get", &shared, "k"]), "v");
+    // Submitting the same operation again changes nothing.
+    ok(h, &["mutable", "submit", file]);
+    let r = json(&ok(h, &["mutable", "get", &shared, "--json"]));
+    assert_eq!(r["version"], 1);
+
+    // An inbox anyone appends to.
+    let inbox = ok(
+        h,
+        &[
+            "mutable",
+            "create",
+            "inbox",
+            "--public-append",
+            "--key",
+            "alice",
+        ],
+    );
+    ok(h, &["mutable", "append", &inbox, "hello", "--key", "bob"]);
+    let r = json(&ok(h, &["mutable", "get", &inbox, "--json"]));
+    assert_eq!(r["appends"][0]["value"], "hello");
+
+    // Bad input: one clear line.
+    assert!(fails(h, &["mutable", "get", "safe://nonsense"]).contains("invalid address"));
+    down(guard);
+}
