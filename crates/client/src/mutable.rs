@@ -131,6 +131,16 @@ pub fn new_append(address: XorName, value: Vec<u8>, signers: &[SigningKey]) -> S
     append
 }
 
+/// Decodes and verifies a copy `peer` served.
+fn verify_copy(peer: PeerId, name: &XorName, bytes: &[u8]) -> Result<Record, MutableError> {
+    Record::decode(bytes)
+        .and_then(|r| r.verify(name).map(|()| r))
+        .map_err(|e| {
+            tracing::warn!(%peer, %name, "node served a record that does not verify: {e}");
+            MutableError::Network(format!("bad copy ({e})"))
+        })
+}
+
 /// The address of the record `name` under `tag` (re-exported for callers).
 pub fn address_of(name: &[u8], tag: u64) -> XorName {
     record_address(name, tag)
@@ -184,6 +194,9 @@ impl NetworkStore {
         }
         signers.sort();
         signers.dedup();
+        if !errors.is_empty() {
+            self.forget_group(&name);
+        }
         if signers.len() >= need {
             return Ok(());
         }
@@ -210,15 +223,35 @@ impl NetworkStore {
                 "record {name}: no nodes found"
             )));
         }
-        let answers = join_all(group.iter().map(|p| self.get_record_from(*p, name))).await;
+        let answers = join_all(group.iter().map(|p| self.fetch_record(*p, name))).await;
         let mut copies = Vec::new();
         let (mut not_found, mut errors) = (0, Vec::new());
+        // Copies are usually byte-identical: each distinct one is verified
+        // once.
+        let mut checked: Vec<(blake3::Hash, Option<Record>)> = Vec::new();
         for (peer, answer) in group.iter().zip(answers) {
             match answer {
-                Ok(Some(r)) => copies.push(r),
+                Ok(Some(bytes)) => {
+                    let id = blake3::hash(&bytes);
+                    let verdict = match checked.iter().find(|(h, _)| *h == id) {
+                        Some((_, v)) => v.clone(),
+                        None => {
+                            let v = verify_copy(*peer, &name, &bytes).ok();
+                            checked.push((id, v.clone()));
+                            v
+                        }
+                    };
+                    match verdict {
+                        Some(r) => copies.push(r),
+                        None => errors.push(format!("{peer}: a copy that does not verify")),
+                    }
+                }
                 Ok(None) => not_found += 1,
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
+        }
+        if !errors.is_empty() {
+            self.forget_group(&name);
         }
         if let Some(winner) = resolve(&copies) {
             let genesis = winner.genesis.id();
@@ -245,17 +278,21 @@ impl NetworkStore {
         peer: PeerId,
         name: XorName,
     ) -> Result<Option<Record>, MutableError> {
+        match self.fetch_record(peer, name).await? {
+            Some(bytes) => verify_copy(peer, &name, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// One member's encoded copy, unverified (`None`: it holds none).
+    async fn fetch_record(
+        &self,
+        peer: PeerId,
+        name: XorName,
+    ) -> Result<Option<bytes::Bytes>, MutableError> {
         let request = self.net.request(peer, Request::GetRecord { name });
         match tokio::time::timeout(RECORD_TIMEOUT, request).await {
-            Ok(Ok(Response::Record(bytes))) => {
-                let record = Record::decode(&bytes)
-                    .and_then(|r| r.verify(&name).map(|()| r))
-                    .map_err(|e| {
-                        tracing::warn!(%peer, %name, "node served a record that does not verify: {e}");
-                        MutableError::Network(format!("bad copy ({e})"))
-                    })?;
-                Ok(Some(record))
-            }
+            Ok(Ok(Response::Record(bytes))) => Ok(Some(bytes)),
             Ok(Ok(Response::NotFound)) => Ok(None),
             Ok(Ok(other)) => Err(MutableError::Network(format!(
                 "unexpected answer {other:?}"

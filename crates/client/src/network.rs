@@ -16,9 +16,10 @@
 //! Every step is bounded in time: dials by [`CONNECT_TIMEOUT`], requests by
 //! the swarm's request timeout, queries by Kademlia's query timeout.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use safe_network::close_group::{majority, valid_signers};
@@ -60,12 +61,20 @@ fn describe(tried: &[(Multiaddr, String)]) -> String {
         .join(", ")
 }
 
+/// How long a looked-up close group is reused before asking again.
+pub const GROUP_CACHE_TTL: Duration = Duration::from_secs(10);
+/// Most close groups remembered; past this the cache starts afresh.
+pub const GROUP_CACHE_SIZE: usize = 4096;
+
 /// A connection to the network.
 #[derive(Clone)]
 pub struct NetworkStore {
     pub(crate) net: Net,
     k: usize,
     sent: Arc<AtomicU64>,
+    /// Recent close-group lookups: a record read then written, or written
+    /// again, costs one Kademlia query, not one per step.
+    groups: Arc<Mutex<HashMap<XorName, (Vec<PeerId>, Instant)>>>,
 }
 
 impl NetworkStore {
@@ -116,6 +125,7 @@ impl NetworkStore {
             net,
             k: k.max(1),
             sent: Arc::new(AtomicU64::new(0)),
+            groups: Arc::default(),
         })
     }
 
@@ -124,8 +134,28 @@ impl NetworkStore {
         self.sent.load(Ordering::Relaxed)
     }
 
-    /// The close group of `name` as this client finds it.
+    /// The close group of `name` as this client finds it (a lookup less
+    /// than [`GROUP_CACHE_TTL`] old is reused).
     pub async fn close_group(&self, name: &XorName) -> Vec<PeerId> {
+        if let Ok(groups) = self.groups.lock()
+            && let Some((group, at)) = groups.get(name)
+            && at.elapsed() < GROUP_CACHE_TTL
+        {
+            return group.clone();
+        }
+        self.lookup_group(name).await
+    }
+
+    /// Forgets the cached group of `name` (a member failed to answer).
+    pub(crate) fn forget_group(&self, name: &XorName) {
+        if let Ok(mut groups) = self.groups.lock() {
+            groups.remove(name);
+        }
+    }
+
+    /// Looks the close group of `name` up afresh with a Kademlia query
+    /// (which also learns the members' current addresses), and remembers it.
+    pub async fn lookup_group(&self, name: &XorName) -> Vec<PeerId> {
         let mut group = self.net.closest(*name, self.k).await;
         if group.is_empty() {
             // The query found no one; fall back on what we know.
@@ -133,6 +163,17 @@ impl NetworkStore {
                 safe_network::close_group::closest(name, self.net.routing_peers().await, self.k);
         }
         group.truncate(self.k);
+        if group.len() == self.k
+            && let Ok(mut groups) = self.groups.lock()
+        {
+            if groups.len() >= GROUP_CACHE_SIZE {
+                groups.retain(|_, (_, at)| at.elapsed() < GROUP_CACHE_TTL);
+                if groups.len() >= GROUP_CACHE_SIZE {
+                    groups.clear();
+                }
+            }
+            groups.insert(*name, (group.clone(), Instant::now()));
+        }
         group
     }
 
@@ -238,6 +279,9 @@ impl ChunkStore for NetworkStore {
             signers.sort();
             signers.dedup();
         }
+        if !errors.is_empty() {
+            self.forget_group(&name);
+        }
         if signers.len() >= need {
             return Ok(());
         }
@@ -269,7 +313,12 @@ impl ChunkStore for NetworkStore {
         for peer in &group {
             match self.net.request(*peer, Request::GetChunk { name }).await {
                 Ok(Response::Chunk(bytes)) => match Chunk::verified(name, bytes) {
-                    Ok(chunk) => return Ok(chunk),
+                    Ok(chunk) => {
+                        if !errors.is_empty() {
+                            self.forget_group(&name);
+                        }
+                        return Ok(chunk);
+                    }
                     Err(e) => {
                         tracing::warn!(%peer, %name, "node served a bad chunk: {e}");
                         bad_copy = true;
@@ -281,6 +330,7 @@ impl ChunkStore for NetworkStore {
                 Err(e) => errors.push(e.to_string()),
             }
         }
+        self.forget_group(&name);
         // A majority of the group answered "not found" and none served a
         // bad copy: the chunk is not on the network. Fewer answers is a
         // network error, not a verdict.

@@ -13,6 +13,7 @@ use safe_network::libp2p::swarm::SwarmEvent;
 use safe_network::libp2p::{self, Multiaddr, PeerId, StreamProtocol, noise, tcp, yamux};
 use safe_node::testnet::{Testnet, TestnetConfig};
 use safe_protocol::messages::{MAX_MESSAGE_SIZE, MAX_OFFER_NAMES, Refusal, Request, Response};
+use safe_protocol::mutable::{Limit, MAX_WRITE_SIZE, RecordError};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 
 /// Sends whatever bytes it is given; reads up to 4 MiB back.
@@ -171,11 +172,47 @@ async fn malformed_and_oversized_requests_are_rejected() {
         send(&mut swarm, peer, encode(&long_offer)).await,
         Some(Response::Refused(Refusal::OverLimit))
     );
+    // Mutable-record writes that are garbage, oversized or over a limit.
+    let garbage_write = Request::PutRecord {
+        write: b"\x01not a write".to_vec().into(),
+    };
+    assert_eq!(
+        send(&mut swarm, peer, encode(&garbage_write)).await,
+        Some(Response::RecordRefused(RecordError::Malformed))
+    );
+    let huge_write = Request::PutRecord {
+        write: vec![1u8; MAX_WRITE_SIZE + 1].into(),
+    };
+    assert_eq!(
+        send(&mut swarm, peer, encode(&huge_write)).await,
+        Some(Response::RecordRefused(RecordError::TooLarge(
+            Limit::WriteSize
+        )))
+    );
+    let long_record_offer = Request::OfferRecords {
+        items: vec![(XorName([2; 32]), [0; 32]); MAX_OFFER_NAMES + 1],
+    };
+    assert_eq!(
+        send(&mut swarm, peer, encode(&long_record_offer)).await,
+        Some(Response::Refused(Refusal::OverLimit))
+    );
+    assert_eq!(
+        send(
+            &mut swarm,
+            peer,
+            encode(&Request::GetRecord {
+                name: XorName([4; 32])
+            })
+        )
+        .await,
+        Some(Response::NotFound)
+    );
     assert_eq!(
         target.store().count(),
         0,
         "nothing stored from bad requests"
     );
+    assert_eq!(target.store().mutable_count(), 0);
 
     // A valid request on the same connection still works...
     let get = Request::GetChunk {

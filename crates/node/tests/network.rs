@@ -154,7 +154,7 @@ async fn sizes_copies_node_loss_and_restart() {
     assert!(node.holds(&address.name));
     let peer = node.peer_id();
     // The client finds the node's new address through a lookup.
-    let group = client.close_group(&address.name).await;
+    let group = client.lookup_group(&address.name).await;
     assert!(
         group.contains(&peer),
         "restarted node is back in the close group"
