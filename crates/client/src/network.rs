@@ -74,8 +74,11 @@ pub struct NetworkStore {
     sent: Arc<AtomicU64>,
     /// Recent close-group lookups: a record read then written, or written
     /// again, costs one Kademlia query, not one per step.
-    groups: Arc<Mutex<HashMap<XorName, (Vec<PeerId>, Instant)>>>,
+    groups: Arc<Mutex<GroupCache>>,
 }
+
+/// Close groups by name, with when they were looked up.
+type GroupCache = HashMap<XorName, (Vec<PeerId>, Instant)>;
 
 impl NetworkStore {
     /// Joins the network through `peers` with close group size `k`.
