@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use safe_client::mutable::{new_append, new_create, prepare};
-use safe_client::{KeyDir, KeyError, KeyStore, NetworkStore};
+use safe_client::{KeyDir, KeyError, KeyStore, MutableError, NetworkStore};
 use safe_protocol::mutable::{
     Change, MAX_WRITE_SIZE, PublicKey, Record, SigningKey, Write, record_address,
 };
@@ -290,6 +290,16 @@ pub(crate) fn record_name(text: &str) -> Result<XorName> {
     Ok(address.name)
 }
 
+/// A client error in the user's terms (addresses as safe://m…).
+fn user_error(e: MutableError) -> anyhow::Error {
+    match e {
+        MutableError::NotFound(name) => {
+            anyhow::anyhow!("no mutable record at {}", show_address(name))
+        }
+        other => other.into(),
+    }
+}
+
 fn show_address(name: XorName) -> String {
     Address::new(DataKind::Mutable, name).to_string()
 }
@@ -402,7 +412,9 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
             let append = new_append(name, value.into_bytes(), &keys);
             let id = append.id();
             with_network(&peers, |net| async move {
-                net.write_record(&Write::Append(append)).await?;
+                net.write_record(&Write::Append(append))
+                    .await
+                    .map_err(user_error)?;
                 if json {
                     println!(
                         "{}",
@@ -447,7 +459,7 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
             };
             let (name, version) = (op.body.address, op.body.replaces + 1);
             with_network(&peers, |net| async move {
-                net.write_record(&write).await?;
+                net.write_record(&write).await.map_err(user_error)?;
                 print_version(name, version, json);
                 Ok(())
             })
@@ -461,7 +473,7 @@ async fn owner_op(address: &str, change: Change, out: OpOutput, peers: &Peers) -
     let name = record_name(address)?;
     let keys = signing_keys(&out.signers)?;
     with_network(peers, |net| async move {
-        let record = net.get_record(name).await?;
+        let record = net.get_record(name).await.map_err(user_error)?;
         let mut op = prepare(&record, change)?;
         for key in &keys {
             op.sign(key);
@@ -480,7 +492,7 @@ async fn owner_op(address: &str, change: Change, out: OpOutput, peers: &Peers) -
             );
             return Ok(());
         }
-        net.write_record(&write).await?;
+        net.write_record(&write).await.map_err(user_error)?;
         print_version(name, version, out.json);
         Ok(())
     })
@@ -573,7 +585,7 @@ where
 pub(crate) async fn get(address: &str, key: Option<&str>, peers: &Peers, json: bool) -> Result<()> {
     let name = record_name(address)?;
     with_network(peers, |net| async move {
-        let record = net.get_record(name).await?;
+        let record = net.get_record(name).await.map_err(user_error)?;
         if let Some(key) = key {
             let value = record
                 .state

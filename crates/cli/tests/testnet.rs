@@ -288,5 +288,8 @@ fn mutable_records_through_the_cli() {
 
     // Bad input: one clear line.
     assert!(fails(h, &["mutable", "get", "safe://nonsense"]).contains("invalid address"));
+    let nobody = "safe://mbcw2k6fvxkcqbzwgbxlh5t4ciwr3kidlkm3xrggacnyqdoakd7iw";
+    let err = fails(h, &["mutable", "get", nobody]);
+    assert!(err.contains("no mutable record at safe://m"), "{err}");
     down(guard);
 }

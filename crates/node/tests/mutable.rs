@@ -399,6 +399,15 @@ async fn appends_are_never_lost_and_records_survive_node_loss() {
     assert_eq!(r2, r);
     let healed = wait_for_agreement(&net, &name, K).await;
     assert_eq!(healed, r);
+    // A stopped member restarted from its directory still holds the record.
+    net.restart_node(stopped[0]).await.unwrap();
+    let back = net
+        .node(stopped[0])
+        .unwrap()
+        .store()
+        .mutable(&name)
+        .unwrap();
+    assert_eq!(back.map(|b| b.genesis), Some(r.genesis.clone()));
     for c in &writers {
         c.shutdown().await;
     }
