@@ -187,7 +187,9 @@ impl NetworkStore {
                     refusals.entry(format!("{e:?}")).or_insert((0, e)).0 += 1;
                 }
                 Ok(Ok(Response::Refused(Refusal::Full))) => full += 1,
-                Ok(Ok(other)) => errors.push(format!("{peer}: unexpected answer {other:?}")),
+                Ok(Ok(other)) => {
+                    errors.push(format!("{peer}: unexpected answer ({})", other.kind()))
+                }
                 Ok(Err(e)) => errors.push(format!("{peer}: {e}")),
                 Err(_) => errors.push(format!("{peer}: no answer in {RECORD_TIMEOUT:?}")),
             }
@@ -224,36 +226,48 @@ impl NetworkStore {
             )));
         }
         let answers = join_all(group.iter().map(|p| self.fetch_record(*p, name))).await;
-        let mut copies = Vec::new();
         let (mut not_found, mut errors) = (0, Vec::new());
-        // Copies are usually byte-identical: each distinct one is verified
-        // once.
-        let mut checked: Vec<(blake3::Hash, Option<Record>)> = Vec::new();
+        let mut served = Vec::new();
         for (peer, answer) in group.iter().zip(answers) {
             match answer {
-                Ok(Some(bytes)) => {
+                Ok(Some(bytes)) => served.push((*peer, bytes)),
+                Ok(None) => not_found += 1,
+                Err(e) => errors.push(format!("{peer}: {e}")),
+            }
+        }
+        // Verifying checks every signature: off the async threads. Copies
+        // are usually byte-identical, so each distinct one is checked once.
+        let checked = tokio::task::spawn_blocking(move || {
+            let mut seen: Vec<(blake3::Hash, Option<Record>)> = Vec::new();
+            served
+                .into_iter()
+                .map(|(peer, bytes)| {
                     let id = blake3::hash(&bytes);
-                    let verdict = match checked.iter().find(|(h, _)| *h == id) {
+                    let verdict = match seen.iter().find(|(h, _)| *h == id) {
                         Some((_, v)) => v.clone(),
                         None => {
-                            let v = verify_copy(*peer, &name, &bytes).ok();
-                            checked.push((id, v.clone()));
+                            let v = verify_copy(peer, &name, &bytes).ok();
+                            seen.push((id, v.clone()));
                             v
                         }
                     };
-                    match verdict {
-                        Some(r) => copies.push(r),
-                        None => errors.push(format!("{peer}: a copy that does not verify")),
-                    }
-                }
-                Ok(None) => not_found += 1,
-                Err(e) => errors.push(format!("{peer}: {e}")),
+                    (peer, verdict)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| MutableError::Network(format!("verification task failed: {e}")))?;
+        let mut copies = Vec::new();
+        for (peer, verdict) in checked {
+            match verdict {
+                Some(r) => copies.push(r),
+                None => errors.push(format!("{peer}: a copy that does not verify")),
             }
         }
         if !errors.is_empty() {
             self.forget_group(&name);
         }
-        if let Some(winner) = resolve(&copies) {
+        if let Some(winner) = resolve(&copies).map(|r| r.record) {
             let genesis = winner.genesis.id();
             let backing = copies.iter().filter(|c| c.genesis.id() == genesis).count();
             // A record only a few members hold, against a majority that
@@ -295,7 +309,8 @@ impl NetworkStore {
             Ok(Ok(Response::Record(bytes))) => Ok(Some(bytes)),
             Ok(Ok(Response::NotFound)) => Ok(None),
             Ok(Ok(other)) => Err(MutableError::Network(format!(
-                "unexpected answer {other:?}"
+                "unexpected answer ({})",
+                other.kind()
             ))),
             Ok(Err(e)) => Err(MutableError::Network(e.to_string())),
             Err(_) => Err(MutableError::Network(format!(

@@ -213,7 +213,7 @@ impl NetworkStore {
             Ok(Response::NotFound) => Err(StoreError::NotFound(name)),
             Ok(other) => Err(network_err(
                 &name,
-                &format!("unexpected answer {other:?}"),
+                &format!("unexpected answer ({})", other.kind()),
                 &[],
             )),
             Err(e) => Err(network_err(&name, "request failed", &[e.to_string()])),
@@ -252,7 +252,7 @@ impl ChunkStore for NetworkStore {
                     full += usize::from(r == Refusal::Full);
                     errors.push(format!("{entry}: {r}"));
                 }
-                Ok(other) => errors.push(format!("{entry}: unexpected answer {other:?}")),
+                Ok(other) => errors.push(format!("{entry}: unexpected answer ({})", other.kind())),
                 Err(e) => errors.push(e.to_string()),
             }
         }
@@ -274,7 +274,7 @@ impl ChunkStore for NetworkStore {
                         full += usize::from(r == Refusal::Full);
                         errors.push(format!("{p}: {r}"));
                     }
-                    Ok(other) => errors.push(format!("{p}: unexpected answer {other:?}")),
+                    Ok(other) => errors.push(format!("{p}: unexpected answer ({})", other.kind())),
                     Err(e) => errors.push(e.to_string()),
                 }
             }
@@ -329,7 +329,7 @@ impl ChunkStore for NetworkStore {
                     }
                 },
                 Ok(Response::NotFound) => not_found += 1,
-                Ok(other) => errors.push(format!("{peer}: unexpected answer {other:?}")),
+                Ok(other) => errors.push(format!("{peer}: unexpected answer ({})", other.kind())),
                 Err(e) => errors.push(e.to_string()),
             }
         }

@@ -19,7 +19,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use futures::future::join_all;
-use safe_network::close_group::sign_record_receipt;
+use safe_network::close_group::{majority, sign_record_receipt};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
@@ -80,12 +80,13 @@ fn apply(current: Option<Record>, write: &Write) -> (Option<Record>, Result<(), 
 
 /// Serves the record at `name`.
 pub(crate) async fn get(node: &Node, name: XorName) -> Response {
+    // A failure is not "not found": readers count that as a vote.
     let record = match node.blocking(move |s| s.mutable(&name)).await {
         Ok(Some(r)) => r,
         Ok(None) => return Response::NotFound,
         Err(e) => {
             tracing::error!(%name, "cannot read a record: {e}");
-            return Response::NotFound;
+            return Response::Refused(Refusal::StorageFailed);
         }
     };
     let record = lie(node, record);
@@ -96,7 +97,7 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
         }
         Err(e) => {
             tracing::error!(%name, "cannot encode a record: {e}");
-            Response::NotFound
+            Response::Refused(Refusal::StorageFailed)
         }
     }
 }
@@ -177,14 +178,16 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
 }
 
 /// Fetches `peer`'s copy of `name`, verifies it and merges it into ours.
+/// A copy this node cannot merge by itself (see [`Record::merge`]), or any
+/// copy of a record it does not hold yet, is settled by the close group.
 pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
-    let Some(incoming) = fetch_verified(node, name, peer).await else {
+    let Ok(Some(incoming)) = fetch_verified(node, name, peer).await else {
         return;
     };
     let outcome = node
         .blocking(move |s| {
             s.update_mutable(&name, move |current| match current {
-                None => (Some(incoming), Merge::Updated),
+                None => (None, Merge::Conflict),
                 Some(mut mine) => match mine.merge(&incoming) {
                     Merge::Updated => (Some(mine), Merge::Updated),
                     other => (None, other),
@@ -200,29 +203,40 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
     }
 }
 
-/// `peer`'s copy of `name`, if it sends one that verifies.
-async fn fetch_verified(node: &Node, name: XorName, peer: PeerId) -> Option<Record> {
+/// `peer`'s copy of `name`: `Ok(None)` if it holds none, `Err` if it did
+/// not answer or sent a copy that does not verify.
+async fn fetch_verified(node: &Node, name: XorName, peer: PeerId) -> Result<Option<Record>, ()> {
     let request = node.net.request(peer, Request::GetRecord { name });
     let bytes = match tokio::time::timeout(FORWARD_TIMEOUT, request).await {
         Ok(Ok(Response::Record(bytes))) => bytes,
-        Ok(Ok(_)) => return None,
+        Ok(Ok(Response::NotFound)) => return Ok(None),
+        Ok(Ok(_)) => return Err(()),
         Ok(Err(e)) => {
             tracing::debug!(%peer, %name, "record fetch failed: {e}");
-            return None;
+            return Err(());
         }
-        Err(_) => return None,
+        Err(_) => return Err(()),
     };
-    match Record::decode(&bytes).and_then(|r| r.verify(&name).map(|()| r)) {
-        Ok(r) => Some(r),
-        Err(e) => {
+    // Verifying checks every signature in the record: off the async threads.
+    let verified = tokio::task::spawn_blocking(move || {
+        Record::decode(&bytes).and_then(|r| r.verify(&name).map(|()| r))
+    })
+    .await;
+    match verified {
+        Ok(Ok(r)) => Ok(Some(r)),
+        Ok(Err(e)) => {
             tracing::warn!(%peer, %name, "peer sent a record that does not verify: {e}");
-            None
+            Err(())
         }
+        Err(_) => Err(()),
     }
 }
 
-/// Two copies that cannot be merged: ask the close group (as this node
-/// sees it) and adopt what its majority holds.
+/// Asks the close group (as this node sees it) for its copies and adopts
+/// what they stand for ([`resolve`]), but only when a majority of the group
+/// stands behind it, or when every member answered (then every member that
+/// settles sees the same copies and picks alike). Otherwise it waits for a
+/// later round: it never follows a minority.
 async fn settle(node: &Node, name: XorName) {
     let me = node.net.peer_id();
     let group: Vec<PeerId> = node
@@ -231,12 +245,9 @@ async fn settle(node: &Node, name: XorName) {
         .into_iter()
         .filter(|p| *p != me)
         .collect();
-    let mut copies: Vec<Record> =
-        join_all(group.into_iter().map(|p| fetch_verified(node, name, p)))
-            .await
-            .into_iter()
-            .flatten()
-            .collect();
+    let answers = join_all(group.iter().map(|p| fetch_verified(node, name, *p))).await;
+    let everyone = answers.iter().all(Result::is_ok);
+    let mut copies: Vec<Record> = answers.into_iter().flatten().flatten().collect();
     let mine = match node.blocking(move |s| s.mutable(&name)).await {
         Ok(m) => m,
         Err(e) => {
@@ -245,11 +256,17 @@ async fn settle(node: &Node, name: XorName) {
         }
     };
     let mine_digest = mine.as_ref().map(Record::digest);
+    let ahead = mine.clone();
     copies.extend(mine);
-    let Some(winner) = resolve(&copies) else {
+    let Some(resolved) = resolve(&copies) else {
         return;
     };
-    if Some(winner.digest()) == mine_digest {
+    if resolved.support < majority(node.k) && !everyone {
+        tracing::debug!(%name, "no majority for any copy yet; settling later");
+        return;
+    }
+    let winner = resolved.record;
+    if Some(winner.digest()) == mine_digest || ahead.is_some_and(|m| m.extends(&winner)) {
         return;
     }
     let adopted = node
@@ -268,7 +285,7 @@ async fn settle(node: &Node, name: XorName) {
     match adopted {
         Ok(true) => {
             node.metrics.replicated();
-            tracing::info!(%name, "adopted the close group's majority copy of a record");
+            tracing::debug!(%name, "adopted the close group's copy of a record");
         }
         Ok(false) => {}
         Err(e) => tracing::warn!(%name, "cannot store a settled record: {e}"),

@@ -267,9 +267,20 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
                 }
             }
             let offer = |items| Request::OfferRecords { items };
-            for (peer, ok) in send_offers(node, batches, offer).await {
-                if ok.is_none() {
-                    failed.insert(peer);
+            for (peer, differing) in send_offers(node, batches, offer).await {
+                match differing {
+                    // The peer's copies differ: fetch them back, so a copy
+                    // that is behind (this node's, if it left the group)
+                    // catches up and one that is ahead is not fetched by
+                    // the peer again and again.
+                    Some(names) => {
+                        for name in names {
+                            node.fetches.enqueue(What::Record, name, peer);
+                        }
+                    }
+                    None => {
+                        failed.insert(peer);
+                    }
                 }
             }
         }

@@ -115,6 +115,22 @@ pub enum Response {
     RecordRefused(RecordError),
 }
 
+impl Response {
+    /// A short name for the kind of answer (for messages: never the bytes).
+    pub fn kind(&self) -> String {
+        match self {
+            Response::Stored { .. } => "stored".into(),
+            Response::Chunk(_) => "a chunk".into(),
+            Response::NotFound => "not found".into(),
+            Response::OfferTaken { .. } => "offer taken".into(),
+            Response::Refused(r) => format!("refused: {r}"),
+            Response::RecordStored(_) => "record stored".into(),
+            Response::Record(_) => "a record".into(),
+            Response::RecordRefused(e) => format!("refused: {e}"),
+        }
+    }
+}
+
 /// A node's signed statement "I hold chunk `name`".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {

@@ -42,8 +42,11 @@ use crate::xorname::XorName;
 
 /// Format version of encoded records and writes.
 pub const RECORD_FORMAT: u8 = 1;
-/// Largest encoded [`Record`] (state, proof chain and appends together).
-pub const MAX_RECORD_SIZE: usize = 512 * 1024;
+/// Largest encoded [`Record`]: its owned part and its appends together.
+pub const MAX_RECORD_SIZE: usize = 960 * 1024;
+/// Largest encoded owned part of a record: genesis, ownership history, last
+/// operation and state (everything but the appends).
+pub const MAX_OWNED_SIZE: usize = 512 * 1024;
 /// Largest encoded [`Write`].
 pub const MAX_WRITE_SIZE: usize = 128 * 1024;
 /// Longest record name, in bytes.
@@ -56,8 +59,17 @@ pub const MAX_VALUE_LEN: usize = 64 * 1024;
 pub const MAX_ENTRIES: usize = 1024;
 /// Most owners of one record (and most signatures on one write).
 pub const MAX_OWNERS: usize = 16;
-/// Most appends held in one record.
+/// A node accepts an append only while the record holds fewer appends.
 pub const MAX_APPENDS: usize = 1024;
+/// A node accepts an append only while the record's encoded appends stay
+/// within this many bytes.
+pub const MAX_APPEND_BYTES: usize = 192 * 1024;
+/// Appends accepted at once by different replicas can pass the accept
+/// limits when the copies are united; a record keeps at most twice them
+/// (lowest ids first), so only an inbox flooded past full can lose one.
+pub const HELD_APPENDS: usize = 2 * MAX_APPENDS;
+/// See [`HELD_APPENDS`].
+pub const HELD_APPEND_BYTES: usize = 2 * MAX_APPEND_BYTES;
 /// Most tombstones of removed appends in one record.
 pub const MAX_REMOVED: usize = 4096;
 /// Most ownership changes in one record's history.
@@ -111,12 +123,16 @@ impl std::fmt::Display for Limit {
             Limit::Value => format!("values are at most {MAX_VALUE_LEN} bytes"),
             Limit::Entries => format!("a record holds at most {MAX_ENTRIES} entries"),
             Limit::Owners => format!("a record has at most {MAX_OWNERS} owners"),
-            Limit::Appends => format!("a record holds at most {MAX_APPENDS} appends"),
+            Limit::Appends => format!(
+                "a record accepts at most {MAX_APPENDS} appends or {MAX_APPEND_BYTES} bytes of them"
+            ),
             Limit::Removed => format!("a record keeps at most {MAX_REMOVED} removed appends"),
             Limit::OwnerChanges => {
                 format!("a record allows at most {MAX_OWNER_CHANGES} ownership changes")
             }
-            Limit::RecordSize => format!("a record is at most {MAX_RECORD_SIZE} bytes"),
+            Limit::RecordSize => {
+                format!("a record's entries, owners and history are at most {MAX_OWNED_SIZE} bytes")
+            }
             Limit::WriteSize => format!("an operation is at most {MAX_WRITE_SIZE} bytes"),
         };
         f.write_str(&s)
@@ -249,6 +265,11 @@ impl<T: Signable> Signed<T> {
     pub fn check(&self, owners: &[PublicKey], threshold: u8) -> Result<(), RecordError> {
         if self.sigs.len() > MAX_OWNERS {
             return Err(RecordError::TooLarge(Limit::Owners));
+        }
+        // One canonical form: sorted by key, one signature per key, so two
+        // copies of one write cannot differ in their signature lists' order.
+        if !self.sigs.windows(2).all(|w| w[0].key < w[1].key) {
+            return Err(RecordError::Malformed);
         }
         let msg = self.signing_bytes();
         let mut signers = BTreeSet::new();
@@ -644,6 +665,11 @@ impl Record {
         codec::decode(RECORD_FORMAT, bytes, MAX_RECORD_SIZE).map_err(decode_err(Limit::RecordSize))
     }
 
+    /// Encoded size of everything but the appends.
+    fn owned_size(&self) -> usize {
+        encoded_len(&(&self.genesis, &self.owner_changes, &self.last, &self.state))
+    }
+
     /// Checks the whole proof: the create, every ownership change signed by
     /// the owners before it, the last operation signed by the owners of its
     /// time and naming this state's hash, the limits, and every append.
@@ -697,6 +723,13 @@ impl Record {
                         return Err(RecordError::BrokenChain);
                     }
                 } else {
+                    if self
+                        .owner_changes
+                        .last()
+                        .is_some_and(|c| c.body.replaces >= op.replaces)
+                    {
+                        return Err(RecordError::BrokenChain);
+                    }
                     last.check(&owners, threshold)?;
                 }
             }
@@ -708,7 +741,10 @@ impl Record {
             return Err(RecordError::BrokenChain);
         }
         self.state.check_limits()?;
-        if self.appends.len() > MAX_APPENDS {
+        if self.owned_size() > MAX_OWNED_SIZE {
+            return Err(RecordError::TooLarge(Limit::RecordSize));
+        }
+        if self.appends.len() > HELD_APPENDS || appends_size(&self.appends) > HELD_APPEND_BYTES {
             return Err(RecordError::TooLarge(Limit::Appends));
         }
         let mut prev: Option<Hash> = None;
@@ -740,7 +776,8 @@ impl Record {
             }
             Write::Create(_) => return Err(RecordError::AlreadyExists),
             Write::Op(op) => {
-                if self.last.as_ref() == Some(op) {
+                if self.last.as_ref().is_some_and(|l| l.body == op.body) {
+                    // The same operation again (maybe with other signers).
                     return Ok(Applied::AlreadyApplied);
                 }
                 let body = &op.body;
@@ -764,9 +801,18 @@ impl Record {
                     }
                     next.owner_changes.push(op.clone());
                 }
+                let prunes = matches!(
+                    body.change,
+                    Change::Owners { .. } | Change::RemoveAppends { .. }
+                );
                 next.state = state;
                 next.last = Some(op.clone());
-                next.keep_valid_appends();
+                if prunes {
+                    next.keep_valid_appends();
+                }
+                if next.owned_size() > MAX_OWNED_SIZE {
+                    return Err(RecordError::TooLarge(Limit::RecordSize));
+                }
                 Applied::Changed
             }
             Write::Append(a) => {
@@ -778,7 +824,9 @@ impl Record {
                 match next.appends.binary_search_by(|x| x.id().cmp(&id)) {
                     Ok(_) => return Ok(Applied::AlreadyApplied),
                     Err(at) => {
-                        if next.appends.len() >= MAX_APPENDS {
+                        if next.appends.len() >= MAX_APPENDS
+                            || appends_size(&next.appends) + encoded_len(a) > MAX_APPEND_BYTES
+                        {
                             return Err(RecordError::TooLarge(Limit::Appends));
                         }
                         next.appends.insert(at, a.clone());
@@ -787,7 +835,6 @@ impl Record {
                 Applied::Changed
             }
         };
-        next.encode()?; // size limit
         *self = next;
         Ok(applied)
     }
@@ -801,18 +848,16 @@ impl Record {
         });
     }
 
-    /// Adds `others`' appends that this state allows, in id order, while the
-    /// record stays within its limits. Returns whether any was added.
+    /// Adds `others`' appends that this state allows. Past [`HELD_APPENDS`]
+    /// or [`HELD_APPEND_BYTES`] the highest ids are dropped, so every
+    /// replica that holds the same appends keeps the same ones. Returns
+    /// whether the set changed.
     fn add_appends<'a>(&mut self, others: impl IntoIterator<Item = &'a Signed<Append>>) -> bool {
         let address = self.address();
         let mut by_id: BTreeMap<Hash, Signed<Append>> =
-            self.appends.drain(..).map(|a| (a.id(), a)).collect();
-        let before = by_id.len();
+            self.appends.iter().map(|a| (a.id(), a.clone())).collect();
         for a in others {
             let id = a.id();
-            if by_id.len() >= MAX_APPENDS {
-                break;
-            }
             if !by_id.contains_key(&id)
                 && !self.state.removed.contains(&id)
                 && self.state.check_append(&address, a).is_ok()
@@ -820,35 +865,58 @@ impl Record {
                 by_id.insert(id, a.clone());
             }
         }
-        let added = by_id.len() > before;
-        self.appends = by_id.into_values().collect();
-        // Stay under the size limit: drop the newest-added by id order last.
-        while self.encode().is_err() && !self.appends.is_empty() {
-            self.appends.pop();
+        let (mut kept, mut bytes) = (Vec::with_capacity(by_id.len()), 0usize);
+        for a in by_id.into_values() {
+            let size = encoded_len(&a);
+            if kept.len() >= HELD_APPENDS || bytes + size > HELD_APPEND_BYTES {
+                break;
+            }
+            bytes += size;
+            kept.push(a);
         }
-        added
+        let changed = kept != self.appends;
+        self.appends = kept;
+        changed
     }
 
-    /// True if `other` proves an ownership change this record's version
-    /// should include but its history lacks: an old owner signing on after
-    /// handing the record on.
-    pub fn superseded_by(&self, other: &Record) -> bool {
-        other
-            .owner_changes
-            .iter()
-            .filter(|c| c.body.replaces < self.state.version)
-            .any(|c| !self.owner_changes.contains(c))
+    /// True if `self` is `parent` with exactly one more operation: the last
+    /// operation of `self`, applied to `parent`, gives `self`'s state.
+    pub fn extends(&self, parent: &Record) -> bool {
+        let Some(last) = &self.last else {
+            return false;
+        };
+        if self.genesis.id() != parent.genesis.id()
+            || parent.state.version.checked_add(1) != Some(self.state.version)
+        {
+            return false;
+        }
+        let mut p = parent.clone();
+        p.appends.clear();
+        matches!(p.apply(&Write::Op(last.clone())), Ok(Applied::Changed)) && p.state == self.state
     }
 
-    /// Merges another verified copy of this record into this one, as a
-    /// replica does during replication: a higher version on a consistent
-    /// chain wins and appends are united.
+    /// Merges another verified copy into this one, as a replica does during
+    /// replication. Only what provably follows is taken: the same state
+    /// (its appends are united) or the next operation on this exact state.
+    /// An older copy, or one this copy is the next step of, gives only its
+    /// appends. Anything else — another genesis, another state at this
+    /// version, or a version further ahead that cannot be checked step by
+    /// step — is a conflict for the close group's majority to settle.
     pub fn merge(&mut self, other: &Record) -> Merge {
         if self.genesis.id() != other.genesis.id() {
             return Merge::Conflict;
         }
-        let mut updated = false;
-        if other.state.version > self.state.version && !other.superseded_by(self) {
+        if other.state == self.state
+            || other.state.version < self.state.version
+            || self.extends(other)
+        {
+            return if self.add_appends(&other.appends) {
+                Merge::Updated
+            } else {
+                Merge::Unchanged
+            };
+        }
+        if other.extends(self) {
             let mine = std::mem::take(&mut self.appends);
             self.owner_changes = other.owner_changes.clone();
             self.last = other.last.clone();
@@ -856,29 +924,41 @@ impl Record {
             self.appends = other.appends.clone();
             self.keep_valid_appends();
             self.add_appends(&mine);
-            updated = true;
-        } else if other.state.version == self.state.version
-            && other.state.hash() != self.state.hash()
-        {
-            return Merge::Conflict;
+            return Merge::Updated;
         }
-        if self.add_appends(&other.appends) {
-            updated = true;
-        }
-        if updated {
-            Merge::Updated
-        } else {
-            Merge::Unchanged
-        }
+        Merge::Conflict
     }
 }
 
-/// Picks the winner among verified copies of one address, as the close
-/// group's majority would: the genesis held by most copies (ties: lowest
-/// id), then, on that genesis, the highest version no other copy proves
-/// stale (ties at that version: the state most copies hold, then lowest
-/// hash), with the appends of every copy on that genesis united.
-pub fn resolve(copies: &[Record]) -> Option<Record> {
+/// Size of a value's postcard encoding.
+fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::to_allocvec(value).map_or(usize::MAX, |v| v.len())
+}
+
+fn appends_size(appends: &[Signed<Append>]) -> usize {
+    appends.iter().map(encoded_len).sum()
+}
+
+/// The record a set of verified copies of one address stands for, and how
+/// many of the copies stand behind it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved {
+    /// The record: the winning state, with the appends of every copy of its
+    /// genesis.
+    pub record: Record,
+    /// Copies that hold its state or a state it provably follows from.
+    pub support: usize,
+}
+
+/// Picks what verified copies of one address stand for, as a reader (or a
+/// replica settling a conflict) does: the genesis most copies hold (ties:
+/// lowest id); on it, the state most copies hold (ties: higher version,
+/// then lowest hash); then, while some copies hold a state that provably
+/// follows it by one operation ([`Record::extends`]), that next state (a
+/// write still reaching the group). Votes, not version numbers, decide: a
+/// copy built on a write that failed to reach a majority, or a former
+/// owner's fork, never outranks what the majority holds.
+pub fn resolve(copies: &[Record]) -> Option<Resolved> {
     let mut votes: BTreeMap<Hash, usize> = BTreeMap::new();
     for c in copies {
         *votes.entry(c.genesis.id()).or_default() += 1;
@@ -890,22 +970,34 @@ pub fn resolve(copies: &[Record]) -> Option<Record> {
         .iter()
         .filter(|c| c.genesis.id() == genesis)
         .collect();
-    let fine: Vec<&Record> = same
-        .iter()
-        .copied()
-        .filter(|c| !same.iter().any(|o| c.superseded_by(o)))
-        .collect();
-    let top = fine.iter().map(|c| c.state.version).max()?;
+    // Distinct states: (votes, a copy holding it).
     let mut states: BTreeMap<Hash, (usize, &Record)> = BTreeMap::new();
-    for c in fine.iter().filter(|c| c.state.version == top) {
+    for c in &same {
         states.entry(c.state.hash()).or_insert((0, c)).0 += 1;
     }
-    let (_, (_, best)) = states
+    let rank =
+        |(h, (n, r)): (&Hash, &(usize, &Record))| (*n, r.state.version, std::cmp::Reverse(*h));
+    let (mut at, (mut support, mut best)) = states
         .iter()
-        .max_by(|a, b| (a.1).0.cmp(&(b.1).0).then(b.0.cmp(a.0)))?;
-    let mut winner = (*best).clone();
-    winner.add_appends(same.iter().flat_map(|c| c.appends.iter()));
-    Some(winner)
+        .max_by_key(|e| rank(*e))
+        .map(|(h, v)| (*h, *v))?;
+    loop {
+        let next = states
+            .iter()
+            .filter(|(_, (_, r))| r.extends(best))
+            .max_by_key(|e| rank(*e))
+            .map(|(h, v)| (*h, *v));
+        match next {
+            Some((h, (n, r))) if h != at => {
+                (at, best) = (h, r);
+                support += n;
+            }
+            _ => break,
+        }
+    }
+    let mut record = best.clone();
+    record.add_appends(same.iter().flat_map(|c| c.appends.iter()));
+    Some(Resolved { record, support })
 }
 
 #[cfg(test)]

@@ -191,6 +191,10 @@ fn appends_commute_and_removals_stick() {
         .unwrap();
 }
 
+fn winner(copies: &[Record]) -> Record {
+    resolve(copies).unwrap().record
+}
+
 #[test]
 fn first_create_wins_and_resolve_follows_the_majority() {
     let a = new_record(&[0], 1, false, 0);
@@ -207,16 +211,67 @@ fn first_create_wins_and_resolve_follows_the_majority() {
     );
     assert_eq!(held.merge(&b), Merge::Conflict);
     let won = resolve(&[b.clone(), a.clone(), a.clone()]).unwrap();
-    assert_eq!(won.genesis, a.genesis);
+    assert_eq!((won.record.genesis, won.support), (a.genesis.clone(), 2));
     // Same version, different states: the majority's state wins.
     let mut x = a.clone();
     x.apply(&Write::Op(op(&a, set("k", "x"), &[0]))).unwrap();
     let mut y = a.clone();
     y.apply(&Write::Op(op(&a, set("k", "y"), &[0]))).unwrap();
     assert_eq!(x.clone().merge(&y), Merge::Conflict);
-    assert_eq!(resolve(&[x.clone(), y.clone(), y.clone()]).unwrap(), y);
-    // A higher version wins over an older one.
-    assert_eq!(resolve(&[a.clone(), y.clone(), a.clone()]).unwrap(), y);
+    assert_eq!(winner(&[x.clone(), y.clone(), y.clone()]), y);
+    // A write still reaching the group: its state follows the majority's.
+    let r = resolve(&[a.clone(), y.clone(), a.clone()]).unwrap();
+    assert_eq!((r.record, r.support), (y.clone(), 3));
+    let mut behind = a.clone();
+    assert_eq!(behind.merge(&y), Merge::Updated);
+    assert_eq!(behind, y);
+    assert_eq!(
+        behind.merge(&a),
+        Merge::Unchanged,
+        "older copies give nothing"
+    );
+}
+
+#[test]
+fn a_higher_version_does_not_beat_the_majority() {
+    // x was acknowledged by a majority; y lost the race on a minority and
+    // someone built on it: y2 is further ahead but on the losing branch.
+    let a = new_record(&[0], 1, false, 0);
+    let mut x = a.clone();
+    x.apply(&Write::Op(op(&a, set("k", "x"), &[0]))).unwrap();
+    let mut y2 = a.clone();
+    y2.apply(&Write::Op(op(&a, set("k", "y"), &[0]))).unwrap();
+    y2.apply(&Write::Op(op(&y2, set("k", "y2"), &[0]))).unwrap();
+    assert_eq!(
+        winner(&[x.clone(), x.clone(), x.clone(), y2.clone(), y2.clone()]),
+        x
+    );
+    let mut replica = x.clone();
+    assert_eq!(
+        replica.merge(&y2),
+        Merge::Conflict,
+        "not a provable next step"
+    );
+    assert_eq!(replica, x);
+}
+
+#[test]
+fn signatures_are_canonical_and_retries_idempotent() {
+    let mut r = new_record(&[0, 1, 2], 1, false, 0);
+    let mut o = op(&r, set("k", "v"), &[0, 1]);
+    o.sigs.reverse();
+    assert_eq!(r.apply(&Write::Op(o.clone())), Err(RecordError::Malformed));
+    let mut dup = op(&r, set("k", "v"), &[0]);
+    dup.sigs.push(dup.sigs[0].clone());
+    assert_eq!(r.apply(&Write::Op(dup)), Err(RecordError::Malformed));
+    o.sigs.reverse();
+    assert_eq!(r.apply(&Write::Op(o.clone())), Ok(Applied::Changed));
+    // The same operation with another signer set is a retry, not a change.
+    let mut other = o.clone();
+    other.sigs.clear();
+    other.sign(&key(2));
+    assert_eq!(r.apply(&Write::Op(other)), Ok(Applied::AlreadyApplied));
+    assert_eq!(r.state.version, 1);
 }
 
 #[test]
@@ -233,18 +288,32 @@ fn an_old_owner_cannot_fork_past_a_transfer() {
             &[0],
         )))
         .unwrap();
-    // The old owner keeps signing on the pre-transfer copy, reaching a
-    // higher version than the honest one.
+    honest
+        .apply(&Write::Op(op(&honest, set("k", "new owner"), &[1])))
+        .unwrap();
+    // The old owner keeps signing on the pre-transfer copy, even inventing
+    // an ownership change of its own, and reaches a higher version.
     let mut fork = base;
+    fork.apply(&Write::Op(op(
+        &fork,
+        Change::Owners {
+            owners: vec![pk(0), pk(2)],
+            threshold: 1,
+        },
+        &[0],
+    )))
+    .unwrap();
     for i in 0..3 {
         fork.apply(&Write::Op(op(&fork, set("k", &i.to_string()), &[0])))
             .unwrap();
     }
     fork.verify(&fork.address()).unwrap();
-    assert!(fork.superseded_by(&honest));
-    assert_eq!(resolve(&[fork.clone(), honest.clone()]).unwrap(), honest);
+    assert!(fork.state.version > honest.state.version);
+    // One lying node serves the fork; the group holds the honest record.
+    let copies = [fork.clone(), honest.clone(), honest.clone(), honest.clone()];
+    assert_eq!(winner(&copies), honest);
     let mut replica = honest.clone();
-    assert_eq!(replica.merge(&fork), Merge::Unchanged);
+    assert_eq!(replica.merge(&fork), Merge::Conflict);
     assert_eq!(replica, honest);
 }
 
