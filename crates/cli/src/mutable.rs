@@ -163,9 +163,10 @@ pub(crate) enum MutableCommand {
             value_name = "PK,..."
         )]
         owners: Vec<String>,
-        /// Owner signatures each change will need.
-        #[arg(long, default_value_t = 1, value_name = "M")]
-        threshold: u8,
+        /// Owner signatures each change will need. Default: the current
+        /// threshold (if the new owners are that many).
+        #[arg(long, value_name = "M")]
+        threshold: Option<u8>,
         #[command(flatten)]
         out: OpOutput,
         #[command(flatten)]
@@ -304,9 +305,21 @@ fn show_address(name: XorName) -> String {
     Address::new(DataKind::Mutable, name).to_string()
 }
 
-/// Text for a value: itself if UTF-8, else `0x` and hex.
+/// Text for a value from the network: itself if UTF-8 (control
+/// characters escaped, so it cannot drive the terminal or break lines),
+/// else `0x` and hex.
 fn show_bytes(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
+        Ok(s) if s.chars().any(char::is_control) => s
+            .chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
         Ok(s) => s.to_string(),
         Err(_) => format!("0x{}", hex::encode(bytes)),
     }
@@ -329,9 +342,15 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
                 .next()
                 .context("no signing key")?;
             let owners = parse_owners(&owners)?;
+            let signer = key.verifying_key().to_bytes();
+            if !owners.is_empty() && !owners.contains(&signer) {
+                bail!(
+                    "the signing key ({}) must be one of the --owners",
+                    hex::encode(signer)
+                );
+            }
             let create = new_create(name.as_bytes(), tag, owners, threshold, public_append, &key)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .context("cannot create the record (the signing key must be one of the owners)")?;
+                .map_err(|e| anyhow::anyhow!("cannot create the record: {e}"))?;
             let address = record_address(name.as_bytes(), tag);
             with_network(&peers, |net| async move {
                 net.write_record(&Write::Create(create)).await?;
@@ -358,7 +377,7 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
                 key: key.into_bytes(),
                 value: value.into_bytes(),
             };
-            owner_op(&address, change, out, &peers).await
+            owner_op(&address, |_: &Record| Ok(change), out, &peers).await
         }
         MutableCommand::Remove {
             address,
@@ -369,7 +388,7 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
             let change = Change::Remove {
                 key: key.into_bytes(),
             };
-            owner_op(&address, change, out, &peers).await
+            owner_op(&address, |_: &Record| Ok(change), out, &peers).await
         }
         MutableCommand::RemoveAppend {
             address,
@@ -386,7 +405,8 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
                         .with_context(|| format!("invalid append id {id:?} (64 hex characters)"))
                 })
                 .collect::<Result<Vec<[u8; 32]>>>()?;
-            owner_op(&address, Change::RemoveAppends { ids }, out, &peers).await
+            let change = Change::RemoveAppends { ids };
+            owner_op(&address, |_: &Record| Ok(change), out, &peers).await
         }
         MutableCommand::Owners {
             address,
@@ -398,7 +418,19 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
             let mut owners = parse_owners(&owners)?;
             owners.sort();
             owners.dedup();
-            owner_op(&address, Change::Owners { owners, threshold }, out, &peers).await
+            let change = move |r: &Record| {
+                let threshold = match threshold {
+                    Some(t) => t,
+                    None if usize::from(r.state.threshold) <= owners.len() => r.state.threshold,
+                    None => bail!(
+                        "the record needs {} signatures but --set names {} owner(s): give --threshold",
+                        r.state.threshold,
+                        owners.len()
+                    ),
+                };
+                Ok(Change::Owners { owners, threshold })
+            };
+            owner_op(&address, change, out, &peers).await
         }
         MutableCommand::Append {
             address,
@@ -444,12 +476,21 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
                 show_address(signed.body.address),
                 signed.body.replaces
             );
-            for key in signing_keys(&signers)? {
-                signed.sign(&key);
+            let keys = signing_keys(&signers)?;
+            for key in &keys {
+                signed.sign(key);
             }
             let count = signed.sigs.len();
             write_prepared(&file, &op)?;
-            println!("{} now has {count} signature(s)", file.display());
+            let by: Vec<String> = keys
+                .iter()
+                .map(|k| hex::encode(k.verifying_key().to_bytes()))
+                .collect();
+            println!(
+                "signed by {}; {} now has {count} signature(s)",
+                by.join(", "),
+                file.display()
+            );
             Ok(())
         }
         MutableCommand::Submit { file, peers, json } => {
@@ -469,12 +510,17 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
 }
 
 /// Reads, prepares, signs and submits (or saves) an owner operation.
-async fn owner_op(address: &str, change: Change, out: OpOutput, peers: &Peers) -> Result<()> {
+async fn owner_op(
+    address: &str,
+    change: impl FnOnce(&Record) -> Result<Change>,
+    out: OpOutput,
+    peers: &Peers,
+) -> Result<()> {
     let name = record_name(address)?;
     let keys = signing_keys(&out.signers)?;
     with_network(peers, |net| async move {
         let record = net.get_record(name).await.map_err(user_error)?;
-        let mut op = prepare(&record, change)?;
+        let mut op = prepare(&record, change(&record)?)?;
         for key in &keys {
             op.sign(key);
         }

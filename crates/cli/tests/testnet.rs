@@ -265,6 +265,14 @@ fn mutable_records_through_the_cli() {
     let done = json(&ok(h, &["mutable", "submit", file, "--json"]));
     assert_eq!(done["version"], 1);
     assert_eq!(ok(h, &["mutable", "get", &shared, "k"]), "v");
+    // Shrinking the owners below the threshold needs an explicit one.
+    let err = fails(
+        h,
+        &[
+            "mutable", "owners", &shared, "--set", "alice", "--key", "alice",
+        ],
+    );
+    assert!(err.contains("give --threshold"), "{err}");
     // Submitting the same operation again changes nothing.
     ok(h, &["mutable", "submit", file]);
     let r = json(&ok(h, &["mutable", "get", &shared, "--json"]));

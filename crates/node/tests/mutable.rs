@@ -268,6 +268,29 @@ async fn racing_creates_have_one_winner_everywhere() {
         assert_eq!(&agreed.genesis, winner, "replicas hold the loser of {name}");
         assert_eq!(&a.get_record(*name).await.unwrap().genesis, winner);
     }
+
+    // Two owners racing to change one version of a shared record: exactly
+    // one change is acknowledged, and every replica ends with it.
+    let shared = new_create(b"shared", 1, vec![pk(1), pk(2)], 1, false, &key(1)).unwrap();
+    a.write_record(&Write::Create(shared)).await.unwrap();
+    let name = record_address(b"shared", 1);
+    for round in 0..10 {
+        let current = a.get_record(name).await.unwrap();
+        let mut oa = prepare(&current, set("turn", &format!("a{round}"))).unwrap();
+        oa.sign(&key(1));
+        let mut ob = prepare(&current, set("turn", &format!("b{round}"))).unwrap();
+        ob.sign(&key(2));
+        let (wa, wb) = (Write::Op(oa), Write::Op(ob));
+        let (ra, rb) = tokio::join!(a.write_record(&wa), b.write_record(&wb));
+        let won = match (&ra, &rb) {
+            (Ok(()), Err(_)) => format!("a{round}"),
+            (Err(_), Ok(())) => format!("b{round}"),
+            other => panic!("round {round}: not exactly one winner: {other:?}"),
+        };
+        let agreed = wait_for_agreement(&net, &name, K).await;
+        assert_eq!(agreed.state.version, round + 1);
+        assert_eq!(agreed.state.entries[b"turn".as_slice()], won.as_bytes());
+    }
     a.shutdown().await;
     b.shutdown().await;
     net.down().await;
