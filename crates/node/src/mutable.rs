@@ -266,7 +266,7 @@ async fn settle(node: &Node, name: XorName) {
         return;
     }
     let winner = resolved.record;
-    if Some(winner.digest()) == mine_digest || ahead.is_some_and(|m| m.extends(&winner)) {
+    if Some(winner.digest()) == mine_digest || ahead.is_some_and(|m| m.descends_from(&winner)) {
         return;
     }
     let adopted = node

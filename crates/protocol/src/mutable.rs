@@ -72,6 +72,10 @@ pub const HELD_APPENDS: usize = 2 * MAX_APPENDS;
 pub const HELD_APPEND_BYTES: usize = 2 * MAX_APPEND_BYTES;
 /// Most tombstones of removed appends in one record.
 pub const MAX_REMOVED: usize = 4096;
+/// States a record's state remembers the hashes of ([`State::ancestry`]):
+/// how far apart two copies can be and still be proven one the other's
+/// past.
+pub const ANCESTRY: usize = 64;
 /// Most ownership changes in one record's history.
 pub const MAX_OWNER_CHANGES: usize = 256;
 
@@ -468,6 +472,10 @@ pub struct State {
     pub entries: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Ids of removed appends (tombstones).
     pub removed: BTreeSet<Hash>,
+    /// Hashes of the states before this one, oldest first, at most
+    /// [`ANCESTRY`]: signed with the state, they prove which copies are
+    /// this one's past.
+    pub ancestry: Vec<Hash>,
 }
 
 impl State {
@@ -485,6 +493,7 @@ impl State {
             public_append: create.public_append,
             entries: BTreeMap::new(),
             removed: BTreeSet::new(),
+            ancestry: Vec::new(),
         }
     }
 
@@ -495,6 +504,10 @@ impl State {
             .version
             .checked_add(1)
             .ok_or(RecordError::TooLarge(Limit::RecordSize))?;
+        next.ancestry.push(self.hash());
+        if next.ancestry.len() > ANCESTRY {
+            next.ancestry.remove(0);
+        }
         match change {
             Change::Set { key, value } => {
                 if key.len() > MAX_KEY_LEN {
@@ -541,6 +554,10 @@ impl State {
         }
         if self.removed.len() > MAX_REMOVED {
             return Err(RecordError::TooLarge(Limit::Removed));
+        }
+        let remembered = usize::try_from(self.version).map_or(ANCESTRY, |v| v.min(ANCESTRY));
+        if self.ancestry.len() != remembered {
+            return Err(RecordError::BrokenChain);
         }
         Ok(())
     }
@@ -714,6 +731,7 @@ impl Record {
                 if op.address != *address
                     || op.replaces.checked_add(1) != Some(self.state.version)
                     || op.result != self.state.hash()
+                    || self.state.ancestry.last() != Some(&op.prev)
                 {
                     return Err(RecordError::BrokenChain);
                 }
@@ -879,44 +897,51 @@ impl Record {
         changed
     }
 
-    /// True if `self` is `parent` with exactly one more operation: the last
-    /// operation of `self`, applied to `parent`, gives `self`'s state.
-    pub fn extends(&self, parent: &Record) -> bool {
-        let Some(last) = &self.last else {
-            return false;
-        };
-        if self.genesis.id() != parent.genesis.id()
-            || parent.state.version.checked_add(1) != Some(self.state.version)
+    /// True if `ancestor` is a past state of this record: its state hash is
+    /// in this state's signed [`State::ancestry`] at its version, and its
+    /// ownership history is the start of this one's (so a former owner's
+    /// fork, which lacks the transfer, never descends from the honest copy).
+    pub fn descends_from(&self, ancestor: &Record) -> bool {
+        if self.genesis.id() != ancestor.genesis.id()
+            || ancestor.state.version >= self.state.version
         {
             return false;
         }
-        let mut p = parent.clone();
-        p.appends.clear();
-        matches!(p.apply(&Write::Op(last.clone())), Ok(Applied::Changed)) && p.state == self.state
+        let back = self.state.version - ancestor.state.version;
+        let Ok(back) = usize::try_from(back) else {
+            return false;
+        };
+        let Some(at) = self.state.ancestry.len().checked_sub(back) else {
+            return false;
+        };
+        let theirs = &ancestor.owner_changes;
+        self.state.ancestry.get(at) == Some(&ancestor.state.hash())
+            && theirs.len() <= self.owner_changes.len()
+            && theirs
+                .iter()
+                .zip(&self.owner_changes)
+                .all(|(a, b)| a.body == b.body)
     }
 
     /// Merges another verified copy into this one, as a replica does during
     /// replication. Only what provably follows is taken: the same state
-    /// (its appends are united) or the next operation on this exact state.
-    /// An older copy, or one this copy is the next step of, gives only its
+    /// (its appends are united) or a later state that descends from this
+    /// one ([`Record::descends_from`]). An older copy gives only its
     /// appends. Anything else — another genesis, another state at this
-    /// version, or a version further ahead that cannot be checked step by
-    /// step — is a conflict for the close group's majority to settle.
+    /// version, or a later state not provably descended from this one — is
+    /// a conflict for the close group's majority to settle.
     pub fn merge(&mut self, other: &Record) -> Merge {
         if self.genesis.id() != other.genesis.id() {
             return Merge::Conflict;
         }
-        if other.state == self.state
-            || other.state.version < self.state.version
-            || self.extends(other)
-        {
+        if other.state == self.state || other.state.version < self.state.version {
             return if self.add_appends(&other.appends) {
                 Merge::Updated
             } else {
                 Merge::Unchanged
             };
         }
-        if other.extends(self) {
+        if other.descends_from(self) {
             let mine = std::mem::take(&mut self.appends);
             self.owner_changes = other.owner_changes.clone();
             self.last = other.last.clone();
@@ -946,18 +971,32 @@ pub struct Resolved {
     /// The record: the winning state, with the appends of every copy of its
     /// genesis.
     pub record: Record,
-    /// Copies that hold its state or a state it provably follows from.
+    /// Copies that hold the state it was chosen for or a state descending
+    /// from it: how many replicas stand behind it.
     pub support: usize,
+}
+
+/// A distinct state in [`resolve`]: support, version, hash (lower first),
+/// a copy holding it.
+type Ranked<'a> = (usize, u64, std::cmp::Reverse<Hash>, &'a Record);
+
+fn best<'a, 'b>(pool: impl Iterator<Item = &'b Ranked<'a>>) -> Option<Ranked<'a>>
+where
+    'a: 'b,
+{
+    pool.max_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)))
+        .copied()
 }
 
 /// Picks what verified copies of one address stand for, as a reader (or a
 /// replica settling a conflict) does: the genesis most copies hold (ties:
-/// lowest id); on it, the state most copies hold (ties: higher version,
-/// then lowest hash); then, while some copies hold a state that provably
-/// follows it by one operation ([`Record::extends`]), that next state (a
-/// write still reaching the group). Votes, not version numbers, decide: a
-/// copy built on a write that failed to reach a majority, or a former
-/// owner's fork, never outranks what the majority holds.
+/// lowest id); on it, the state with the most *support* — copies holding it
+/// or a state that descends from it ([`Record::descends_from`]) — (ties:
+/// higher version, then lowest hash); then, down that line, the latest
+/// state with the most support (a write that is still reaching the group).
+/// Support, not version numbers, decides: a copy built on a write that
+/// failed to reach a majority, or a former owner's fork, never outranks
+/// the line the majority holds.
 pub fn resolve(copies: &[Record]) -> Option<Resolved> {
     let mut votes: BTreeMap<Hash, usize> = BTreeMap::new();
     for c in copies {
@@ -970,34 +1009,30 @@ pub fn resolve(copies: &[Record]) -> Option<Resolved> {
         .iter()
         .filter(|c| c.genesis.id() == genesis)
         .collect();
-    // Distinct states: (votes, a copy holding it).
-    let mut states: BTreeMap<Hash, (usize, &Record)> = BTreeMap::new();
+    // Distinct states, with a copy holding each and its support.
+    let mut states: BTreeMap<Hash, &Record> = BTreeMap::new();
     for c in &same {
-        states.entry(c.state.hash()).or_insert((0, c)).0 += 1;
+        states.entry(c.state.hash()).or_insert(c);
     }
-    let rank =
-        |(h, (n, r)): (&Hash, &(usize, &Record))| (*n, r.state.version, std::cmp::Reverse(*h));
-    let (mut at, (mut support, mut best)) = states
+    let support = |r: &Record| {
+        same.iter()
+            .filter(|c| c.state == r.state || c.descends_from(r))
+            .count()
+    };
+    let ranked: Vec<Ranked<'_>> = states
         .iter()
-        .max_by_key(|e| rank(*e))
-        .map(|(h, v)| (*h, *v))?;
-    loop {
-        let next = states
-            .iter()
-            .filter(|(_, (_, r))| r.extends(best))
-            .max_by_key(|e| rank(*e))
-            .map(|(h, v)| (*h, *v));
-        match next {
-            Some((h, (n, r))) if h != at => {
-                (at, best) = (h, r);
-                support += n;
-            }
-            _ => break,
-        }
+        .map(|(h, r)| (support(r), r.state.version, std::cmp::Reverse(*h), *r))
+        .collect();
+    let (backing, _, _, mut pick) = best(ranked.iter())?;
+    while let Some((_, _, _, next)) = best(ranked.iter().filter(|e| e.3.descends_from(pick))) {
+        pick = next;
     }
-    let mut record = best.clone();
+    let mut record = pick.clone();
     record.add_appends(same.iter().flat_map(|c| c.appends.iter()));
-    Some(Resolved { record, support })
+    Some(Resolved {
+        record,
+        support: backing,
+    })
 }
 
 #[cfg(test)]

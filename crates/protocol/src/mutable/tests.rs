@@ -506,3 +506,86 @@ proptest! {
         }
     }
 }
+
+/// `base` followed by `n` sets of `tag`-marked values.
+fn line(base: &Record, n: usize, tag: &str) -> Vec<Record> {
+    let mut out = vec![base.clone()];
+    for i in 0..n {
+        let mut next = out[out.len() - 1].clone();
+        let last = next.clone();
+        next.apply(&Write::Op(op(&last, set("k", &format!("{tag}{i}")), &[0])))
+            .unwrap();
+        out.push(next);
+    }
+    out
+}
+
+#[test]
+fn support_follows_lines_not_version_numbers() {
+    let base = new_record(&[0], 1, false, 0);
+    let x = line(&base, 6, "x");
+    let y = line(&x[2], 8, "y"); // a minority branch from x[2], further ahead
+    // A lagging replica, two up to date, two on the branch.
+    let copies = [
+        x[4].clone(),
+        x[6].clone(),
+        x[6].clone(),
+        y[8].clone(),
+        y[8].clone(),
+    ];
+    assert!(x[6].descends_from(&x[4]) && !y[8].descends_from(&x[4]));
+    let r = resolve(&copies).unwrap();
+    assert_eq!((r.record, r.support), (x[6].clone(), 3));
+    // Lagging at the split itself, x[2]'s line holds all five copies and
+    // neither branch was ever on three replicas: either may be read.
+    let copies = [
+        x[2].clone(),
+        x[6].clone(),
+        x[6].clone(),
+        y[8].clone(),
+        y[8].clone(),
+    ];
+    let r = resolve(&copies).unwrap();
+    assert_eq!(r.support, 5);
+    assert!(r.record.descends_from(&x[2]));
+    let mut lagging = x[2].clone();
+    assert_eq!(
+        lagging.merge(&x[6]),
+        Merge::Updated,
+        "catches up several steps"
+    );
+    assert_eq!(lagging, x[6]);
+    assert_eq!(lagging.merge(&y[8]), Merge::Conflict);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Whatever a majority of replicas holds (some lagging behind it, some
+    /// ahead of it), and wherever a minority branch splits off and however
+    /// far it runs, a reader never gets a state that lacks the majority's.
+    #[test]
+    fn the_acknowledged_state_is_never_lost(
+        n in 1usize..7,
+        acked in 0usize..7,
+        split in 0usize..7,
+        branch in 1usize..9,
+        ahead in proptest::collection::vec(0usize..3, 3),
+        minority in proptest::collection::vec(0usize..9, 2),
+    ) {
+        let acked = acked.min(n);
+        let split = split.min(n.saturating_sub(1));
+        let base = new_record(&[0], 1, false, 0);
+        let x = line(&base, n, "x");
+        let y = line(&x[split], branch, "y");
+        let mut copies: Vec<Record> = ahead
+            .iter()
+            .map(|a| x[(acked + a).min(n)].clone())
+            .collect();
+        copies.extend(minority.iter().map(|m| y[1 + m % branch].clone()));
+        let r = resolve(&copies).unwrap();
+        let keeps = r.record.state == x[acked].state || r.record.descends_from(&x[acked]);
+        prop_assert!(keeps, "picked version {} off the majority's line", r.record.state.version);
+        prop_assert!(r.support >= 3);
+    }
+}
