@@ -805,11 +805,12 @@ impl Record {
                         given: body.replaces,
                     });
                 }
-                if body.prev != self.state.hash() {
+                let state = self.state.apply(&body.change)?;
+                // `apply` remembers the current state's hash last.
+                if state.ancestry.last() != Some(&body.prev) {
                     return Err(RecordError::Conflict);
                 }
                 op.check(&self.state.owners, self.state.threshold)?;
-                let state = self.state.apply(&body.change)?;
                 if state.hash() != body.result {
                     return Err(RecordError::ResultMismatch);
                 }
