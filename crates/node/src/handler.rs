@@ -166,21 +166,13 @@ async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
                 .collect::<Vec<_>>())
         })
         .await;
-    let Ok(unheld) = unheld else {
-        return Response::Refused(Refusal::StorageFailed);
-    };
-    for name in &unheld {
-        if scope.should_fetch(node, name) {
-            node.fetches.enqueue(What::Chunk, *name, peer);
-        }
-    }
-    let missing = unheld;
-    Response::OfferTaken { missing }
+    scope.take(node, What::Chunk, unheld)
 }
 
 /// Whom an offer may make us fetch from, and what.
 pub(crate) struct FetchScope {
     me: PeerId,
+    peer: PeerId,
     /// Offers are for nodes: a peer not in our routing table (a client, or
     /// a stranger) cannot make us queue fetches from it.
     trusted: bool,
@@ -189,10 +181,29 @@ pub(crate) struct FetchScope {
 
 impl FetchScope {
     /// True if the offerer is trusted and we are in `name`'s group.
-    pub(crate) fn should_fetch(&self, node: &Node, name: &XorName) -> bool {
+    fn should_fetch(&self, node: &Node, name: &XorName) -> bool {
         self.trusted
             && safe_network::close_group::closest(name, self.everyone.iter().copied(), node.k)
                 .contains(&self.me)
+    }
+
+    /// Answers an offer: queues fetches of the `missing` (or differing)
+    /// names this node should hold, and tells the offerer which they are.
+    pub(crate) fn take(
+        &self,
+        node: &Node,
+        what: What,
+        missing: Result<Vec<XorName>, NodeStoreError>,
+    ) -> Response {
+        let Ok(missing) = missing else {
+            return Response::Refused(Refusal::StorageFailed);
+        };
+        for name in &missing {
+            if self.should_fetch(node, name) {
+                node.fetches.enqueue(what, *name, self.peer);
+            }
+        }
+        Response::OfferTaken { missing }
     }
 }
 
@@ -203,6 +214,7 @@ pub(crate) async fn fetch_scope(node: &Node, peer: PeerId) -> FetchScope {
     everyone.push(me);
     FetchScope {
         me,
+        peer,
         trusted,
         everyone,
     }

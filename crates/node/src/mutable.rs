@@ -166,15 +166,7 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
             Ok(out)
         })
         .await;
-    let Ok(differing) = differing else {
-        return Response::Refused(Refusal::StorageFailed);
-    };
-    for name in &differing {
-        if scope.should_fetch(node, name) {
-            node.fetches.enqueue(What::Record, *name, peer);
-        }
-    }
-    Response::OfferTaken { missing: differing }
+    scope.take(node, What::Record, differing)
 }
 
 /// Fetches `peer`'s copy of `name`, verifies it and merges it into ours.

@@ -338,8 +338,20 @@ impl NodeStore {
         after: Option<XorName>,
         limit: usize,
     ) -> Result<Vec<XorName>, NodeStoreError> {
+        self.page(RECORDS, after, limit, |name, _| Some(name))
+    }
+
+    /// Up to `limit` entries of `table` after `after`, in key order, each
+    /// mapped by `f` (`None` skips it).
+    fn page<V: redb::Value + 'static, T>(
+        &self,
+        table: TableDefinition<[u8; 32], V>,
+        after: Option<XorName>,
+        limit: usize,
+        mut f: impl FnMut(XorName, V::SelfType<'_>) -> Option<T>,
+    ) -> Result<Vec<T>, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
-        let table = match txn.open_table(RECORDS) {
+        let table = match txn.open_table(table) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(index_err(e)),
@@ -349,11 +361,12 @@ impl NodeStore {
             None => table.range::<[u8; 32]>(..),
         }
         .map_err(index_err)?;
-        let mut names = Vec::with_capacity(limit.min(1024));
+        let mut out = Vec::with_capacity(limit.min(1024));
         for entry in range.take(limit) {
-            names.push(XorName(entry.map_err(index_err)?.0.value()));
+            let (k, v) = entry.map_err(index_err)?;
+            out.extend(f(XorName(k.value()), v.value()));
         }
-        Ok(names)
+        Ok(out)
     }
 
     /// Makes every index change so far durable (one fsync for all of them).
@@ -475,29 +488,10 @@ impl NodeStore {
         after: Option<XorName>,
         limit: usize,
     ) -> Result<Vec<(XorName, Hash)>, NodeStoreError> {
-        let txn = self.index.begin_read().map_err(index_err)?;
-        let table = match txn.open_table(MUTABLE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(index_err(e)),
-        };
-        let range = match after {
-            Some(a) => table.range((std::ops::Bound::Excluded(a.0), std::ops::Bound::Unbounded)),
-            None => table.range::<[u8; 32]>(..),
-        }
-        .map_err(index_err)?;
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for entry in range.take(limit) {
-            let (k, v) = entry.map_err(index_err)?;
-            if let Some(d) = v
-                .value()
-                .get(..DIGEST_LEN)
-                .and_then(|d| <Hash>::try_from(d).ok())
-            {
-                out.push((XorName(k.value()), d));
-            }
-        }
-        Ok(out)
+        self.page(MUTABLE, after, limit, |name, value| {
+            let digest = value.get(..DIGEST_LEN)?.try_into().ok()?;
+            Some((name, digest))
+        })
     }
 
     /// Records in the index (for checks).
