@@ -178,6 +178,9 @@ pub(crate) enum MutableCommand {
         file: PathBuf,
         #[command(flatten)]
         signers: Signers,
+        /// Print JSON (file, signed_by, signatures).
+        #[arg(long)]
+        json: bool,
     },
     /// Send a prepared, signed operation to the network.
     Submit {
@@ -465,7 +468,11 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
             peers,
             json,
         } => get(&address, key.as_deref(), &peers, json).await,
-        MutableCommand::Sign { file, signers } => {
+        MutableCommand::Sign {
+            file,
+            signers,
+            json,
+        } => {
             let mut op = read_prepared(&file)?;
             let Write::Op(signed) = &mut op else {
                 bail!("{} does not hold an owner operation", file.display());
@@ -486,11 +493,22 @@ pub(crate) async fn mutable(command: MutableCommand) -> Result<()> {
                 .iter()
                 .map(|k| hex::encode(k.verifying_key().to_bytes()))
                 .collect();
-            println!(
-                "signed by {}; {} now has {count} signature(s)",
-                by.join(", "),
-                file.display()
-            );
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "file": file.display().to_string(),
+                        "signed_by": by,
+                        "signatures": count,
+                    })
+                );
+            } else {
+                println!(
+                    "signed by {}; {} now has {count} signature(s)",
+                    by.join(", "),
+                    file.display()
+                );
+            }
             Ok(())
         }
         MutableCommand::Submit { file, peers, json } => {

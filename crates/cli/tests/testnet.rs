@@ -261,7 +261,9 @@ fn mutable_records_through_the_cli() {
             file,
         ],
     );
-    ok(h, &["mutable", "sign", file, "--key", "bob"]);
+    let signed = json(&ok(h, &["mutable", "sign", file, "--key", "bob", "--json"]));
+    assert_eq!(signed["signatures"], 2);
+    assert_eq!(signed["signed_by"], serde_json::json!([bob]));
     let done = json(&ok(h, &["mutable", "submit", file, "--json"]));
     assert_eq!(done["version"], 1);
     assert_eq!(ok(h, &["mutable", "get", &shared, "k"]), "v");
