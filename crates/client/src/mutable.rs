@@ -31,6 +31,10 @@ use safe_protocol::mutable::{
 
 use crate::NetworkStore;
 
+/// Copies up to this many bytes in all are verified on the calling task
+/// (a few signatures); larger ones on a blocking thread.
+pub const INLINE_VERIFY_BYTES: usize = 32 * 1024;
+
 /// How long one member may take to answer a record request.
 pub const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -227,7 +231,7 @@ impl NetworkStore {
         }
         let answers = join_all(group.iter().map(|p| self.fetch_record(*p, name))).await;
         let (mut not_found, mut errors) = (0, Vec::new());
-        let mut served = Vec::new();
+        let mut served: Vec<(PeerId, bytes::Bytes)> = Vec::new();
         for (peer, answer) in group.iter().zip(answers) {
             match answer {
                 Ok(Some(bytes)) => served.push((*peer, bytes)),
@@ -235,9 +239,11 @@ impl NetworkStore {
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
         }
-        // Verifying checks every signature: off the async threads. Copies
-        // are usually byte-identical, so each distinct one is checked once.
-        let checked = tokio::task::spawn_blocking(move || {
+        let total: usize = served.iter().map(|(_, b)| b.len()).sum();
+        // Copies are usually byte-identical, so each distinct one is
+        // checked once. Verifying checks every signature in the record: a
+        // large one is checked off the async threads.
+        let check = move || {
             let mut seen: Vec<(blake3::Hash, Option<Record>)> = Vec::new();
             served
                 .into_iter()
@@ -254,9 +260,14 @@ impl NetworkStore {
                     (peer, verdict)
                 })
                 .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| MutableError::Network(format!("verification task failed: {e}")))?;
+        };
+        let checked = if total <= INLINE_VERIFY_BYTES {
+            check()
+        } else {
+            tokio::task::spawn_blocking(check)
+                .await
+                .map_err(|e| MutableError::Network(format!("verification task failed: {e}")))?
+        };
         let mut copies = Vec::new();
         for (peer, verdict) in checked {
             match verdict {

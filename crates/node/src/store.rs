@@ -97,6 +97,10 @@ pub struct NodeStore {
     dirty: AtomicBool,
     unsynced: Mutex<Vec<PathBuf>>,
     mutable_count: AtomicU64,
+    /// Record changes waiting for the next group commit.
+    pending_mutable: Mutex<Vec<MutableJob>>,
+    /// Held by whoever is committing a batch of record changes.
+    committing: Mutex<()>,
 }
 
 impl NodeStore {
@@ -123,6 +127,8 @@ impl NodeStore {
             dirty: AtomicBool::new(false),
             unsynced: Mutex::new(Vec::new()),
             mutable_count: AtomicU64::new(0),
+            pending_mutable: Mutex::new(Vec::new()),
+            committing: Mutex::new(()),
         };
         store.reconcile()?;
         Ok(store)
@@ -435,50 +441,84 @@ impl NodeStore {
     /// durable transaction: `f` sees the current record and returns the
     /// record to write (or `None` to leave it) and a value for the caller.
     /// Writes are serialised, so a check in `f` holds when it writes.
-    /// Blocking.
-    pub fn update_mutable<T>(
+    ///
+    /// Group commit: callers queue their change; whoever gets the commit
+    /// lock runs every queued change in one transaction and one durable
+    /// commit, then wakes each caller with its own outcome. Under load many
+    /// writes share one fsync; alone, a write commits at once. Blocking.
+    pub fn update_mutable<T: Send + 'static>(
         &self,
         name: &XorName,
-        f: impl FnOnce(Option<Record>) -> (Option<Record>, T),
+        f: impl FnOnce(Option<Record>) -> (Option<Record>, T) + Send + 'static,
     ) -> Result<T, NodeStoreError> {
-        let txn = self.index.begin_write().map_err(index_err)?;
-        let out = {
-            let mut table = txn.open_table(MUTABLE).map_err(index_err)?;
-            let old = table
-                .get(name.0)
-                .map_err(index_err)?
-                .map(|v| v.value().to_vec());
-            let old_len = old.as_ref().map_or(0, |o| o.len() as u64);
-            let current = old.as_deref().and_then(|raw| decode_stored(name, raw));
-            let (new, out) = f(current);
-            let Some(new) = new else {
-                return Ok(out);
+        let name = *name;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, NodeStoreError>>(1);
+        let job: MutableJob = Box::new(move |table, batch| {
+            let outcome = change_one(table, batch, &name, f);
+            Box::new(move |committed: Result<(), String>| {
+                let result = match (committed, outcome) {
+                    (Ok(()), outcome) => outcome,
+                    (Err(e), Ok(_)) => Err(NodeStoreError::Index(e)),
+                    (Err(_), Err(e)) => Err(e),
+                };
+                let _ = tx.send(result);
+            })
+        });
+        self.pending_mutable
+            .lock()
+            .map_err(|_| NodeStoreError::Index("write queue poisoned".into()))?
+            .push(job);
+        {
+            let _leader = self
+                .committing
+                .lock()
+                .map_err(|_| NodeStoreError::Index("commit lock poisoned".into()))?;
+            let jobs = match self.pending_mutable.lock() {
+                Ok(mut p) => std::mem::take(&mut *p),
+                Err(_) => return Err(NodeStoreError::Index("write queue poisoned".into())),
             };
-            let body = new
-                .encode()
-                .map_err(|e| NodeStoreError::Index(format!("record does not encode: {e}")))?;
-            let mut value = Vec::with_capacity(DIGEST_LEN + body.len());
-            value.extend_from_slice(&new.digest());
-            value.extend_from_slice(&body);
-            let new_len = value.len() as u64;
-            let used = self.used();
-            if new_len > old_len && used + (new_len - old_len) > self.capacity {
-                return Err(NodeStoreError::Full {
-                    used,
-                    capacity: self.capacity,
-                });
+            if !jobs.is_empty() {
+                self.commit_batch(jobs);
             }
-            table.insert(name.0, value.as_slice()).map_err(index_err)?;
-            (out, old.is_none(), old_len, new_len)
-        };
-        txn.commit().map_err(index_err)?;
-        let (out, created, old_len, new_len) = out;
-        if created {
-            self.mutable_count.fetch_add(1, Ordering::Relaxed);
         }
-        self.used.fetch_add(new_len, Ordering::Relaxed);
-        self.used.fetch_sub(old_len, Ordering::Relaxed);
-        Ok(out)
+        rx.recv()
+            .map_err(|_| NodeStoreError::Index("record write was dropped".into()))?
+    }
+
+    /// Runs queued record changes in one transaction, commits it durably
+    /// and tells each caller how it went.
+    fn commit_batch(&self, jobs: Vec<MutableJob>) {
+        let mut batch = Batch {
+            used: self.used(),
+            capacity: self.capacity,
+            created: 0,
+        };
+        let start = batch.used;
+        let mut done = Vec::with_capacity(jobs.len());
+        let committed = (|| {
+            let txn = self.index.begin_write().map_err(|e| e.to_string())?;
+            {
+                let mut table = txn.open_table(MUTABLE).map_err(|e| e.to_string())?;
+                for job in jobs {
+                    done.push(job(&mut table, &mut batch));
+                }
+            }
+            txn.commit().map_err(|e| e.to_string())
+        })();
+        if committed.is_ok() {
+            self.mutable_count
+                .fetch_add(batch.created, Ordering::Relaxed);
+            if batch.used >= start {
+                self.used.fetch_add(batch.used - start, Ordering::Relaxed);
+            } else {
+                self.used.fetch_sub(start - batch.used, Ordering::Relaxed);
+            }
+        }
+        // Jobs not reached (the transaction failed to open) are dropped,
+        // which their callers see as a failed write.
+        for finish in done {
+            finish(committed.clone());
+        }
     }
 
     /// Up to `limit` (address, digest) pairs of mutable records after
@@ -505,6 +545,59 @@ impl NodeStore {
     }
 }
 
+/// A queued record change: runs inside the batch's transaction and returns
+/// what to do once the commit succeeded or failed.
+type MutableJob = Box<
+    dyn for<'t> FnOnce(
+            &mut redb::Table<'t, [u8; 32], &'static [u8]>,
+            &mut Batch,
+        ) -> Box<dyn FnOnce(Result<(), String>) + Send>
+        + Send,
+>;
+
+/// Space accounting within one batch of record changes.
+struct Batch {
+    used: u64,
+    capacity: u64,
+    created: u64,
+}
+
+/// One record change within a batch: read, let `f` decide, write.
+fn change_one<T>(
+    table: &mut redb::Table<'_, [u8; 32], &'static [u8]>,
+    batch: &mut Batch,
+    name: &XorName,
+    f: impl FnOnce(Option<Record>) -> (Option<Record>, T),
+) -> Result<T, NodeStoreError> {
+    let old = table
+        .get(name.0)
+        .map_err(index_err)?
+        .map(|v| v.value().to_vec());
+    let old_len = old.as_ref().map_or(0, |o| o.len() as u64);
+    let current = old.as_deref().and_then(|raw| decode_stored(name, raw));
+    let (new, out) = f(current);
+    let Some(new) = new else {
+        return Ok(out);
+    };
+    let body = new
+        .encode()
+        .map_err(|e| NodeStoreError::Index(format!("record does not encode: {e}")))?;
+    let mut value = Vec::with_capacity(DIGEST_LEN + body.len());
+    value.extend_from_slice(&new.digest());
+    value.extend_from_slice(&body);
+    let new_len = value.len() as u64;
+    if new_len > old_len && batch.used + (new_len - old_len) > batch.capacity {
+        return Err(NodeStoreError::Full {
+            used: batch.used,
+            capacity: batch.capacity,
+        });
+    }
+    table.insert(name.0, value.as_slice()).map_err(index_err)?;
+    batch.used = (batch.used + new_len).saturating_sub(old_len);
+    batch.created += u64::from(old.is_none());
+    Ok(out)
+}
+
 /// Decodes a stored mutable record; a damaged one is logged and treated as
 /// absent (replication brings a good copy back).
 fn decode_stored(name: &XorName, raw: &[u8]) -> Option<Record> {
@@ -520,6 +613,54 @@ fn decode_stored(name: &XorName, raw: &[u8]) -> Option<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrent_record_writes_are_serialised_and_durable() {
+        use safe_client::mutable::{new_append, new_create};
+        use safe_protocol::mutable::{SigningKey, Write, record_address};
+        let dir = tempfile::tempdir().unwrap();
+        let name = record_address(b"inbox", 0);
+        {
+            let store = std::sync::Arc::new(NodeStore::open(dir.path(), 1 << 30).unwrap());
+            let key = SigningKey::from_bytes(&[1; 32]);
+            let create = new_create(b"inbox", 0, vec![], 1, true, &key).unwrap();
+            store
+                .update_mutable(&name, move |_| (Some(Record::create(create).unwrap()), ()))
+                .unwrap();
+            // Eight writers, each a read-modify-write of the same record:
+            // none may be lost to another's write.
+            let writers: Vec<_> = (0..8u8)
+                .map(|w| {
+                    let store = store.clone();
+                    std::thread::spawn(move || {
+                        for i in 0..25u8 {
+                            let a = new_append(
+                                name,
+                                vec![w, i],
+                                &[SigningKey::from_bytes(&[w + 2; 32])],
+                            );
+                            store
+                                .update_mutable(&name, move |cur| {
+                                    let mut r = cur.unwrap();
+                                    r.apply(&Write::Append(a)).unwrap();
+                                    (Some(r), ())
+                                })
+                                .unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap();
+            }
+            assert_eq!(store.mutable(&name).unwrap().unwrap().appends.len(), 200);
+            assert_eq!(store.mutable_count(), 1);
+        }
+        // Every acknowledged write was committed durably.
+        let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(store.mutable(&name).unwrap().unwrap().appends.len(), 200);
+        assert_eq!(store.mutable_count(), 1);
+    }
 
     #[test]
     fn a_directory_in_use_is_refused() {
