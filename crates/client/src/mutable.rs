@@ -278,7 +278,7 @@ impl NetworkStore {
         if !errors.is_empty() {
             self.forget_group(&name);
         }
-        if let Some(winner) = resolve(&copies).map(|r| r.record) {
+        if let Some(winner) = resolve(&copies, 1).map(|r| r.record) {
             let genesis = winner.genesis.id();
             let backing = copies.iter().filter(|c| c.genesis.id() == genesis).count();
             // A record only a few members hold, against a majority that

@@ -225,10 +225,11 @@ async fn fetch_verified(node: &Node, name: XorName, peer: PeerId) -> Result<Opti
 }
 
 /// Asks the close group (as this node sees it) for its copies and adopts
-/// what they stand for ([`resolve`]), but only when a majority of the group
-/// stands behind it, or when every member answered (then every member that
-/// settles sees the same copies and picks alike). Otherwise it waits for a
-/// later round: it never follows a minority.
+/// what a majority of the group supports ([`resolve`] with a quorum), or,
+/// when every member answered and the copies are a plain split at one
+/// version, the pick every settling member makes alike. Otherwise it waits
+/// for a later round: it never follows a minority, and never steps back
+/// from a copy that descends from the pick.
 async fn settle(node: &Node, name: XorName) {
     let me = node.net.peer_id();
     let group: Vec<PeerId> = node
@@ -250,13 +251,23 @@ async fn settle(node: &Node, name: XorName) {
     let mine_digest = mine.as_ref().map(Record::digest);
     let ahead = mine.clone();
     copies.extend(mine);
-    let Some(resolved) = resolve(&copies) else {
-        return;
-    };
-    if resolved.support < majority(node.k) && !everyone {
+    let quorum = majority(node.k);
+    // What a majority of the group supports; failing that, when every
+    // member answered and the copies are a plain split at one version (so
+    // no acknowledged write is among them: that would have a majority),
+    // the pick every member that settles makes alike, so the record does
+    // not stay split for ever.
+    let split = everyone
+        && copies.len() >= quorum
+        && copies
+            .windows(2)
+            .all(|w| w[0].state.version == w[1].state.version);
+    let resolved =
+        resolve(&copies, quorum).or_else(|| split.then(|| resolve(&copies, 1)).flatten());
+    let Some(resolved) = resolved else {
         tracing::debug!(%name, "no majority for any copy yet; settling later");
         return;
-    }
+    };
     let winner = resolved.record;
     if Some(winner.digest()) == mine_digest || ahead.is_some_and(|m| m.descends_from(&winner)) {
         return;

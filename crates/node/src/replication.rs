@@ -266,15 +266,24 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
                     batches.entry(p).or_default().push(*item);
                 }
             }
+            let offered: HashMap<PeerId, HashSet<XorName>> = batches
+                .iter()
+                .map(|(p, items)| (*p, items.iter().map(|i| i.0).collect()))
+                .collect();
             let offer = |items| Request::OfferRecords { items };
             for (peer, differing) in send_offers(node, batches, offer).await {
                 match differing {
                     // The peer's copies differ: fetch them back, so a copy
                     // that is behind (this node's, if it left the group)
                     // catches up and one that is ahead is not fetched by
-                    // the peer again and again.
+                    // the peer again and again. Only names offered to it:
+                    // a peer cannot make us fetch records we do not hold.
                     Some(names) => {
-                        for name in names {
+                        let ours = offered.get(&peer);
+                        for name in names
+                            .into_iter()
+                            .filter(|n| ours.is_some_and(|o| o.contains(n)))
+                        {
                             node.fetches.enqueue(What::Record, name, peer);
                         }
                     }

@@ -29,8 +29,8 @@
 //! dropped), so an acknowledged chunk is never lost to a crash.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
@@ -464,19 +464,23 @@ impl NodeStore {
                 let _ = tx.send(result);
             })
         });
+        // Neither lock guards an invariant a panic could break (jobs run
+        // under catch_unwind anyway), so a poisoned lock is used as is.
         self.pending_mutable
             .lock()
-            .map_err(|_| NodeStoreError::Index("write queue poisoned".into()))?
+            .unwrap_or_else(PoisonError::into_inner)
             .push(job);
         {
             let _leader = self
                 .committing
                 .lock()
-                .map_err(|_| NodeStoreError::Index("commit lock poisoned".into()))?;
-            let jobs = match self.pending_mutable.lock() {
-                Ok(mut p) => std::mem::take(&mut *p),
-                Err(_) => return Err(NodeStoreError::Index("write queue poisoned".into())),
-            };
+                .unwrap_or_else(PoisonError::into_inner);
+            let jobs = std::mem::take(
+                &mut *self
+                    .pending_mutable
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
             if !jobs.is_empty() {
                 self.commit_batch(jobs);
             }
@@ -492,6 +496,7 @@ impl NodeStore {
             used: self.used(),
             capacity: self.capacity,
             created: 0,
+            wrote: false,
         };
         let start = batch.used;
         let mut done = Vec::with_capacity(jobs.len());
@@ -500,10 +505,20 @@ impl NodeStore {
             {
                 let mut table = txn.open_table(MUTABLE).map_err(|e| e.to_string())?;
                 for job in jobs {
-                    done.push(job(&mut table, &mut batch));
+                    // A job that panics loses only its own write (its
+                    // caller sees the write dropped), not the batch.
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut table, &mut batch));
+                    if let Ok(finish) = std::panic::catch_unwind(run) {
+                        done.push(finish);
+                    }
                 }
             }
-            txn.commit().map_err(|e| e.to_string())
+            if batch.wrote {
+                txn.commit().map_err(|e| e.to_string())
+            } else {
+                // Nothing changed: no need for a durable commit.
+                txn.abort().map_err(|e| e.to_string())
+            }
         })();
         if committed.is_ok() {
             self.mutable_count
@@ -560,6 +575,7 @@ struct Batch {
     used: u64,
     capacity: u64,
     created: u64,
+    wrote: bool,
 }
 
 /// One record change within a batch: read, let `f` decide, write.
@@ -593,6 +609,7 @@ fn change_one<T>(
         });
     }
     table.insert(name.0, value.as_slice()).map_err(index_err)?;
+    batch.wrote = true;
     batch.used = (batch.used + new_len).saturating_sub(old_len);
     batch.created += u64::from(old.is_none());
     Ok(out)

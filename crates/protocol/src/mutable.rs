@@ -23,9 +23,11 @@
 //! A [`Record`] carries its own proof: the signed create (the *genesis*),
 //! every ownership change since, and the last operation, whose signed
 //! `result` is the hash of the current state. [`Record::verify`] checks the
-//! whole chain, so a reader needs to trust no node. Which of several valid
-//! records for one address wins is decided by [`resolve`]: the genesis held
-//! by most, then the highest version on a chain no other copy proves stale.
+//! whole chain, so a reader needs to trust no node. Each state also carries
+//! the hashes of the states before it, signed with it, so copies can be
+//! proven to lie on one line of descent. Which of several valid records
+//! for one address wins is decided by [`resolve`]: the genesis held by
+//! most, then the line of descent most copies support.
 //!
 //! Every rule is a plain function of the values involved: no I/O, no clock.
 
@@ -476,6 +478,10 @@ pub struct State {
     /// [`ANCESTRY`]: signed with the state, they prove which copies are
     /// this one's past.
     pub ancestry: Vec<Hash>,
+    /// Hash chain over every ownership change so far (version replaced,
+    /// owners, threshold): binds the record's ownership history to the
+    /// signed state, so no copy can carry an invented one.
+    pub owners_chain: Hash,
 }
 
 impl State {
@@ -494,6 +500,7 @@ impl State {
             entries: BTreeMap::new(),
             removed: BTreeSet::new(),
             ancestry: Vec::new(),
+            owners_chain: [0; 32],
         }
     }
 
@@ -528,6 +535,8 @@ impl State {
                 check_owners(owners, *threshold)?;
                 next.owners = owners.clone();
                 next.threshold = *threshold;
+                next.owners_chain =
+                    chain_owners(&self.owners_chain, self.version, owners, *threshold);
             }
             Change::RemoveAppends { ids } => {
                 next.removed.extend(ids.iter().copied());
@@ -583,6 +592,18 @@ impl State {
     }
 }
 
+/// The next link of [`State::owners_chain`].
+fn chain_owners(prev: &Hash, replaces: u64, owners: &[PublicKey], threshold: u8) -> Hash {
+    let mut h = blake3::Hasher::new_derive_key("safe record owners chain v1");
+    h.update(prev);
+    h.update(&replaces.to_be_bytes());
+    h.update(&[threshold]);
+    for o in owners {
+        h.update(o);
+    }
+    *h.finalize().as_bytes()
+}
+
 /// Owners sorted, distinct, 1..=[`MAX_OWNERS`]; threshold 1..=their number.
 pub fn check_owners(owners: &[PublicKey], threshold: u8) -> Result<(), RecordError> {
     if owners.len() > MAX_OWNERS {
@@ -626,7 +647,7 @@ pub enum Merge {
     Unchanged,
     /// Took a newer state or new appends.
     Updated,
-    /// A different genesis, or a different state at the same version: only
+    /// A different genesis, or a state on another line of descent: only
     /// the close group's majority can say which wins ([`resolve`]).
     Conflict,
 }
@@ -699,6 +720,7 @@ impl Record {
             return Err(RecordError::TooLarge(Limit::OwnerChanges));
         }
         let (mut owners, mut threshold) = (fresh.state.owners.clone(), fresh.state.threshold);
+        let mut chain = fresh.state.owners_chain;
         let mut next_free = 0u64; // lowest version the next change may replace
         for change in &self.owner_changes {
             let op = &change.body;
@@ -717,6 +739,7 @@ impl Record {
             }
             change.check(&owners, threshold)?;
             check_owners(new, *t)?;
+            chain = chain_owners(&chain, op.replaces, new, *t);
             (owners, threshold) = (new.clone(), *t);
             next_free = op.replaces + 1;
         }
@@ -754,6 +777,7 @@ impl Record {
         }
         if self.state.owners != owners
             || self.state.threshold != threshold
+            || self.state.owners_chain != chain
             || self.state.public_append != self.genesis.body.public_append
         {
             return Err(RecordError::BrokenChain);
@@ -927,15 +951,15 @@ impl Record {
     /// Merges another verified copy into this one, as a replica does during
     /// replication. Only what provably follows is taken: the same state
     /// (its appends are united) or a later state that descends from this
-    /// one ([`Record::descends_from`]). An older copy gives only its
-    /// appends. Anything else — another genesis, another state at this
-    /// version, or a later state not provably descended from this one — is
-    /// a conflict for the close group's majority to settle.
+    /// one ([`Record::descends_from`]). A copy of this one's past gives
+    /// only its appends. Anything else — another genesis, or a state on
+    /// another line, older or newer — is a conflict for the close group's
+    /// majority to settle.
     pub fn merge(&mut self, other: &Record) -> Merge {
         if self.genesis.id() != other.genesis.id() {
             return Merge::Conflict;
         }
-        if other.state == self.state || other.state.version < self.state.version {
+        if other.state == self.state || self.descends_from(other) {
             return if self.add_appends(&other.appends) {
                 Merge::Updated
             } else {
@@ -972,33 +996,35 @@ pub struct Resolved {
     /// The record: the winning state, with the appends of every copy of its
     /// genesis.
     pub record: Record,
-    /// Copies that hold the state it was chosen for or a state descending
-    /// from it: how many replicas stand behind it.
+    /// Copies that hold its state or a state descending from it: how many
+    /// replicas stand behind it.
     pub support: usize,
 }
 
-/// A distinct state in [`resolve`]: support, version, hash (lower first),
-/// a copy holding it.
-type Ranked<'a> = (usize, u64, std::cmp::Reverse<Hash>, &'a Record);
+/// A distinct state in [`resolve`]: support, hash (lower first), a copy
+/// holding it.
+type Ranked<'a> = (usize, std::cmp::Reverse<Hash>, &'a Record);
 
 fn best<'a, 'b>(pool: impl Iterator<Item = &'b Ranked<'a>>) -> Option<Ranked<'a>>
 where
     'a: 'b,
 {
-    pool.max_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)))
-        .copied()
+    pool.max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1))).copied()
 }
 
 /// Picks what verified copies of one address stand for, as a reader (or a
 /// replica settling a conflict) does: the genesis most copies hold (ties:
 /// lowest id); on it, the state with the most *support* — copies holding it
-/// or a state that descends from it ([`Record::descends_from`]) — (ties:
-/// higher version, then lowest hash); then, down that line, the latest
-/// state with the most support (a write that is still reaching the group).
-/// Support, not version numbers, decides: a copy built on a write that
-/// failed to reach a majority, or a former owner's fork, never outranks
-/// the line the majority holds.
-pub fn resolve(copies: &[Record]) -> Option<Resolved> {
+/// or a state that descends from it ([`Record::descends_from`]); then, down
+/// that line, the best-supported descendant, again and again (a write still
+/// reaching the group), but only through states with at least `quorum`
+/// support. `None` if no state has `quorum`. Ties between states on
+/// different lines go to the lowest state hash, never to the higher
+/// version: support decides, so a copy built on a write that failed to
+/// reach a majority, or a former owner's fork, never outranks the line the
+/// majority holds. A reader passes `quorum` 1; a replica settling passes
+/// a majority of its group.
+pub fn resolve(copies: &[Record], quorum: usize) -> Option<Resolved> {
     let mut votes: BTreeMap<Hash, usize> = BTreeMap::new();
     for c in copies {
         *votes.entry(c.genesis.id()).or_default() += 1;
@@ -1022,11 +1048,12 @@ pub fn resolve(copies: &[Record]) -> Option<Resolved> {
     };
     let ranked: Vec<Ranked<'_>> = states
         .iter()
-        .map(|(h, r)| (support(r), r.state.version, std::cmp::Reverse(*h), *r))
+        .map(|(h, r)| (support(r), std::cmp::Reverse(*h), *r))
+        .filter(|e| e.0 >= quorum.max(1))
         .collect();
-    let (backing, _, _, mut pick) = best(ranked.iter())?;
-    while let Some((_, _, _, next)) = best(ranked.iter().filter(|e| e.3.descends_from(pick))) {
-        pick = next;
+    let (mut backing, _, mut pick) = best(ranked.iter())?;
+    while let Some((n, _, next)) = best(ranked.iter().filter(|e| e.2.descends_from(pick))) {
+        (backing, pick) = (n, next);
     }
     let mut record = pick.clone();
     record.add_appends(same.iter().flat_map(|c| c.appends.iter()));

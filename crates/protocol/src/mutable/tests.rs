@@ -192,7 +192,7 @@ fn appends_commute_and_removals_stick() {
 }
 
 fn winner(copies: &[Record]) -> Record {
-    resolve(copies).unwrap().record
+    resolve(copies, 1).unwrap().record
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn first_create_wins_and_resolve_follows_the_majority() {
         Ok(Applied::AlreadyApplied)
     );
     assert_eq!(held.merge(&b), Merge::Conflict);
-    let won = resolve(&[b.clone(), a.clone(), a.clone()]).unwrap();
+    let won = resolve(&[b.clone(), a.clone(), a.clone()], 1).unwrap();
     assert_eq!((won.record.genesis, won.support), (a.genesis.clone(), 2));
     // Same version, different states: the majority's state wins.
     let mut x = a.clone();
@@ -220,8 +220,11 @@ fn first_create_wins_and_resolve_follows_the_majority() {
     assert_eq!(x.clone().merge(&y), Merge::Conflict);
     assert_eq!(winner(&[x.clone(), y.clone(), y.clone()]), y);
     // A write still reaching the group: its state follows the majority's.
-    let r = resolve(&[a.clone(), y.clone(), a.clone()]).unwrap();
-    assert_eq!((r.record, r.support), (y.clone(), 3));
+    let r = resolve(&[a.clone(), y.clone(), a.clone()], 1).unwrap();
+    assert_eq!((r.record, r.support), (y.clone(), 1));
+    // A replica settling with a quorum of 2 stops where two copies agree.
+    let r = resolve(&[a.clone(), y.clone(), a.clone()], 2).unwrap();
+    assert_eq!((r.record.state, r.support), (a.state.clone(), 3));
     let mut behind = a.clone();
     assert_eq!(behind.merge(&y), Merge::Updated);
     assert_eq!(behind, y);
@@ -534,8 +537,10 @@ fn support_follows_lines_not_version_numbers() {
         y[8].clone(),
     ];
     assert!(x[6].descends_from(&x[4]) && !y[8].descends_from(&x[4]));
-    let r = resolve(&copies).unwrap();
-    assert_eq!((r.record, r.support), (x[6].clone(), 3));
+    let r = resolve(&copies, 1).unwrap();
+    assert_eq!((r.record, r.support), (x[6].clone(), 2));
+    let r = resolve(&copies, 3).unwrap();
+    assert_eq!((r.record.state.clone(), r.support), (x[4].state.clone(), 3));
     // Lagging at the split itself, x[2]'s line holds all five copies and
     // neither branch was ever on three replicas: either may be read.
     let copies = [
@@ -545,9 +550,10 @@ fn support_follows_lines_not_version_numbers() {
         y[8].clone(),
         y[8].clone(),
     ];
-    let r = resolve(&copies).unwrap();
-    assert_eq!(r.support, 5);
+    let r = resolve(&copies, 1).unwrap();
     assert!(r.record.descends_from(&x[2]));
+    let r = resolve(&copies, 3).unwrap();
+    assert_eq!((r.record.state.clone(), r.support), (x[2].state.clone(), 5));
     let mut lagging = x[2].clone();
     assert_eq!(
         lagging.merge(&x[6]),
@@ -583,9 +589,61 @@ proptest! {
             .map(|a| x[(acked + a).min(n)].clone())
             .collect();
         copies.extend(minority.iter().map(|m| y[1 + m % branch].clone()));
-        let r = resolve(&copies).unwrap();
-        let keeps = r.record.state == x[acked].state || r.record.descends_from(&x[acked]);
-        prop_assert!(keeps, "picked version {} off the majority's line", r.record.state.version);
-        prop_assert!(r.support >= 3);
+        // A reader (quorum 1) and a settling replica (quorum 3) alike.
+        for quorum in [1, 3] {
+            let r = resolve(&copies, quorum).unwrap();
+            let keeps = r.record.state == x[acked].state || r.record.descends_from(&x[acked]);
+            prop_assert!(keeps, "picked version {} off the majority's line", r.record.state.version);
+            prop_assert!(r.support >= quorum);
+        }
     }
+}
+
+#[test]
+fn settling_with_few_answers_never_follows_a_minority() {
+    // The acknowledged state a is on three replicas; b raced it at the same
+    // version onto one; p is where both started. A settling replica that
+    // heard only a, b and p: p's line has a majority, neither a nor b does.
+    let p = new_record(&[0], 1, false, 0);
+    let mut a = p.clone();
+    a.apply(&Write::Op(op(&p, set("k", "a"), &[0]))).unwrap();
+    let mut b = p.clone();
+    b.apply(&Write::Op(op(&p, set("k", "b"), &[0]))).unwrap();
+    let r = resolve(&[a.clone(), b.clone(), p.clone()], 3).unwrap();
+    assert_eq!((r.record.state.clone(), r.support), (p.state.clone(), 3));
+    assert!(a.descends_from(&r.record), "a replica holding a keeps it");
+    assert!(resolve(&[a.clone(), b.clone()], 3).is_none());
+    // With every copy heard, a's majority shows.
+    let all = [a.clone(), a.clone(), a.clone(), b.clone(), p.clone()];
+    let r = resolve(&all, 3).unwrap();
+    assert_eq!((r.record.clone(), r.support), (a.clone(), 3));
+    // A replica on another line, behind or ahead, is a conflict to settle.
+    let mut on_b = b.clone();
+    assert_eq!(on_b.merge(&a), Merge::Conflict);
+    let mut b2 = b.clone();
+    b2.apply(&Write::Op(op(&b, set("k", "b2"), &[0]))).unwrap();
+    let mut on_a = a.clone();
+    assert_eq!(on_a.merge(&b2), Merge::Conflict);
+    let mut ahead = b2.clone();
+    assert_eq!(ahead.merge(&a), Merge::Conflict, "older, but not its past");
+    assert_eq!(ahead.merge(&b), Merge::Unchanged, "its own past");
+}
+
+#[test]
+fn ownership_history_is_bound_to_the_state() {
+    let mut r = new_record(&[0], 1, false, 0);
+    r.apply(&Write::Op(op(&r, set("k", "v"), &[0]))).unwrap();
+    let transfer = Change::Owners {
+        owners: vec![pk(1)],
+        threshold: 1,
+    };
+    r.apply(&Write::Op(op(&r, transfer.clone(), &[0]))).unwrap();
+    r.verify(&r.address()).unwrap();
+    // The former owner invents the same transfer at another version and
+    // attaches it to the honest state: it does not verify.
+    let base = new_record(&[0], 1, false, 0);
+    let invented = op(&base, transfer, &[0]);
+    let mut forged = r.clone();
+    forged.owner_changes = vec![invented];
+    assert_eq!(forged.verify(&r.address()), Err(RecordError::BrokenChain));
 }
