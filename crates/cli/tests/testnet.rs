@@ -119,6 +119,9 @@ fn testnet_put_get_stop_restart() {
         assert_eq!(std::fs::read(&out).unwrap(), bytes, "{name} round trip");
         stored.push((address, bytes));
     }
+    // A mutable record, to read back after the restart.
+    let record = ok(home.path(), &["mutable", "create", "survivor"]);
+    ok(home.path(), &["mutable", "set", &record, "k", "kept"]);
     down(guard);
 
     // Up again from the same directory: the data is still there.
@@ -132,6 +135,7 @@ fn testnet_put_get_stop_restart() {
         );
         assert_eq!(&get.stdout, bytes);
     }
+    assert_eq!(ok(home.path(), &["mutable", "get", &record, "k"]), "kept");
     down(guard);
 }
 
