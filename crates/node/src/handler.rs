@@ -89,13 +89,7 @@ async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
     };
     let mut receipts = vec![own];
     if replicate {
-        let me = node.net.peer_id();
-        let group: Vec<PeerId> = node
-            .group_view(&name)
-            .await
-            .into_iter()
-            .filter(|p| *p != me)
-            .collect();
+        let group = node.group_peers(&name).await;
         // Answer within FORWARD_TIMEOUT, well inside the client's own
         // request timeout, with whatever receipts have come: one slow
         // member must not make the client give up and send the bytes again.
@@ -166,7 +160,7 @@ async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
                 .collect::<Vec<_>>())
         })
         .await;
-    scope.take(node, What::Chunk, unheld)
+    scope.answer_offer(node, What::Chunk, unheld)
 }
 
 /// Whom an offer may make us fetch from, and what.
@@ -189,7 +183,7 @@ impl FetchScope {
 
     /// Answers an offer: queues fetches of the `missing` (or differing)
     /// names this node should hold, and tells the offerer which they are.
-    pub(crate) fn take(
+    pub(crate) fn answer_offer(
         &self,
         node: &Node,
         what: What,

@@ -125,11 +125,16 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    /// The `k` closest to `name` among this node and its routing table.
-    pub(crate) async fn group_view(&self, name: &XorName) -> Vec<PeerId> {
+    /// The other members of `name`'s close group: the `k` closest to it
+    /// among this node and its routing table, this node left out.
+    pub(crate) async fn group_peers(&self, name: &XorName) -> Vec<PeerId> {
+        let me = self.net.peer_id();
         let mut peers = self.net.routing_peers().await;
-        peers.push(self.net.peer_id());
+        peers.push(me);
         safe_network::close_group::closest(name, peers, self.k)
+            .into_iter()
+            .filter(|p| *p != me)
+            .collect()
     }
 
     /// Runs a blocking store operation off the async threads.

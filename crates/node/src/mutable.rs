@@ -166,7 +166,7 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
             Ok(out)
         })
         .await;
-    scope.take(node, What::Record, differing)
+    scope.answer_offer(node, What::Record, differing)
 }
 
 /// Fetches `peer`'s copy of `name`, verifies it and merges it into ours.
@@ -231,13 +231,7 @@ async fn fetch_verified(node: &Node, name: XorName, peer: PeerId) -> Result<Opti
 /// for a later round: it never follows a minority, and never steps back
 /// from a copy that descends from the pick.
 async fn settle(node: &Node, name: XorName) {
-    let me = node.net.peer_id();
-    let group: Vec<PeerId> = node
-        .group_view(&name)
-        .await
-        .into_iter()
-        .filter(|p| *p != me)
-        .collect();
+    let group = node.group_peers(&name).await;
     let answers = join_all(group.iter().map(|p| fetch_verified(node, name, *p))).await;
     let everyone = answers.iter().all(Result::is_ok);
     let mut copies: Vec<Record> = answers.into_iter().flatten().flatten().collect();

@@ -515,9 +515,8 @@ fn line(base: &Record, n: usize, tag: &str) -> Vec<Record> {
     let mut out = vec![base.clone()];
     for i in 0..n {
         let mut next = out[out.len() - 1].clone();
-        let last = next.clone();
-        next.apply(&Write::Op(op(&last, set("k", &format!("{tag}{i}")), &[0])))
-            .unwrap();
+        let o = op(&next, set("k", &format!("{tag}{i}")), &[0]);
+        next.apply(&Write::Op(o)).unwrap();
         out.push(next);
     }
     out
