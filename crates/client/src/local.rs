@@ -12,16 +12,16 @@
 //! A chunk is written to `tmp/`, fsynced, renamed into place and its
 //! directory fsynced, so after a crash a chunk file is either complete or
 //! absent. Reads re-hash the file, so damage on disk is reported, never
-//! returned.
+//! returned. Large chunk files bypass the page cache (`O_DIRECT`, see `direct.rs`).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
+use crate::direct::Direct;
 use crate::store::{ChunkStore, StoreError};
 
 const FORMAT_FILE: &str = "FORMAT";
@@ -37,6 +37,7 @@ pub struct LocalStore {
 struct Inner {
     root: PathBuf,
     tmp_counter: AtomicU64,
+    direct: Direct,
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -88,6 +89,7 @@ impl LocalStore {
             inner: Arc::new(Inner {
                 root,
                 tmp_counter: AtomicU64::new(0),
+                direct: Direct::new(),
             }),
         })
     }
@@ -124,7 +126,7 @@ impl LocalStore {
             chunk.name().to_hex(),
             std::process::id()
         ));
-        write_atomically(&tmp, &path, chunk.bytes(), durable)
+        write_atomically(&self.inner.direct, &tmp, &path, chunk.bytes(), durable)
             .map_err(io(format!("writing chunk {}", chunk.name())))?;
         Ok(Some(path))
     }
@@ -159,20 +161,14 @@ impl LocalStore {
     /// Reads and verifies the chunk called `name` on the calling thread.
     pub fn get_blocking(&self, name: XorName) -> Result<Chunk, StoreError> {
         let path = self.chunk_path(&name);
-        let file = match fs::File::open(&path) {
-            Ok(f) => f,
+        // Never read more than a chunk can be, whatever is on disk.
+        let bytes = match self.inner.direct.read(&path, MAX_CHUNK_SIZE) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound(name));
             }
-            Err(e) => return Err(io(format!("opening {}", path.display()))(e)),
+            Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
         };
-        // Never read more than a chunk can be, whatever is on disk.
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(file, MAX_CHUNK_SIZE as u64 + 1),
-            &mut bytes,
-        )
-        .map_err(io(format!("reading {}", path.display())))?;
         Ok(Chunk::verified(name, bytes)?)
     }
 }
@@ -223,15 +219,20 @@ impl LocalStore {
 /// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs the
 /// destination directory.
 fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomically(tmp, dest, bytes, true)
+    write_atomically(&Direct::new(), tmp, dest, bytes, true)
 }
 
 /// Writes `bytes` to `tmp` and renames it to `dest`; with `durable`, fsyncs
 /// the file before the rename and the directory after it.
-fn write_atomically(tmp: &Path, dest: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+fn write_atomically(
+    direct: &Direct,
+    tmp: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    durable: bool,
+) -> std::io::Result<()> {
     let result = (|| {
-        let mut f = fs::File::create(tmp)?;
-        f.write_all(bytes)?;
+        let f = direct.write(tmp, bytes)?;
         if durable {
             f.sync_all()?;
         }

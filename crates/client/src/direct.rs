@@ -1,0 +1,237 @@
+//! Chunk file I/O that bypasses the kernel's page cache where it can.
+//!
+//! Chunk files are written once and read rarely, so caching them only costs:
+//! copying a MiB into the page cache (allocating pages for it) and writing
+//! it back later costs more CPU than the disk transfer itself. Measured on
+//! the 2-core benchmark VM (ext4 on virtio): `dd bs=1M conv=fsync` of 2 GiB
+//! spends 4.4 s of system time buffered and 0.34 s with `oflag=direct`; a
+//! cold buffered read of the same file 3.7 s, a direct one 0.14 s.
+//!
+//! So on Linux, files of at least [`DIRECT_MIN`] bytes are written and read
+//! with `O_DIRECT`: the bytes are copied once into a block-aligned buffer,
+//! padded to whole blocks, written, and the file is truncated back to its
+//! real length. A filesystem that refuses `O_DIRECT` (tmpfs before Linux
+//! 6.6, some network filesystems) gets ordinary buffered I/O, decided once
+//! per store; any other failure of the direct path retries that one file
+//! buffered, so bytes are never lost to it.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+
+/// Offsets, lengths and buffer addresses of direct I/O are multiples of
+/// this (the largest logical block size in common use).
+const ALIGN: usize = 4096;
+
+/// Files smaller than this go through the page cache: for a few blocks the
+/// alignment copy saves nothing.
+pub(crate) const DIRECT_MIN: usize = 64 * 1024;
+
+/// Whether a store's filesystem accepts `O_DIRECT` (cleared on the first
+/// refusal).
+#[derive(Debug)]
+pub(crate) struct Direct(AtomicBool);
+
+impl Direct {
+    /// Starts by trying direct I/O where the platform has it.
+    pub(crate) fn new() -> Self {
+        Self(AtomicBool::new(cfg!(target_os = "linux")))
+    }
+
+    fn wanted(&self, len: usize) -> bool {
+        len >= DIRECT_MIN && self.0.load(Ordering::Relaxed)
+    }
+
+    /// Opens `path` (with `O_DIRECT` if `direct`), or `None` when the
+    /// filesystem refuses direct I/O, which is then remembered.
+    fn open(
+        &self,
+        options: &mut fs::OpenOptions,
+        path: &Path,
+    ) -> std::io::Result<Option<fs::File>> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            match options.custom_flags(libc::O_DIRECT).open(path) {
+                Ok(f) => Ok(Some(f)),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::debug!("{}: no O_DIRECT here, using buffered I/O", path.display());
+                    self.0.store(false, Ordering::Relaxed);
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (options, path);
+            Ok(None)
+        }
+    }
+
+    /// Creates (or truncates) `path` holding exactly `bytes`, returning the
+    /// open file for the caller to sync.
+    pub(crate) fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<fs::File> {
+        if self.wanted(bytes.len())
+            && let Some(aligned) = Aligned::copy_of(bytes)
+        {
+            let mut options = fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            if let Some(mut f) = self.open(&mut options, path)? {
+                let written = f
+                    .write_all(aligned.blocks())
+                    .and_then(|()| f.set_len(bytes.len() as u64));
+                match written {
+                    Ok(()) => return Ok(f),
+                    Err(e) => tracing::debug!(
+                        "{}: direct write failed ({e}), writing it buffered",
+                        path.display()
+                    ),
+                }
+            }
+        }
+        let mut f = fs::File::create(path)?;
+        f.write_all(bytes)?;
+        Ok(f)
+    }
+
+    /// Reads `path` whole, but never more than `limit + 1` bytes (so a
+    /// caller checking a size limit sees an oversized file as such).
+    pub(crate) fn read(&self, path: &Path, limit: usize) -> std::io::Result<Bytes> {
+        let mut file = fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        if let Ok(len) = usize::try_from(len)
+            && len <= limit
+            && self.wanted(len)
+            && let Some(direct) = self.open(fs::OpenOptions::new().read(true), path)?
+        {
+            match read_direct(direct, len) {
+                Ok(bytes) => return Ok(bytes),
+                Err(e) => tracing::debug!(
+                    "{}: direct read failed ({e}), reading it buffered",
+                    path.display()
+                ),
+            }
+        }
+        let mut bytes = Vec::new();
+        (&mut file).take(limit as u64 + 1).read_to_end(&mut bytes)?;
+        Ok(bytes.into())
+    }
+}
+
+/// Reads up to `len` bytes of a file opened with `O_DIRECT`.
+fn read_direct(mut f: fs::File, len: usize) -> std::io::Result<Bytes> {
+    let mut aligned =
+        Aligned::zeroed(len).ok_or_else(|| std::io::Error::other("no aligned buffer"))?;
+    let mut filled = 0;
+    let blocks = aligned.blocks_mut();
+    while filled < len {
+        // After a short read that is not a whole number of blocks the next
+        // read would be misaligned and fail, sending the caller to the
+        // buffered path; files only end short at EOF.
+        match f.read(&mut blocks[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(aligned.into_bytes(filled.min(len)))
+}
+
+/// A block-aligned run of whole blocks inside an ordinary `Vec` (found by
+/// over-allocating one block, so no unsafe code is needed).
+struct Aligned {
+    buf: Vec<u8>,
+    offset: usize,
+}
+
+impl Aligned {
+    fn with_len(len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Option<Self> {
+        let padded = len.div_ceil(ALIGN).max(1) * ALIGN;
+        let mut buf: Vec<u8> = Vec::with_capacity(padded + ALIGN);
+        let offset = buf.as_ptr().align_offset(ALIGN);
+        if offset >= ALIGN {
+            return None;
+        }
+        buf.resize(offset, 0);
+        fill(&mut buf);
+        // Capacity was reserved up front, so the buffer never moves.
+        buf.resize(offset + padded, 0);
+        Some(Self { buf, offset })
+    }
+
+    /// `bytes` followed by zeros up to a whole block.
+    fn copy_of(bytes: &[u8]) -> Option<Self> {
+        Self::with_len(bytes.len(), |buf| buf.extend_from_slice(bytes))
+    }
+
+    /// Zeros, `len` rounded up to whole blocks.
+    fn zeroed(len: usize) -> Option<Self> {
+        Self::with_len(len, |_| {})
+    }
+
+    fn blocks(&self) -> &[u8] {
+        &self.buf[self.offset..]
+    }
+
+    fn blocks_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.offset..]
+    }
+
+    /// The first `len` bytes of the blocks, without copying them.
+    fn into_bytes(self, len: usize) -> Bytes {
+        Bytes::from(self.buf).slice(self.offset..self.offset + len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_reads_every_size_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = Direct::new();
+        for len in [
+            0,
+            1,
+            4095,
+            4096,
+            DIRECT_MIN - 1,
+            DIRECT_MIN,
+            DIRECT_MIN + 1,
+            1 << 20,
+            (1 << 20) + 7,
+        ] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+            let path = dir.path().join(format!("f{len}"));
+            direct.write(&path, &bytes).unwrap().sync_all().unwrap();
+            assert_eq!(
+                fs::metadata(&path).unwrap().len(),
+                len as u64,
+                "size of {len}"
+            );
+            assert_eq!(fs::read(&path).unwrap(), bytes, "buffered read of {len}");
+            assert_eq!(direct.read(&path, 2 << 20).unwrap(), bytes, "read of {len}");
+            // Rewriting a longer file with a shorter one leaves no tail.
+            direct.write(&path, &bytes[..len / 2]).unwrap();
+            assert_eq!(direct.read(&path, 2 << 20).unwrap(), &bytes[..len / 2]);
+        }
+    }
+
+    #[test]
+    fn reads_stop_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = Direct::new();
+        let path = dir.path().join("big");
+        let bytes = vec![5u8; 200 * 1024];
+        direct.write(&path, &bytes).unwrap();
+        assert_eq!(
+            direct.read(&path, 100 * 1024).unwrap().len(),
+            100 * 1024 + 1
+        );
+        assert_eq!(direct.read(&path, 200 * 1024).unwrap().len(), 200 * 1024);
+    }
+}
