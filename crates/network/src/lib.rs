@@ -3,7 +3,7 @@
 //! - [`Behaviour`]: Kademlia (`/safe/kad/1`) for peer routing, identify
 //!   (`/safe/id/1`) so peers learn each other's listen addresses, and the
 //!   request-response data protocol (`/safe/data/1`) with [`DataCodec`].
-//! - [`build_swarm`]: QUIC and TCP+Noise+Yamux on tokio.
+//! - [`build_swarm`]: QUIC, and TCP with TLS or Noise and Yamux, on tokio.
 //! - [`close_group`]: who is responsible for a name.
 //! - [`identity`] and [`contacts`]: keys and bootstrap files on disk.
 //!
@@ -19,6 +19,7 @@ pub mod codec;
 pub mod contacts;
 pub mod driver;
 pub mod identity;
+pub mod tls;
 
 use std::time::Duration;
 
@@ -86,14 +87,16 @@ pub enum Role {
 #[error("cannot build the network stack: {0}")]
 pub struct BuildError(String);
 
-/// Builds a swarm with QUIC and TCP+Noise+Yamux transports on tokio.
+/// Builds a swarm with QUIC and TCP+(TLS or Noise)+Yamux transports on tokio.
 pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, BuildError> {
     let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
-            noise::Config::new,
+            // Offered in this order: TLS (AES-GCM on AES hardware, see
+            // `tls`), then Noise for peers without it.
+            (tls::Tls::new, noise::Config::new),
             yamux::Config::default,
         )
         .map_err(|e| err(&e))?
