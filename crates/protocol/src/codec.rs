@@ -51,7 +51,30 @@ pub fn encode_onto<T: Serialize>(
     value: &T,
 ) -> Result<Vec<u8>, CodecError> {
     out.push(version);
-    Ok(postcard::to_extend(value, out)?)
+    Ok(postcard::serialize_with_flavor(value, VecFlavor(out))?)
+}
+
+/// A postcard output appending to a `Vec` a slice at a time. (postcard's own
+/// `to_extend` copies byte by byte: 3% of an upload's CPU went to copying
+/// each MiB chunk into its request that way.)
+struct VecFlavor(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for VecFlavor {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
 }
 
 /// Decodes a value written by [`encode`] with format version `version`,
