@@ -118,16 +118,24 @@ impl LocalStore {
         if path.exists() {
             return Ok(None);
         }
-        let dir = path.parent().unwrap_or(&self.inner.root);
-        fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
         let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
         let tmp = self.inner.root.join("tmp").join(format!(
             "{}.{}.{n}",
             chunk.name().to_hex(),
             std::process::id()
         ));
-        write_atomically(&self.inner.direct, &tmp, &path, chunk.bytes(), durable)
-            .map_err(io(format!("writing chunk {}", chunk.name())))?;
+        let write = || write_atomically(&self.inner.direct, &tmp, &path, chunk.bytes(), durable);
+        match write() {
+            // The fan-out directory is made the first time it is needed
+            // (not checked on every put).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let dir = path.parent().unwrap_or(&self.inner.root);
+                fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+                write()
+            }
+            other => other,
+        }
+        .map_err(io(format!("writing chunk {}", chunk.name())))?;
         Ok(Some(path))
     }
 

@@ -70,19 +70,26 @@ enum ResponseRef<'a> {
 }
 
 /// A message as one frame (length prefix included).
-/// `size_hint` (the message's rough encoded size) saves reallocations.
-pub fn encode_frame<M: Serialize>(message: &M, size_hint: usize) -> io::Result<Vec<u8>> {
+pub fn encode_frame<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
+    Ok(frame_around(message, &[])?.0)
+}
+
+/// The frame of `message` with the bytes of `payload` (a slice the message
+/// holds) left out: the frame is `head[..at]`, `payload`, `head[at..]`, or
+/// just `head` if the message did not contain `payload`.
+fn frame_around<M: Serialize>(message: &M, payload: &[u8]) -> io::Result<(Vec<u8>, Option<usize>)> {
     let invalid =
         |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
-    let mut start = Vec::with_capacity(PREFIX + size_hint);
+    let mut start = Vec::with_capacity(PREFIX + 256);
     start.extend_from_slice(&[0; PREFIX]);
-    let mut frame = codec::encode_onto(start, DATA_FORMAT, message).map_err(|e| invalid(&e))?;
-    let len = frame.len() - PREFIX;
+    let (mut head, at) =
+        codec::encode_around(start, DATA_FORMAT, message, payload).map_err(|e| invalid(&e))?;
+    let len = head.len() - PREFIX + at.map_or(0, |_| payload.len());
     if len > MAX_MESSAGE_SIZE {
         return Err(invalid(&"message over the protocol size limit"));
     }
-    frame[..PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
-    Ok(frame)
+    head[..PREFIX].copy_from_slice(&(len as u32).to_be_bytes());
+    Ok((head, at))
 }
 
 async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Bytes> {
@@ -145,12 +152,23 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
     })
 }
 
-async fn write_frame<T, M>(io: &mut T, message: &M, size_hint: usize) -> io::Result<()>
+/// Writes `message` as one frame. The bytes of `payload` (a chunk the
+/// message holds) are written straight from where they are, not copied
+/// into the frame first.
+async fn write_frame<T, M>(io: &mut T, message: &M, payload: &[u8]) -> io::Result<()>
 where
     T: AsyncWrite + Unpin + Send,
     M: Serialize,
 {
-    io.write_all(&encode_frame(message, size_hint)?).await?;
+    let (head, at) = frame_around(message, payload)?;
+    match at {
+        Some(at) => {
+            io.write_all(&head[..at]).await?;
+            io.write_all(payload).await?;
+            io.write_all(&head[at..]).await?;
+        }
+        None => io.write_all(&head).await?,
+    }
     io.close().await
 }
 
@@ -182,12 +200,12 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let hint = match &req {
-            Request::PutChunk { bytes, .. } => bytes.len() + 16,
-            Request::PutRecord { write } => write.len() + 16,
-            _ => 256,
+        let payload: &[u8] = match &req {
+            Request::PutChunk { bytes, .. } => bytes,
+            Request::PutRecord { write } => write,
+            _ => &[],
         };
-        write_frame(io, &req, hint).await
+        write_frame(io, &req, payload).await
     }
 
     async fn write_response<T>(
@@ -199,11 +217,11 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let hint = match &res {
-            Response::Chunk(bytes) | Response::Record(bytes) => bytes.len() + 16,
-            _ => 256,
+        let payload: &[u8] = match &res {
+            Response::Chunk(bytes) | Response::Record(bytes) => bytes,
+            _ => &[],
         };
-        write_frame(io, &res, hint).await
+        write_frame(io, &res, payload).await
     }
 }
 
@@ -211,14 +229,36 @@ impl Codec for DataCodec {
 mod tests {
     use super::*;
 
+    /// What `write_frame` sends, payload written separately or not.
+    fn written<M: Serialize>(m: &M, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(write_frame(&mut out, m, payload))
+            .unwrap();
+        out
+    }
+
     fn roundtrip_request(r: Request) {
-        let frame = encode_frame(&r, 0).unwrap();
+        let frame = encode_frame(&r).unwrap();
+        let payload: &[u8] = match &r {
+            Request::PutChunk { bytes, .. } => bytes,
+            Request::PutRecord { write } => write,
+            _ => &[],
+        };
+        assert_eq!(written(&r, payload), frame);
         let body = Bytes::from(frame[PREFIX..].to_vec());
         assert_eq!(decode_request(&body).unwrap(), r);
     }
 
     fn roundtrip_response(r: Response) {
-        let frame = encode_frame(&r, 0).unwrap();
+        let frame = encode_frame(&r).unwrap();
+        let payload: &[u8] = match &r {
+            Response::Chunk(bytes) | Response::Record(bytes) => bytes,
+            _ => &[],
+        };
+        assert_eq!(written(&r, payload), frame);
         let body = Bytes::from(frame[PREFIX..].to_vec());
         assert_eq!(decode_response(&body).unwrap(), r);
     }

@@ -122,7 +122,7 @@ async fn send(swarm: &mut RawSwarm, peer: PeerId, bytes: Vec<u8>) -> Option<Resp
 }
 
 fn encode(request: &Request) -> Vec<u8> {
-    safe_network::codec::encode_frame(request, 0).unwrap()
+    safe_network::codec::encode_frame(request).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
