@@ -45,6 +45,21 @@ impl Direct {
         len >= DIRECT_MIN && self.0.load(Ordering::Relaxed)
     }
 
+    /// Notes a failed direct write or read (retried buffered by the
+    /// caller). `EINVAL` means this filesystem takes `O_DIRECT` at open but
+    /// not the I/O itself (a block size over 4 KiB, some FUSE filesystems):
+    /// stop trying, rather than copy and fail once per chunk.
+    fn failed(&self, path: &Path, what: &str, e: &std::io::Error) {
+        tracing::debug!(
+            "{}: direct {what} failed ({e}), retrying buffered",
+            path.display()
+        );
+        #[cfg(target_os = "linux")]
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            self.0.store(false, Ordering::Relaxed);
+        }
+    }
+
     /// Opens `path` (with `O_DIRECT` if `direct`), or `None` when the
     /// filesystem refuses direct I/O, which is then remembered.
     fn open(
@@ -86,10 +101,7 @@ impl Direct {
                     .and_then(|()| f.set_len(bytes.len() as u64));
                 match written {
                     Ok(()) => return Ok(f),
-                    Err(e) => tracing::debug!(
-                        "{}: direct write failed ({e}), writing it buffered",
-                        path.display()
-                    ),
+                    Err(e) => self.failed(path, "write", &e),
                 }
             }
         }
@@ -103,17 +115,26 @@ impl Direct {
     pub(crate) fn read(&self, path: &Path, limit: usize) -> std::io::Result<Bytes> {
         let mut file = fs::File::open(path)?;
         let len = file.metadata()?.len();
-        if let Ok(len) = usize::try_from(len)
-            && len <= limit
-            && self.wanted(len)
-            && let Some(direct) = self.open(fs::OpenOptions::new().read(true), path)?
-        {
-            match read_direct(direct, len) {
-                Ok(bytes) => return Ok(bytes),
-                Err(e) => tracing::debug!(
-                    "{}: direct read failed ({e}), reading it buffered",
-                    path.display()
-                ),
+        if usize::try_from(len).is_ok_and(|len| len <= limit && self.wanted(len)) {
+            // A second handle, with O_DIRECT; its own length is the one
+            // read (the path may have been replaced in between). Any
+            // failure here falls back to the handle already open.
+            let direct = self
+                .open(fs::OpenOptions::new().read(true), path)
+                .and_then(|f| match f {
+                    Some(f) => {
+                        let len = usize::try_from(f.metadata()?.len()).unwrap_or(usize::MAX);
+                        if len > limit {
+                            return Ok(None);
+                        }
+                        read_direct(f, len).map(Some)
+                    }
+                    None => Ok(None),
+                });
+            match direct {
+                Ok(Some(bytes)) => return Ok(bytes),
+                Ok(None) => {}
+                Err(e) => self.failed(path, "read", &e),
             }
         }
         let mut bytes = Vec::new();

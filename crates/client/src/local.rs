@@ -127,10 +127,13 @@ impl LocalStore {
         let write = || write_atomically(&self.inner.direct, &tmp, &path, chunk.bytes(), durable);
         match write() {
             // The fan-out directory is made the first time it is needed
-            // (not checked on every put).
+            // (not checked on every put), and its entry made durable at
+            // once (later syncs only cover the fan-out directories).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let dir = path.parent().unwrap_or(&self.inner.root);
-                fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+                fs::create_dir_all(dir)
+                    .and_then(|()| fs::File::open(self.inner.root.join("chunks"))?.sync_all())
+                    .map_err(io(format!("creating {}", dir.display())))?;
                 write()
             }
             other => other,
