@@ -90,15 +90,12 @@ impl Direct {
     /// Creates (or truncates) `path` holding exactly `bytes`, returning the
     /// open file for the caller to sync.
     pub(crate) fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<fs::File> {
-        if self.wanted(bytes.len())
-            && let Some(aligned) = Aligned::copy_of(bytes)
-        {
+        if self.wanted(bytes.len()) {
             let mut options = fs::OpenOptions::new();
             options.write(true).create(true).truncate(true);
             if let Some(mut f) = self.open(&mut options, path)? {
-                let written = f
-                    .write_all(aligned.blocks())
-                    .and_then(|()| f.set_len(bytes.len() as u64));
+                let written =
+                    write_direct(&mut f, bytes).and_then(|()| f.set_len(bytes.len() as u64));
                 match written {
                     Ok(()) => return Ok(f),
                     Err(e) => self.failed(path, "write", &e),
@@ -141,6 +138,25 @@ impl Direct {
         (&mut file).take(limit as u64 + 1).read_to_end(&mut bytes)?;
         Ok(bytes.into())
     }
+}
+
+/// Writes `bytes` to a file opened with `O_DIRECT`, padded with zeros to
+/// whole blocks. Bytes that already start on a block boundary (the network
+/// codec receives chunks that way) are written where they are, and only the
+/// last partial block is copied; others are copied into an aligned buffer.
+fn write_direct(f: &mut fs::File, bytes: &[u8]) -> std::io::Result<()> {
+    let (blocks, tail) = if bytes.as_ptr().align_offset(ALIGN) == 0 {
+        bytes.split_at(bytes.len() / ALIGN * ALIGN)
+    } else {
+        (&[][..], bytes)
+    };
+    f.write_all(blocks)?;
+    if !tail.is_empty() {
+        let aligned =
+            Aligned::copy_of(tail).ok_or_else(|| std::io::Error::other("no aligned buffer"))?;
+        f.write_all(aligned.blocks())?;
+    }
+    Ok(())
 }
 
 /// Reads up to `len` bytes of a file opened with `O_DIRECT`.
@@ -239,6 +255,28 @@ mod tests {
             // Rewriting a longer file with a shorter one leaves no tail.
             direct.write(&path, &bytes[..len / 2]).unwrap();
             assert_eq!(direct.read(&path, 2 << 20).unwrap(), &bytes[..len / 2]);
+        }
+    }
+
+    #[test]
+    fn block_aligned_bytes_are_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let direct = Direct::new();
+        for len in [DIRECT_MIN, DIRECT_MIN + 1, (1 << 20) + 4095] {
+            let source =
+                Aligned::copy_of(&(0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>()).unwrap();
+            let bytes = &source.blocks()[..len];
+            assert_eq!(bytes.as_ptr().align_offset(ALIGN), 0);
+            let path = dir.path().join(format!("a{len}"));
+            direct.write(&path, bytes).unwrap();
+            assert_eq!(fs::read(&path).unwrap(), bytes, "{len} bytes");
+            // And from an unaligned start.
+            direct.write(&path, &bytes[1..]).unwrap();
+            assert_eq!(
+                fs::read(&path).unwrap(),
+                &bytes[1..],
+                "{len} bytes, unaligned"
+            );
         }
     }
 

@@ -69,6 +69,11 @@ enum ResponseRef<'a> {
     RecordRefused(RecordError),
 }
 
+/// The postcard variant index of `Request::PutChunk` (checked by a test).
+const PUT_CHUNK_VARIANT: u8 = 0;
+/// The postcard variant index of `Response::Chunk` (checked by a test).
+const CHUNK_VARIANT: u8 = 1;
+
 /// A message as one frame (length prefix included).
 pub fn encode_frame<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
     Ok(frame_around(message, &[])?.0)
@@ -92,7 +97,32 @@ fn frame_around<M: Serialize>(message: &M, payload: &[u8]) -> io::Result<(Vec<u8
     Ok((head, at))
 }
 
-async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Bytes> {
+/// Chunk bytes in a received frame start at a multiple of this, so a node
+/// can write them to disk with direct I/O without copying them first
+/// (see `safe_client`'s `direct.rs`, which aligns to the same 4 KiB).
+pub const CHUNK_ALIGN: usize = 4096;
+
+/// How many bytes of a frame body are looked at to place its chunk.
+const PEEK: usize = 16;
+
+/// Where the chunk bytes begin in a frame body whose first bytes are
+/// `head`, if it is the message variant `variant` (whose first field is the
+/// chunk): after the format byte, the variant index and the length varint.
+/// Only placement depends on this; a wrong guess costs a copy, not data.
+fn chunk_offset(head: &[u8], variant: u8) -> Option<usize> {
+    if head.get(..2)? != [DATA_FORMAT, variant] {
+        return None;
+    }
+    let varint = head.get(2..)?.iter().position(|b| b & 0x80 == 0)?;
+    Some(2 + varint + 1)
+}
+
+/// Reads one frame body. For the message variant `chunk_variant` the body
+/// is placed so that its chunk bytes start on a [`CHUNK_ALIGN`] boundary.
+async fn read_frame<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    chunk_variant: u8,
+) -> io::Result<Bytes> {
     let mut prefix = [0u8; PREFIX];
     io.read_exact(&mut prefix).await?;
     let len = u32::from_be_bytes(prefix) as usize;
@@ -102,9 +132,18 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(io: &mut T) -> io::Result<Bytes
             format!("message of {len} bytes is over the limit of {MAX_MESSAGE_SIZE}"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    Ok(Bytes::from(buf))
+    let mut head = [0u8; PEEK];
+    let peeked = len.min(PEEK);
+    io.read_exact(&mut head[..peeked]).await?;
+    let offset = chunk_offset(&head[..peeked], chunk_variant).unwrap_or(0);
+    let mut buf: Vec<u8> = Vec::with_capacity(len + CHUNK_ALIGN);
+    // The capacity is reserved, so the buffer does not move from here on.
+    let pad = buf.as_ptr().wrapping_add(offset).align_offset(CHUNK_ALIGN) % CHUNK_ALIGN;
+    buf.resize(pad, 0);
+    buf.extend_from_slice(&head[..peeked]);
+    buf.resize(pad + len, 0);
+    io.read_exact(&mut buf[pad + peeked..]).await?;
+    Ok(Bytes::from(buf).slice(pad..))
 }
 
 fn invalid_data(e: impl std::fmt::Display) -> io::Error {
@@ -184,14 +223,14 @@ impl Codec for DataCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        decode_request(&read_frame(io).await?)
+        decode_request(&read_frame(io, PUT_CHUNK_VARIANT).await?)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
     where
         T: AsyncRead + Unpin + Send,
     {
-        decode_response(&read_frame(io).await?)
+        decode_response(&read_frame(io, CHUNK_VARIANT).await?)
     }
 
     async fn write_request<T>(
@@ -314,11 +353,60 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn received_chunks_start_block_aligned() {
+        for len in [1usize, 100, 127, 128, 4096, 16_383, 16_384, 1 << 20] {
+            let bytes = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>());
+            let request = Request::PutChunk {
+                bytes: bytes.clone(),
+                replicate: true,
+            };
+            let frame = encode_frame(&request).unwrap();
+            let body = read_frame(&mut &frame[..], PUT_CHUNK_VARIANT)
+                .await
+                .unwrap();
+            match decode_request(&body).unwrap() {
+                Request::PutChunk { bytes: got, .. } => {
+                    assert_eq!(got, bytes);
+                    assert_eq!(
+                        got.as_ptr().align_offset(CHUNK_ALIGN),
+                        0,
+                        "request, {len} bytes"
+                    );
+                }
+                other => panic!("decoded {other:?}"),
+            }
+            let response = Response::Chunk(bytes.clone());
+            let frame = encode_frame(&response).unwrap();
+            let body = read_frame(&mut &frame[..], CHUNK_VARIANT).await.unwrap();
+            match decode_response(&body).unwrap() {
+                Response::Chunk(got) => {
+                    assert_eq!(got, bytes);
+                    assert_eq!(
+                        got.as_ptr().align_offset(CHUNK_ALIGN),
+                        0,
+                        "response, {len} bytes"
+                    );
+                }
+                other => panic!("decoded {other:?}"),
+            }
+        }
+        // Other messages read as before.
+        let request = Request::GetChunk {
+            name: XorName([3; 32]),
+        };
+        let frame = encode_frame(&request).unwrap();
+        let body = read_frame(&mut &frame[..], PUT_CHUNK_VARIANT)
+            .await
+            .unwrap();
+        assert_eq!(decode_request(&body).unwrap(), request);
+    }
+
+    #[tokio::test]
     async fn oversized_frames_are_refused_before_reading() {
         let mut prefix: &[u8] = &((MAX_MESSAGE_SIZE as u32) + 1).to_be_bytes();
-        let err = read_frame(&mut prefix).await.unwrap_err();
+        let err = read_frame(&mut prefix, 0).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         let mut short: &[u8] = &[0, 0, 0, 9, 1, 2];
-        assert!(read_frame(&mut short).await.is_err(), "truncated frame");
+        assert!(read_frame(&mut short, 0).await.is_err(), "truncated frame");
     }
 }
