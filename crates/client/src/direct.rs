@@ -8,9 +8,11 @@
 //! cold buffered read of the same file 3.7 s, a direct one 0.14 s.
 //!
 //! So on Linux, files of at least [`DIRECT_MIN`] bytes are written and read
-//! with `O_DIRECT`: the bytes are copied once into a block-aligned buffer,
-//! padded to whole blocks, written, and the file is truncated back to its
-//! real length. A filesystem that refuses `O_DIRECT` (tmpfs before Linux
+//! with `O_DIRECT`: the bytes are written in whole blocks (in place when
+//! they start block-aligned, as chunks received from the network do; the
+//! last partial block, or everything otherwise, copied into an aligned
+//! buffer padded with zeros), and the file is truncated back to its real
+//! length. A filesystem that refuses `O_DIRECT` (tmpfs before Linux
 //! 6.6, some network filesystems) gets ordinary buffered I/O, decided once
 //! per store; any other failure of the direct path retries that one file
 //! buffered, so bytes are never lost to it.
@@ -28,7 +30,7 @@ const ALIGN: usize = 4096;
 
 /// Files smaller than this go through the page cache: for a few blocks the
 /// alignment copy saves nothing.
-pub(crate) const DIRECT_MIN: usize = 64 * 1024;
+const DIRECT_MIN: usize = 64 * 1024;
 
 /// Whether a store's filesystem accepts `O_DIRECT` (cleared on the first
 /// refusal).
@@ -60,8 +62,8 @@ impl Direct {
         }
     }
 
-    /// Opens `path` (with `O_DIRECT` if `direct`), or `None` when the
-    /// filesystem refuses direct I/O, which is then remembered.
+    /// Opens `path` with `options` plus `O_DIRECT`, or `None` when the
+    /// platform or filesystem has no direct I/O (a refusal is remembered).
     fn open(
         &self,
         options: &mut fs::OpenOptions,

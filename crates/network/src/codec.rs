@@ -74,6 +74,23 @@ const PUT_CHUNK_VARIANT: u8 = 0;
 /// The postcard variant index of `Response::Chunk` (checked by a test).
 const CHUNK_VARIANT: u8 = 1;
 
+/// The chunk or record bytes a request carries (written without copying).
+fn request_payload(req: &Request) -> &[u8] {
+    match req {
+        Request::PutChunk { bytes, .. } => bytes,
+        Request::PutRecord { write } => write,
+        _ => &[],
+    }
+}
+
+/// The chunk or record bytes a response carries (written without copying).
+fn response_payload(res: &Response) -> &[u8] {
+    match res {
+        Response::Chunk(bytes) | Response::Record(bytes) => bytes,
+        _ => &[],
+    }
+}
+
 /// A message as one frame (length prefix included).
 pub fn encode_frame<M: Serialize>(message: &M) -> io::Result<Vec<u8>> {
     Ok(frame_around(message, &[])?.0)
@@ -242,12 +259,7 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let payload: &[u8] = match &req {
-            Request::PutChunk { bytes, .. } => bytes,
-            Request::PutRecord { write } => write,
-            _ => &[],
-        };
-        write_frame(io, &req, payload).await
+        write_frame(io, &req, request_payload(&req)).await
     }
 
     async fn write_response<T>(
@@ -259,11 +271,7 @@ impl Codec for DataCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let payload: &[u8] = match &res {
-            Response::Chunk(bytes) | Response::Record(bytes) => bytes,
-            _ => &[],
-        };
-        write_frame(io, &res, payload).await
+        write_frame(io, &res, response_payload(&res)).await
     }
 }
 
@@ -284,23 +292,14 @@ mod tests {
 
     fn roundtrip_request(r: Request) {
         let frame = encode_frame(&r).unwrap();
-        let payload: &[u8] = match &r {
-            Request::PutChunk { bytes, .. } => bytes,
-            Request::PutRecord { write } => write,
-            _ => &[],
-        };
-        assert_eq!(written(&r, payload), frame);
+        assert_eq!(written(&r, request_payload(&r)), frame);
         let body = Bytes::from(frame[PREFIX..].to_vec());
         assert_eq!(decode_request(&body).unwrap(), r);
     }
 
     fn roundtrip_response(r: Response) {
         let frame = encode_frame(&r).unwrap();
-        let payload: &[u8] = match &r {
-            Response::Chunk(bytes) | Response::Record(bytes) => bytes,
-            _ => &[],
-        };
-        assert_eq!(written(&r, payload), frame);
+        assert_eq!(written(&r, response_payload(&r)), frame);
         let body = Bytes::from(frame[PREFIX..].to_vec());
         assert_eq!(decode_response(&body).unwrap(), r);
     }
