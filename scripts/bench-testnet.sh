@@ -27,7 +27,7 @@ cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 steal() { awk '/^cpu /{print $9}' /proc/stat; }
 
 for _ in $(seq "$RUNS"); do
-    W=$(mktemp -d /tmp/safe-bench.XXXXXX)
+    W=$(mktemp -d ${BENCH_TMP:-/tmp}/safe-bench.XXXXXX)
     DIRS+=("$W")
     export SAFE_HOME=$W/home
     "$BIN" testnet up --dir "$W/net" > "$W/up.log" 2>&1 &

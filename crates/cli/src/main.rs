@@ -138,6 +138,14 @@ enum NodeCommand {
         #[arg(long, default_value_t = safe_network::DEFAULT_CLOSE_GROUP, value_name = "K")]
         close_group: usize,
     },
+    /// List the names of the chunks in a node's segment files, one per line
+    /// (read-only: safe while the node runs; includes chunks dropped but
+    /// not yet compacted away).
+    Records {
+        /// The node's directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -278,6 +286,20 @@ async fn run(cli: Cli) -> Result<()> {
             config.metrics = metrics;
             config.close_group = close_group;
             node_run(config).await
+        }
+        Command::Node {
+            command: NodeCommand::Records { dir },
+        } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut written = Ok(());
+            safe_node::store::segment_names(&dir, |name| {
+                if written.is_ok() {
+                    written = writeln!(out, "{}", name.to_hex());
+                }
+            })
+            .with_context(|| format!("listing the records in {}", dir.display()))?;
+            written.and_then(|()| out.flush())?;
+            Ok(())
         }
         Command::Testnet {
             command:

@@ -1,4 +1,5 @@
-//! Chunk file I/O that bypasses the kernel's page cache where it can.
+//! Chunk file I/O that bypasses the kernel's page cache where it can (used
+//! by [`crate::LocalStore`] and by the node's segment files).
 //!
 //! Chunk files are written once and read rarely, so caching them only costs:
 //! copying a MiB into the page cache (allocating pages for it) and writing
@@ -26,7 +27,7 @@ use bytes::Bytes;
 
 /// Offsets, lengths and buffer addresses of direct I/O are multiples of
 /// this (the largest logical block size in common use).
-const ALIGN: usize = 4096;
+pub const ALIGN: usize = 4096;
 
 /// Files smaller than this go through the page cache: for a few blocks the
 /// alignment copy saves nothing.
@@ -56,8 +57,7 @@ impl Direct {
             "{}: direct {what} failed ({e}), retrying buffered",
             path.display()
         );
-        #[cfg(target_os = "linux")]
-        if e.raw_os_error() == Some(libc::EINVAL) {
+        if refused(e) {
             self.0.store(false, Ordering::Relaxed);
         }
     }
@@ -69,24 +69,11 @@ impl Direct {
         options: &mut fs::OpenOptions,
         path: &Path,
     ) -> std::io::Result<Option<fs::File>> {
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            match options.custom_flags(libc::O_DIRECT).open(path) {
-                Ok(f) => Ok(Some(f)),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    tracing::debug!("{}: no O_DIRECT here, using buffered I/O", path.display());
-                    self.0.store(false, Ordering::Relaxed);
-                    Ok(None)
-                }
-                Err(e) => Err(e),
-            }
+        let f = open_direct(options, path)?;
+        if f.is_none() {
+            self.0.store(false, Ordering::Relaxed);
         }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let _ = (options, path);
-            Ok(None)
-        }
+        Ok(f)
     }
 
     /// Creates (or truncates) `path` holding exactly `bytes`, returning the
@@ -142,11 +129,51 @@ impl Direct {
     }
 }
 
+/// Opens `path` with `options` plus `O_DIRECT`, or `None` when the
+/// platform or filesystem has no direct I/O (the caller then opens it
+/// buffered). Other errors (not found, permissions) are returned.
+pub fn open_direct(
+    options: &mut fs::OpenOptions,
+    path: &Path,
+) -> std::io::Result<Option<fs::File>> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match options.custom_flags(libc::O_DIRECT).open(path) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::debug!("{}: no O_DIRECT here, using buffered I/O", path.display());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (options, path);
+        Ok(None)
+    }
+}
+
+/// True if `e` says direct I/O is not supported for this file or buffer
+/// (`EINVAL`: a block size over 4 KiB, some FUSE filesystems).
+pub fn refused(e: &std::io::Error) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        e.raw_os_error() == Some(libc::EINVAL)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = e;
+        false
+    }
+}
+
 /// Writes `bytes` to a file opened with `O_DIRECT`, padded with zeros to
 /// whole blocks. Bytes that already start on a block boundary (the network
 /// codec receives chunks that way) are written where they are, and only the
 /// last partial block is copied; others are copied into an aligned buffer.
-fn write_direct(f: &mut fs::File, bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_direct(f: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     let (blocks, tail) = if bytes.as_ptr().align_offset(ALIGN) == 0 {
         bytes.split_at(bytes.len() / ALIGN * ALIGN)
     } else {
@@ -181,7 +208,7 @@ fn read_direct(mut f: fs::File, len: usize) -> std::io::Result<Bytes> {
 
 /// A block-aligned run of whole blocks inside an ordinary `Vec` (found by
 /// over-allocating one block, so no unsafe code is needed).
-struct Aligned {
+pub struct Aligned {
     buf: Vec<u8>,
     offset: usize,
 }
@@ -202,26 +229,35 @@ impl Aligned {
     }
 
     /// `bytes` followed by zeros up to a whole block.
-    fn copy_of(bytes: &[u8]) -> Option<Self> {
+    pub fn copy_of(bytes: &[u8]) -> Option<Self> {
         Self::with_len(bytes.len(), |buf| buf.extend_from_slice(bytes))
     }
 
     /// Zeros, `len` rounded up to whole blocks.
-    fn zeroed(len: usize) -> Option<Self> {
+    pub fn zeroed(len: usize) -> Option<Self> {
         Self::with_len(len, |_| {})
     }
 
-    fn blocks(&self) -> &[u8] {
+    /// The whole blocks.
+    pub fn blocks(&self) -> &[u8] {
         &self.buf[self.offset..]
     }
 
-    fn blocks_mut(&mut self) -> &mut [u8] {
+    /// The whole blocks, to fill.
+    pub fn blocks_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.offset..]
     }
 
     /// The first `len` bytes of the blocks, without copying them.
     fn into_bytes(self, len: usize) -> Bytes {
-        Bytes::from(self.buf).slice(self.offset..self.offset + len)
+        self.slice(0, len)
+    }
+
+    /// `len` bytes of the blocks from `start`, without copying them.
+    /// Panics if that runs past the blocks.
+    pub fn slice(self, start: usize, len: usize) -> Bytes {
+        let from = self.offset + start;
+        Bytes::from(self.buf).slice(from..from + len)
     }
 }
 

@@ -11,7 +11,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod direct;
+pub mod direct;
 pub mod files;
 pub mod keys;
 pub mod local;

@@ -15,6 +15,7 @@ mod handler;
 pub mod metrics;
 mod mutable;
 pub mod replication;
+mod segments;
 pub mod store;
 pub mod testnet;
 

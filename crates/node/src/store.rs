@@ -1,11 +1,13 @@
 //! A node's records on disk.
 //!
-//! Layout (format 1):
+//! Layout (format 2):
 //!
 //! ```text
-//! DIR/records/          chunk bodies, one file each (a safe local store:
-//!                       written to tmp/, fsynced, renamed, dir fsynced)
-//! DIR/index.redb        redb table `records`: name -> size in bytes
+//! DIR/segments/         chunk bodies, appended to segment files
+//!                       (see `segments.rs` for the record format)
+//! DIR/index.redb        redb table `meta`: "format" -> 2
+//!                       redb table `chunks`: name -> (segment, offset, length)
+//!                       redb table `segments`: segment -> watermark
 //!                       redb table `mutable`: address -> digest (32 bytes)
 //!                       followed by the encoded mutable record
 //! ```
@@ -15,19 +17,31 @@
 //! committed durably before the node answers, so an acknowledged write
 //! survives `kill -9` and power loss.
 //!
-//! The chunk files are the truth; the index makes counting, listing and
-//! capacity checks cheap. A put writes the body atomically (temp file, then
-//! rename: a killed process leaves it complete or absent, and the kernel
-//! keeps it), then records it in the index with a fast commit.
-//! [`NodeStore::flush`], called every second by the node, fsyncs the files
-//! written since the last flush and their directories, then commits the
-//! index durably: one round of disk flushes per second instead of four per
-//! chunk. So a stored chunk survives `kill -9` at once and a power cut
-//! after at most a second (the other K-1 copies cover that second).
-//! Opening the store reconciles index and files (files missing from the
-//! index are verified and added, index entries without a file are
-//! dropped), so an acknowledged chunk is never lost to a crash.
+//! A chunk put appends the body to the active segment (with `O_DIRECT`, so
+//! it is on its way to the disk before the put returns, and a killed
+//! process loses nothing), then records its place in the index with a fast
+//! commit. [`NodeStore::flush`], called every second by the node, fsyncs
+//! the segments written since the last flush and commits the index durably
+//! together with each segment's watermark (the length made durable): one
+//! round of disk flushes per second instead of several per chunk. So a
+//! stored chunk survives `kill -9` at once and a power cut after at most a
+//! second (the other K-1 copies cover that second).
+//!
+//! Opening the store checks every segment past its watermark: records
+//! there are re-hashed and indexed, damaged ones dropped, a torn tail cut
+//! off; index entries pointing past the end of their segment are dropped.
+//! So an acknowledged chunk is never lost to a crash, and the index never
+//! names bytes that are not there.
+//!
+//! Removed chunks leave dead space in their segment; once at least half of
+//! a sealed segment is dead, [`NodeStore::flush`] copies its live records
+//! to the active segment and deletes it.
+//!
+//! A format 1 store (one file per chunk under `DIR/records/`) is migrated
+//! when opened: each file is verified and appended, and the old directory
+//! removed once the new index is durable.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -40,17 +54,22 @@ use safe_client::store::StoreError;
 use safe_protocol::mutable::{Hash, Record};
 use safe_protocol::{Chunk, XorName};
 
-const RECORDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("records");
+use crate::segments::{self, Found, Location, ReadError, Segments};
+
+/// The store format this program writes.
+pub const FORMAT: u64 = 2;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const CHUNKS: TableDefinition<[u8; 32], (u32, u64, u32)> = TableDefinition::new("chunks");
+const WATERMARKS: TableDefinition<u32, u64> = TableDefinition::new("segments");
 const MUTABLE: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("mutable");
+/// The format 1 chunk index (name -> size), dropped by the migration.
+const FORMAT1_RECORDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("records");
 /// Bytes of the digest in front of each stored mutable record.
 const DIGEST_LEN: usize = 32;
 
 /// redb page cache: small and fixed, so memory does not grow with records.
 const INDEX_CACHE_BYTES: usize = 4 * 1024 * 1024;
-
-/// Files written but not yet fsynced; past this, puts sync their own file
-/// (so a stalled flusher cannot let the list grow without bound).
-pub const MAX_UNSYNCED: usize = 4096;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,12 +82,28 @@ pub enum NodeStoreError {
         /// The limit.
         capacity: u64,
     },
-    /// Chunk files failed.
+    /// Chunk files of a format 1 store failed (during migration).
     #[error(transparent)]
     Chunks(#[from] StoreError),
+    /// Segment files failed.
+    #[error("{context}: {source}")]
+    Segments {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Another running node has the directory open.
     #[error("{0} is in use by another running node")]
     InUse(PathBuf),
+    /// The directory holds a store of a format this program does not know.
+    #[error("{dir} holds store format {found}; this program reads formats 1 and {FORMAT}")]
+    Format {
+        /// The directory.
+        dir: PathBuf,
+        /// The format found.
+        found: u64,
+    },
     /// The index failed.
     #[error("record index: {0}")]
     Index(String),
@@ -76,6 +111,11 @@ pub enum NodeStoreError {
 
 fn index_err(e: impl std::fmt::Display) -> NodeStoreError {
     NodeStoreError::Index(e.to_string())
+}
+
+fn seg_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeStoreError {
+    let context = context.into();
+    move |source| NodeStoreError::Segments { context, source }
 }
 
 /// Whether a put stored something new.
@@ -87,15 +127,49 @@ pub enum Put {
     AlreadyHeld,
 }
 
-/// Chunk files plus their index and the capacity limit.
+fn location(segment: u32, (seg, offset, len): (u32, u64, u32)) -> Location {
+    debug_assert_eq!(segment, seg);
+    Location {
+        segment: seg,
+        offset,
+        len,
+    }
+}
+
+fn entry(loc: Location) -> (u32, u64, u32) {
+    (loc.segment, loc.offset, loc.len)
+}
+
+/// The names of the records in the segment files of the store in `dir`,
+/// in segment order, read from the files alone: safe while a node has the
+/// store open, and it includes records dropped but not yet compacted away.
+pub fn segment_names(dir: &Path, mut f: impl FnMut(XorName)) -> Result<(), NodeStoreError> {
+    let seg_dir = dir.join("segments");
+    if !seg_dir.is_dir() {
+        return Err(seg_err(format!("reading {}", seg_dir.display()))(
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    let (segments, found) = Segments::open_with_limit(&seg_dir, segments::SEGMENT_BYTES)
+        .map_err(seg_err(format!("reading {}", seg_dir.display())))?;
+    for (id, _) in found {
+        segments
+            .records(id, |name, _| f(name))
+            .map_err(seg_err(format!("reading segment {id}")))?;
+    }
+    Ok(())
+}
+
+/// Chunk segments plus their index and the capacity limit.
 pub struct NodeStore {
-    chunks: LocalStore,
+    segments: Segments,
     index: Database,
     used: AtomicU64,
     count: AtomicU64,
     capacity: u64,
     dirty: AtomicBool,
-    unsynced: Mutex<Vec<PathBuf>>,
+    /// Bytes of dead records per segment (removed, or superseded).
+    dead: Mutex<BTreeMap<u32, u64>>,
     mutable_count: AtomicU64,
     /// Record changes waiting for the next group commit.
     pending_mutable: Mutex<Vec<MutableJob>>,
@@ -105,10 +179,21 @@ pub struct NodeStore {
 
 impl NodeStore {
     /// Opens (creating if needed) the store in `dir` with a limit of
-    /// `capacity` bytes, reconciling index and files.
+    /// `capacity` bytes, recovering from a crash and migrating an older
+    /// format.
     pub fn open(dir: &Path, capacity: u64) -> Result<Self, NodeStoreError> {
-        let chunks = LocalStore::open(dir.join("records"))?;
-        chunks.clear_tmp()?;
+        Self::open_with_segment_limit(dir, capacity, segments::SEGMENT_BYTES)
+    }
+
+    /// [`NodeStore::open`] with segments sealed at `segment_bytes`.
+    pub fn open_with_segment_limit(
+        dir: &Path,
+        capacity: u64,
+        segment_bytes: u64,
+    ) -> Result<Self, NodeStoreError> {
+        let seg_dir = dir.join("segments");
+        let (segments, found) = Segments::open_with_limit(&seg_dir, segment_bytes)
+            .map_err(seg_err(format!("opening {}", seg_dir.display())))?;
         let index = Database::builder()
             .set_cache_size(INDEX_CACHE_BYTES)
             .create(dir.join("index.redb"))
@@ -119,80 +204,140 @@ impl NodeStore {
                 other => index_err(other),
             })?;
         let store = Self {
-            chunks,
+            segments,
             index,
             used: AtomicU64::new(0),
             count: AtomicU64::new(0),
             capacity,
             dirty: AtomicBool::new(false),
-            unsynced: Mutex::new(Vec::new()),
+            dead: Mutex::new(BTreeMap::new()),
             mutable_count: AtomicU64::new(0),
             pending_mutable: Mutex::new(Vec::new()),
             committing: Mutex::new(()),
         };
-        store.reconcile()?;
+        store.check_format(dir)?;
+        store.reconcile(&found)?;
+        store.migrate(dir)?;
         Ok(store)
     }
 
-    fn reconcile(&self) -> Result<(), NodeStoreError> {
+    /// Refuses a newer format, and marks a new or migrated store as ours.
+    fn check_format(&self, dir: &Path) -> Result<(), NodeStoreError> {
         let txn = self.index.begin_write().map_err(index_err)?;
-        let (mut used, mut count) = (0u64, 0u64);
         {
-            let mut table = txn.open_table(RECORDS).map_err(index_err)?;
-            // Files the index does not know (written just before a crash).
-            let mut on_disk = 0u64;
-            let mut adopt = Vec::new();
-            self.chunks.for_each_name(|name| {
-                on_disk += 1;
-                if matches!(table.get(name.0), Ok(None)) {
-                    adopt.push(name);
+            let mut meta = txn.open_table(META).map_err(index_err)?;
+            let found = meta.get("format").map_err(index_err)?.map(|v| v.value());
+            match found {
+                Some(FORMAT) => {}
+                Some(found) if found > FORMAT => {
+                    return Err(NodeStoreError::Format {
+                        dir: dir.to_path_buf(),
+                        found,
+                    });
                 }
-            })?;
-            for name in adopt {
-                match self.chunks.get_blocking(name) {
-                    Ok(chunk) => {
-                        table
-                            .insert(name.0, chunk.len() as u64)
-                            .map_err(index_err)?;
-                    }
-                    // Only a file proven damaged is deleted; any other
-                    // error (EIO, EMFILE, ...) stops the start instead of
-                    // destroying what may be an acknowledged chunk.
-                    Err(StoreError::Corrupt(_)) => self.chunks.remove_blocking(&name)?,
-                    Err(e) => return Err(e.into()),
+                // New, or format 1 (which had no meta table): the chunks
+                // of a format 1 store are migrated right after.
+                _ => {
+                    meta.insert("format", FORMAT).map_err(index_err)?;
                 }
             }
-            // Index entries whose file is gone.
+        }
+        txn.commit().map_err(index_err)
+    }
+
+    /// Checks the segments past their watermarks and drops index entries
+    /// that point at nothing (see the module docs).
+    fn reconcile(&self, found: &[(u32, u64)]) -> Result<(), NodeStoreError> {
+        let txn = self.index.begin_write().map_err(index_err)?;
+        let (mut used, mut count) = (0u64, 0u64);
+        let mut live: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut lengths = BTreeMap::new();
+        {
+            let mut chunks = txn.open_table(CHUNKS).map_err(index_err)?;
+            let mut marks = txn.open_table(WATERMARKS).map_err(index_err)?;
+            let (mut adopted, mut damaged) = (0u64, 0u64);
+            for &(id, len) in found {
+                let mark = marks.get(id).map_err(index_err)?.map_or(0, |v| v.value());
+                // A segment shorter than its watermark lost bytes it had
+                // made durable (a disk that lied about a flush): where its
+                // last whole record ends is unknown, so check all of it.
+                let from = if len < mark { 0 } else { mark };
+                let mut failed = None;
+                let valid = self
+                    .segments
+                    .recover(id, from, |f| {
+                        let result = match f {
+                            Found::Good(name, loc) => match chunks.get(name.0).map(|v| v.is_some())
+                            {
+                                Ok(true) => Ok(()),
+                                Ok(false) => {
+                                    adopted += 1;
+                                    chunks.insert(name.0, entry(loc)).map(|_| ())
+                                }
+                                Err(e) => Err(e),
+                            },
+                            Found::Damaged(name, loc) => {
+                                damaged += 1;
+                                match chunks.get(name.0).map(|v| v.map(|v| v.value())) {
+                                    Ok(Some(e)) if e == entry(loc) => {
+                                        chunks.remove(name.0).map(|_| ())
+                                    }
+                                    Ok(_) => Ok(()),
+                                    Err(e) => Err(e),
+                                }
+                            }
+                        };
+                        if let Err(e) = result {
+                            failed.get_or_insert(e);
+                        }
+                    })
+                    .map_err(seg_err(format!("checking segment {id}")))?;
+                if let Some(e) = failed {
+                    return Err(index_err(e));
+                }
+                marks.insert(id, valid).map_err(index_err)?;
+                lengths.insert(id, valid);
+            }
+            // Watermarks of segments that are gone.
+            let stale: Vec<u32> = marks
+                .iter()
+                .map_err(index_err)?
+                .filter_map(|e| e.ok().map(|(k, _)| k.value()))
+                .filter(|id| !lengths.contains_key(id))
+                .collect();
+            for id in stale {
+                marks.remove(id).map_err(index_err)?;
+            }
+            // Index entries that point past the end of their segment.
             let mut gone = Vec::new();
-            for entry in table.iter().map_err(index_err)? {
-                let (name, size) = entry.map_err(index_err)?;
-                let name = XorName(name.value());
-                // The file must exist with the indexed size (a power cut can
-                // leave a short file behind a durable index entry).
-                let on_disk = std::fs::metadata(self.chunks.chunk_path(&name)).map(|m| m.len());
-                if on_disk.as_ref().ok() == Some(&size.value()) {
-                    used += size.value();
+            for e in chunks.iter().map_err(index_err)? {
+                let (name, value) = e.map_err(index_err)?;
+                let value = value.value();
+                let loc = location(value.0, value);
+                if lengths.get(&loc.segment).is_some_and(|&l| loc.end() <= l) {
+                    used += u64::from(loc.len);
                     count += 1;
+                    *live.entry(loc.segment).or_default() += segments::span(loc.len as usize);
                 } else {
-                    if on_disk.is_ok() {
-                        self.chunks.remove_blocking(&name)?;
-                    }
-                    gone.push(name);
+                    gone.push(name.value());
                 }
             }
             for name in &gone {
-                table.remove(name.0).map_err(index_err)?;
+                chunks.remove(name).map_err(index_err)?;
             }
-            if !gone.is_empty() {
+            if !gone.is_empty() || adopted > 0 || damaged > 0 {
                 tracing::warn!(
+                    adopted,
+                    damaged,
                     missing = gone.len(),
-                    "index listed records with no file; dropped them"
+                    "store recovered: indexed records written before a crash, \
+                     dropped damaged ones and index entries with no record"
                 );
             }
-            tracing::debug!(records = count, files = on_disk, "store reconciled");
+            tracing::debug!(records = count, segments = found.len(), "store reconciled");
             let mutable = txn.open_table(MUTABLE).map_err(index_err)?;
-            for entry in mutable.iter().map_err(index_err)? {
-                let (_, value) = entry.map_err(index_err)?;
+            for e in mutable.iter().map_err(index_err)? {
+                let (_, value) = e.map_err(index_err)?;
                 used += value.value().len() as u64;
                 self.mutable_count.fetch_add(1, Ordering::Relaxed);
             }
@@ -200,7 +345,61 @@ impl NodeStore {
         txn.commit().map_err(index_err)?;
         self.used.store(used, Ordering::Relaxed);
         self.count.store(count, Ordering::Relaxed);
+        let mut dead = self.lock_dead();
+        for (id, len) in lengths {
+            let live = live.get(&id).copied().unwrap_or(0);
+            if len > live {
+                dead.insert(id, len - live);
+            }
+        }
         Ok(())
+    }
+
+    /// Moves the chunk files of a format 1 store into segments.
+    fn migrate(&self, dir: &Path) -> Result<(), NodeStoreError> {
+        let old = dir.join("records");
+        if !old.exists() {
+            return Ok(());
+        }
+        let files = LocalStore::open(&old)?;
+        let mut names = Vec::new();
+        files.for_each_name(|n| names.push(n))?;
+        tracing::info!(
+            records = names.len(),
+            "migrating the store to format {FORMAT}"
+        );
+        let mut moved = 0u64;
+        for name in names {
+            match files.get_blocking(name) {
+                Ok(chunk) => {
+                    // Capacity does not apply: these were accepted already.
+                    if !self.contains(&name)? {
+                        self.insert(&chunk)?;
+                        moved += 1;
+                    }
+                }
+                Err(StoreError::Corrupt(e)) => {
+                    tracing::warn!(%name, "format 1 record is damaged, not migrated: {e}");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.flush()?;
+        // Only now that every record is durable in its new place.
+        let txn = self.index.begin_write().map_err(index_err)?;
+        txn.delete_table(FORMAT1_RECORDS).map_err(index_err)?;
+        txn.commit().map_err(index_err)?;
+        std::fs::remove_dir_all(&old).map_err(|e| StoreError::Io {
+            context: format!("removing {}", old.display()),
+            source: e,
+        })?;
+        tracing::info!(moved, "store migrated to format {FORMAT}");
+        Ok(())
+    }
+
+    fn lock_dead(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, u64>> {
+        // Only a statistic: a poisoned lock is used as is.
+        self.dead.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Bytes stored.
@@ -218,22 +417,23 @@ impl NodeStore {
         self.capacity
     }
 
-    /// True if the index lists `name`.
+    /// True if the store holds `name`.
     pub fn contains(&self, name: &XorName) -> Result<bool, NodeStoreError> {
-        // The file is checked too: an index entry alone never counts as
-        // holding a record (it would make us refuse the copy we lack).
-        Ok(self.indexed(name)? && self.chunks.chunk_path(name).exists())
+        Ok(self.lookup(name)?.is_some())
     }
 
-    /// True if the index lists `name` (whether or not its file is there).
-    fn indexed(&self, name: &XorName) -> Result<bool, NodeStoreError> {
+    /// Where the record called `name` is, if the index has it.
+    fn lookup(&self, name: &XorName) -> Result<Option<Location>, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
-        let table = match txn.open_table(RECORDS) {
+        let table = match txn.open_table(CHUNKS) {
             Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(index_err(e)),
         };
-        Ok(table.get(name.0).map_err(index_err)?.is_some())
+        Ok(table
+            .get(name.0)
+            .map_err(index_err)?
+            .map(|v| location(v.value().0, v.value())))
     }
 
     /// Stores a (validated) chunk durably, within capacity. Blocking.
@@ -250,51 +450,49 @@ impl NodeStore {
                 capacity: self.capacity,
             });
         }
-        let result = self.write_body(chunk).and_then(|()| {
-            self.write_index(|t| t.insert(chunk.name().0, size).map(|old| old.is_none()))
-        });
-        match result {
-            Ok(true) => {
-                self.count.fetch_add(1, Ordering::Relaxed);
-                Ok(Put::Stored)
-            }
-            Ok(false) => {
-                // A concurrent put of the same chunk won the race.
-                self.used.fetch_sub(size, Ordering::Relaxed);
-                Ok(Put::AlreadyHeld)
-            }
-            Err(e) => {
-                self.used.fetch_sub(size, Ordering::Relaxed);
-                Err(e)
-            }
+        self.used.fetch_sub(size, Ordering::Relaxed);
+        self.insert(chunk)
+    }
+
+    /// Appends `chunk` and indexes it, without a capacity check.
+    fn insert(&self, chunk: &Chunk) -> Result<Put, NodeStoreError> {
+        let size = chunk.len() as u64;
+        let (loc, fresh) = self
+            .segments
+            .append_then(chunk.name(), chunk.bytes(), |loc| {
+                // A concurrent put of the same chunk may have won the
+                // race: keep its record, ours is dead space.
+                let fresh = self.write_index(|t| {
+                    if t.get(chunk.name().0)?.is_some() {
+                        return Ok(false);
+                    }
+                    t.insert(chunk.name().0, entry(loc)).map(|_| true)
+                });
+                (loc, fresh)
+            })
+            .map_err(seg_err(format!("writing chunk {}", chunk.name())))?;
+        if fresh? {
+            self.used.fetch_add(size, Ordering::Relaxed);
+            self.count.fetch_add(1, Ordering::Relaxed);
+            Ok(Put::Stored)
+        } else {
+            self.add_dead(loc);
+            Ok(Put::AlreadyHeld)
         }
     }
 
-    fn write_body(&self, chunk: &Chunk) -> Result<(), NodeStoreError> {
-        let Some(path) = self.chunks.put_deferred(chunk)? else {
-            return Ok(());
-        };
-        let mut unsynced = self
-            .unsynced
-            .lock()
-            .map_err(|_| NodeStoreError::Index("unsynced list poisoned".into()))?;
-        if unsynced.len() < MAX_UNSYNCED {
-            unsynced.push(path);
-            return Ok(());
-        }
-        drop(unsynced);
-        LocalStore::sync(&[path])?;
-        Ok(())
+    fn add_dead(&self, loc: Location) {
+        *self.lock_dead().entry(loc.segment).or_default() += segments::span(loc.len as usize);
     }
 
     fn write_index<T>(
         &self,
-        f: impl FnOnce(&mut redb::Table<[u8; 32], u64>) -> Result<T, redb::StorageError>,
+        f: impl FnOnce(&mut redb::Table<[u8; 32], (u32, u64, u32)>) -> Result<T, redb::StorageError>,
     ) -> Result<T, NodeStoreError> {
         let mut txn = self.index.begin_write().map_err(index_err)?;
         txn.set_durability(Durability::None).map_err(index_err)?;
         let out = {
-            let mut table = txn.open_table(RECORDS).map_err(index_err)?;
+            let mut table = txn.open_table(CHUNKS).map_err(index_err)?;
             f(&mut table).map_err(index_err)?
         };
         txn.commit().map_err(index_err)?;
@@ -302,37 +500,54 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Reads and verifies a chunk. A file that fails verification is
-    /// deleted (replication restores it) and reported as absent. Blocking.
+    /// Reads and verifies a chunk. A record that fails verification is
+    /// dropped (replication restores it) and reported as absent. Blocking.
     pub fn get(&self, name: XorName) -> Result<Option<Chunk>, NodeStoreError> {
-        match self.chunks.get_blocking(name) {
-            Ok(chunk) => Ok(Some(chunk)),
-            Err(StoreError::NotFound(_)) => {
-                // Drop a stale index entry, if there is one.
-                if self.indexed(&name)? {
-                    self.remove(&name)?;
+        // Compaction may move the record between the lookup and the read:
+        // a record gone from under us is looked up again, once.
+        for attempt in 0..2 {
+            let Some(loc) = self.lookup(&name)? else {
+                return Ok(None);
+            };
+            let why = match self.segments.read(&name, loc) {
+                Ok(bytes) => match Chunk::verified(name, bytes) {
+                    Ok(chunk) => return Ok(Some(chunk)),
+                    Err(e) => e.to_string(),
+                },
+                Err(ReadError::Missing(_)) if attempt == 0 => continue,
+                Err(ReadError::Io { segment, source }) => {
+                    return Err(seg_err(format!("reading segment {segment}"))(source));
                 }
-                Ok(None)
-            }
-            Err(StoreError::Corrupt(e)) => {
-                tracing::warn!(%name, "record failed verification, dropping it: {e}");
-                self.remove(&name)?;
-                Ok(None)
-            }
-            Err(e) => Err(e.into()),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(%name, "record failed verification, dropping it: {why}");
+            self.remove_at(&name, Some(loc))?;
+            return Ok(None);
         }
+        Ok(None)
     }
 
     /// Drops a record. Blocking.
     pub fn remove(&self, name: &XorName) -> Result<(), NodeStoreError> {
-        // File first: a crash in between leaves an index entry without a
-        // file, which reads and the next start drop.
-        self.chunks.remove_blocking(name)?;
-        if let Some(size) =
-            self.write_index(|t| t.remove(name.0).map(|old| old.map(|v| v.value())))?
-        {
-            self.used.fetch_sub(size, Ordering::Relaxed);
+        self.remove_at(name, None)
+    }
+
+    /// Drops the record called `name` (only if it is at `at`, when given).
+    fn remove_at(&self, name: &XorName, at: Option<Location>) -> Result<(), NodeStoreError> {
+        let removed = self.write_index(|t| {
+            let current = t.get(name.0)?.map(|v| location(v.value().0, v.value()));
+            match current {
+                Some(loc) if at.is_none_or(|at| at == loc) => {
+                    t.remove(name.0)?;
+                    Ok(Some(loc))
+                }
+                _ => Ok(None),
+            }
+        })?;
+        if let Some(loc) = removed {
+            self.used.fetch_sub(u64::from(loc.len), Ordering::Relaxed);
             self.count.fetch_sub(1, Ordering::Relaxed);
+            self.add_dead(loc);
         }
         Ok(())
     }
@@ -344,7 +559,7 @@ impl NodeStore {
         after: Option<XorName>,
         limit: usize,
     ) -> Result<Vec<XorName>, NodeStoreError> {
-        self.page(RECORDS, after, limit, |name, _| Some(name))
+        self.page(CHUNKS, after, limit, |name, _| Some(name))
     }
 
     /// Up to `limit` entries of `table` after `after`, in key order, each
@@ -375,32 +590,123 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Makes every index change so far durable (one fsync for all of them).
+    /// Makes every chunk stored so far durable: fsyncs the segments written
+    /// since the last flush, then commits the index with their watermarks
+    /// (one round of disk flushes for all of them). Then compacts a sealed
+    /// segment that is at least half dead, if there is one.
     pub fn flush(&self) -> Result<(), NodeStoreError> {
-        let paths = match self.unsynced.lock() {
-            Ok(mut u) => std::mem::take(&mut *u),
-            Err(_) => return Err(NodeStoreError::Index("unsynced list poisoned".into())),
-        };
-        if let Err(e) = LocalStore::sync(&paths) {
-            if let Ok(mut u) = self.unsynced.lock() {
-                u.extend(paths);
+        let marks = self.segments.sync().map_err(seg_err("syncing segments"))?;
+        if self.dirty.swap(false, Ordering::AcqRel) || !marks.is_empty() {
+            let result = (|| {
+                let mut txn = self.index.begin_write().map_err(index_err)?;
+                txn.set_durability(Durability::Immediate)
+                    .map_err(index_err)?;
+                {
+                    let mut table = txn.open_table(WATERMARKS).map_err(index_err)?;
+                    for &(id, len) in &marks {
+                        table.insert(id, len).map_err(index_err)?;
+                    }
+                }
+                txn.commit().map_err(index_err)
+            })();
+            if result.is_err() {
+                // The watermarks stay where they were (recovery checks
+                // the rest); the entries are retried next time.
+                self.dirty.store(true, Ordering::Release);
+                return result;
             }
-            return Err(e.into());
         }
-        if !self.dirty.swap(false, Ordering::AcqRel) {
+        self.compact()
+    }
+
+    /// Copies the live records of the deadest sealed segment that is at
+    /// least half dead to the active segment, then deletes it.
+    fn compact(&self) -> Result<(), NodeStoreError> {
+        let active = self.segments.active();
+        let candidate = {
+            let dead = self.lock_dead();
+            dead.iter()
+                .filter(|(id, _)| Some(**id) != active)
+                .max_by_key(|(_, d)| **d)
+                .map(|(id, d)| (*id, *d))
+        };
+        let Some((id, dead)) = candidate else {
+            return Ok(());
+        };
+        let len = match std::fs::metadata(self.segments.path(id)) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.lock_dead().remove(&id);
+                return Ok(());
+            }
+            Err(e) => return Err(seg_err(format!("compacting segment {id}"))(e)),
+        };
+        if dead * 2 < len {
             return Ok(());
         }
-        let result = (|| {
-            let mut txn = self.index.begin_write().map_err(index_err)?;
-            txn.set_durability(Durability::Immediate)
-                .map_err(index_err)?;
-            txn.open_table(RECORDS).map_err(index_err)?;
-            txn.commit().map_err(index_err)
-        })();
-        if result.is_err() {
-            self.dirty.store(true, Ordering::Release);
+        let mut records = Vec::new();
+        self.segments
+            .records(id, |name, loc| records.push((name, loc)))
+            .map_err(seg_err(format!("compacting segment {id}")))?;
+        let mut moved = 0u64;
+        for (name, loc) in records {
+            if self.lookup(&name)? != Some(loc) {
+                continue;
+            }
+            let Some(chunk) = self.get(name)? else {
+                continue;
+            };
+            let (new, repointed) = self
+                .segments
+                .append_then(&name, chunk.bytes(), |new| {
+                    // Repoint the entry only if nothing changed it meanwhile.
+                    let repointed = self.write_index(|t| {
+                        let current = t.get(name.0)?.map(|v| v.value());
+                        if current == Some(entry(loc)) {
+                            t.insert(name.0, entry(new))?;
+                            return Ok(true);
+                        }
+                        Ok(false)
+                    });
+                    (new, repointed)
+                })
+                .map_err(seg_err(format!("compacting segment {id}")))?;
+            if !repointed? {
+                self.add_dead(new);
+            }
+            moved += 1;
         }
-        result
+        // Nothing may still point into the segment (a record its walk
+        // could not reach, say).
+        let left = self
+            .page(CHUNKS, None, usize::MAX, |_, v| (v.0 == id).then_some(()))?
+            .len();
+        if left > 0 {
+            tracing::error!(
+                segment = id,
+                left,
+                "segment still holds live records; not removed"
+            );
+            self.lock_dead().remove(&id);
+            return Ok(());
+        }
+        // The copies must be durable before the originals go.
+        let marks = self.segments.sync().map_err(seg_err("syncing segments"))?;
+        let txn = self.index.begin_write().map_err(index_err)?;
+        {
+            let mut table = txn.open_table(WATERMARKS).map_err(index_err)?;
+            for &(seg, len) in &marks {
+                table.insert(seg, len).map_err(index_err)?;
+            }
+            table.remove(id).map_err(index_err)?;
+        }
+        txn.commit().map_err(index_err)?;
+        self.segments
+            .remove(id)
+            .map_err(seg_err(format!("removing segment {id}")))?;
+        self.lock_dead().remove(&id);
+        tracing::info!(segment = id, moved, freed = len, "compacted a segment");
+        Ok(())
     }
 
     /// Mutable records held.
@@ -552,7 +858,7 @@ impl NodeStore {
     /// Records in the index (for checks).
     pub fn index_len(&self) -> Result<u64, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
-        match txn.open_table(RECORDS) {
+        match txn.open_table(CHUNKS) {
             Ok(t) => t.len().map_err(index_err),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
             Err(e) => Err(index_err(e)),
@@ -689,39 +995,182 @@ mod tests {
     }
 
     #[test]
-    fn capacity_reconcile_and_corruption() {
+    fn capacity_and_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let a = Chunk::new(vec![1u8; 1000]).unwrap();
         let b = Chunk::new(vec![2u8; 1000]).unwrap();
         let c = Chunk::new(vec![3u8; 100]).unwrap();
-        {
-            let store = NodeStore::open(dir.path(), 2050).unwrap();
-            assert_eq!(store.put(&a).unwrap(), Put::Stored);
-            assert_eq!(store.put(&a).unwrap(), Put::AlreadyHeld);
-            assert_eq!(store.put(&b).unwrap(), Put::Stored);
-            let err = store.put(&c).unwrap_err();
-            assert!(
-                matches!(err, NodeStoreError::Full { used: 2000, .. }),
-                "{err}"
-            );
-            assert_eq!((store.used(), store.count()), (2000, 2));
-            // No flush: the index may be behind the files, as after kill -9.
-        }
-        // A file written without an index entry (crash between the two).
-        let loose = LocalStore::open(dir.path().join("records")).unwrap();
-        loose.put_blocking(&c).unwrap();
-        let store = NodeStore::open(dir.path(), 1 << 20).unwrap();
-        assert_eq!((store.used(), store.count()), (2100, 3));
+        let store = NodeStore::open(dir.path(), 2050).unwrap();
+        assert_eq!(store.put(&a).unwrap(), Put::Stored);
+        assert_eq!(store.put(&a).unwrap(), Put::AlreadyHeld);
+        assert_eq!(store.put(&b).unwrap(), Put::Stored);
+        let err = store.put(&c).unwrap_err();
+        assert!(
+            matches!(err, NodeStoreError::Full { used: 2000, .. }),
+            "{err}"
+        );
+        assert_eq!((store.used(), store.count()), (2000, 2));
         assert_eq!(store.get(*b.name()).unwrap().unwrap(), b);
         // Damage on disk: never served, dropped.
-        std::fs::write(loose.chunk_path(a.name()), b"junk").unwrap();
+        let loc = store.lookup(a.name()).unwrap().unwrap();
+        let path = store.segments.path(loc.segment);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[loc.offset as usize + 4096 + 7] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
         assert!(store.get(*a.name()).unwrap().is_none());
-        assert_eq!((store.used(), store.count()), (1100, 2));
+        assert!(!store.contains(a.name()).unwrap());
+        assert_eq!((store.used(), store.count()), (1000, 1));
+        // Room again, and a good copy is taken.
+        assert_eq!(store.put(&a).unwrap(), Put::Stored);
+        assert_eq!(store.get(*a.name()).unwrap().unwrap(), a);
         let names = store.names_after(None, 1).unwrap();
         assert_eq!(names.len(), 1);
         let rest = store.names_after(Some(names[0]), 10).unwrap();
         assert_eq!(rest.len(), 1);
         store.flush().unwrap();
         assert_eq!(store.index_len().unwrap(), 2);
+    }
+
+    #[test]
+    fn crashes_lose_nothing_acknowledged_and_leave_no_dangling_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks: Vec<Chunk> = (0..4u8)
+            .map(|i| Chunk::new(vec![i; 5000 + i as usize]).unwrap())
+            .collect();
+        {
+            let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
+            store.put(&chunks[0]).unwrap();
+            store.put(&chunks[1]).unwrap();
+            store.flush().unwrap();
+        }
+        // Records appended after the last flush whose index entries never
+        // reached the disk (a crash between the two): found and indexed.
+        {
+            let (segs, _) = Segments::open(&dir.path().join("segments")).unwrap();
+            segs.append(chunks[2].name(), chunks[2].bytes()).unwrap();
+            segs.append(chunks[3].name(), chunks[3].bytes()).unwrap();
+        }
+        {
+            let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
+            assert_eq!(store.count(), 4);
+            let used: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+            assert_eq!(store.used(), used);
+            for c in &chunks {
+                assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
+            }
+        }
+        // The disk loses the end of the segment (a power cut): the index
+        // drops what is no longer there and keeps the rest.
+        let path = dir.path().join("segments").join("00000001.seg");
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 4096)
+            .unwrap();
+        let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(store.count(), 3);
+        assert!(!store.contains(chunks[3].name()).unwrap());
+        for c in &chunks[..3] {
+            assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
+        }
+        // Appends go on from the last whole record.
+        assert_eq!(store.put(&chunks[3]).unwrap(), Put::Stored);
+        assert_eq!(store.get(*chunks[3].name()).unwrap().unwrap(), chunks[3]);
+    }
+
+    #[test]
+    fn a_format_1_store_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks: Vec<Chunk> = (0..3u8)
+            .map(|i| Chunk::new(vec![i; 70_000]).unwrap())
+            .collect();
+        {
+            let old = LocalStore::open(dir.path().join("records")).unwrap();
+            for c in &chunks {
+                old.put_blocking(c).unwrap();
+            }
+            // A damaged file is left behind, not migrated.
+            std::fs::write(old.chunk_path(chunks[2].name()), b"junk").unwrap();
+            // The format 1 index.
+            let db = Database::create(dir.path().join("index.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(FORMAT1_RECORDS).unwrap();
+                for c in &chunks {
+                    t.insert(c.name().0, c.len() as u64).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
+        assert!(!dir.path().join("records").exists());
+        assert_eq!(store.count(), 2);
+        for c in &chunks[..2] {
+            assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
+        }
+        assert!(store.get(*chunks[2].name()).unwrap().is_none());
+        drop(store);
+        let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(store.count(), 2);
+    }
+
+    #[test]
+    fn a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = NodeStore::open(dir.path(), 1 << 20).unwrap();
+            let txn = store.index.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("format", FORMAT + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = NodeStore::open(dir.path(), 1 << 20).err().unwrap();
+        assert!(
+            matches!(err, NodeStoreError::Format { found: 3, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn half_dead_segments_are_compacted() {
+        let dir = tempfile::tempdir().unwrap();
+        // Four records of 12 KiB (header and two blocks) per segment.
+        let limit = 50_000;
+        let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
+        let chunks: Vec<Chunk> = (0..10u8)
+            .map(|i| Chunk::new(vec![i; 8000]).unwrap())
+            .collect();
+        for c in &chunks {
+            store.put(c).unwrap();
+        }
+        let first = dir.path().join("segments").join("00000001.seg");
+        assert!(first.exists());
+        // Half of the first segment dies.
+        store.remove(chunks[0].name()).unwrap();
+        store.flush().unwrap();
+        assert!(first.exists(), "a quarter dead is not enough");
+        store.remove(chunks[2].name()).unwrap();
+        store.flush().unwrap();
+        assert!(!first.exists(), "half dead: compacted");
+        assert_eq!(store.count(), 8);
+        for (i, c) in chunks.iter().enumerate() {
+            let got = store.get(*c.name()).unwrap();
+            if i == 0 || i == 2 {
+                assert!(got.is_none(), "{i} was removed");
+            } else {
+                assert_eq!(got.as_ref(), Some(c), "{i} is still there");
+            }
+        }
+        // And all of it survives a restart.
+        drop(store);
+        let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
+        assert_eq!(store.count(), 8);
+        for c in chunks.iter().skip(3).chain([&chunks[1]]) {
+            assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
+        }
     }
 }
