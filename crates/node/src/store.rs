@@ -374,7 +374,8 @@ impl NodeStore {
                 Ok(chunk) => {
                     // Capacity does not apply: these were accepted already.
                     if !self.contains(&name)? {
-                        self.insert(&chunk)?;
+                        self.used.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        self.insert_reserved(&chunk)?;
                         moved += 1;
                     }
                 }
@@ -450,14 +451,15 @@ impl NodeStore {
                 capacity: self.capacity,
             });
         }
-        self.used.fetch_sub(size, Ordering::Relaxed);
-        self.insert(chunk)
+        // The space stays reserved while the chunk is written.
+        self.insert_reserved(chunk)
     }
 
-    /// Appends `chunk` and indexes it, without a capacity check.
-    fn insert(&self, chunk: &Chunk) -> Result<Put, NodeStoreError> {
+    /// Appends `chunk` and indexes it; its size is already counted in
+    /// `used`, and is given back unless it is stored.
+    fn insert_reserved(&self, chunk: &Chunk) -> Result<Put, NodeStoreError> {
         let size = chunk.len() as u64;
-        let (loc, fresh) = self
+        let stored = self
             .segments
             .append_then(chunk.name(), chunk.bytes(), |loc| {
                 // A concurrent put of the same chunk may have won the
@@ -470,14 +472,26 @@ impl NodeStore {
                 });
                 (loc, fresh)
             })
-            .map_err(seg_err(format!("writing chunk {}", chunk.name())))?;
-        if fresh? {
-            self.used.fetch_add(size, Ordering::Relaxed);
-            self.count.fetch_add(1, Ordering::Relaxed);
-            Ok(Put::Stored)
-        } else {
-            self.add_dead(loc);
-            Ok(Put::AlreadyHeld)
+            .map_err(seg_err(format!("writing chunk {}", chunk.name())));
+        match stored {
+            Ok((_, Ok(true))) => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+                Ok(Put::Stored)
+            }
+            Ok((loc, Ok(false))) => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+                self.add_dead(loc);
+                Ok(Put::AlreadyHeld)
+            }
+            Ok((loc, Err(e))) => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+                self.add_dead(loc);
+                Err(e)
+            }
+            Err(e) => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+                Err(e)
+            }
         }
     }
 
