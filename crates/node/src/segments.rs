@@ -134,6 +134,9 @@ struct Writer {
     last: u32,
     /// Its length (when it is not open for appending yet).
     last_len: u64,
+    /// The next append must start a new segment (the last one's end is
+    /// unknown after a failed cut).
+    start_new: bool,
 }
 
 /// The segment files of one store.
@@ -160,11 +163,7 @@ impl Segments {
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let path = entry.path();
-            let id = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .filter(|_| path.extension().is_some_and(|e| e == EXTENSION))
-                .and_then(|s| u32::from_str_radix(s, 16).ok());
+            let id = entry.file_name().to_str().and_then(parse_file_name);
             match id {
                 Some(id) => found.push((id, entry.metadata()?.len())),
                 None => tracing::warn!("{}: not a segment, ignored", path.display()),
@@ -182,6 +181,7 @@ impl Segments {
                 created: false,
                 last,
                 last_len,
+                start_new: false,
             }),
         };
         Ok((segments, found))
@@ -254,21 +254,23 @@ impl Segments {
         let mut writer = self.writer();
         let w = &mut *writer;
         if w.active.is_none() {
-            let (id, len, create) = if w.last == 0 || w.last_len + span > self.limit {
-                (w.last + 1, 0, true)
+            let (id, len, create) = if w.last == 0 || w.start_new || w.last_len + span > self.limit
+            {
+                (next_id(w.last)?, 0, true)
             } else {
                 (w.last, w.last_len, false)
             };
             w.active = Some(self.open_for_append(id, len, create)?);
             w.created |= create;
             w.last = id;
+            w.start_new = false;
         }
         if let Some(active) = w
             .active
             .as_mut()
             .filter(|a| a.len > 0 && a.len + span > self.limit)
         {
-            let next = self.open_for_append(active.id + 1, 0, true)?;
+            let next = self.open_for_append(next_id(active.id)?, 0, true)?;
             let old = std::mem::replace(active, next);
             if old.dirty {
                 w.sealed.push((old.id, old.file, old.len));
@@ -318,11 +320,15 @@ impl Segments {
                     .and_then(|()| active.file.seek(SeekFrom::Start(offset)).map(|_| ()));
                 if let Err(cut) = cut {
                     // The segment's end is unknown now: seal it (recovery
-                    // at the next start cuts the tail).
+                    // at the next start cuts the tail), still to be synced
+                    // if it holds unsynced records, and start a new one.
                     tracing::error!("segment {}: cannot cut a failed append: {cut}", active.id);
-                    w.active = None;
-                    w.last += 1;
-                    w.last_len = 0;
+                    if let Some(old) = w.active.take()
+                        && old.dirty
+                    {
+                        w.sealed.push((old.id, old.file, old.len));
+                    }
+                    w.start_new = true;
                 }
                 Err(e)
             }
@@ -388,31 +394,42 @@ impl Segments {
             source,
         };
         let path = self.path(loc.segment);
-        let mut options = OpenOptions::new();
-        options.read(true);
-        let direct = self.direct.load(Ordering::Relaxed);
-        let opened = match direct {
-            true => direct::open_direct(&mut options.clone(), &path),
-            false => Ok(None),
+        let span = span(loc.len as usize) as usize;
+        let mut buf =
+            Aligned::zeroed(span).ok_or_else(|| io(std::io::Error::other("no aligned buffer")))?;
+        let read = |direct: bool, buf: &mut [u8]| -> std::io::Result<usize> {
+            let mut options = OpenOptions::new();
+            options.read(true);
+            let file = match direct {
+                true => direct::open_direct(&mut options.clone(), &path)?,
+                false => None,
+            };
+            let mut file = match file {
+                Some(f) => f,
+                None => options.open(&path)?,
+            };
+            file.seek(SeekFrom::Start(loc.offset))?;
+            read_full(&mut file, buf)
+        };
+        let mut result = read(self.direct.load(Ordering::Relaxed), buf.blocks_mut());
+        if let Err(e) = &result
+            && direct::refused(e)
+            && self.direct.swap(false, Ordering::Relaxed)
+        {
+            // The filesystem took O_DIRECT at open but not for I/O.
+            tracing::debug!(
+                "segment {}: direct read refused ({e}), going buffered",
+                loc.segment
+            );
+            result = read(false, buf.blocks_mut());
         }
-        .and_then(|f| match f {
-            Some(f) => Ok(f),
-            None => options.open(&path),
-        });
-        let mut file = match opened {
-            Ok(f) => f,
+        let filled = match result {
+            Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ReadError::Missing(loc.segment));
             }
             Err(e) => return Err(io(e)),
         };
-        let span = span(loc.len as usize) as usize;
-        let mut buf =
-            Aligned::zeroed(span).ok_or_else(|| io(std::io::Error::other("no aligned buffer")))?;
-        let filled = file
-            .seek(SeekFrom::Start(loc.offset))
-            .and_then(|_| read_full(&mut file, buf.blocks_mut()))
-            .map_err(io)?;
         let damaged = |why| ReadError::Damaged {
             segment: loc.segment,
             offset: loc.offset,
@@ -432,8 +449,10 @@ impl Segments {
     /// Walks the records of segment `id` from offset `from` (a record
     /// boundary), calling `f` with the file (positioned at the record's
     /// body) for each record whose header parses and whose body is all
-    /// there. Returns the offset where whole records end: the segment's
-    /// length, unless its tail is torn.
+    /// there. Where no record starts (damage, or a torn write) it looks
+    /// for the next header block by block, so damage in the middle of a
+    /// segment hides nothing after it. Returns the offset where the last
+    /// whole record ends: the segment's length, unless its tail is torn.
     fn walk(
         &self,
         file: &mut File,
@@ -442,28 +461,31 @@ impl Segments {
         mut f: impl FnMut(&mut File, XorName, Location) -> std::io::Result<()>,
     ) -> std::io::Result<u64> {
         let end = file.metadata()?.len();
-        let mut pos = from;
+        let (mut pos, mut whole) = (from, from);
         let mut header = vec![0u8; HEADER];
         while pos < end {
             file.seek(SeekFrom::Start(pos))?;
             if read_full(file, &mut header)? < HEADER {
                 break;
             }
-            let Some((name, len)) = parse_header(&header) else {
-                break;
-            };
-            let loc = Location {
-                segment: id,
-                offset: pos,
-                len,
-            };
-            if loc.end() > end {
-                break;
+            let found = parse_header(&header).map(|(name, len)| {
+                let loc = Location {
+                    segment: id,
+                    offset: pos,
+                    len,
+                };
+                (name, loc)
+            });
+            match found {
+                Some((name, loc)) if loc.end() <= end => {
+                    f(file, name, loc)?;
+                    pos = loc.end();
+                    whole = pos;
+                }
+                _ => pos += ALIGN as u64,
             }
-            f(file, name, loc)?;
-            pos = loc.end();
         }
-        Ok(pos)
+        Ok(whole)
     }
 
     /// The name and location of every record in segment `id`, in order.
@@ -519,23 +541,47 @@ impl Segments {
         Ok(pos)
     }
 
-    /// Deletes segment `id` (all its records are dead or copied elsewhere).
+    /// Deletes segment `id` (all its records are dead or copied
+    /// elsewhere). The newest segment, which appends go to (or will reopen
+    /// after a restart), is never deleted.
     pub fn remove(&self, id: u32) -> std::io::Result<()> {
-        if self.writer().active.as_ref().is_some_and(|a| a.id == id) {
-            return Err(std::io::Error::other(
-                "the active segment cannot be removed",
-            ));
+        {
+            // Held while deleting, so no append can pick the file up.
+            let w = self.writer();
+            if id == w.last {
+                return Err(std::io::Error::other(
+                    "the newest segment cannot be removed",
+                ));
+            }
+            match fs::remove_file(self.path(id)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
-        match fs::remove_file(self.path(id)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => File::open(&self.dir)?.sync_all(),
-        }
+        File::open(&self.dir)?.sync_all()
     }
 
-    /// The segment being appended to, if any.
-    pub fn active(&self) -> Option<u32> {
-        self.writer().active.as_ref().map(|a| a.id)
+    /// The newest segment (appended to now, or reopened by the next
+    /// append), if there is one.
+    pub fn newest(&self) -> Option<u32> {
+        Some(self.writer().last).filter(|&id| id != 0)
     }
+}
+
+/// The number in a segment file name (exactly as [`Segments::path`]
+/// writes it: eight lowercase hex digits, ".seg"). Numbers start at 1.
+fn parse_file_name(name: &str) -> Option<u32> {
+    let hex = name.strip_suffix(EXTENSION)?.strip_suffix('.')?;
+    if hex.len() != 8 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    u32::from_str_radix(hex, 16).ok().filter(|&id| id != 0)
+}
+
+/// The number after segment `id`.
+fn next_id(id: u32) -> std::io::Result<u32> {
+    id.checked_add(1)
+        .ok_or_else(|| std::io::Error::other("segment numbers are exhausted"))
 }
 
 /// Writes one record at the file's position: header block, then the body
@@ -688,6 +734,61 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_header_hides_nothing_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (chunk(1, 5000), chunk(2, 9000), chunk(3, 100));
+        let (lb, lc) = {
+            let (segs, _) = Segments::open(dir.path()).unwrap();
+            segs.append(a.name(), a.bytes()).unwrap();
+            (
+                segs.append(b.name(), b.bytes()).unwrap(),
+                segs.append(c.name(), c.bytes()).unwrap(),
+            )
+        };
+        let path = dir.path().join("00000001.seg");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[lb.offset as usize] ^= 1; // b's magic
+        fs::write(&path, &bytes).unwrap();
+        let (segs, _) = Segments::open(dir.path()).unwrap();
+        let mut good = Vec::new();
+        let len = segs
+            .recover(1, 0, |f| {
+                if let Found::Good(n, _) = f {
+                    good.push(n)
+                }
+            })
+            .unwrap();
+        assert_eq!(good, vec![*a.name(), *c.name()]);
+        assert_eq!(len, lc.end(), "nothing cut");
+        assert_eq!(segs.read(c.name(), lc).unwrap(), c.bytes());
+    }
+
+    #[test]
+    fn only_our_file_names_are_segments() {
+        assert_eq!(parse_file_name("00000001.seg"), Some(1));
+        assert_eq!(parse_file_name("0000001a.seg"), Some(26));
+        for bad in [
+            "1.seg",
+            "+0000001.seg",
+            "0000001A.seg",
+            "00000000.seg",
+            "00000001.seg.tmp",
+            "000000001.seg",
+        ] {
+            assert_eq!(parse_file_name(bad), None, "{bad}");
+        }
+        // The last number there is: no wrap-around, a clear error.
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("ffffffff.seg"), b"").unwrap();
+        fs::write(dir.path().join("1.seg"), b"not ours").unwrap();
+        let (segs, found) = Segments::open_with_limit(dir.path(), 1).unwrap();
+        assert_eq!(found, vec![(u32::MAX, 0)]);
+        let c = chunk(5, 10);
+        let err = segs.append(c.name(), c.bytes()).unwrap_err();
+        assert!(err.to_string().contains("exhausted"), "{err}");
+    }
+
+    #[test]
     fn full_segments_are_sealed_and_synced() {
         let dir = tempfile::tempdir().unwrap();
         let limit = 10 << 20;
@@ -706,8 +807,8 @@ mod tests {
             synced,
             vec![(1, per_segment * span(c.len())), (2, span(c.len()))]
         );
-        assert_eq!(segs.active(), Some(2));
-        assert!(segs.remove(2).is_err(), "the active segment stays");
+        assert_eq!(segs.newest(), Some(2));
+        assert!(segs.remove(2).is_err(), "the newest segment stays");
         segs.remove(1).unwrap();
         assert!(matches!(
             segs.read(

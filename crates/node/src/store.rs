@@ -34,8 +34,10 @@
 //! names bytes that are not there.
 //!
 //! Removed chunks leave dead space in their segment; once at least half of
-//! a sealed segment is dead, [`NodeStore::flush`] copies its live records
-//! to the active segment and deletes it.
+//! a sealed segment is dead, each [`NodeStore::flush`] copies up to
+//! [`COMPACT_BYTES`] of its live records to the newest segment, and deletes
+//! it once the copies are durable. Capacity counts the bytes a chunk takes
+//! in its segment (header block and padding included).
 //!
 //! A format 1 store (one file per chunk under `DIR/records/`) is migrated
 //! when opened: each file is verified and appended, and the old directory
@@ -67,6 +69,10 @@ const MUTABLE: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("mutable"
 const FORMAT1_RECORDS: TableDefinition<[u8; 32], u64> = TableDefinition::new("records");
 /// Bytes of the digest in front of each stored mutable record.
 const DIGEST_LEN: usize = 32;
+
+/// Live records a flush copies out of a half-dead segment at most (the
+/// rest in later flushes).
+pub const COMPACT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// redb page cache: small and fixed, so memory does not grow with records.
 const INDEX_CACHE_BYTES: usize = 4 * 1024 * 1024;
@@ -315,7 +321,7 @@ impl NodeStore {
                 let value = value.value();
                 let loc = location(value.0, value);
                 if lengths.get(&loc.segment).is_some_and(|&l| loc.end() <= l) {
-                    used += u64::from(loc.len);
+                    used += segments::span(loc.len as usize);
                     count += 1;
                     *live.entry(loc.segment).or_default() += segments::span(loc.len as usize);
                 } else {
@@ -374,7 +380,8 @@ impl NodeStore {
                 Ok(chunk) => {
                     // Capacity does not apply: these were accepted already.
                     if !self.contains(&name)? {
-                        self.used.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        self.used
+                            .fetch_add(segments::span(chunk.len()), Ordering::Relaxed);
                         self.insert_reserved(&chunk)?;
                         moved += 1;
                     }
@@ -442,7 +449,9 @@ impl NodeStore {
         if self.contains(chunk.name())? {
             return Ok(Put::AlreadyHeld);
         }
-        let size = chunk.len() as u64;
+        // What the chunk takes on disk, header and padding included, so
+        // that many small chunks cannot take the disk past the limit.
+        let size = segments::span(chunk.len());
         let before = self.used.fetch_add(size, Ordering::Relaxed);
         if before + size > self.capacity {
             self.used.fetch_sub(size, Ordering::Relaxed);
@@ -458,7 +467,7 @@ impl NodeStore {
     /// Appends `chunk` and indexes it; its size is already counted in
     /// `used`, and is given back unless it is stored.
     fn insert_reserved(&self, chunk: &Chunk) -> Result<Put, NodeStoreError> {
-        let size = chunk.len() as u64;
+        let size = segments::span(chunk.len());
         let stored = self
             .segments
             .append_then(chunk.name(), chunk.bytes(), |loc| {
@@ -559,7 +568,8 @@ impl NodeStore {
             }
         })?;
         if let Some(loc) = removed {
-            self.used.fetch_sub(u64::from(loc.len), Ordering::Relaxed);
+            self.used
+                .fetch_sub(segments::span(loc.len as usize), Ordering::Relaxed);
             self.count.fetch_sub(1, Ordering::Relaxed);
             self.add_dead(loc);
         }
@@ -633,27 +643,30 @@ impl NodeStore {
         self.compact()
     }
 
-    /// Copies the live records of the deadest sealed segment that is at
-    /// least half dead to the active segment, then deletes it.
+    /// Compaction step: copies up to [`COMPACT_BYTES`] of the live records
+    /// of the deadest sealed segment that is at least half dead to the
+    /// newest segment; once none are left, deletes it. A step at a time, so
+    /// a flush (and the durability of recent puts) never waits long.
     fn compact(&self) -> Result<(), NodeStoreError> {
-        let active = self.segments.active();
+        let newest = self.segments.newest();
         let candidate = {
             let dead = self.lock_dead();
             dead.iter()
-                .filter(|(id, _)| Some(**id) != active)
+                .filter(|(id, _)| Some(**id) != newest)
                 .max_by_key(|(_, d)| **d)
                 .map(|(id, d)| (*id, *d))
         };
         let Some((id, dead)) = candidate else {
             return Ok(());
         };
+        let err = || seg_err(format!("compacting segment {id}"));
         let len = match std::fs::metadata(self.segments.path(id)) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 self.lock_dead().remove(&id);
                 return Ok(());
             }
-            Err(e) => return Err(seg_err(format!("compacting segment {id}"))(e)),
+            Err(e) => return Err(err()(e)),
         };
         if dead * 2 < len {
             return Ok(());
@@ -661,12 +674,17 @@ impl NodeStore {
         let mut records = Vec::new();
         self.segments
             .records(id, |name, loc| records.push((name, loc)))
-            .map_err(seg_err(format!("compacting segment {id}")))?;
-        let mut moved = 0u64;
+            .map_err(err())?;
+        let mut copied = 0u64;
         for (name, loc) in records {
             if self.lookup(&name)? != Some(loc) {
                 continue;
             }
+            if copied >= COMPACT_BYTES {
+                // The rest in the next step.
+                return Ok(());
+            }
+            copied += segments::span(loc.len as usize);
             let Some(chunk) = self.get(name)? else {
                 continue;
             };
@@ -684,11 +702,16 @@ impl NodeStore {
                     });
                     (new, repointed)
                 })
-                .map_err(seg_err(format!("compacting segment {id}")))?;
-            if !repointed? {
+                .map_err(err())?;
+            if repointed? {
+                self.add_dead(loc);
+            } else {
                 self.add_dead(new);
             }
-            moved += 1;
+        }
+        if copied > 0 {
+            // Made durable by the next flush; the segment goes after that.
+            return Ok(());
         }
         // Nothing may still point into the segment (a record its walk
         // could not reach, say).
@@ -704,22 +727,13 @@ impl NodeStore {
             self.lock_dead().remove(&id);
             return Ok(());
         }
-        // The copies must be durable before the originals go.
-        let marks = self.segments.sync().map_err(seg_err("syncing segments"))?;
-        let txn = self.index.begin_write().map_err(index_err)?;
-        {
-            let mut table = txn.open_table(WATERMARKS).map_err(index_err)?;
-            for &(seg, len) in &marks {
-                table.insert(seg, len).map_err(index_err)?;
-            }
-            table.remove(id).map_err(index_err)?;
-        }
-        txn.commit().map_err(index_err)?;
+        // The copies are durable (synced and committed by the flush that
+        // ran this step, or an earlier one): the original can go.
         self.segments
             .remove(id)
             .map_err(seg_err(format!("removing segment {id}")))?;
         self.lock_dead().remove(&id);
-        tracing::info!(segment = id, moved, freed = len, "compacted a segment");
+        tracing::info!(segment = id, freed = len, "compacted a segment");
         Ok(())
     }
 
@@ -1014,16 +1028,17 @@ mod tests {
         let a = Chunk::new(vec![1u8; 1000]).unwrap();
         let b = Chunk::new(vec![2u8; 1000]).unwrap();
         let c = Chunk::new(vec![3u8; 100]).unwrap();
-        let store = NodeStore::open(dir.path(), 2050).unwrap();
+        // Each takes a header block and one body block on disk.
+        let store = NodeStore::open(dir.path(), 2 * 8192 + 100).unwrap();
         assert_eq!(store.put(&a).unwrap(), Put::Stored);
         assert_eq!(store.put(&a).unwrap(), Put::AlreadyHeld);
         assert_eq!(store.put(&b).unwrap(), Put::Stored);
         let err = store.put(&c).unwrap_err();
         assert!(
-            matches!(err, NodeStoreError::Full { used: 2000, .. }),
+            matches!(err, NodeStoreError::Full { used: 16384, .. }),
             "{err}"
         );
-        assert_eq!((store.used(), store.count()), (2000, 2));
+        assert_eq!((store.used(), store.count()), (16384, 2));
         assert_eq!(store.get(*b.name()).unwrap().unwrap(), b);
         // Damage on disk: never served, dropped.
         let loc = store.lookup(a.name()).unwrap().unwrap();
@@ -1033,7 +1048,7 @@ mod tests {
         std::fs::write(&path, bytes).unwrap();
         assert!(store.get(*a.name()).unwrap().is_none());
         assert!(!store.contains(a.name()).unwrap());
-        assert_eq!((store.used(), store.count()), (1000, 1));
+        assert_eq!((store.used(), store.count()), (8192, 1));
         // Room again, and a good copy is taken.
         assert_eq!(store.put(&a).unwrap(), Put::Stored);
         assert_eq!(store.get(*a.name()).unwrap().unwrap(), a);
@@ -1067,7 +1082,7 @@ mod tests {
         {
             let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
             assert_eq!(store.count(), 4);
-            let used: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+            let used: u64 = chunks.iter().map(|c| segments::span(c.len())).sum();
             assert_eq!(store.used(), used);
             for c in &chunks {
                 assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
@@ -1169,6 +1184,8 @@ mod tests {
         assert!(first.exists(), "a quarter dead is not enough");
         store.remove(chunks[2].name()).unwrap();
         store.flush().unwrap();
+        assert!(first.exists(), "live records copied first");
+        store.flush().unwrap();
         assert!(!first.exists(), "half dead: compacted");
         assert_eq!(store.count(), 8);
         for (i, c) in chunks.iter().enumerate() {
@@ -1184,6 +1201,41 @@ mod tests {
         let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
         assert_eq!(store.count(), 8);
         for c in chunks.iter().skip(3).chain([&chunks[1]]) {
+            assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn the_newest_segment_is_never_compacted_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = 50_000;
+        let chunks: Vec<Chunk> = (0..6u8)
+            .map(|i| Chunk::new(vec![i; 8000]).unwrap())
+            .collect();
+        {
+            let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
+            for c in &chunks {
+                store.put(c).unwrap();
+            }
+            // Segment 2 (the newest) holds chunks 4 and 5: all dead.
+            store.remove(chunks[4].name()).unwrap();
+            store.remove(chunks[5].name()).unwrap();
+            store.flush().unwrap();
+        }
+        // After a restart nothing is open for appending yet.
+        let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
+        store.flush().unwrap();
+        store.flush().unwrap();
+        let newest = dir.path().join("segments").join("00000002.seg");
+        assert!(newest.exists(), "the newest segment stays");
+        // Appends still work, and land in it.
+        assert_eq!(store.put(&chunks[4]).unwrap(), Put::Stored);
+        assert_eq!(store.lookup(chunks[4].name()).unwrap().unwrap().segment, 2);
+        store.flush().unwrap();
+        drop(store);
+        let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
+        assert_eq!(store.count(), 5);
+        for c in &chunks[..5] {
             assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
         }
     }
