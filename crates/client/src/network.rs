@@ -12,6 +12,17 @@
 //! - **Get**: asks the group's members one at a time, closest first, and
 //!   verifies every chunk against its name; a bad or missing replica means
 //!   the next member is tried.
+//! - **Lookups**: a Kademlia query per chunk costs the client a round of
+//!   requests and every node asked a walk of its routing table. Once the
+//!   client's own routing table has given the same close group as the
+//!   network's answer [`LOCAL_AGREEMENTS`] times in a row, chunk puts and
+//!   gets take their group from it, with a real lookup still every
+//!   [`LOCAL_CHECK_EVERY`] chunks to re-check. Any disagreement stops the
+//!   shortcut, and any put or get through a group taken locally that does
+//!   not fully succeed (a receipt missing, a member failing, "not found") is
+//!   redone from a real lookup, so the shortcut can cost time but never
+//!   change an answer. Chunks are self-checking (a chunk is verified
+//!   against its name, a put against the members' signed receipts).
 //!
 //! Every step is bounded in time: dials by [`CONNECT_TIMEOUT`], requests by
 //! the swarm's request timeout, queries by Kademlia's query timeout.
@@ -66,6 +77,13 @@ pub const GROUP_CACHE_TTL: Duration = Duration::from_secs(10);
 /// Most close groups remembered; past this the cache starts afresh.
 pub const GROUP_CACHE_SIZE: usize = 4096;
 
+/// Lookups in a row whose answer the client's routing table matched before
+/// chunk groups are taken from the table.
+pub const LOCAL_AGREEMENTS: u32 = 3;
+/// While groups are taken from the routing table, every this-many-th chunk
+/// still gets a real lookup, to re-check the table.
+pub const LOCAL_CHECK_EVERY: u32 = 16;
+
 /// A connection to the network.
 #[derive(Clone)]
 pub struct NetworkStore {
@@ -75,6 +93,28 @@ pub struct NetworkStore {
     /// Recent close-group lookups: a record read then written, or written
     /// again, costs one Kademlia query, not one per step.
     groups: Arc<Mutex<GroupCache>>,
+    /// How far the routing table's close groups are trusted.
+    local: Arc<Mutex<LocalTrust>>,
+    /// Kademlia lookups made.
+    lookups: Arc<AtomicU64>,
+}
+
+/// Agreement of the client's routing table with the network's lookups.
+#[derive(Default)]
+struct LocalTrust {
+    /// Lookups in a row the table agreed with.
+    agreed: u32,
+    /// Chunks since the last real lookup.
+    since_check: u32,
+}
+
+/// Where a chunk's close group came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A Kademlia lookup (or the cache of them).
+    Lookup,
+    /// The client's own routing table.
+    Local,
 }
 
 /// Close groups by name, with when they were looked up.
@@ -129,7 +169,15 @@ impl NetworkStore {
             k: k.max(1),
             sent: Arc::new(AtomicU64::new(0)),
             groups: Arc::default(),
+            local: Arc::default(),
+            lookups: Arc::default(),
         })
+    }
+
+    /// Kademlia lookups this client has made (close groups taken from the
+    /// routing table or the cache are not counted).
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
     }
 
     /// Chunk bytes this client has sent in put requests.
@@ -149,6 +197,42 @@ impl NetworkStore {
         self.lookup_group(name).await
     }
 
+    /// The close group of chunk `name`: from the routing table when that
+    /// has been agreeing with lookups (see the module docs), else looked up
+    /// (and the table's answer compared with it).
+    async fn chunk_group(&self, name: &XorName) -> (Vec<PeerId>, Source) {
+        let local =
+            safe_network::close_group::closest(name, self.net.routing_peers().await, self.k);
+        let use_local = {
+            let mut t = self.local.lock().unwrap_or_else(|e| e.into_inner());
+            let trusted = t.agreed >= LOCAL_AGREEMENTS && local.len() == self.k;
+            if trusted && t.since_check + 1 < LOCAL_CHECK_EVERY {
+                t.since_check += 1;
+                true
+            } else {
+                t.since_check = 0;
+                false
+            }
+        };
+        if use_local {
+            return (local, Source::Local);
+        }
+        let found = self.close_group(name).await;
+        let mut t = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        t.agreed = match found == local && found.len() == self.k {
+            true => t.agreed.saturating_add(1),
+            false => 0,
+        };
+        (found, Source::Lookup)
+    }
+
+    /// Stops taking groups from the routing table until it agrees with
+    /// lookups again.
+    fn distrust_local(&self) {
+        let mut t = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        t.agreed = 0;
+    }
+
     /// Forgets the cached group of `name` (a member failed to answer).
     pub(crate) fn forget_group(&self, name: &XorName) {
         if let Ok(mut groups) = self.groups.lock() {
@@ -159,6 +243,7 @@ impl NetworkStore {
     /// Looks the close group of `name` up afresh with a Kademlia query
     /// (which also learns the members' current addresses), and remembers it.
     pub async fn lookup_group(&self, name: &XorName) -> Vec<PeerId> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         let mut group = self.net.closest(*name, self.k).await;
         if group.is_empty() {
             // The query found no one; fall back on what we know.
@@ -233,7 +318,53 @@ fn network_err(name: &XorName, what: &str, errors: &[String]) -> StoreError {
 impl ChunkStore for NetworkStore {
     async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
         let name = *chunk.name();
-        let group = self.close_group(&name).await;
+        let (group, source) = self.chunk_group(&name).await;
+        if source == Source::Local {
+            if self.put_once(&chunk, &group).await {
+                return Ok(());
+            }
+            // Redone, in full, from what the network says.
+            self.distrust_local();
+            let group = self.lookup_group(&name).await;
+            return self.put_to(&chunk, group).await;
+        }
+        self.put_to(&chunk, group).await
+    }
+
+    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        let (group, source) = self.chunk_group(&name).await;
+        match self.get_from_group(name, group).await {
+            Err(_) if source == Source::Local => {
+                self.distrust_local();
+                let group = self.lookup_group(&name).await;
+                self.get_from_group(name, group).await
+            }
+            other => other,
+        }
+    }
+}
+
+impl NetworkStore {
+    /// Sends `chunk` to the closest member of `group` (taken from the
+    /// routing table) asking it to replicate; true if a majority of
+    /// `group` signed receipts for it.
+    async fn put_once(&self, chunk: &Chunk, group: &[PeerId]) -> bool {
+        let Some(first) = group.first() else {
+            return false;
+        };
+        match self.send_put(*first, chunk, true).await {
+            Ok(Response::Stored { receipts }) => {
+                let signers = valid_signers(chunk.name(), group, &receipts);
+                signers.len() >= self.majority_for(group).await
+            }
+            _ => false,
+        }
+    }
+
+    /// Stores `chunk` on `group`, falling back on sending it to each member
+    /// that did not confirm it (see the module docs).
+    async fn put_to(&self, chunk: &Chunk, group: Vec<PeerId>) -> Result<(), StoreError> {
+        let name = *chunk.name();
         if group.is_empty() {
             return Err(network_err(&name, "no nodes found", &[]));
         }
@@ -243,7 +374,7 @@ impl ChunkStore for NetworkStore {
         let mut full = 0;
         // Send once, to the closest member that accepts it.
         for entry in &group {
-            match self.send_put(*entry, &chunk, true).await {
+            match self.send_put(*entry, chunk, true).await {
                 Ok(Response::Stored { receipts }) => {
                     signers = valid_signers(&name, &group, &receipts);
                     break;
@@ -265,7 +396,7 @@ impl ChunkStore for NetworkStore {
                 .filter(|p| !signers.contains(p))
                 .copied()
                 .collect();
-            let answers = join_all(rest.iter().map(|p| self.send_put(*p, &chunk, false))).await;
+            let answers = join_all(rest.iter().map(|p| self.send_put(*p, chunk, false))).await;
             let mut receipts = Vec::new();
             for (p, a) in rest.iter().zip(answers) {
                 match a {
@@ -305,8 +436,8 @@ impl ChunkStore for NetworkStore {
         ))
     }
 
-    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
-        let group = self.close_group(&name).await;
+    /// Asks the members of `group` for chunk `name`, closest first.
+    async fn get_from_group(&self, name: XorName, group: Vec<PeerId>) -> Result<Chunk, StoreError> {
         if group.is_empty() {
             return Err(network_err(&name, "no nodes found", &[]));
         }

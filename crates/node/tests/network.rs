@@ -246,6 +246,44 @@ async fn bad_replicas_not_found_and_unreachable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn groups_from_the_routing_table_change_no_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(dir.path(), 10).await;
+    let client = client(&net).await;
+    // 40 chunks of content, and the data map's.
+    let data = bytes_for(11, 40 << 20);
+    let address = put(&client, data.clone()).await;
+    let records = copies(&net).len();
+    assert!(records >= 40, "{records} records");
+    // Once the table agreed with the network, most chunks needed no lookup.
+    let lookups = client.lookups();
+    assert!(
+        lookups < records as u64 / 2,
+        "{lookups} lookups for {records} chunks"
+    );
+    // And each chunk is where a lookup says it belongs: on K nodes.
+    let c = wait_for_copies(&net, K, records).await;
+    assert!(c.values().all(|n| *n == K), "{c:?}");
+    assert_eq!(get(&client, &address).await, data);
+    // A name nobody holds is still "not found", after a real lookup.
+    let before = client.lookups();
+    for i in 0..20u8 {
+        let missing = XorName::from_content(&[i; 7]);
+        let result = safe_client::ChunkStore::get(&*client, missing).await;
+        assert!(
+            matches!(result, Err(StoreError::NotFound(n)) if n == missing),
+            "{result:?}"
+        );
+    }
+    assert!(
+        client.lookups() >= before + 20,
+        "each not-found was looked up"
+    );
+    client.shutdown().await;
+    net.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_nodes_refuse_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestnetConfig::new(dir.path());
