@@ -12,17 +12,18 @@
 //! - **Get**: asks the group's members one at a time, closest first, and
 //!   verifies every chunk against its name; a bad or missing replica means
 //!   the next member is tried.
-//! - **Lookups**: a Kademlia query per chunk costs the client a round of
-//!   requests and every node asked a walk of its routing table. Once the
-//!   client's own routing table has given the same close group as the
-//!   network's answer [`LOCAL_AGREEMENTS`] times in a row, chunk puts and
-//!   gets take their group from it, with a real lookup still every
-//!   [`LOCAL_CHECK_EVERY`] chunks to re-check. Any disagreement stops the
-//!   shortcut, and any put or get through a group taken locally that does
-//!   not fully succeed (a receipt missing, a member failing, "not found") is
-//!   redone from a real lookup, so the shortcut can cost time but never
-//!   change an answer. Chunks are self-checking (a chunk is verified
-//!   against its name, a put against the members' signed receipts).
+//! - **Small networks**: a Kademlia lookup per chunk costs the client a
+//!   round of requests and every node asked a walk of its routing table.
+//!   Every [`WHOLE_NETWORK_TTL`] the client asks a lookup for the
+//!   [`LOOKUP_WIDTH`] peers closest to a chunk instead of K. A lookup
+//!   returns fewer than that only if no node it asked knows more: the
+//!   answer is then the whole network (as far as any lookup can tell), and
+//!   until the next such lookup the close group of every chunk is computed
+//!   from it, with no query. A bigger network gets a lookup per chunk, as
+//!   before. Any put or get through a computed group that does not fully
+//!   succeed (a receipt missing, a member failing, "not found") forgets the
+//!   network and is redone from a real lookup, so "not found" always comes
+//!   from one.
 //!
 //! Every step is bounded in time: dials by [`CONNECT_TIMEOUT`], requests by
 //! the swarm's request timeout, queries by Kademlia's query timeout.
@@ -77,12 +78,13 @@ pub const GROUP_CACHE_TTL: Duration = Duration::from_secs(10);
 /// Most close groups remembered; past this the cache starts afresh.
 pub const GROUP_CACHE_SIZE: usize = 4096;
 
-/// Lookups in a row whose answer the client's routing table matched before
-/// chunk groups are taken from the table.
-pub const LOCAL_AGREEMENTS: u32 = 3;
-/// While groups are taken from the routing table, every this-many-th chunk
-/// still gets a real lookup, to re-check the table.
-pub const LOCAL_CHECK_EVERY: u32 = 16;
+/// How many closest peers the periodic lookup asks for (libp2p-kad's
+/// bucket size, the most a node answers with): fewer in the answer means
+/// the whole network was found.
+pub const LOOKUP_WIDTH: usize = 20;
+/// How long a whole (small) network found by a lookup is used before it is
+/// looked up again (as long as a looked-up close group is reused).
+pub const WHOLE_NETWORK_TTL: Duration = GROUP_CACHE_TTL;
 
 /// A connection to the network.
 #[derive(Clone)]
@@ -93,19 +95,22 @@ pub struct NetworkStore {
     /// Recent close-group lookups: a record read then written, or written
     /// again, costs one Kademlia query, not one per step.
     groups: Arc<Mutex<GroupCache>>,
-    /// How far the routing table's close groups are trusted.
-    local: Arc<Mutex<LocalTrust>>,
+    /// What the last wide lookup found the network to be.
+    whole: Arc<Mutex<Whole>>,
     /// Kademlia lookups made.
     lookups: Arc<AtomicU64>,
 }
 
-/// Agreement of the client's routing table with the network's lookups.
+/// The network as the last wide lookup found it.
 #[derive(Default)]
-struct LocalTrust {
-    /// Lookups in a row the table agreed with.
-    agreed: u32,
-    /// Chunks since the last real lookup.
-    since_check: u32,
+enum Whole {
+    /// Not known (never looked up, or forgotten after a failure).
+    #[default]
+    Unknown,
+    /// Fewer than [`LOOKUP_WIDTH`] peers: all of them, and when.
+    Small(Vec<PeerId>, Instant),
+    /// At least [`LOOKUP_WIDTH`] peers (when that was found).
+    Large(Instant),
 }
 
 /// Where a chunk's close group came from.
@@ -113,7 +118,7 @@ struct LocalTrust {
 enum Source {
     /// A Kademlia lookup (or the cache of them).
     Lookup,
-    /// The client's own routing table.
+    /// Computed from the whole (small) network found by a recent lookup.
     Local,
 }
 
@@ -169,7 +174,7 @@ impl NetworkStore {
             k: k.max(1),
             sent: Arc::new(AtomicU64::new(0)),
             groups: Arc::default(),
-            local: Arc::default(),
+            whole: Arc::default(),
             lookups: Arc::default(),
         })
     }
@@ -197,40 +202,49 @@ impl NetworkStore {
         self.lookup_group(name).await
     }
 
-    /// The close group of chunk `name`: from the routing table when that
-    /// has been agreeing with lookups (see the module docs), else looked up
-    /// (and the table's answer compared with it).
+    /// The close group of chunk `name`: computed from the whole network
+    /// when a recent wide lookup found it small, else looked up (see the
+    /// module docs).
     async fn chunk_group(&self, name: &XorName) -> (Vec<PeerId>, Source) {
-        let local =
-            safe_network::close_group::closest(name, self.net.routing_peers().await, self.k);
-        let use_local = {
-            let mut t = self.local.lock().unwrap_or_else(|e| e.into_inner());
-            let trusted = t.agreed >= LOCAL_AGREEMENTS && local.len() == self.k;
-            if trusted && t.since_check + 1 < LOCAL_CHECK_EVERY {
-                t.since_check += 1;
-                true
-            } else {
-                t.since_check = 0;
-                false
+        let known = {
+            let whole = self.whole.lock().unwrap_or_else(|e| e.into_inner());
+            match &*whole {
+                Whole::Small(peers, at) if at.elapsed() < WHOLE_NETWORK_TTL => {
+                    Some(Some(peers.clone()))
+                }
+                Whole::Large(at) if at.elapsed() < WHOLE_NETWORK_TTL => Some(None),
+                _ => None,
             }
         };
-        if use_local {
-            return (local, Source::Local);
+        match known {
+            Some(Some(peers)) => {
+                let group = safe_network::close_group::closest(name, peers, self.k);
+                (group, Source::Local)
+            }
+            Some(None) => (self.close_group(name).await, Source::Lookup),
+            None => {
+                // The wide lookup: this chunk's group, and the network's size.
+                self.lookups.fetch_add(1, Ordering::Relaxed);
+                let peers = self.net.closest(*name, LOOKUP_WIDTH).await;
+                if peers.len() < self.k {
+                    // Too few to trust as a whole network (or no answer).
+                    return (self.lookup_group(name).await, Source::Lookup);
+                }
+                let group = safe_network::close_group::closest(name, peers.clone(), self.k);
+                *self.whole.lock().unwrap_or_else(|e| e.into_inner()) =
+                    match peers.len() < LOOKUP_WIDTH {
+                        true => Whole::Small(peers, Instant::now()),
+                        false => Whole::Large(Instant::now()),
+                    };
+                (group, Source::Lookup)
+            }
         }
-        let found = self.close_group(name).await;
-        let mut t = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        t.agreed = match found == local && found.len() == self.k {
-            true => t.agreed.saturating_add(1),
-            false => 0,
-        };
-        (found, Source::Lookup)
     }
 
-    /// Stops taking groups from the routing table until it agrees with
-    /// lookups again.
-    fn distrust_local(&self) {
-        let mut t = self.local.lock().unwrap_or_else(|e| e.into_inner());
-        t.agreed = 0;
+    /// Forgets what the network was found to be (a put or get through a
+    /// group computed from it did not fully succeed).
+    fn forget_whole(&self) {
+        *self.whole.lock().unwrap_or_else(|e| e.into_inner()) = Whole::Unknown;
     }
 
     /// Forgets the cached group of `name` (a member failed to answer).
@@ -324,7 +338,7 @@ impl ChunkStore for NetworkStore {
                 return Ok(());
             }
             // Redone, in full, from what the network says.
-            self.distrust_local();
+            self.forget_whole();
             let group = self.lookup_group(&name).await;
             return self.put_to(&chunk, group).await;
         }
@@ -335,7 +349,7 @@ impl ChunkStore for NetworkStore {
         let (group, source) = self.chunk_group(&name).await;
         match self.get_from_group(name, group).await {
             Err(_) if source == Source::Local => {
-                self.distrust_local();
+                self.forget_whole();
                 let group = self.lookup_group(&name).await;
                 self.get_from_group(name, group).await
             }
@@ -345,9 +359,9 @@ impl ChunkStore for NetworkStore {
 }
 
 impl NetworkStore {
-    /// Sends `chunk` to the closest member of `group` (taken from the
-    /// routing table) asking it to replicate; true if a majority of
-    /// `group` signed receipts for it.
+    /// Sends `chunk` to the closest member of `group` (computed from the
+    /// whole network) asking it to replicate; true if a majority of `group`
+    /// signed receipts for it.
     async fn put_once(&self, chunk: &Chunk, group: &[PeerId]) -> bool {
         let Some(first) = group.first() else {
             return false;

@@ -246,7 +246,7 @@ async fn bad_replicas_not_found_and_unreachable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn groups_from_the_routing_table_change_no_answer() {
+async fn a_small_network_is_found_once_and_groups_computed_from_it() {
     let dir = tempfile::tempdir().unwrap();
     let net = testnet(dir.path(), 10).await;
     let client = client(&net).await;
@@ -255,30 +255,38 @@ async fn groups_from_the_routing_table_change_no_answer() {
     let address = put(&client, data.clone()).await;
     let records = copies(&net).len();
     assert!(records >= 40, "{records} records");
-    // Once the table agreed with the network, most chunks needed no lookup.
+    // Ten nodes are fewer than a wide lookup asks for: after it, groups are
+    // computed, not looked up.
     let lookups = client.lookups();
     assert!(
         lookups < records as u64 / 2,
         "{lookups} lookups for {records} chunks"
     );
-    // And each chunk is where a lookup says it belongs: on K nodes.
+    // Each chunk is on exactly its close group among all the nodes, as a
+    // lookup per chunk would have placed it.
     let c = wait_for_copies(&net, K, records).await;
     assert!(c.values().all(|n| *n == K), "{c:?}");
-    assert_eq!(get(&client, &address).await, data);
-    // A name nobody holds is still "not found", after a real lookup.
-    let before = client.lookups();
-    for i in 0..20u8 {
-        let missing = XorName::from_content(&[i; 7]);
-        let result = safe_client::ChunkStore::get(&*client, missing).await;
-        assert!(
-            matches!(result, Err(StoreError::NotFound(n)) if n == missing),
-            "{result:?}"
-        );
+    let everyone: Vec<_> = net.nodes().map(|n| n.peer_id()).collect();
+    for name in c.keys() {
+        let group = safe_network::close_group::closest(name, everyone.iter().copied(), K);
+        for node in net.nodes() {
+            assert_eq!(
+                node.store().contains(name).unwrap(),
+                group.contains(&node.peer_id()),
+                "{name} held by the close group only"
+            );
+        }
     }
+    assert_eq!(get(&client, &address).await, data);
+    // A name nobody holds is still "not found", and only after a lookup.
+    let missing = XorName::from_content(b"nobody stored this either");
+    let before = client.lookups();
+    let result = safe_client::ChunkStore::get(&*client, missing).await;
     assert!(
-        client.lookups() >= before + 20,
-        "each not-found was looked up"
+        matches!(result, Err(StoreError::NotFound(n)) if n == missing),
+        "{result:?}"
     );
+    assert!(client.lookups() > before, "not found after a lookup");
     client.shutdown().await;
     net.down().await;
 }
