@@ -199,6 +199,19 @@ impl Segments {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// True (once) if `result` failed because the filesystem took `O_DIRECT`
+    /// at open but refuses it for I/O: direct I/O is turned off, and the
+    /// caller retries buffered.
+    fn refused_direct<T>(&self, result: &std::io::Result<T>, what: &str, segment: u32) -> bool {
+        match result {
+            Err(e) if direct::refused(e) && self.direct.swap(false, Ordering::Relaxed) => {
+                tracing::debug!("segment {segment}: direct {what} refused ({e}), going buffered");
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Opens segment `id` for appending at `len`, with `O_DIRECT` when the
     /// filesystem takes it.
     fn open_for_append(&self, id: u32, len: u64, create: bool) -> std::io::Result<Active> {
@@ -283,16 +296,7 @@ impl Segments {
         };
         let offset = active.len;
         let mut result = write_record(&mut active.file, name, body);
-        if let Err(e) = &result
-            && direct::refused(e)
-            && self.direct.swap(false, Ordering::Relaxed)
-        {
-            // The filesystem took O_DIRECT at open but not for I/O: go on
-            // buffered, from this record on.
-            tracing::debug!(
-                "segment {}: direct write refused ({e}), going buffered",
-                active.id
-            );
+        if self.refused_direct(&result, "write", active.id) {
             result = self
                 .open_for_append(active.id, offset, false)
                 .and_then(|mut reopened| {
@@ -412,15 +416,7 @@ impl Segments {
             read_full(&mut file, buf)
         };
         let mut result = read(self.direct.load(Ordering::Relaxed), buf.blocks_mut());
-        if let Err(e) = &result
-            && direct::refused(e)
-            && self.direct.swap(false, Ordering::Relaxed)
-        {
-            // The filesystem took O_DIRECT at open but not for I/O.
-            tracing::debug!(
-                "segment {}: direct read refused ({e}), going buffered",
-                loc.segment
-            );
+        if self.refused_direct(&result, "read", loc.segment) {
             result = read(false, buf.blocks_mut());
         }
         let filled = match result {
