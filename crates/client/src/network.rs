@@ -118,8 +118,9 @@ enum Whole {
 enum Source {
     /// A Kademlia lookup (or the cache of them).
     Lookup,
-    /// Computed from the whole (small) network found by a recent lookup.
-    Local,
+    /// Computed from the whole (small) network found by a recent lookup,
+    /// of this many nodes.
+    Local(usize),
 }
 
 /// Close groups by name, with when they were looked up.
@@ -218,8 +219,9 @@ impl NetworkStore {
         };
         match known {
             Some(Some(peers)) => {
+                let network = peers.len();
                 let group = safe_network::close_group::closest(name, peers, self.k);
-                (group, Source::Local)
+                (group, Source::Local(network))
             }
             Some(None) => (self.close_group(name).await, Source::Lookup),
             None => {
@@ -244,6 +246,7 @@ impl NetworkStore {
     /// Forgets what the network was found to be (a put or get through a
     /// group computed from it did not fully succeed).
     fn forget_whole(&self) {
+        tracing::debug!("a computed close group failed; looking the network up again");
         *self.whole.lock().unwrap_or_else(|e| e.into_inner()) = Whole::Unknown;
     }
 
@@ -333,8 +336,8 @@ impl ChunkStore for NetworkStore {
     async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
         let name = *chunk.name();
         let (group, source) = self.chunk_group(&name).await;
-        if source == Source::Local {
-            if self.put_once(&chunk, &group).await {
+        if let Source::Local(network) = source {
+            if self.put_once(&chunk, &group, network).await {
                 return Ok(());
             }
             // Redone, in full, from what the network says.
@@ -348,7 +351,7 @@ impl ChunkStore for NetworkStore {
     async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
         let (group, source) = self.chunk_group(&name).await;
         match self.get_from_group(name, group).await {
-            Err(_) if source == Source::Local => {
+            Err(_) if matches!(source, Source::Local(_)) => {
                 self.forget_whole();
                 let group = self.lookup_group(&name).await;
                 self.get_from_group(name, group).await
@@ -360,16 +363,17 @@ impl ChunkStore for NetworkStore {
 
 impl NetworkStore {
     /// Sends `chunk` to the closest member of `group` (computed from the
-    /// whole network) asking it to replicate; true if a majority of `group`
-    /// signed receipts for it.
-    async fn put_once(&self, chunk: &Chunk, group: &[PeerId]) -> bool {
+    /// whole network of `network` nodes) asking it to replicate; true if a
+    /// majority of `group` signed receipts for it (of K, or of the whole
+    /// network if that is smaller, as [`NetworkStore::majority_for`]).
+    async fn put_once(&self, chunk: &Chunk, group: &[PeerId], network: usize) -> bool {
         let Some(first) = group.first() else {
             return false;
         };
         match self.send_put(*first, chunk, true).await {
             Ok(Response::Stored { receipts }) => {
                 let signers = valid_signers(chunk.name(), group, &receipts);
-                signers.len() >= self.majority_for(group).await
+                signers.len() >= majority(self.k.min(network.max(group.len())))
             }
             _ => false,
         }
