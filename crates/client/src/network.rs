@@ -19,11 +19,13 @@
 //!   returns fewer than that only if no node it asked knows more: the
 //!   answer is then the whole network (as far as any lookup can tell), and
 //!   until the next such lookup the close group of every chunk is computed
-//!   from it, with no query. A bigger network gets a lookup per chunk, as
-//!   before. Any put or get through a computed group that does not fully
-//!   succeed (a receipt missing, a member failing, "not found") forgets the
-//!   network and is redone from a real lookup, so "not found" always comes
-//!   from one.
+//!   from it, with no query. A bigger network, or a wide lookup cut short
+//!   (timed out, peers failing to answer), gets a lookup per chunk. A put
+//!   or get through a computed group that fails (fewer receipts than a
+//!   majority, no verified copy, "not found") is redone from a real lookup,
+//!   so "not found" always comes from one; one that succeeds with a member
+//!   missing (no receipt, an error, no copy) makes the next chunk look the
+//!   network up again.
 //!
 //! Every step is bounded in time: dials by [`CONNECT_TIMEOUT`], requests by
 //! the swarm's request timeout, queries by Kademlia's query timeout.
@@ -109,7 +111,9 @@ enum Whole {
     Unknown,
     /// Fewer than [`LOOKUP_WIDTH`] peers: all of them, and when.
     Small(Vec<PeerId>, Instant),
-    /// At least [`LOOKUP_WIDTH`] peers (when that was found).
+    /// At least [`LOOKUP_WIDTH`] peers, or the wide lookup was cut short
+    /// (timed out, or peers failed to answer): a lookup per chunk until
+    /// the next wide one.
     Large(Instant),
 }
 
@@ -227,15 +231,18 @@ impl NetworkStore {
             None => {
                 // The wide lookup: this chunk's group, and the network's size.
                 self.lookups.fetch_add(1, Ordering::Relaxed);
-                let peers = self.net.closest(*name, LOOKUP_WIDTH).await;
-                if peers.len() < self.k {
-                    // Too few to trust as a whole network (or no answer).
+                let found = self.net.lookup(*name, LOOKUP_WIDTH).await;
+                if found.peers.is_empty() {
+                    // No answer: the ordinary lookup and its fallback.
                     return (self.lookup_group(name).await, Source::Lookup);
                 }
-                let group = safe_network::close_group::closest(name, peers.clone(), self.k);
+                let group = safe_network::close_group::closest(name, found.peers.clone(), self.k);
+                // Only a lookup that ran to its end with every peer asked
+                // answering shows the whole network; one cut short may have
+                // missed nodes, so lookups go on per chunk for a while.
                 *self.whole.lock().unwrap_or_else(|e| e.into_inner()) =
-                    match peers.len() < LOOKUP_WIDTH {
-                        true => Whole::Small(peers, Instant::now()),
+                    match found.complete && found.peers.len() < LOOKUP_WIDTH {
+                        true => Whole::Small(found.peers, Instant::now()),
                         false => Whole::Large(Instant::now()),
                     };
                 (group, Source::Lookup)
@@ -350,11 +357,12 @@ impl ChunkStore for NetworkStore {
 
     async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
         let (group, source) = self.chunk_group(&name).await;
-        match self.get_from_group(name, group).await {
-            Err(_) if matches!(source, Source::Local(_)) => {
+        let local = matches!(source, Source::Local(_));
+        match self.get_from_group(name, group, local).await {
+            Err(_) if local => {
                 self.forget_whole();
                 let group = self.lookup_group(&name).await;
-                self.get_from_group(name, group).await
+                self.get_from_group(name, group, false).await
             }
             other => other,
         }
@@ -373,6 +381,11 @@ impl NetworkStore {
         match self.send_put(*first, chunk, true).await {
             Ok(Response::Stored { receipts }) => {
                 let signers = valid_signers(chunk.name(), group, &receipts);
+                if signers.len() < group.len() {
+                    // A member did not confirm: the network may have
+                    // changed, so the next chunk looks it up again.
+                    self.forget_whole();
+                }
                 signers.len() >= majority(self.k.min(network.max(group.len())))
             }
             _ => false,
@@ -454,8 +467,16 @@ impl NetworkStore {
         ))
     }
 
-    /// Asks the members of `group` for chunk `name`, closest first.
-    async fn get_from_group(&self, name: XorName, group: Vec<PeerId>) -> Result<Chunk, StoreError> {
+    /// Asks the members of `group` for chunk `name`, closest first. With
+    /// `computed` (a group computed from the whole network), a member that
+    /// fails or lacks the chunk makes the next chunk look the network up
+    /// again.
+    async fn get_from_group(
+        &self,
+        name: XorName,
+        group: Vec<PeerId>,
+        computed: bool,
+    ) -> Result<Chunk, StoreError> {
         if group.is_empty() {
             return Err(network_err(&name, "no nodes found", &[]));
         }
@@ -468,6 +489,9 @@ impl NetworkStore {
                     Ok(chunk) => {
                         if !errors.is_empty() {
                             self.forget_group(&name);
+                        }
+                        if computed && (!errors.is_empty() || not_found > 0) {
+                            self.forget_whole();
                         }
                         return Ok(chunk);
                     }

@@ -55,6 +55,17 @@ pub enum RequestError {
     Stopped,
 }
 
+/// What a Kademlia lookup found.
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    /// The peers that answered, closest first.
+    pub peers: Vec<PeerId>,
+    /// The query ran to its end and every peer asked answered (a lookup cut
+    /// short by its timeout, or with peers that failed, may have missed
+    /// closer peers).
+    pub complete: bool,
+}
+
 enum Command {
     Request {
         peer: PeerId,
@@ -68,7 +79,7 @@ enum Command {
     Closest {
         name: XorName,
         count: NonZeroUsize,
-        reply: oneshot::Sender<Vec<PeerId>>,
+        reply: oneshot::Sender<Lookup>,
     },
     RoutingPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
@@ -129,12 +140,21 @@ impl Net {
     /// `name`, closest first. Never includes this peer. A small `count`
     /// ends the query as soon as that many of the closest have answered.
     pub async fn closest(&self, name: XorName, count: usize) -> Vec<PeerId> {
+        self.lookup(name, count).await.peers
+    }
+
+    /// As [`Net::closest`], also saying whether the query ran to its end
+    /// with every peer asked answering (not cut short by its timeout).
+    pub async fn lookup(&self, name: XorName, count: usize) -> Lookup {
         let count = NonZeroUsize::new(count).unwrap_or(NonZeroUsize::MIN);
-        let peers = self
+        let found = self
             .ask(|reply| Command::Closest { name, count, reply })
             .await
             .unwrap_or_default();
-        crate::close_group::closest(&name, peers, usize::MAX)
+        Lookup {
+            peers: crate::close_group::closest(&name, found.peers, usize::MAX),
+            complete: found.complete,
+        }
     }
 
     /// The peers in this peer's own routing table.
@@ -184,7 +204,7 @@ struct Driver {
     swarm: Swarm<Behaviour>,
     inbound: Option<mpsc::Sender<Inbound>>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, RequestError>>>,
-    queries: HashMap<QueryId, (Vec<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
+    queries: HashMap<QueryId, (Lookup, oneshot::Sender<Lookup>)>,
     dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>>,
     listen: Vec<Multiaddr>,
     routing: watch::Sender<usize>,
@@ -270,7 +290,11 @@ impl Driver {
             }
             Command::Closest { name, count, reply } => {
                 let id = b.kad.get_n_closest_peers(name.0.to_vec(), count);
-                self.queries.insert(id, (Vec::new(), reply));
+                let found = Lookup {
+                    peers: Vec::new(),
+                    complete: true,
+                };
+                self.queries.insert(id, (found, reply));
             }
             Command::RoutingPeers { reply } => {
                 let peers = b
@@ -423,19 +447,21 @@ impl Driver {
                 id,
                 result: QueryResult::GetClosestPeers(result),
                 step,
-                ..
+                stats,
             } => {
+                let clean = result.is_ok() && stats.num_failures() == 0;
                 let found = match result {
                     Ok(ok) => ok.peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
-                if let Some((peers, _)) = self.queries.get_mut(&id) {
-                    peers.extend(found.into_iter().map(|p| p.peer_id));
+                if let Some((lookup, _)) = self.queries.get_mut(&id) {
+                    lookup.peers.extend(found.into_iter().map(|p| p.peer_id));
+                    lookup.complete &= clean;
                 }
                 if step.last
-                    && let Some((peers, reply)) = self.queries.remove(&id)
+                    && let Some((lookup, reply)) = self.queries.remove(&id)
                 {
-                    let _ = reply.send(peers);
+                    let _ = reply.send(lookup);
                 }
             }
             kad::Event::RoutingUpdated { .. } => self.routing_changed(),
