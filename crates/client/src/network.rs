@@ -114,7 +114,7 @@ enum Whole {
     /// At least [`LOOKUP_WIDTH`] peers, or the wide lookup was cut short
     /// (timed out, or peers failed to answer): a lookup per chunk until
     /// the next wide one.
-    Large(Instant),
+    PerChunk(Instant),
 }
 
 /// Where a chunk's close group came from.
@@ -217,7 +217,7 @@ impl NetworkStore {
                 Whole::Small(peers, at) if at.elapsed() < WHOLE_NETWORK_TTL => {
                     Some(Some(peers.clone()))
                 }
-                Whole::Large(at) if at.elapsed() < WHOLE_NETWORK_TTL => Some(None),
+                Whole::PerChunk(at) if at.elapsed() < WHOLE_NETWORK_TTL => Some(None),
                 _ => None,
             }
         };
@@ -243,7 +243,7 @@ impl NetworkStore {
                 *self.whole.lock().unwrap_or_else(|e| e.into_inner()) =
                     match found.complete && found.peers.len() < LOOKUP_WIDTH {
                         true => Whole::Small(found.peers, Instant::now()),
-                        false => Whole::Large(Instant::now()),
+                        false => Whole::PerChunk(Instant::now()),
                     };
                 (group, Source::Lookup)
             }
@@ -293,8 +293,12 @@ impl NetworkStore {
     /// should be (K, or every node we know of if the network is smaller).
     /// A short lookup answer must not lower the bar.
     pub(crate) async fn majority_for(&self, group: &[PeerId]) -> usize {
-        let known = self.net.routing_peers().await.len().max(group.len());
-        majority(self.k.min(known))
+        self.majority_of(self.net.routing_peers().await.len(), group)
+    }
+
+    /// [`NetworkStore::majority_for`] in a network of `known` nodes.
+    fn majority_of(&self, known: usize, group: &[PeerId]) -> usize {
+        majority(self.k.min(known.max(group.len())))
     }
 
     async fn send_put(
@@ -386,7 +390,7 @@ impl NetworkStore {
                     // changed, so the next chunk looks it up again.
                     self.forget_whole();
                 }
-                signers.len() >= majority(self.k.min(network.max(group.len())))
+                signers.len() >= self.majority_of(network, group)
             }
             _ => false,
         }

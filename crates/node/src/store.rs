@@ -133,15 +133,16 @@ pub enum Put {
     AlreadyHeld,
 }
 
-fn location(segment: u32, (seg, offset, len): (u32, u64, u32)) -> Location {
-    debug_assert_eq!(segment, seg);
+/// An index entry as a [`Location`].
+fn location((segment, offset, len): (u32, u64, u32)) -> Location {
     Location {
-        segment: seg,
+        segment,
         offset,
         len,
     }
 }
 
+/// A [`Location`] as an index entry.
 fn entry(loc: Location) -> (u32, u64, u32) {
     (loc.segment, loc.offset, loc.len)
 }
@@ -319,7 +320,7 @@ impl NodeStore {
             for e in chunks.iter().map_err(index_err)? {
                 let (name, value) = e.map_err(index_err)?;
                 let value = value.value();
-                let loc = location(value.0, value);
+                let loc = location(value);
                 if lengths.get(&loc.segment).is_some_and(|&l| loc.end() <= l) {
                     used += segments::span(loc.len as usize);
                     count += 1;
@@ -441,7 +442,7 @@ impl NodeStore {
         Ok(table
             .get(name.0)
             .map_err(index_err)?
-            .map(|v| location(v.value().0, v.value())))
+            .map(|v| location(v.value())))
     }
 
     /// Stores a (validated) chunk durably, within capacity. Blocking.
@@ -558,7 +559,7 @@ impl NodeStore {
     /// Drops the record called `name` (only if it is at `at`, when given).
     fn remove_at(&self, name: &XorName, at: Option<Location>) -> Result<(), NodeStoreError> {
         let removed = self.write_index(|t| {
-            let current = t.get(name.0)?.map(|v| location(v.value().0, v.value()));
+            let current = t.get(name.0)?.map(|v| location(v.value()));
             match current {
                 Some(loc) if at.is_none_or(|at| at == loc) => {
                     t.remove(name.0)?;
