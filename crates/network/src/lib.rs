@@ -19,12 +19,13 @@ pub mod codec;
 pub mod contacts;
 pub mod driver;
 pub mod identity;
+pub mod muxer;
 pub mod tls;
 
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
-use libp2p::{StreamProtocol, Swarm, identify, kad, noise, request_response, tcp, yamux};
+use libp2p::{StreamProtocol, Swarm, identify, kad, noise, request_response, tcp};
 
 pub use codec::DataCodec;
 pub use libp2p;
@@ -97,7 +98,7 @@ pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, Bui
             // Offered in this order: TLS (AES-GCM on AES hardware, see
             // `tls`), then Noise for peers without it.
             (tls::Tls::new, noise::Config::new),
-            yamux::Config::default,
+            muxer::Config::default,
         )
         .map_err(|e| err(&e))?
         .with_quic()

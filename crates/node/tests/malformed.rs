@@ -1,5 +1,9 @@
 //! A peer that speaks the data protocol's name but sends garbage, oversized
 //! or over-limit messages: the node rejects each and keeps serving.
+//!
+//! The peer is a stock libp2p swarm (Noise, `libp2p-yamux`), so the same
+//! test shows that nodes, which send larger Yamux frames than
+//! `libp2p-yamux` does (`safe_network::muxer`), interoperate with it.
 
 use std::io;
 use std::sync::Arc;
@@ -221,6 +225,26 @@ async fn malformed_and_oversized_requests_are_rejected() {
     assert_eq!(
         send(&mut swarm, peer, encode(&get)).await,
         Some(Response::NotFound)
+    );
+
+    // A full-size chunk crosses both ways between stock `libp2p-yamux`
+    // (16 KiB frames) and the node's muxer (256 KiB frames).
+    let chunk: bytes::Bytes = (0..MAX_CHUNK_SIZE)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<_>>()
+        .into();
+    let name = XorName::from_content(&chunk);
+    let put = Request::PutChunk {
+        bytes: chunk.clone(),
+        replicate: true,
+    };
+    assert!(matches!(
+        send(&mut swarm, peer, encode(&put)).await,
+        Some(Response::Stored { .. })
+    ));
+    assert_eq!(
+        send(&mut swarm, peer, encode(&Request::GetChunk { name })).await,
+        Some(Response::Chunk(chunk))
     );
 
     // ...and the network still stores and serves files.
