@@ -37,13 +37,15 @@ for _ in $(seq "$RUNS"); do
 
     c0=$(cpu "$P"); s0=$(steal)
     /usr/bin/time -f "%e s wall, client %U s user %S s sys, %M KB peak" \
-        "$BIN" put "$FILE" --json > "$W/put.json" 2> "$W/put.err"
+        "$BIN" put "$FILE" --json > "$W/put.json" 2> "$W/put.err" \
+        || { echo "put failed:"; cat "$W/put.err"; df -h "$W" | tail -1; exit 1; }
     c1=$(cpu "$P"); s1=$(steal)
     echo "put: $(tail -1 "$W/put.err"); nodes $(echo "$c1 - $c0" | bc) CPU s; steal $(( (s1 - s0) * 10 )) ms"
 
     ADDR=$(grep -o 'safe://[a-z0-9]*' "$W/put.json" | head -1)
     /usr/bin/time -f "%e s wall, client %U s user %S s sys, %M KB peak" \
-        "$BIN" get "$ADDR" > /dev/null 2> "$W/get.err"
+        "$BIN" get "$ADDR" > /dev/null 2> "$W/get.err" \
+        || { echo "get failed:"; cat "$W/get.err"; exit 1; }
     c2=$(cpu "$P")
     echo "get: $(tail -1 "$W/get.err"); nodes $(echo "$c2 - $c1" | bc) CPU s"
 

@@ -77,8 +77,19 @@ async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
         node.blocking(move |s| s.put(&chunk)).await
     };
     match stored {
-        Ok(_) => {}
+        Ok(_) => node
+            .disk_full
+            .store(false, std::sync::atomic::Ordering::Relaxed),
         Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
+        Err(e @ NodeStoreError::DiskFull { .. }) => {
+            if !node
+                .disk_full
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!("refusing chunks until space is freed: {e}");
+            }
+            return Response::Refused(Refusal::Full);
+        }
         Err(e) => {
             tracing::error!(%name, "cannot store a chunk: {e}");
             return Response::Refused(Refusal::StorageFailed);

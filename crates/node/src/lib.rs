@@ -123,6 +123,8 @@ pub(crate) struct Node {
     pub(crate) metrics: Arc<metrics::Metrics>,
     pub(crate) faults: Arc<Faults>,
     pub(crate) fetches: replication::Fetcher,
+    /// Set while puts fail for want of disk space (logged once per spell).
+    pub(crate) disk_full: AtomicBool,
 }
 
 impl Node {
@@ -195,6 +197,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         metrics: metrics.clone(),
         faults: Arc::new(Faults::default()),
         fetches,
+        disk_full: AtomicBool::new(false),
     });
 
     // Inbound requests, at most MAX_CONCURRENT_HANDLERS at a time.

@@ -149,6 +149,11 @@ pub struct Segments {
 }
 
 impl Segments {
+    /// The directory holding the segment files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Opens (creating if needed) the segments in `dir`, returning them and
     /// each existing segment's number and length, in order.
     #[cfg(test)]

@@ -88,6 +88,12 @@ pub enum NodeStoreError {
         /// The limit.
         capacity: u64,
     },
+    /// The disk ran out of space before the capacity limit was reached.
+    #[error("the disk holding the store is full ({used} bytes stored)")]
+    DiskFull {
+        /// Bytes in use.
+        used: u64,
+    },
     /// Chunk files of a format 1 store failed (during migration).
     #[error(transparent)]
     Chunks(#[from] StoreError),
@@ -122,6 +128,28 @@ fn index_err(e: impl std::fmt::Display) -> NodeStoreError {
 fn seg_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeStoreError {
     let context = context.into();
     move |source| NodeStoreError::Segments { context, source }
+}
+
+/// Disk space a put leaves free for the index and compaction (which copies
+/// up to [`COMPACT_BYTES`] per flush): a disk that fills mid-commit leaves
+/// redb refusing every write until the node is restarted, so chunks are
+/// refused (as [`NodeStoreError::DiskFull`]) before that can happen.
+pub const DISK_RESERVE: u64 = 128 * 1024 * 1024;
+
+/// Bytes free to this process on the filesystem holding `dir`, if known.
+fn available_space(dir: &Path) -> Option<u64> {
+    rustix::fs::statvfs(dir)
+        .ok()
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// Whether a write failed for want of disk space (or quota), which makes
+/// the node full rather than broken.
+fn out_of_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
 }
 
 /// Whether a put stored something new.
@@ -453,6 +481,11 @@ impl NodeStore {
         // What the chunk takes on disk, header and padding included, so
         // that many small chunks cannot take the disk past the limit.
         let size = segments::span(chunk.len());
+        if available_space(self.segments.dir()).is_some_and(|free| free < size + DISK_RESERVE) {
+            return Err(NodeStoreError::DiskFull {
+                used: self.used.load(Ordering::Relaxed),
+            });
+        }
         let before = self.used.fetch_add(size, Ordering::Relaxed);
         if before + size > self.capacity {
             self.used.fetch_sub(size, Ordering::Relaxed);
@@ -499,8 +532,13 @@ impl NodeStore {
                 Err(e)
             }
             Err(e) => {
-                self.used.fetch_sub(size, Ordering::Relaxed);
-                Err(e)
+                let used = self.used.fetch_sub(size, Ordering::Relaxed) - size;
+                match e {
+                    NodeStoreError::Segments { source, .. } if out_of_space(&source) => {
+                        Err(NodeStoreError::DiskFull { used })
+                    }
+                    e => Err(e),
+                }
             }
         }
     }
@@ -965,6 +1003,15 @@ fn decode_stored(name: &XorName, raw: &[u8]) -> Option<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_space_and_over_quota_mean_full_other_errors_do_not() {
+        // ENOSPC and EDQUOT as the kernel reports them on Linux.
+        assert!(out_of_space(&std::io::Error::from_raw_os_error(28)));
+        assert!(out_of_space(&std::io::Error::from_raw_os_error(122)));
+        assert!(!out_of_space(&std::io::Error::from_raw_os_error(5)));
+        assert!(!out_of_space(&std::io::Error::other("boom")));
+    }
 
     #[test]
     fn concurrent_record_writes_are_serialised_and_durable() {
