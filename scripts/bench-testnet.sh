@@ -8,8 +8,9 @@
 # other.
 #
 # Usage: cargo build --release && scripts/bench-testnet.sh FILE [RUNS]
-# Test directories are removed at the end, not between runs: ext4 without a
-# journal slows file creation for a minute after large deletions.
+# Each run's directory (5 copies of FILE) is removed after the run, so many
+# runs do not fill the disk; nodes store records in a few large segment
+# files, which are quick to delete.
 set -euo pipefail
 
 BIN=${SAFE_BIN:-target/release/safe}
@@ -50,4 +51,5 @@ for _ in $(seq "$RUNS"); do
     echo "get: $(tail -1 "$W/get.err"); nodes $(echo "$c2 - $c1" | bc) CPU s"
 
     kill -TERM "$P"; wait "$P" || true; P=
+    rm -rf "$W"
 done
