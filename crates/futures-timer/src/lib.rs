@@ -17,12 +17,17 @@
 //! Requirements and fallbacks:
 //! - A `Delay` made inside a tokio runtime uses that runtime's timer, so the
 //!   runtime must have time enabled (`enable_all` or `enable_time`; every
-//!   runtime in this workspace does).
+//!   runtime that runs libp2p in this workspace does), and it belongs to
+//!   that runtime: it must not outlive it or move to another (libp2p's
+//!   swarms here are built and driven on one runtime each).
 //! - A `Delay` made outside any runtime picks the runtime up when first
 //!   polled; polled outside one too, it sleeps on a thread of its own (a
 //!   path nothing in this workspace takes).
 
 #![deny(missing_docs)]
+
+#[cfg(all(target_arch = "wasm32", feature = "wasm-bindgen"))]
+compile_error!("this futures-timer runs on tokio only; it has no wasm timer");
 
 use std::fmt;
 use std::future::Future;

@@ -27,7 +27,14 @@ use yamux::{Connection, ConnectionError, Mode, Stream};
 
 /// The largest data frame sent: a stream's initial receive window, so a
 /// fresh stream's first 256 KiB leave as one frame.
+///
+/// The price is latency for the connection's other streams: a frame leaves
+/// whole, so on a 10 Mbit/s link a window update or a small request can
+/// wait up to 200 ms behind one (TCP's own send buffer already holds more).
 pub const SPLIT_SEND_SIZE: usize = 256 * 1024;
+
+// Stock `yamux` refuses frame bodies over 1 MiB.
+const _: () = assert!(SPLIT_SEND_SIZE <= 1 << 20);
 
 /// Inbound streams held while the swarm is not asking for them; more are
 /// reset. The same bound as `libp2p-yamux` (Yamux's ACK backlog, which

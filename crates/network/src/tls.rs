@@ -81,7 +81,8 @@ pub type TlsStream<C> = futures_rustls::TlsStream<C>;
 
 /// Plaintext rustls encrypts ahead of the socket, per connection: one
 /// write can carry this much in a single `writev` (16 records) instead of
-/// rustls's default 64 KiB.
+/// rustls's default 64 KiB. It is also what a connection can hold
+/// encrypted and unsent when the peer reads slowly.
 pub const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Whether this CPU runs AES-GCM in hardware.

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use futures::future::join_all;
-use safe_network::close_group::sign_receipt;
+use safe_network::close_group::{receipt_signer, sign_receipt};
 use safe_network::driver::Inbound;
 use safe_network::libp2p::PeerId;
 use safe_protocol::messages::{MAX_OFFER_NAMES, MAX_RECEIPTS, Refusal, Request, Response};
@@ -11,7 +11,7 @@ use safe_protocol::{Chunk, ChunkError, XorName};
 use crate::Node;
 use crate::metrics::Kind;
 use crate::replication::What;
-use crate::store::NodeStoreError;
+use crate::store::{NodeStoreError, Put};
 
 /// How long the first member of a close group waits for the others'
 /// receipts before answering the client with those it has.
@@ -77,17 +77,11 @@ async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
         node.blocking(move |s| s.put(&chunk)).await
     };
     match stored {
-        Ok(_) => node
-            .disk_full
-            .store(false, std::sync::atomic::Ordering::Relaxed),
+        Ok(Put::Stored) => node.note_disk_ok(),
+        Ok(Put::AlreadyHeld) => {}
         Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
         Err(e @ NodeStoreError::DiskFull { .. }) => {
-            if !node
-                .disk_full
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
-            {
-                tracing::warn!("refusing chunks until space is freed: {e}");
-            }
+            node.note_disk_full(&e);
             return Response::Refused(Refusal::Full);
         }
         Err(e) => {
@@ -104,8 +98,9 @@ async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
         // Answer within FORWARD_TIMEOUT, well inside the client's own
         // request timeout, with whatever receipts have come: one slow
         // member must not make the client give up and send the bytes again.
-        let answers = join_all(group.into_iter().map(|peer| {
-            tokio::time::timeout(
+        let chunk = &chunk;
+        let answers = join_all(group.into_iter().map(|peer| async move {
+            let answer = tokio::time::timeout(
                 FORWARD_TIMEOUT,
                 node.net.request(
                     peer,
@@ -115,15 +110,22 @@ async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
                     },
                 ),
             )
+            .await;
+            (peer, answer)
         }))
         .await;
-        for answer in answers {
+        for (peer, answer) in answers {
             if let Ok(Ok(Response::Stored { receipts: theirs })) = answer {
-                // Only the holder's own receipt, for this chunk. Its
-                // signature is not checked here: the client checks every
-                // receipt itself (signer in the group, signature valid),
-                // so a check here would only repeat that work per copy.
-                receipts.extend(theirs.into_iter().take(1).filter(|r| r.name == name));
+                // Only the answering holder's own receipt, for this chunk.
+                // Its signature is not checked here: the client checks
+                // every receipt itself (signer in the group, signature
+                // valid), so a check here would repeat that work per copy.
+                receipts.extend(
+                    theirs
+                        .into_iter()
+                        .take(1)
+                        .filter(|r| r.name == name && receipt_signer(r) == Some(peer)),
+                );
             }
         }
         receipts.truncate(MAX_RECEIPTS);

@@ -22,7 +22,7 @@ pub mod testnet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -128,6 +128,19 @@ pub(crate) struct Node {
 }
 
 impl Node {
+    /// Notes a write refused for want of disk space: logged once per
+    /// spell, not per chunk.
+    pub(crate) fn note_disk_full(&self, e: &NodeStoreError) {
+        if !self.disk_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!("refusing writes until disk space is freed: {e}");
+        }
+    }
+
+    /// Notes a write that took disk space: a later full disk is logged again.
+    pub(crate) fn note_disk_ok(&self) {
+        self.disk_full.store(false, Ordering::Relaxed);
+    }
+
     /// The other members of `name`'s close group: the `k` closest to it
     /// among this node and its routing table, this node left out.
     pub(crate) async fn group_peers(&self, name: &XorName) -> Vec<PeerId> {

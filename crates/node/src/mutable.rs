@@ -49,6 +49,10 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Response::RecordRefused(e),
             Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
+            Err(e @ NodeStoreError::DiskFull { .. }) => {
+                node.note_disk_full(&e);
+                return Response::Refused(Refusal::Full);
+            }
             Err(e) => {
                 tracing::error!(%name, "cannot store a record write: {e}");
                 return Response::Refused(Refusal::StorageFailed);

@@ -115,7 +115,12 @@ fn receiver_stream<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
 }
 
 async fn fetch(node: &Node, name: XorName, peer: PeerId) {
-    if matches!(node.blocking(move |s| s.contains(&name)).await, Ok(true)) {
+    // Held already, or no room for it: do not fetch a chunk to refuse it.
+    if !matches!(
+        node.blocking(move |s| Ok(!s.contains(&name)? && s.has_room()))
+            .await,
+        Ok(true)
+    ) {
         return;
     }
     let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
@@ -135,6 +140,7 @@ async fn fetch(node: &Node, name: XorName, peer: PeerId) {
     };
     match node.blocking(move |s| s.put(&chunk)).await {
         Ok(_) => node.metrics.replicated(),
+        Err(e @ crate::NodeStoreError::DiskFull { .. }) => node.note_disk_full(&e),
         Err(e) => tracing::warn!(%name, "cannot store a replicated chunk: {e}"),
     }
 }

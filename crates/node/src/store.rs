@@ -54,7 +54,7 @@ use redb::{
 use safe_client::LocalStore;
 use safe_client::store::StoreError;
 use safe_protocol::mutable::{Hash, Record};
-use safe_protocol::{Chunk, XorName};
+use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
 use crate::segments::{self, Found, Location, ReadError, Segments};
 
@@ -481,11 +481,7 @@ impl NodeStore {
         // What the chunk takes on disk, header and padding included, so
         // that many small chunks cannot take the disk past the limit.
         let size = segments::span(chunk.len());
-        if available_space(self.segments.dir()).is_some_and(|free| free < size + DISK_RESERVE) {
-            return Err(NodeStoreError::DiskFull {
-                used: self.used.load(Ordering::Relaxed),
-            });
-        }
+        self.check_disk(size)?;
         let before = self.used.fetch_add(size, Ordering::Relaxed);
         if before + size > self.capacity {
             self.used.fetch_sub(size, Ordering::Relaxed);
@@ -496,6 +492,25 @@ impl NodeStore {
         }
         // The space stays reserved while the chunk is written.
         self.insert_reserved(chunk)
+    }
+
+    /// Whether the disk has room for a full-size chunk beyond
+    /// [`DISK_RESERVE`] (true if that cannot be known).
+    pub fn has_room(&self) -> bool {
+        self.check_disk(segments::span(MAX_CHUNK_SIZE)).is_ok()
+    }
+
+    /// [`NodeStoreError::DiskFull`] if writing `size` bytes would leave the
+    /// disk with less than [`DISK_RESERVE`] free.
+    fn check_disk(&self, size: u64) -> Result<(), NodeStoreError> {
+        match available_space(self.segments.dir()) {
+            Some(free) if free < size.saturating_add(DISK_RESERVE) => {
+                Err(NodeStoreError::DiskFull {
+                    used: self.used.load(Ordering::Relaxed),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Appends `chunk` and indexes it; its size is already counted in
@@ -824,6 +839,9 @@ impl NodeStore {
         name: &XorName,
         f: impl FnOnce(Option<Record>) -> (Option<Record>, T) + Send + 'static,
     ) -> Result<T, NodeStoreError> {
+        // Record writes are small, but they must not eat the reserve the
+        // index itself needs either.
+        self.check_disk(0)?;
         let name = *name;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, NodeStoreError>>(1);
         let job: MutableJob = Box::new(move |table, batch| {
