@@ -131,6 +131,10 @@ enum NodeCommand {
         /// Storage limit in bytes; a full node refuses new data.
         #[arg(long, value_name = "BYTES", default_value_t = safe_node::DEFAULT_MAX_STORAGE)]
         max_storage: u64,
+        /// Disk space to leave free, in bytes: below it the node refuses new
+        /// data as full (room for its index and compaction).
+        #[arg(long, value_name = "BYTES", default_value_t = safe_node::store::DISK_RESERVE)]
+        disk_reserve: u64,
         /// Serve Prometheus metrics on http://ADDR/metrics.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
@@ -273,6 +277,7 @@ async fn run(cli: Cli) -> Result<()> {
                     listen,
                     peers,
                     max_storage,
+                    disk_reserve,
                     metrics,
                     close_group,
                 },
@@ -283,6 +288,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             config.peers = peers;
             config.max_storage = max_storage;
+            config.disk_reserve = disk_reserve;
             config.metrics = metrics;
             config.close_group = close_group;
             node_run(config).await

@@ -53,6 +53,8 @@ pub struct NodeConfig {
     pub peers: Vec<Multiaddr>,
     /// Capacity limit in bytes.
     pub max_storage: u64,
+    /// Disk space writes must leave free, in bytes.
+    pub disk_reserve: u64,
     /// Serve Prometheus metrics here.
     pub metrics: Option<SocketAddr>,
     /// Close group size K (the same for the whole network).
@@ -73,6 +75,7 @@ impl NodeConfig {
             ],
             peers: Vec::new(),
             max_storage: DEFAULT_MAX_STORAGE,
+            disk_reserve: store::DISK_RESERVE,
             metrics: None,
             close_group: safe_network::DEFAULT_CLOSE_GROUP,
             replication_interval: replication::DEFAULT_INTERVAL,
@@ -189,6 +192,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .await
             .map_err(|e| StartError::Network(format!("store task failed: {e}")))??
     };
+    store.set_disk_reserve(config.disk_reserve);
     let mut swarm =
         build_swarm(keypair.clone(), Role::Node).map_err(|e| StartError::Network(e.to_string()))?;
     for addr in &config.listen {

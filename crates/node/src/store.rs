@@ -130,7 +130,8 @@ fn seg_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeSto
     move |source| NodeStoreError::Segments { context, source }
 }
 
-/// Disk space a put leaves free for the index and compaction (which copies
+/// Disk space a put leaves free by default (`--disk-reserve`), for the
+/// index and compaction (which copies
 /// up to [`COMPACT_BYTES`] per flush): a disk that fills mid-commit leaves
 /// redb refusing every write until the node is restarted, so chunks are
 /// refused (as [`NodeStoreError::DiskFull`]) before that can happen.
@@ -202,6 +203,8 @@ pub struct NodeStore {
     used: AtomicU64,
     count: AtomicU64,
     capacity: u64,
+    /// Disk space a write must leave free ([`DISK_RESERVE`] unless set).
+    disk_reserve: AtomicU64,
     dirty: AtomicBool,
     /// Bytes of dead records per segment (removed, or superseded).
     dead: Mutex<BTreeMap<u32, u64>>,
@@ -244,6 +247,7 @@ impl NodeStore {
             used: AtomicU64::new(0),
             count: AtomicU64::new(0),
             capacity,
+            disk_reserve: AtomicU64::new(DISK_RESERVE),
             dirty: AtomicBool::new(false),
             dead: Mutex::new(BTreeMap::new()),
             mutable_count: AtomicU64::new(0),
@@ -494,21 +498,26 @@ impl NodeStore {
         self.insert_reserved(chunk)
     }
 
-    /// Whether the disk has room for a full-size chunk beyond
-    /// [`DISK_RESERVE`] (true if that cannot be known).
+    /// Sets the disk space writes must leave free (default
+    /// [`DISK_RESERVE`]).
+    pub fn set_disk_reserve(&self, bytes: u64) {
+        self.disk_reserve.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether the disk has room for a full-size chunk beyond the reserve
+    /// (true if that cannot be known).
     pub fn has_room(&self) -> bool {
         self.check_disk(segments::span(MAX_CHUNK_SIZE)).is_ok()
     }
 
     /// [`NodeStoreError::DiskFull`] if writing `size` bytes would leave the
-    /// disk with less than [`DISK_RESERVE`] free.
+    /// disk with less than the reserve free.
     fn check_disk(&self, size: u64) -> Result<(), NodeStoreError> {
+        let reserve = self.disk_reserve.load(Ordering::Relaxed);
         match available_space(self.segments.dir()) {
-            Some(free) if free < size.saturating_add(DISK_RESERVE) => {
-                Err(NodeStoreError::DiskFull {
-                    used: self.used.load(Ordering::Relaxed),
-                })
-            }
+            Some(free) if free < size.saturating_add(reserve) => Err(NodeStoreError::DiskFull {
+                used: self.used.load(Ordering::Relaxed),
+            }),
             _ => Ok(()),
         }
     }

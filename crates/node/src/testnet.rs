@@ -27,6 +27,8 @@ pub struct TestnetConfig {
     pub replication_interval: Duration,
     /// Capacity of each node.
     pub max_storage: u64,
+    /// Disk space each node's writes must leave free.
+    pub disk_reserve: u64,
 }
 
 impl TestnetConfig {
@@ -38,6 +40,7 @@ impl TestnetConfig {
             close_group: safe_network::DEFAULT_CLOSE_GROUP,
             replication_interval: crate::replication::DEFAULT_INTERVAL,
             max_storage: crate::DEFAULT_MAX_STORAGE,
+            disk_reserve: crate::store::DISK_RESERVE,
         }
     }
 
@@ -51,6 +54,7 @@ impl TestnetConfig {
         c.close_group = self.close_group;
         c.replication_interval = self.replication_interval;
         c.max_storage = self.max_storage;
+        c.disk_reserve = self.disk_reserve;
         c
     }
 }

@@ -323,6 +323,38 @@ async fn full_nodes_refuse_with_a_clear_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_short_of_disk_space_refuse_as_full() {
+    // A reserve no disk can meet stands in for a disk that is nearly full.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestnetConfig::new(dir.path());
+    config.nodes = 3;
+    config.close_group = 3;
+    config.disk_reserve = u64::MAX / 2;
+    let net = Testnet::up(config).await.unwrap();
+    let client = Arc::new(
+        NetworkStore::connect(&net.contacts().await, 3)
+            .await
+            .unwrap(),
+    );
+    let err = files::put_reader(
+        client.clone(),
+        std::io::Cursor::new(bytes_for(2, 300_000)),
+        300_000,
+        Config::default(),
+        Arc::new(|_| {}),
+    )
+    .await
+    .expect_err("put to nodes without disk space fails");
+    assert!(err.to_string().contains("full"), "{err}");
+    for node in net.nodes() {
+        assert_eq!(node.store().count(), 0, "nothing stored");
+        assert_eq!(node.store().used(), 0, "no space left reserved");
+    }
+    client.shutdown().await;
+    net.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
