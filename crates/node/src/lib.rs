@@ -254,14 +254,27 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         let mut stop_rx = stop_rx.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            // The last failure logged: the same failure every second is
+            // logged once, not once a second.
+            let mut failing: Option<String> = None;
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
                     _ = stop_rx.changed() => break,
                 }
                 let store = store.clone();
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.flush()).await {
-                    tracing::error!("cannot flush the record index: {e}");
+                match tokio::task::spawn_blocking(move || store.flush()).await {
+                    Ok(Err(e)) => {
+                        let e = e.to_string();
+                        if failing.as_deref() != Some(&e) {
+                            tracing::error!("cannot flush the record index: {e}");
+                            failing = Some(e);
+                        }
+                    }
+                    Ok(Ok(_)) if failing.take().is_some() => {
+                        tracing::info!("the record index flushes again");
+                    }
+                    _ => {}
                 }
             }
             let _ = tokio::task::spawn_blocking(move || store.flush()).await;
