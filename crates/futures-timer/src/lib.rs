@@ -59,7 +59,7 @@ enum State {
 struct ThreadTimer {
     state: Mutex<ThreadState>,
     /// Signalled when the `Delay` is dropped, so the thread ends early.
-    dropped: Condvar,
+    cancel: Condvar,
 }
 
 struct ThreadState {
@@ -82,15 +82,24 @@ fn tokio_sleep(deadline: Instant) -> Option<Pin<Box<tokio::time::Sleep>>> {
         .map(|_| Box::pin(tokio::time::sleep_until(deadline.into())))
 }
 
+impl State {
+    /// On the current runtime's timer, or unarmed outside a runtime.
+    fn at(deadline: Instant) -> State {
+        match tokio_sleep(deadline) {
+            Some(sleep) => State::Tokio(sleep),
+            None => State::Unarmed,
+        }
+    }
+}
+
 impl Delay {
     /// A future that completes `dur` from now.
     pub fn new(dur: Duration) -> Delay {
         let deadline = deadline_after(dur);
-        let state = match tokio_sleep(deadline) {
-            Some(sleep) => State::Tokio(sleep),
-            None => State::Unarmed,
-        };
-        Delay { deadline, state }
+        Delay {
+            deadline,
+            state: State::at(deadline),
+        }
     }
 
     /// Moves the deadline to `dur` from now, whether or not this future has
@@ -99,13 +108,8 @@ impl Delay {
         self.deadline = deadline_after(dur);
         match &mut self.state {
             State::Tokio(sleep) => sleep.as_mut().reset(self.deadline.into()),
-            _ => {
-                // Replacing a thread timer ends its thread.
-                self.state = match tokio_sleep(self.deadline) {
-                    Some(sleep) => State::Tokio(sleep),
-                    None => State::Unarmed,
-                }
-            }
+            // Replacing a thread timer ends its thread.
+            _ => self.state = State::at(self.deadline),
         }
     }
 
@@ -118,7 +122,7 @@ impl Delay {
                 dropped: false,
                 waker: Some(waker),
             }),
-            dropped: Condvar::new(),
+            cancel: Condvar::new(),
         });
         let theirs = shared.clone();
         let deadline = self.deadline;
@@ -134,7 +138,7 @@ impl Delay {
                 if left.is_zero() {
                     break;
                 }
-                state = match theirs.dropped.wait_timeout(state, left) {
+                state = match theirs.cancel.wait_timeout(state, left) {
                     Ok((state, _)) => state,
                     Err(_) => return,
                 };
@@ -158,7 +162,7 @@ impl Drop for ThreadHandle {
         if let Ok(mut state) = self.0.state.lock() {
             state.dropped = true;
         }
-        self.0.dropped.notify_one();
+        self.0.cancel.notify_one();
     }
 }
 

@@ -130,11 +130,11 @@ fn seg_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeSto
     move |source| NodeStoreError::Segments { context, source }
 }
 
-/// Disk space a put leaves free by default (`--disk-reserve`), for the
-/// index and compaction (which copies
-/// up to [`COMPACT_BYTES`] per flush): a disk that fills mid-commit leaves
-/// redb refusing every write until the node is restarted, so chunks are
-/// refused (as [`NodeStoreError::DiskFull`]) before that can happen.
+/// Disk space a write leaves free by default (`--disk-reserve`), for the
+/// index and compaction (which copies up to [`COMPACT_BYTES`] per flush):
+/// a disk that fills mid-commit leaves redb refusing every write until the
+/// node is restarted, so writes are refused (as
+/// [`NodeStoreError::DiskFull`]) before that can happen.
 pub const DISK_RESERVE: u64 = 128 * 1024 * 1024;
 
 /// Bytes free to this process on the filesystem holding `dir`, if known.
