@@ -11,6 +11,38 @@ fn safe(args: &[&str]) -> Output {
         .expect("run safe")
 }
 
+/// `safe` with its own data directory (keys) and the given stdin.
+fn safe_in(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_safe"))
+        .args(args)
+        .env("SAFE_HOME", home)
+        .env_remove("SAFE_PEERS")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run safe");
+    let mut input = child.stdin.take().unwrap();
+    let bytes = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&bytes);
+    });
+    let out = child.wait_with_output().expect("run safe");
+    writer.join().unwrap();
+    out
+}
+
+fn ok_in(home: &Path, args: &[&str]) -> String {
+    let out = safe_in(home, args, b"");
+    assert!(
+        out.status.success(),
+        "safe {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 fn ok(args: &[&str]) -> String {
     let out = safe(args);
     assert!(
@@ -185,7 +217,7 @@ fn range_reads() {
         "--range",
         "99999999-",
     ]);
-    assert!(e.contains("range starts at byte"), "{e}");
+    assert!(e.contains("starts past the end"), "{e}");
     err(&["get", address, "--local-store", s(&store), "--range", "5-1"]);
 }
 
@@ -199,6 +231,11 @@ fn bad_input_gives_one_clear_line() {
     assert!(e.contains("cannot read"), "{e}");
     let e = err(&["get", "safe://nope", "--local-store", s(&store)]);
     assert!(e.contains("invalid address"), "{e}");
+    // A failed put leaves no store behind; a real one makes it.
+    assert!(!store.exists());
+    let file = dir.path().join("real");
+    std::fs::write(&file, b"real").unwrap();
+    ok(&["put", s(&file), "--local-store", s(&store)]);
     let nobody = format!("safe://f{}aa", "ab".repeat(25));
     let nobody = nobody.as_str();
     let e = err(&["get", nobody, "--local-store", s(&store)]);
@@ -245,4 +282,279 @@ fn private_files_need_their_secret() {
         s(&key),
     ]);
     assert_eq!(out.stdout, std::fs::read(&file).unwrap());
+}
+
+#[test]
+fn standard_input_and_pipes_can_be_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let bytes = data(3 * 1024 * 1024 + 17, 21);
+    let file = dir.path().join("f");
+    std::fs::write(&file, &bytes).unwrap();
+    let from_file = ok(&["put", s(&file), "--local-store", s(&store)]);
+    for path in ["-", "/dev/stdin"] {
+        let out = safe_in(
+            dir.path(),
+            &["put", path, "--local-store", s(&store)],
+            &bytes,
+        );
+        assert!(
+            out.status.success(),
+            "put {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            from_file,
+            "same address as the file"
+        );
+    }
+    let back = safe(&["get", from_file.trim(), "--local-store", s(&store)]);
+    assert_eq!(back.stdout, bytes);
+}
+
+#[cfg(unix)]
+#[test]
+fn get_output_writes_devices_follows_symlinks_and_honours_the_umask() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let file = dir.path().join("f");
+    let bytes = data(200_000, 5);
+    std::fs::write(&file, &bytes).unwrap();
+    let address = ok(&["put", s(&file), "--local-store", s(&store)]);
+    let address = address.trim();
+
+    // A device is written, never replaced.
+    ok(&[
+        "get",
+        address,
+        "--local-store",
+        s(&store),
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+
+    // `-` is stdout.
+    let out = safe(&["get", address, "--local-store", s(&store), "-o", "-"]);
+    assert_eq!(out.stdout, bytes);
+
+    // A symlink is written through, and stays a symlink.
+    let target = dir.path().join("target");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    ok(&["get", address, "--local-store", s(&store), "-o", s(&link)]);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), bytes);
+
+    // A FIFO is written to, not replaced.
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    ok(&["get", address, "--local-store", s(&store), "-o", s(&fifo)]);
+    assert_eq!(reader.join().unwrap(), bytes);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+
+    // A new file's mode is 0666 less the umask, as with cp.
+    for (umask, mode) in [("022", 0o644), ("077", 0o600)] {
+        let out_path = dir.path().join(format!("new-{umask}"));
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask {umask} && exec \"$0\" get {address} --local-store {} -o {}",
+                s(&store),
+                s(&out_path)
+            ))
+            .arg(env!("CARGO_BIN_EXE_safe"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let got = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(got, mode, "umask {umask}");
+    }
+}
+
+#[test]
+fn ranges_of_empty_files_and_suffix_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let address = ok(&["put", s(&empty), "--local-store", s(&store)]);
+    let address = address.trim();
+    assert!(
+        safe(&["get", address, "--local-store", s(&store)])
+            .stdout
+            .is_empty()
+    );
+    // Every range of an empty file is past its end, whatever its form.
+    for range in ["0-10", "5-", "0-", "-10"] {
+        let e = err(&["get", address, "--local-store", s(&store), "--range", range]);
+        assert!(
+            e.contains("starts past the end: the data has 0 byte(s)"),
+            "{range}: {e}"
+        );
+    }
+    // `-N` is the last N bytes, as in HTTP.
+    let file = dir.path().join("f");
+    let bytes = data(5000, 2);
+    std::fs::write(&file, &bytes).unwrap();
+    let address = ok(&["put", s(&file), "--local-store", s(&store)]);
+    let out = safe(&[
+        "get",
+        address.trim(),
+        "--local-store",
+        s(&store),
+        "--range",
+        "-10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, &bytes[4990..]);
+}
+
+#[test]
+fn help_names_the_environment() {
+    let help = ok(&["--help"]);
+    for var in ["SAFE_HOME", "SAFE_PEERS", "SAFE_LOG"] {
+        assert!(help.contains(var), "{var} in {help}");
+    }
+}
+
+#[test]
+fn records_offline_with_json_binary_values_and_truthful_repeats() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let store = h.join("store");
+    let st = s(&store);
+    let json = |text: String| -> serde_json::Value {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    let created = json(ok_in(
+        h,
+        &["mutable", "create", "notes", "--local-store", st, "--json"],
+    ));
+    let addr = created["address"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("safe://m"));
+
+    // Text and binary values; JSON says which is which.
+    ok_in(
+        h,
+        &[
+            "mutable",
+            "set",
+            &addr,
+            "colour",
+            "\u{1b}[31mred",
+            "--local-store",
+            st,
+        ],
+    );
+    let bin = h.join("bin");
+    std::fs::write(&bin, [0xff, 0x00, 0x10]).unwrap();
+    ok_in(
+        h,
+        &[
+            "mutable",
+            "set",
+            &addr,
+            "raw",
+            "--value-file",
+            s(&bin),
+            "--local-store",
+            st,
+        ],
+    );
+    let r = json(ok_in(h, &["get", &addr, "--local-store", st, "--json"]));
+    assert_eq!(r["version"], 2);
+    assert_eq!(
+        r["entries"],
+        serde_json::json!([
+            { "key": "colour", "value": "\u{1b}[31mred" },
+            { "key": "raw", "value_base64": "/wAQ" },
+        ])
+    );
+    let one = json(ok_in(
+        h,
+        &[
+            "mutable",
+            "get",
+            &addr,
+            "raw",
+            "--local-store",
+            st,
+            "--json",
+        ],
+    ));
+    assert_eq!(one["value_base64"], "/wAQ");
+
+    // The same create again: the truth, status 3, the address on stdout.
+    let again = safe_in(h, &["mutable", "create", "notes", "--local-store", st], b"");
+    assert_eq!(again.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), addr);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("already exists (created by you, now at version 2"),
+        "{said}"
+    );
+
+    // Prepared operations print JSON too, and a replay is reported.
+    let op = h.join("op");
+    let prepared = json(ok_in(
+        h,
+        &[
+            "mutable",
+            "remove",
+            &addr,
+            "colour",
+            "--prepare",
+            s(&op),
+            "--json",
+            "--local-store",
+            st,
+        ],
+    ));
+    assert_eq!(prepared["version"], 3);
+    assert_eq!(prepared["signatures"], 1);
+    let done = json(ok_in(
+        h,
+        &["mutable", "submit", s(&op), "--local-store", st, "--json"],
+    ));
+    assert_eq!(done["version"], 3);
+    let replay = safe_in(h, &["mutable", "submit", s(&op), "--local-store", st], b"");
+    assert_eq!(replay.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&replay.stderr);
+    assert!(
+        said.contains("already applied (the record is at version 3)"),
+        "{said}"
+    );
+    let sign = json(ok_in(h, &["mutable", "sign", s(&op), "--json"]));
+    assert_eq!(
+        sign["signatures"], 1,
+        "the same key signing again adds nothing"
+    );
 }

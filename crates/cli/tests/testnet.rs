@@ -28,7 +28,18 @@ fn safe(home: &Path, args: &[&str]) -> std::process::Output {
         .expect("run safe")
 }
 
+/// The default testnet of `home` (its contacts are what clients read).
 fn up(home: &Path, net_dir: &Path) -> Guard {
+    let (guard, ready) = start(home, net_dir);
+    assert!(
+        ready.contains("safe put"),
+        "tells the user what to type next: {ready}"
+    );
+    guard
+}
+
+/// Starts a testnet in `net_dir`; returns it and its `ready` line.
+fn start(home: &Path, net_dir: &Path) -> (Guard, String) {
     let mut child = Command::new(SAFE)
         .args(["testnet", "up", "--nodes", "10", "--dir"])
         .arg(net_dir)
@@ -49,11 +60,7 @@ fn up(home: &Path, net_dir: &Path) -> Guard {
         .recv_timeout(Duration::from_secs(60))
         .expect("testnet prints a line");
     assert!(ready.starts_with("ready"), "{ready}");
-    assert!(
-        ready.contains("safe put"),
-        "tells the user what to type next: {ready}"
-    );
-    guard
+    (guard, ready)
 }
 
 /// SIGTERM: every node stops and the process exits cleanly.
@@ -84,7 +91,9 @@ fn down(mut guard: Guard) {
 #[test]
 fn testnet_put_get_stop_restart() {
     let home = tempfile::tempdir().unwrap();
-    let net_dir = home.path().join("net");
+    // The default testnet of this data directory: its contacts are the
+    // ones clients read by default.
+    let net_dir = home.path().join("testnet");
     let guard = up(home.path(), &net_dir);
     assert!(net_dir.join("contacts").exists());
     assert!(home.path().join("contacts").exists());
@@ -167,7 +176,7 @@ fn json(text: &str) -> serde_json::Value {
 fn mutable_records_through_the_cli() {
     let home = tempfile::tempdir().unwrap();
     let h = home.path();
-    let guard = up(h, &h.join("net"));
+    let guard = up(h, &h.join("testnet"));
 
     let alice = ok(h, &["keys", "create", "alice"]);
     assert_eq!(alice.len(), 64, "prints the public key: {alice}");
@@ -197,6 +206,16 @@ fn mutable_records_through_the_cli() {
     let addr = created["address"].as_str().unwrap().to_string();
     assert!(addr.starts_with("safe://m"), "{addr}");
     assert!(fails(h, &["mutable", "create", "profile", "--key", "bob"]).contains("already exists"));
+    // The creator repeating the create is told the truth, with status 3,
+    // and still gets the address.
+    let again = safe(h, &["mutable", "create", "profile", "--key", "alice"]);
+    assert_eq!(again.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), addr);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains("already exists (created by you, now at version 0"),
+        "{said}"
+    );
     ok(
         h,
         &["mutable", "set", &addr, "colour", "blue", "--key", "alice"],
@@ -228,7 +247,10 @@ fn mutable_records_through_the_cli() {
     let r = json(&ok(h, &["mutable", "get", &addr, "--json"]));
     assert_eq!(r["version"], 3);
     assert_eq!(r["owners"], serde_json::json!([bob]));
-    assert_eq!(r["entries"]["colour"], "red");
+    assert_eq!(
+        r["entries"],
+        serde_json::json!([{ "key": "colour", "value": "red" }])
+    );
 
     // 2 of 3: prepared by one owner, signed by another, submitted by anyone.
     let shared = ok(
@@ -279,8 +301,14 @@ fn mutable_records_through_the_cli() {
         ],
     );
     assert!(err.contains("give --threshold"), "{err}");
-    // Submitting the same operation again changes nothing.
-    ok(h, &["mutable", "submit", file]);
+    // Submitting the same operation again changes nothing, and says so.
+    let replay = safe(h, &["mutable", "submit", file]);
+    assert_eq!(replay.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&replay.stderr);
+    assert!(
+        said.contains("already applied (the record is at version 1)"),
+        "{said}"
+    );
     let r = json(&ok(h, &["mutable", "get", &shared, "--json"]));
     assert_eq!(r["version"], 1);
 
@@ -296,9 +324,26 @@ fn mutable_records_through_the_cli() {
             "alice",
         ],
     );
-    ok(h, &["mutable", "append", &inbox, "hello", "--key", "bob"]);
+    for word in ["hello", "zebra", "apple", "middle"] {
+        ok(h, &["mutable", "append", &inbox, word, "--key", "bob"]);
+    }
     let r = json(&ok(h, &["mutable", "get", &inbox, "--json"]));
-    assert_eq!(r["appends"][0]["value"], "hello");
+    let order: Vec<&str> = r["appends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["hello", "zebra", "apple", "middle"],
+        "in the order made"
+    );
+    // `safe get` of a record takes --json too.
+    assert_eq!(
+        json(&ok(h, &["get", &inbox, "--json"]))["appends"],
+        r["appends"]
+    );
 
     // Bad input: one clear line.
     assert!(fails(h, &["mutable", "get", "safe://nonsense"]).contains("invalid address"));
@@ -306,4 +351,122 @@ fn mutable_records_through_the_cli() {
     let err = fails(h, &["mutable", "get", nobody]);
     assert!(err.contains("no mutable record at safe://m"), "{err}");
     down(guard);
+}
+
+#[test]
+fn a_testnet_elsewhere_leaves_the_default_contacts_alone() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let mine = "# the default testnet's contacts\n";
+    std::fs::write(h.join("contacts"), mine).unwrap();
+    let (guard, ready) = start(h, &h.join("elsewhere"));
+    assert_eq!(std::fs::read_to_string(h.join("contacts")).unwrap(), mine);
+    assert!(h.join("elsewhere/contacts").exists());
+    // It says how to reach it instead, and that works.
+    let peers = ready
+        .split("SAFE_PEERS=")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no SAFE_PEERS hint: {ready}"))
+        .to_string();
+    let file = h.join("f.txt");
+    std::fs::write(&file, b"reached through SAFE_PEERS").unwrap();
+    let put = Command::new(SAFE)
+        .args(["put", file.to_str().unwrap()])
+        .env("SAFE_HOME", h)
+        .env("SAFE_PEERS", &peers)
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    down(guard);
+    assert_eq!(std::fs::read_to_string(h.join("contacts")).unwrap(), mine);
+}
+
+#[test]
+fn node_sizes_take_units() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("node");
+    let mut child = Command::new(SAFE)
+        .args([
+            "node",
+            "run",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--max-storage",
+            "10G",
+            "--disk-reserve",
+            "1MiB",
+            "--dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = Guard(child);
+    let first = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    assert!(first.starts_with("node "), "the node started: {first}");
+    drop(guard);
+    let bad = safe(
+        home.path(),
+        &[
+            "node",
+            "run",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--max-storage",
+            "10X",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
+}
+
+#[test]
+fn an_unreachable_network_is_one_short_line() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    // Ten peers that refuse connections: ports just freed.
+    let mut contacts = String::new();
+    for _ in 0..10 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        contacts.push_str(&format!("/ip4/127.0.0.1/tcp/{port}\n"));
+    }
+    std::fs::write(h.join("contacts"), contacts).unwrap();
+    let file = h.join("f");
+    std::fs::write(&file, b"x").unwrap();
+    let err = fails(h, &["put", file.to_str().unwrap()]);
+    let want = format!(
+        "error: cannot reach the network: none of the 10 peers in {} answered (connection refused) — is 'safe testnet up' running?",
+        h.join("contacts").display()
+    );
+    assert_eq!(err.trim(), want);
+    // The details are there for whoever asks, without colour codes when
+    // not on a terminal.
+    let out = Command::new(SAFE)
+        .args(["put", file.to_str().unwrap()])
+        .env("SAFE_HOME", h)
+        .env_remove("SAFE_PEERS")
+        .env("SAFE_LOG", "debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("cannot dial"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "no ANSI colours in a redirected log"
+    );
+    // No contacts at all: says what to do.
+    std::fs::remove_file(h.join("contacts")).unwrap();
+    let err = fails(h, &["put", file.to_str().unwrap()]);
+    assert!(err.contains("safe testnet up"), "{err}");
 }

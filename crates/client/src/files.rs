@@ -31,6 +31,10 @@ pub const PUT_QUEUE_CHUNKS: usize = 8;
 pub const PUT_CONCURRENCY: usize = 8;
 /// Chunk gets in flight (and decrypted chunks held) at once.
 pub const GET_CONCURRENCY: usize = 8;
+/// Largest input read from a pipe or standard input. Self-encryption needs
+/// the size before it starts, so such input is first copied to an
+/// unnamed temporary file (in `$TMPDIR`), never held in memory.
+pub const MAX_SPOOL_BYTES: u64 = 256 << 30;
 
 /// What a put stored.
 #[derive(Clone, Debug)]
@@ -60,6 +64,11 @@ pub enum PutError {
         /// Why.
         source: std::io::Error,
     },
+    /// Input from a pipe is larger than [`MAX_SPOOL_BYTES`].
+    #[error(
+        "{0} is larger than {MAX_SPOOL_BYTES} bytes, the most read from a pipe; store it as a file"
+    )]
+    TooLarge(String),
     /// Self-encryption failed.
     #[error(transparent)]
     Encrypt(EncryptError),
@@ -89,6 +98,46 @@ pub enum GetError {
     Store(StoreError),
 }
 
+/// Smallest and largest secret file ([`read_secret_file`]).
+pub const SECRET_FILE_BYTES: std::ops::RangeInclusive<u64> = 16..=64 * 1024;
+
+/// Why a secret file cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretFileError {
+    /// It cannot be read.
+    #[error("cannot read secret file {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Too small or too large.
+    #[error("secret file {0} must hold between 16 bytes and 64 KiB of random data")]
+    Size(String),
+}
+
+/// The private-mode secret kept in a key file: 16 bytes to 64 KiB of
+/// random data (e.g. `head -c 32 /dev/urandom > my.key`), hashed into a
+/// [`Secret`].
+pub fn read_secret_file(path: &Path) -> Result<Secret, SecretFileError> {
+    let shown = path.display().to_string();
+    let read = |source| SecretFileError::Read {
+        path: shown.clone(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read)?;
+    if !SECRET_FILE_BYTES.contains(&meta.len()) {
+        return Err(SecretFileError::Size(shown));
+    }
+    let material = std::fs::read(path).map_err(read)?;
+    if !SECRET_FILE_BYTES.contains(&(material.len() as u64)) {
+        return Err(SecretFileError::Size(shown));
+    }
+    Ok(Secret::derive_from(&material))
+}
+
 /// Self-encrypts the file at `path` into `store` and returns its address.
 /// `progress` is called with the number of plaintext bytes read so far.
 pub async fn put_file<S: ChunkStore>(
@@ -107,7 +156,48 @@ pub async fn put_file<S: ChunkStore>(
         return Err(PutError::IsDirectory(shown));
     }
     let file = std::fs::File::open(path).map_err(read_err)?;
+    if !meta.is_file() {
+        // A pipe, FIFO or device (`/dev/stdin`): its size is not known.
+        return put_stream(store, file, shown, config, progress).await;
+    }
     put_reader(store, file, meta.len(), config, progress).await
+}
+
+/// Self-encrypts everything `reader` yields (standard input, a pipe) into
+/// `store`, copying it to a temporary file first (see [`MAX_SPOOL_BYTES`]).
+/// `name` says what the input is, for errors.
+pub async fn put_stream<S: ChunkStore, R: Read + Send + 'static>(
+    store: Arc<S>,
+    reader: R,
+    name: String,
+    config: Config,
+    progress: Arc<dyn Fn(u64) + Send + Sync>,
+) -> Result<PutReport, PutError> {
+    let shown = name.clone();
+    let spooled = tokio::task::spawn_blocking(move || spool(reader, &name)).await;
+    let (file, size) = spooled.map_err(|e| PutError::Read {
+        path: shown,
+        source: std::io::Error::other(e),
+    })??;
+    put_reader(store, file, size, config, progress).await
+}
+
+/// Copies `reader` to an unnamed temporary file; returns it rewound, and
+/// its size.
+fn spool<R: Read>(reader: R, name: &str) -> Result<(std::fs::File, u64), PutError> {
+    use std::io::{Seek, SeekFrom};
+    let err = |source| PutError::Read {
+        path: name.to_string(),
+        source,
+    };
+    let mut file = tempfile::tempfile().map_err(err)?;
+    let mut limited = reader.take(MAX_SPOOL_BYTES + 1);
+    let size = std::io::copy(&mut limited, &mut file).map_err(err)?;
+    if size > MAX_SPOOL_BYTES {
+        return Err(PutError::TooLarge(name.to_string()));
+    }
+    file.seek(SeekFrom::Start(0)).map_err(err)?;
+    Ok((file, size))
 }
 
 /// Self-encrypts exactly `size` bytes from `reader` into `store`.

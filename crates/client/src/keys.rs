@@ -54,6 +54,17 @@ pub trait KeyStore {
     fn list(&self) -> Result<Vec<(String, PublicKey)>, KeyError>;
 }
 
+/// A new random signing key (from the operating system's generator).
+pub fn new_signing_key() -> SigningKey {
+    let secret = safe_network::libp2p::identity::ed25519::SecretKey::generate();
+    let mut bytes = [0u8; 32];
+    bytes.copy_from_slice(secret.as_ref());
+    SigningKey::from_bytes(&bytes)
+}
+
+/// The key used when none is named.
+pub const DEFAULT_KEY: &str = "default";
+
 /// Keys as files in a directory.
 #[derive(Debug, Clone)]
 pub struct KeyDir {
@@ -69,6 +80,33 @@ impl KeyDir {
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The key called [`DEFAULT_KEY`], made if missing; `true` when it was
+    /// made now.
+    pub fn default_key(&self) -> Result<(SigningKey, bool), KeyError> {
+        match self.get(DEFAULT_KEY) {
+            Ok(k) => Ok((k, false)),
+            Err(KeyError::NotFound(_)) => match self.create(DEFAULT_KEY) {
+                Ok(k) => Ok((k, true)),
+                // Made by another process meanwhile.
+                Err(KeyError::Exists(_)) => Ok((self.get(DEFAULT_KEY)?, false)),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A public key given as 64 hex characters, or as the name of a key
+    /// kept here.
+    pub fn public_key_of(&self, text: &str) -> Result<PublicKey, KeyError> {
+        if text.len() == 64
+            && let Ok(bytes) = hex::decode(text)
+            && let Ok(pk) = <[u8; 32]>::try_from(bytes)
+        {
+            return Ok(pk);
+        }
+        Ok(self.get(text)?.verifying_key().to_bytes())
     }
 
     fn path(&self, name: &str) -> Result<PathBuf, KeyError> {
@@ -111,10 +149,7 @@ impl KeyStore for KeyDir {
     fn create(&self, name: &str) -> Result<SigningKey, KeyError> {
         let path = self.path(name)?;
         std::fs::create_dir_all(&self.dir).map_err(Self::io(&self.dir))?;
-        let secret = safe_network::libp2p::identity::ed25519::SecretKey::generate();
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(secret.as_ref());
-        let key = SigningKey::from_bytes(&bytes);
+        let key = new_signing_key();
         // Written beside, then linked into place: never overwrites, and a
         // crash leaves no half-written key under the name.
         let mut tmp = tempfile::Builder::new()
@@ -128,7 +163,7 @@ impl KeyStore for KeyDir {
                 .set_permissions(std::fs::Permissions::from_mode(0o600))
                 .map_err(Self::io(tmp.path()))?;
         }
-        writeln!(tmp, "{HEADER}\n{}", hex::encode(bytes)).map_err(Self::io(&path))?;
+        writeln!(tmp, "{HEADER}\n{}", hex::encode(key.to_bytes())).map_err(Self::io(&path))?;
         tmp.as_file().sync_all().map_err(Self::io(&path))?;
         match tmp.persist_noclobber(&path) {
             Ok(_) => Ok(key),

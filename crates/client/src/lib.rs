@@ -1,27 +1,53 @@
-//! The client library of `safe`.
+//! The client library of `safe`: the one way every front end (the CLI, the
+//! gateway, apps, tests) reaches the network.
 //!
-//! Files are self-encrypted ([`safe_selfenc`]) into chunks that go to a
-//! [`ChunkStore`]. The store is the only thing that changes between offline
-//! use ([`LocalStore`], a directory) and the network: [`files`] works the
-//! same against both.
+//! Start at [`Client`]: [`Client::from_env`] joins the network the way the
+//! `safe` command does, [`Client::local`] uses a directory instead, with the
+//! same API.
 //!
-//! Mutable records ([`mutable`]) are written to and read from the network
-//! with the owners' keys ([`keys`]), every copy verified by the client.
+//! Underneath, files are self-encrypted ([`safe_selfenc`]) into chunks that
+//! go to a [`ChunkStore`], and mutable records go to a [`RecordStore`]. The
+//! stores are the only thing that changes between offline use
+//! ([`LocalStore`], a directory) and the network ([`Connection`]): [`files`]
+//! and [`mutable`] work the same against both, verifying everything they
+//! read.
+//!
+//! Modules, by layer:
+//! - front-end support: [`home`] (the data directory), [`bootstrap`]
+//!   (finding peers), [`range`] (byte ranges), [`output`] (writing to a
+//!   user's path), [`prepared`] (multisig operation files), [`keys`];
+//! - logic: [`files`], [`mutable`];
+//! - stores: [`store`] (the traits), [`local`], [`network`].
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
+mod client;
 pub mod direct;
 pub mod files;
+pub mod home;
 pub mod keys;
 pub mod local;
 pub mod mutable;
 pub mod network;
+pub mod output;
+pub mod prepared;
+pub mod range;
 pub mod store;
 
-pub use files::{GetError, PutError, PutReport, get, put_file};
+pub use bootstrap::{Bootstrap, ConnectError, PeerSource};
+pub use client::{
+    Client, ConnectOptions, NewRecord, OpenError, Opening, PutOptions, signed_create,
+};
+pub use files::{GetError, Opened, PutError, PutReport};
+pub use home::Home;
 pub use keys::{KeyDir, KeyError, KeyStore};
 pub use local::LocalStore;
 pub use mutable::MutableError;
-pub use network::{ConnectError, NetworkStore};
-pub use store::{ChunkStore, StoreError};
+pub use network::Connection;
+pub use range::{ByteRange, RangeError};
+pub use safe_protocol::mutable::{PublicKey, Record, SigningKey};
+pub use safe_protocol::{Address, DataKind, XorName};
+pub use safe_selfenc::Secret;
+pub use store::{ChunkStore, RecordStore, StoreError};

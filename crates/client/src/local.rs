@@ -1,4 +1,5 @@
-//! A chunk store in a local directory, for offline use and tests.
+//! A chunk and record store in a local directory, for offline use and
+//! tests: [`crate::Client::local`].
 //!
 //! Layout (format 1):
 //!
@@ -6,12 +7,18 @@
 //! DIR/FORMAT            "safe-local-store 1"
 //! DIR/chunks/ab/abcd…   one file per chunk, named by the hex of its name,
 //!                       fanned out by the first byte
-//! DIR/tmp/              chunks being written
+//! DIR/records/abcd…     one file per mutable record, the record encoded
+//!                       as on the wire (its own format byte first)
+//! DIR/tmp/              files being written
 //! ```
 //!
-//! A chunk is written to `tmp/`, fsynced, renamed into place and its
-//! directory fsynced, so after a crash a chunk file is either complete or
-//! absent. Reads re-hash the file, so damage on disk is reported, never
+//! `records/` came after the first stores were made; it is created when a
+//! store is opened, so older stores gain it without a format change.
+//!
+//! A chunk or record is written to `tmp/`, fsynced, renamed into place and
+//! its directory fsynced, so after a crash a file is either complete or
+//! absent. Record writes follow the nodes' rules
+//! ([`safe_protocol::mutable::apply_write`]), one at a time per store. Reads re-hash the file, so damage on disk is reported, never
 //! returned. Large chunk files bypass the page cache (`O_DIRECT`, see `direct.rs`).
 
 use std::fs;
@@ -19,10 +26,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use safe_protocol::mutable::{MAX_RECORD_SIZE, Record, RecordError, Write, apply_write};
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
 use crate::direct::Direct;
-use crate::store::{ChunkStore, StoreError};
+use crate::mutable::MutableError;
+use crate::store::{ChunkStore, RecordStore, StoreError};
 
 const FORMAT_FILE: &str = "FORMAT";
 const FORMAT: &str = "safe-local-store 1\n";
@@ -38,6 +47,9 @@ struct Inner {
     root: PathBuf,
     tmp_counter: AtomicU64,
     direct: Direct,
+    /// Held across a record's read, apply and write, so two writes to a
+    /// store never both apply to the same old state.
+    records: std::sync::Mutex<()>,
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
@@ -82,7 +94,7 @@ impl LocalStore {
             }
             Err(e) => return Err(io(format!("reading {}", format_path.display()))(e)),
         }
-        for sub in ["chunks", "tmp"] {
+        for sub in ["chunks", "records", "tmp"] {
             fs::create_dir_all(root.join(sub)).map_err(io(format!("creating {sub}/")))?;
         }
         Ok(Self {
@@ -90,6 +102,7 @@ impl LocalStore {
                 root,
                 tmp_counter: AtomicU64::new(0),
                 direct: Direct::new(),
+                records: std::sync::Mutex::new(()),
             }),
         })
     }
@@ -185,6 +198,57 @@ impl LocalStore {
 }
 
 impl LocalStore {
+    /// Where the record at `name` lives.
+    pub fn record_path(&self, name: &XorName) -> PathBuf {
+        self.inner.root.join("records").join(name.to_hex())
+    }
+
+    /// The record at `name`, verified (`None`: none held).
+    pub fn record_blocking(&self, name: XorName) -> Result<Option<Record>, StoreError> {
+        let path = self.record_path(&name);
+        let bytes = match read_at_most(&path, MAX_RECORD_SIZE) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+        };
+        let damaged = |e: RecordError| StoreError::Io {
+            context: format!("reading {}", path.display()),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("damaged record: {e}"),
+            ),
+        };
+        let record = Record::decode(&bytes).map_err(damaged)?;
+        record.verify(&name).map_err(damaged)?;
+        Ok(Some(record))
+    }
+
+    /// Applies `write` by the nodes' rules and stores the result durably,
+    /// on the calling thread.
+    pub fn write_record_blocking(&self, write: &Write) -> Result<(), MutableError> {
+        let name = write.address();
+        let _one_at_a_time = self
+            .inner
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let current = self.record_blocking(name)?;
+        let Some(next) = apply_write(current, write).map_err(MutableError::Refused)? else {
+            return Ok(());
+        };
+        let bytes = next.encode().map_err(MutableError::Refused)?;
+        let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.inner.root.join("tmp").join(format!(
+            "record.{}.{}.{n}",
+            name.to_hex(),
+            std::process::id()
+        ));
+        let path = self.record_path(&name);
+        write_durably(&tmp, &path, &bytes)
+            .map_err(io(format!("writing record {name}")))
+            .map_err(MutableError::Store)
+    }
+
     /// Deletes the chunk called `name`; absent is not an error.
     pub fn remove_blocking(&self, name: &XorName) -> Result<(), StoreError> {
         match fs::remove_file(self.chunk_path(name)) {
@@ -229,6 +293,22 @@ impl LocalStore {
 
 /// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs the
 /// destination directory.
+/// Reads a whole file of at most `max` bytes (a larger one is an error,
+/// never read into memory).
+fn read_at_most(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomically(&Direct::new(), tmp, dest, bytes, true)
 }
@@ -272,6 +352,23 @@ impl ChunkStore for LocalStore {
         tokio::task::spawn_blocking(move || this.get_blocking(name))
             .await
             .map_err(|e| io("chunk reader task")(std::io::Error::other(e)))?
+    }
+}
+
+impl RecordStore for LocalStore {
+    async fn write_record(&self, write: &Write) -> Result<(), MutableError> {
+        let (this, write) = (self.clone(), write.clone());
+        tokio::task::spawn_blocking(move || this.write_record_blocking(&write))
+            .await
+            .map_err(|e| MutableError::Store(io("record writer task")(std::io::Error::other(e))))?
+    }
+
+    async fn get_record(&self, name: XorName) -> Result<Record, MutableError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.record_blocking(name))
+            .await
+            .map_err(|e| MutableError::Store(io("record reader task")(std::io::Error::other(e))))??
+            .ok_or(MutableError::NotFound(name))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Mutable records over the network, verified by the client.
 //!
-//! - **Write** ([`NetworkStore::write_record`]): the client finds the close
+//! - **Write** ([`Connection::write_record`]): the client finds the close
 //!   group itself and sends the signed write to every member; each
 //!   validates it against its own copy and answers with a signed receipt
 //!   or a typed refusal. The write succeeds at a majority of receipts from
@@ -8,7 +8,7 @@
 //!   sending to each member costs little, and no member's word is taken
 //!   for another's). Short of a majority, the refusal most members gave is
 //!   the error ("already exists", "stale version", ...).
-//! - **Read** ([`NetworkStore::get_record`]): asks every member, verifies
+//! - **Read** ([`Connection::get_record`]): asks every member, verifies
 //!   every copy's whole proof, and keeps what
 //!   [`safe_protocol::mutable::resolve`] picks: the genesis most copies
 //!   share, at the highest version no copy proves stale. A node serving an
@@ -29,7 +29,8 @@ use safe_protocol::mutable::{
     record_address, resolve,
 };
 
-use crate::NetworkStore;
+use crate::Connection;
+use crate::store::RecordStore;
 
 /// Copies up to this many bytes in all are verified on the calling task
 /// (a few signatures); larger ones on a blocking thread.
@@ -69,6 +70,43 @@ pub enum MutableError {
     /// The network failed.
     #[error("{0}")]
     Network(String),
+    /// A create that was already applied: the record exists with exactly
+    /// this genesis (the caller created it before). Safe to treat as done;
+    /// reported so a user is told the truth.
+    #[error(
+        "already exists (created by you, now at version {version}, owned by {})",
+        show_owners(owners, *threshold)
+    )]
+    AlreadyCreated {
+        /// The record's version now.
+        version: u64,
+        /// Its owners now (ownership may have changed hands since).
+        owners: Vec<PublicKey>,
+        /// Its threshold now.
+        threshold: u8,
+    },
+    /// An owner operation that was already applied (a replay).
+    #[error("already applied (the record is at version {version})")]
+    AlreadyApplied {
+        /// The record's version now.
+        version: u64,
+    },
+    /// A local store failed.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
+}
+
+fn show_owners(owners: &[PublicKey], threshold: u8) -> String {
+    let list: Vec<String> = owners.iter().map(hex::encode).collect();
+    if owners.len() == 1 {
+        list.join("")
+    } else {
+        format!(
+            "{} ({threshold} of {} must sign)",
+            list.join(", "),
+            owners.len()
+        )
+    }
 }
 
 fn errors_suffix(errors: &[String]) -> String {
@@ -119,20 +157,53 @@ pub fn prepare(record: &Record, change: Change) -> Result<Signed<Op>, MutableErr
     }))
 }
 
+/// Random low bits of an append's nonce, under its time: two appends of one
+/// value by one author in the same microsecond still differ.
+const NONCE_RANDOM_BITS: u32 = 10;
+
 /// A signed append of `value` to the record at `address`.
+///
+/// Its nonce is the author's clock in microseconds since the Unix epoch,
+/// shifted up by [`NONCE_RANDOM_BITS`] random bits: it keeps two appends
+/// of one value apart, and gives readers an order people understand
+/// ([`appends_in_order`]).
 pub fn new_append(address: XorName, value: Vec<u8>, signers: &[SigningKey]) -> Signed<Append> {
-    let mut nonce = [0u8; 8];
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
     let seed = safe_network::libp2p::identity::ed25519::SecretKey::generate();
-    nonce.copy_from_slice(&seed.as_ref()[..8]);
+    let random = u64::from(u16::from_le_bytes([seed.as_ref()[0], seed.as_ref()[1]]))
+        & ((1 << NONCE_RANDOM_BITS) - 1);
     let mut append = Signed::new(Append {
         address,
         value,
-        nonce: u64::from_le_bytes(nonce),
+        nonce: (micros << NONCE_RANDOM_BITS) | random,
     });
     for key in signers {
         append.sign(key);
     }
     append
+}
+
+/// When the author says an append was made (from its nonce, see
+/// [`new_append`]); `None` if the nonce holds no plausible time.
+pub fn append_time(append: &Append) -> Option<std::time::SystemTime> {
+    let micros = append.nonce >> NONCE_RANDOM_BITS;
+    // Before 2020 or a century ahead: not a time this client wrote.
+    const FROM: u64 = 1_577_836_800_000_000;
+    const UNTIL: u64 = FROM + 100 * 365 * 24 * 3600 * 1_000_000;
+    (FROM..UNTIL)
+        .contains(&micros)
+        .then(|| std::time::UNIX_EPOCH + Duration::from_micros(micros))
+}
+
+/// A record's appends in the order they were made, by their authors'
+/// clocks (ties and appends without a time by id): the order to show
+/// people, unlike the record's own order, which is by hash.
+pub fn appends_in_order(record: &Record) -> Vec<&Signed<Append>> {
+    let mut list: Vec<&Signed<Append>> = record.appends.iter().collect();
+    list.sort_by_cached_key(|a| (append_time(&a.body).is_none(), a.body.nonce, a.id()));
+    list
 }
 
 /// Decodes and verifies a copy `peer` served.
@@ -150,7 +221,7 @@ pub fn address_of(name: &[u8], tag: u64) -> XorName {
     record_address(name, tag)
 }
 
-impl NetworkStore {
+impl Connection {
     /// Sends a write to the record's close group; succeeds when a majority
     /// of the group (as this client finds it) confirms with valid receipts.
     pub async fn write_record(&self, write: &Write) -> Result<(), MutableError> {
@@ -348,5 +419,15 @@ impl NetworkStore {
         record.apply(&write).map_err(MutableError::Refused)?;
         self.write_record(&write).await?;
         Ok(record)
+    }
+}
+
+impl RecordStore for Connection {
+    async fn write_record(&self, write: &Write) -> Result<(), MutableError> {
+        Connection::write_record(self, write).await
+    }
+
+    async fn get_record(&self, name: XorName) -> Result<Record, MutableError> {
+        Connection::get_record(self, name).await
     }
 }

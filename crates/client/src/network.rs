@@ -43,37 +43,11 @@ use safe_network::{Role, build_swarm};
 use safe_protocol::messages::{Refusal, Request, Response};
 use safe_protocol::{Chunk, XorName};
 
+use crate::bootstrap::{Bootstrap, ConnectError};
 use crate::store::{ChunkStore, StoreError};
 
 /// How long connecting to the bootstrap peers may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Why the client could not join the network.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// No peers were given.
-    #[error(
-        "no peers to connect to: start a local network with `safe testnet up`, or pass --peer MULTIADDR or SAFE_PEERS"
-    )]
-    NoPeers,
-    /// None of the peers could be reached.
-    #[error("cannot reach the network; tried {}", describe(.tried))]
-    Unreachable {
-        /// Each address tried and why it failed.
-        tried: Vec<(Multiaddr, String)>,
-    },
-    /// The network stack failed.
-    #[error("{0}")]
-    Stack(String),
-}
-
-fn describe(tried: &[(Multiaddr, String)]) -> String {
-    tried
-        .iter()
-        .map(|(a, e)| format!("{a} ({})", e.lines().next().unwrap_or(e)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// How long a looked-up close group is reused before asking again.
 pub const GROUP_CACHE_TTL: Duration = Duration::from_secs(10);
@@ -88,9 +62,10 @@ pub const LOOKUP_WIDTH: usize = 20;
 /// looked up again (as long as a looked-up close group is reused).
 pub const WHOLE_NETWORK_TTL: Duration = GROUP_CACHE_TTL;
 
-/// A connection to the network.
+/// A connection to the network: chunks and records go to, and come from,
+/// their close groups. Cheap to clone (clones share the connection).
 #[derive(Clone)]
-pub struct NetworkStore {
+pub struct Connection {
     pub(crate) net: Net,
     k: usize,
     sent: Arc<AtomicU64>,
@@ -130,14 +105,23 @@ enum Source {
 /// Close groups by name, with when they were looked up.
 type GroupCache = HashMap<XorName, (Vec<PeerId>, Instant)>;
 
-impl NetworkStore {
-    /// Joins the network through `peers` with close group size `k`.
-    pub async fn connect(peers: &[Multiaddr], k: usize) -> Result<Self, ConnectError> {
+impl Connection {
+    /// Joins the network through `peers`, with close group size `k`.
+    pub async fn connect_to(peers: &[Multiaddr], k: usize) -> Result<Self, ConnectError> {
+        Self::connect(&Bootstrap::given(peers.to_vec()), k).await
+    }
+
+    /// Joins the network through the peers of `bootstrap`, with close
+    /// group size `k`.
+    pub async fn connect(bootstrap: &Bootstrap, k: usize) -> Result<Self, ConnectError> {
+        let peers = &bootstrap.peers;
         if peers.is_empty() {
-            return Err(ConnectError::NoPeers);
+            return Err(ConnectError::EmptyPeers {
+                source_of: bootstrap.source.clone(),
+            });
         }
-        let swarm = build_swarm(Keypair::generate_ed25519(), Role::Client)
-            .map_err(|e| ConnectError::Stack(e.to_string()))?;
+        let swarm =
+            build_swarm(Keypair::generate_ed25519(), Role::Client).map_err(ConnectError::Stack)?;
         let (net, _task) = driver::spawn(swarm, None);
         let dials = join_all(peers.iter().map(|addr| {
             let net = net.clone();
@@ -152,25 +136,24 @@ impl NetworkStore {
             .iter()
             .filter_map(|(a, r)| r.as_ref().err().map(|e| (a.clone(), e.clone())))
             .collect();
+        for (addr, e) in &tried {
+            tracing::debug!(%addr, "cannot dial: {e}");
+        }
         if tried.len() == dials.len() {
             net.shutdown().await;
-            return Err(ConnectError::Unreachable { tried });
+            return Err(ConnectError::Unreachable {
+                source_of: bootstrap.source.clone(),
+                tried,
+            });
         }
         // Identify tells us the nodes' listen addresses; then Kademlia can route.
         let mut routing = net.routing_watch();
         let ok = tokio::time::timeout(CONNECT_TIMEOUT, routing.wait_for(|n| *n > 0)).await;
         if !matches!(ok, Ok(Ok(_))) {
             net.shutdown().await;
-            return Err(ConnectError::Unreachable {
-                tried: peers
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.clone(),
-                            "connected but the peer does not route (not a safe node?)".into(),
-                        )
-                    })
-                    .collect(),
+            return Err(ConnectError::NotRouting {
+                source_of: bootstrap.source.clone(),
+                peers: peers.len(),
             });
         }
         net.bootstrap().await;
@@ -296,7 +279,7 @@ impl NetworkStore {
         self.majority_of(self.net.routing_peers().await.len(), group)
     }
 
-    /// [`NetworkStore::majority_for`] in a network of `known` nodes.
+    /// [`Connection::majority_for`] in a network of `known` nodes.
     fn majority_of(&self, known: usize, group: &[PeerId]) -> usize {
         majority(self.k.min(known.max(group.len())))
     }
@@ -343,7 +326,7 @@ fn network_err(name: &XorName, what: &str, errors: &[String]) -> StoreError {
     StoreError::Network(format!("chunk {name}: {what}: {}", errors.join("; ")))
 }
 
-impl ChunkStore for NetworkStore {
+impl ChunkStore for Connection {
     async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
         let name = *chunk.name();
         let (group, source) = self.chunk_group(&name).await;
@@ -373,11 +356,11 @@ impl ChunkStore for NetworkStore {
     }
 }
 
-impl NetworkStore {
+impl Connection {
     /// Sends `chunk` to the closest member of `group` (computed from the
     /// whole network of `network` nodes) asking it to replicate; true if a
     /// majority of `group` signed receipts for it (of K, or of the whole
-    /// network if that is smaller, as [`NetworkStore::majority_for`]).
+    /// network if that is smaller, as [`Connection::majority_for`]).
     async fn put_once(&self, chunk: &Chunk, group: &[PeerId], network: usize) -> bool {
         let Some(first) = group.first() else {
             return false;

@@ -1,8 +1,15 @@
-//! The chunk store interface between files and wherever chunks live.
+//! The store interfaces between the client's logic and wherever data
+//! lives: [`ChunkStore`] for immutable chunks, [`RecordStore`] for mutable
+//! records. The network ([`crate::Connection`]) and a local directory
+//! ([`crate::LocalStore`]) implement both, so files, records and the layers
+//! above them run unchanged offline and online.
 
 use std::future::Future;
 
+use safe_protocol::mutable::{Record, Write};
 use safe_protocol::{Chunk, ChunkError, XorName};
+
+use crate::mutable::MutableError;
 
 /// Why a store could not put or get a chunk.
 #[derive(Debug, thiserror::Error)]
@@ -41,4 +48,22 @@ pub trait ChunkStore: Send + Sync + 'static {
 
     /// Fetches and verifies the chunk called `name`.
     fn get(&self, name: XorName) -> impl Future<Output = Result<Chunk, StoreError>> + Send;
+}
+
+/// Somewhere mutable records can be written and read.
+///
+/// Both implementations apply the same rules ([`Record::apply`], as the
+/// nodes do): a create succeeds only where nothing is held, an owner
+/// operation needs the owners' signatures and the current version, and a
+/// write already applied succeeds again without changing anything (so a
+/// retry is safe). Records returned are verified.
+pub trait RecordStore: Send + Sync + 'static {
+    /// Applies a signed write; returns once it is durable.
+    fn write_record(&self, write: &Write) -> impl Future<Output = Result<(), MutableError>> + Send;
+
+    /// The record at `name`, verified.
+    fn get_record(
+        &self,
+        name: XorName,
+    ) -> impl Future<Output = Result<Record, MutableError>> + Send;
 }

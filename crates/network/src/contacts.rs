@@ -1,25 +1,12 @@
 //! Contacts files: the peers a client bootstraps from, one multiaddr (with
 //! `/p2p/<peer id>`) per line; `#` starts a comment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libp2p::Multiaddr;
 
 /// File name of the contacts file inside a testnet or data directory.
 pub const CONTACTS_FILE: &str = "contacts";
-
-/// The user's safe data directory: `$SAFE_HOME`, else
-/// `$XDG_DATA_HOME/safe`, else `~/.local/share/safe`.
-pub fn default_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("SAFE_HOME") {
-        return PathBuf::from(dir);
-    }
-    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
-        return PathBuf::from(dir).join("safe");
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
-    home.join(".local").join("share").join("safe")
-}
 
 /// Reads a contacts file; unparsable lines are errors naming the line.
 pub fn read(path: &Path) -> std::io::Result<Vec<Multiaddr>> {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use safe_client::NetworkStore;
+use safe_client::Connection;
 use safe_client::mutable::{new_create, prepare};
 use safe_node::testnet::{Testnet, TestnetConfig};
 use safe_protocol::XorName;
@@ -45,7 +45,7 @@ fn set(i: usize) -> Change {
 }
 
 /// One write on a record whose state the caller keeps.
-async fn write_next(c: &NetworkStore, record: &mut Record, key: &SigningKey, i: usize) {
+async fn write_next(c: &Connection, record: &mut Record, key: &SigningKey, i: usize) {
     let mut op = prepare(record, set(i)).expect("prepare");
     op.sign(key);
     let write = Write::Op(op);
@@ -66,7 +66,7 @@ async fn main() {
     config.close_group = K;
     let net = Testnet::up(config).await.expect("testnet");
     let c = Arc::new(
-        NetworkStore::connect(&net.contacts().await, K)
+        Connection::connect_to(&net.contacts().await, K)
             .await
             .expect("connect"),
     );

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use safe_client::{NetworkStore, files};
+use safe_client::{Connection, files};
 use safe_network::DATA_PROTOCOL;
 use safe_network::libp2p::request_response::{self, Codec, ProtocolSupport};
 use safe_network::libp2p::swarm::SwarmEvent;
@@ -249,7 +249,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
 
     // ...and the network still stores and serves files.
     let client = Arc::new(
-        NetworkStore::connect(&net.contacts().await, 3)
+        Connection::connect_to(&net.contacts().await, 3)
             .await
             .unwrap(),
     );

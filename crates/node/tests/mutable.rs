@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use safe_client::NetworkStore;
+use safe_client::Connection;
 use safe_client::mutable::{MutableError, new_append, new_create, prepare};
 use safe_node::RunningNode;
 use safe_node::testnet::{Testnet, TestnetConfig};
@@ -24,9 +24,9 @@ async fn testnet(dir: &std::path::Path) -> Testnet {
     Testnet::up(config).await.expect("testnet starts")
 }
 
-async fn client(net: &Testnet) -> Arc<NetworkStore> {
+async fn client(net: &Testnet) -> Arc<Connection> {
     Arc::new(
-        NetworkStore::connect(&net.contacts().await, K)
+        Connection::connect_to(&net.contacts().await, K)
             .await
             .expect("client connects"),
     )
@@ -47,7 +47,7 @@ fn set(k: &str, v: &str) -> Change {
     }
 }
 
-async fn create(c: &NetworkStore, name: &str, owners: &[u8], threshold: u8, by: u8) -> XorName {
+async fn create(c: &Connection, name: &str, owners: &[u8], threshold: u8, by: u8) -> XorName {
     let owners = owners.iter().map(|i| pk(*i)).collect();
     let create = new_create(name.as_bytes(), 1, owners, threshold, false, &key(by)).unwrap();
     c.write_record(&Write::Create(create))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand_like::bytes_for;
-use safe_client::{NetworkStore, StoreError, files};
+use safe_client::{Connection, StoreError, files};
 use safe_node::testnet::{Testnet, TestnetConfig};
 use safe_protocol::{Address, XorName};
 use safe_selfenc::Config;
@@ -36,15 +36,15 @@ async fn testnet(dir: &std::path::Path, nodes: usize) -> Testnet {
     Testnet::up(config).await.expect("testnet starts")
 }
 
-async fn client(net: &Testnet) -> Arc<NetworkStore> {
+async fn client(net: &Testnet) -> Arc<Connection> {
     Arc::new(
-        NetworkStore::connect(&net.contacts().await, K)
+        Connection::connect_to(&net.contacts().await, K)
             .await
             .expect("client connects"),
     )
 }
 
-async fn put(store: &Arc<NetworkStore>, data: Vec<u8>) -> Address {
+async fn put(store: &Arc<Connection>, data: Vec<u8>) -> Address {
     let size = data.len() as u64;
     files::put_reader(
         store.clone(),
@@ -58,7 +58,7 @@ async fn put(store: &Arc<NetworkStore>, data: Vec<u8>) -> Address {
     .address
 }
 
-async fn get(store: &Arc<NetworkStore>, address: &Address) -> Vec<u8> {
+async fn get(store: &Arc<Connection>, address: &Address) -> Vec<u8> {
     let mut out = Vec::new();
     files::get(store, address, None, 0..u64::MAX, &mut out)
         .await
@@ -229,7 +229,7 @@ async fn bad_replicas_not_found_and_unreachable() {
         format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap();
     let err = tokio::time::timeout(
         Duration::from_secs(30),
-        NetworkStore::connect(std::slice::from_ref(&addr), K),
+        Connection::connect_to(std::slice::from_ref(&addr), K),
     )
     .await
     .expect("unreachable error arrives in bounded time")
@@ -300,7 +300,7 @@ async fn full_nodes_refuse_with_a_clear_error() {
     config.max_storage = 64 * 1024;
     let net = Testnet::up(config).await.unwrap();
     let client = Arc::new(
-        NetworkStore::connect(&net.contacts().await, 3)
+        Connection::connect_to(&net.contacts().await, 3)
             .await
             .unwrap(),
     );
@@ -332,7 +332,7 @@ async fn nodes_short_of_disk_space_refuse_as_full() {
     config.disk_reserve = u64::MAX / 2;
     let net = Testnet::up(config).await.unwrap();
     let client = Arc::new(
-        NetworkStore::connect(&net.contacts().await, 3)
+        Connection::connect_to(&net.contacts().await, 3)
             .await
             .unwrap(),
     );
@@ -371,7 +371,7 @@ async fn metrics_are_served() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let client = Arc::new(NetworkStore::connect(&addrs, 1).await.unwrap());
+    let client = Arc::new(Connection::connect_to(&addrs, 1).await.unwrap());
     let data = bytes_for(3, 5000);
     let address = put(&client, data.clone()).await;
     assert_eq!(get(&client, &address).await, data);

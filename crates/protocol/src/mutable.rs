@@ -35,6 +35,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// The signing key type owners use (re-exported so callers need no
 /// direct ed25519 dependency).
+mod apply;
+pub use apply::apply_write;
 pub use ed25519_dalek::SigningKey;
 use ed25519_dalek::{Signature, Signer, VerifyingKey};
 use serde::{Deserialize, Serialize};

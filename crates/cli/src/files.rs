@@ -1,0 +1,237 @@
+//! `safe put` and `safe get`: files (and, for `get`, any address).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use safe_client::files::read_secret_file;
+use safe_client::output::OutputFile;
+use safe_client::{ByteRange, Client, Opened, Opening, PutOptions, Secret};
+use safe_protocol::Address;
+
+use crate::args::{Network, Target, with_client};
+use crate::show;
+
+/// Files at least this large get a progress bar (when stderr is a terminal).
+const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
+
+#[derive(clap::Args)]
+pub(crate) struct PutArgs {
+    /// The file to store, or `-` for standard input.
+    path: PathBuf,
+    #[command(flatten)]
+    target: Target,
+    /// Print one JSON object (address, size, chunks, stored_bytes, sent_bytes).
+    #[arg(long)]
+    json: bool,
+    /// Private mode: mix the contents of this key file into every chunk
+    /// key. The same file is needed to get the data back.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct GetArgs {
+    /// A safe:// address (a file, chunk or mutable record).
+    address: String,
+    #[command(flatten)]
+    target: Target,
+    /// Write here (`-` for stdout) instead of stdout. A regular file is
+    /// replaced only once every byte is verified; a device or pipe is
+    /// written directly; a symlink is followed.
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Only bytes START to END inclusive, START- for the rest, or -N for
+    /// the last N bytes (as in HTTP).
+    #[arg(long, value_name = "START-END", allow_hyphen_values = true)]
+    range: Option<String>,
+    /// The key file a private file was put with.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Print JSON: for a record, the record; for a file (with -o), what
+    /// was written.
+    #[arg(long)]
+    json: bool,
+}
+
+fn secret(path: Option<&Path>) -> Result<Option<Secret>> {
+    Ok(path.map(read_secret_file).transpose()?)
+}
+
+pub(crate) async fn put(args: PutArgs, network: Network) -> Result<()> {
+    let secret = secret(args.secret_file.as_deref())?;
+    let stdin = args.path.as_os_str() == "-";
+    // Checked before connecting: a typo should not wait for the network.
+    let size = if stdin {
+        None
+    } else {
+        let meta = std::fs::metadata(&args.path)
+            .with_context(|| format!("cannot read {}", args.path.display()))?;
+        if meta.is_dir() {
+            bail!(
+                "{} is a directory; only single files can be put for now",
+                args.path.display()
+            );
+        }
+        meta.is_file().then_some(meta.len())
+    };
+    let client = args.target.client(network, true).await?;
+    with_client(client, |client| async move {
+        let bar = size.and_then(|s| progress_bar(s, "encrypting"));
+        let options = PutOptions {
+            secret,
+            progress: bar.clone().map(|bar| {
+                let f: Arc<dyn Fn(u64) + Send + Sync> = Arc::new(move |n| bar.set_position(n));
+                f
+            }),
+        };
+        let report = if stdin {
+            client
+                .put_stream(std::io::stdin(), "standard input", &options)
+                .await
+        } else {
+            client.put_file(&args.path, &options).await
+        };
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let report = report?;
+        if args.json {
+            let value = serde_json::json!({
+                "address": report.address.to_string(),
+                "size": report.size,
+                "chunks": report.chunks,
+                "stored_bytes": report.stored_bytes,
+                "sent_bytes": client.bytes_sent(),
+            });
+            println!("{value}");
+        } else {
+            println!("{}", report.address);
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub(crate) async fn get(args: GetArgs, network: Network) -> Result<()> {
+    let address = show::parse_address(&args.address)?;
+    let range = args
+        .range
+        .as_deref()
+        .map(str::parse::<ByteRange>)
+        .transpose()?;
+    let to_stdout = args.output.as_ref().is_none_or(|o| o.as_os_str() == "-");
+    if address.kind == safe_protocol::DataKind::Mutable
+        && (args.output.is_some() || range.is_some())
+    {
+        bail!(
+            "{} is a mutable record: -o and --range do not apply (see `safe mutable get --help`)",
+            args.address
+        );
+    }
+    if args.json && to_stdout && address.kind != safe_protocol::DataKind::Mutable {
+        bail!("--json with a file needs -o OUT (without it the file itself goes to stdout)");
+    }
+    let secret = secret(args.secret_file.as_deref())?;
+    let client = args.target.client(network, false).await?;
+    with_client(client, |client| async move {
+        match client.open(&address, secret.as_ref()).await? {
+            Opening::Record(record) => {
+                show::print_record(address.name, &record, args.json);
+                Ok(())
+            }
+            Opening::Bytes(opened) => {
+                let output = args.output.as_deref().filter(|_| !to_stdout);
+                write_file(&client, &address, &opened, range, output, args.json).await
+            }
+        }
+    })
+    .await
+}
+
+async fn write_file(
+    client: &Client,
+    address: &Address,
+    opened: &Opened,
+    range: Option<ByteRange>,
+    output: Option<&Path>,
+    json: bool,
+) -> Result<()> {
+    let range = match range {
+        Some(r) => r.resolve(opened.size)?,
+        None => 0..opened.size,
+    };
+    let bar = progress_bar(range.end - range.start, "decrypting");
+    let written = match output {
+        None => {
+            let mut out = Progress {
+                inner: std::io::BufWriter::with_capacity(1 << 20, std::io::stdout()),
+                bar: bar.clone(),
+            };
+            let n = client.read_range(opened, range, &mut out).await?;
+            out.flush().context("writing to stdout")?;
+            n
+        }
+        Some(path) => {
+            let mut file = OutputFile::create(path)?;
+            let mut out = Progress {
+                inner: std::io::BufWriter::with_capacity(1 << 20, file.writer()),
+                bar: bar.clone(),
+            };
+            let n = client.read_range(opened, range, &mut out).await?;
+            out.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            drop(out);
+            file.finish()?;
+            n
+        }
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if json && let Some(path) = output {
+        let value = serde_json::json!({
+            "address": address.to_string(),
+            "size": opened.size,
+            "written": written,
+            "output": path.display().to_string(),
+        });
+        println!("{value}");
+    }
+    Ok(())
+}
+
+fn progress_bar(size: u64, verb: &str) -> Option<ProgressBar> {
+    if size < PROGRESS_MIN_BYTES || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(size);
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{verb} {{bar:40}} {{bytes}}/{{total_bytes}} {{binary_bytes_per_sec}} eta {{eta}}"
+    )) {
+        bar.set_style(style);
+    }
+    Some(bar)
+}
+
+/// A writer that advances a progress bar.
+struct Progress<W> {
+    inner: W,
+    bar: Option<ProgressBar>,
+}
+
+impl<W: Write> Write for Progress<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(bar) = &self.bar {
+            bar.inc(n as u64);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}

@@ -1,0 +1,195 @@
+//! `safe node …` and `safe testnet …`: running nodes.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use safe_client::Home;
+use safe_network::libp2p::Multiaddr;
+
+use crate::args::{Network, parse_size};
+
+#[derive(Subcommand)]
+pub(crate) enum NodeCommand {
+    /// Run a node in the foreground until Ctrl-C or SIGTERM.
+    Run {
+        /// The node's directory (identity and stored data); reused on restart.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Address to listen on (repeatable). Default: TCP and QUIC on all
+        /// interfaces, ports chosen by the OS.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<Multiaddr>,
+        /// Peer to join through (repeatable); none starts a new network.
+        #[arg(long = "peer", value_name = "MULTIADDR")]
+        peers: Vec<Multiaddr>,
+        /// Storage limit (bytes, or with a unit: 10G, 500MiB); a full node
+        /// refuses new data.
+        #[arg(long, value_name = "SIZE", default_value_t = safe_node::DEFAULT_MAX_STORAGE, value_parser = parse_size)]
+        max_storage: u64,
+        /// Disk space to leave free (bytes, or with a unit): below it the
+        /// node refuses new data as full (room for its index and compaction).
+        #[arg(long, value_name = "SIZE", default_value_t = safe_node::store::DISK_RESERVE, value_parser = parse_size)]
+        disk_reserve: u64,
+        /// Serve Prometheus metrics on http://ADDR/metrics.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
+    },
+    /// List the names of the chunks in a node's segment files, one per line
+    /// (read-only: safe while the node runs; includes chunks dropped but
+    /// not yet compacted away).
+    #[command(alias = "records")]
+    Chunks {
+        /// The node's directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TestnetCommand {
+    /// Start N nodes on 127.0.0.1 and run until Ctrl-C or SIGTERM.
+    Up {
+        /// Number of nodes.
+        #[arg(long, default_value_t = safe_node::testnet::DEFAULT_NODES)]
+        nodes: usize,
+        /// Directory for the nodes' data (kept across restarts). Default:
+        /// the data directory's `testnet/`, whose contacts clients read by
+        /// default; a testnet elsewhere leaves those alone.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
+    match command {
+        NodeCommand::Run {
+            dir,
+            listen,
+            peers,
+            max_storage,
+            disk_reserve,
+            metrics,
+        } => {
+            let mut config = safe_node::NodeConfig::new(dir);
+            if !listen.is_empty() {
+                config.listen = listen;
+            }
+            config.peers = peers;
+            config.max_storage = max_storage;
+            config.disk_reserve = disk_reserve;
+            config.metrics = metrics;
+            config.close_group = network.close_group;
+            run(config).await
+        }
+        NodeCommand::Chunks { dir } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut written = Ok(());
+            safe_node::store::segment_names(&dir, |name| {
+                if written.is_ok() {
+                    written = writeln!(out, "{}", name.to_hex());
+                }
+            })
+            .with_context(|| format!("listing the chunks in {}", dir.display()))?;
+            written.and_then(|()| out.flush())?;
+            Ok(())
+        }
+    }
+}
+
+async fn run(config: safe_node::NodeConfig) -> Result<()> {
+    let dir = config.dir.clone();
+    let node = safe_node::start(config).await?;
+    // Give the listeners a moment to report their addresses.
+    let mut addrs = Vec::new();
+    for _ in 0..100 {
+        addrs = node.listen_addrs().await;
+        if !addrs.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    println!("node {} (data in {})", node.peer_id(), dir.display());
+    for a in &addrs {
+        println!("listening on {a}");
+    }
+    if let Some(m) = node.metrics_addr() {
+        println!("metrics on http://{m}/metrics");
+    }
+    shutdown_signal().await;
+    node.stop().await;
+    eprintln!("node stopped");
+    Ok(())
+}
+
+pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result<()> {
+    let TestnetCommand::Up { nodes, dir } = command;
+    if nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    let home = Home::from_env();
+    let dir = dir.unwrap_or_else(|| home.testnet_dir());
+    let mut config = safe_node::testnet::TestnetConfig::new(&dir);
+    config.nodes = nodes;
+    config.close_group = network.close_group;
+    let started = std::time::Instant::now();
+    let net = safe_node::testnet::Testnet::up(config).await?;
+    let own = dir.join(safe_network::contacts::CONTACTS_FILE);
+    // Only the default testnet's contacts go where clients look by
+    // default: a testnet elsewhere must not take the default one over.
+    let default = home.is_default_testnet(&dir);
+    let mut contacts = vec![own.clone()];
+    if default {
+        contacts.push(home.contacts());
+    }
+    net.write_contacts(&contacts)
+        .await
+        .context("cannot write the contacts file")?;
+    let how = if default {
+        format!(
+            "contacts in {}. In another terminal: safe put FILE, then safe get ADDRESS -o OUT",
+            home.contacts().display()
+        )
+    } else {
+        let first = net.contacts().await.into_iter().next();
+        format!(
+            "contacts in {}; not the default testnet, so point clients at it: SAFE_PEERS={}",
+            own.display(),
+            first.map(|a| a.to_string()).unwrap_or_default()
+        )
+    };
+    println!(
+        "ready: {nodes} nodes on 127.0.0.1 in {:.1} s (data in {}, {how}). Ctrl-C stops the network.",
+        started.elapsed().as_secs_f64(),
+        dir.display(),
+    );
+    std::io::stdout().flush().ok();
+    shutdown_signal().await;
+    net.down().await;
+    eprintln!("testnet stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,626 @@
+//! [`Client`]: the one entry point for every front end (the CLI, the
+//! gateway, tests, third-party apps).
+//!
+//! A client reaches its data through a backend: the network (a
+//! [`Connection`]) or a local directory ([`LocalStore`], offline). Files,
+//! chunks and records work the same on both, because both implement
+//! [`ChunkStore`] and [`RecordStore`] and the logic above them
+//! ([`crate::files`], [`crate::mutable`]) is written against those traits.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use safe_client::Client;
+//! let client = Client::from_env().await?; // SAFE_PEERS, else the local testnet
+//! let report = client.put_bytes(b"hello".to_vec()).await?;
+//! assert_eq!(client.get_bytes(&report.address).await?, b"hello");
+//! client.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::io::Read;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use safe_network::libp2p::Multiaddr;
+use safe_protocol::mutable::{
+    Change, Hash, PublicKey, Record, RecordError, Signed, SigningKey, Write, record_address,
+};
+use safe_protocol::{Address, Chunk, DataKind, XorName};
+use safe_selfenc::{Config, Secret};
+
+use crate::bootstrap::{Bootstrap, ConnectError};
+use crate::files::{self, GetError, Opened, PutError, PutReport};
+use crate::home::Home;
+use crate::local::LocalStore;
+use crate::mutable::{MutableError, new_append, new_create, prepare};
+use crate::network::Connection;
+use crate::store::{ChunkStore, RecordStore, StoreError};
+
+/// How to join the network.
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Peers to bootstrap from; empty means from the environment
+    /// ([`Bootstrap::from_env`]).
+    pub peers: Vec<Multiaddr>,
+    /// Close group size K of the network.
+    pub close_group: usize,
+    /// The data directory (for the contacts file).
+    pub home: Home,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            peers: Vec::new(),
+            close_group: safe_network::DEFAULT_CLOSE_GROUP,
+            home: Home::from_env(),
+        }
+    }
+}
+
+/// Options of a file put.
+#[derive(Clone, Default)]
+pub struct PutOptions {
+    /// Private mode: mixed into every chunk key (see [`Secret`]).
+    pub secret: Option<Secret>,
+    /// Called with the number of plaintext bytes read so far.
+    pub progress: Option<Arc<dyn Fn(u64) + Send + Sync>>,
+}
+
+impl PutOptions {
+    fn split(&self) -> (Config, Arc<dyn Fn(u64) + Send + Sync>) {
+        let config = Config {
+            secret: self.secret.clone(),
+            ..Config::default()
+        };
+        let progress = self.progress.clone().unwrap_or_else(|| Arc::new(|_| {}));
+        (config, progress)
+    }
+}
+
+/// A new record's claim: where it lives and who owns it.
+#[derive(Clone, Debug)]
+pub struct NewRecord {
+    /// The name the address is made from (with `tag`).
+    pub name: Vec<u8>,
+    /// The type tag: different apps use different tags for one name.
+    pub tag: u64,
+    /// Owners' public keys; empty means the creator alone.
+    pub owners: Vec<PublicKey>,
+    /// Owner signatures each change needs.
+    pub threshold: u8,
+    /// Whether anyone may append.
+    pub public_append: bool,
+}
+
+impl NewRecord {
+    /// A record owned by its creator alone, appends by owners only.
+    pub fn named(name: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.into(),
+            tag: 0,
+            owners: Vec::new(),
+            threshold: 1,
+            public_append: false,
+        }
+    }
+
+    /// The address the record will have.
+    pub fn address(&self) -> XorName {
+        record_address(&self.name, self.tag)
+    }
+}
+
+/// What an address holds, as [`Client::open`] finds it.
+pub enum Opening {
+    /// A file or chunk, ready to be read ([`Client::read_range`]).
+    Bytes(Opened),
+    /// A mutable record.
+    Record(Box<Record>),
+}
+
+/// Why [`Client::open`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Reading a file or chunk failed.
+    #[error(transparent)]
+    Get(#[from] GetError),
+    /// Reading a record failed.
+    #[error(transparent)]
+    Record(#[from] MutableError),
+}
+
+#[derive(Clone)]
+enum Backend {
+    Network(Connection),
+    Local(LocalStore),
+}
+
+/// A client of the network, or of a local store: files, chunks and
+/// records. Cheap to clone (clones share the connection).
+#[derive(Clone)]
+pub struct Client {
+    backend: Backend,
+}
+
+impl Client {
+    /// Joins the network named by the environment: `SAFE_PEERS`, else the
+    /// contacts file of the local testnet (`safe testnet up`).
+    pub async fn from_env() -> Result<Self, ConnectError> {
+        Self::connect_with(ConnectOptions::default()).await
+    }
+
+    /// Joins the network through `peers` (close group size K = 5).
+    pub async fn connect(peers: &[Multiaddr]) -> Result<Self, ConnectError> {
+        Self::connect_with(ConnectOptions {
+            peers: peers.to_vec(),
+            ..ConnectOptions::default()
+        })
+        .await
+    }
+
+    /// Joins the network as `options` say.
+    pub async fn connect_with(options: ConnectOptions) -> Result<Self, ConnectError> {
+        let bootstrap = if options.peers.is_empty() {
+            Bootstrap::from_env(&options.home)?
+        } else {
+            Bootstrap::given(options.peers)
+        };
+        let connection = Connection::connect(&bootstrap, options.close_group).await?;
+        Ok(Self::from(connection))
+    }
+
+    /// A client of the local store in `dir` (created if missing): no
+    /// network, the same API.
+    pub fn local(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Ok(Self::from(LocalStore::open(dir)?))
+    }
+
+    /// The network connection, unless this client is local.
+    pub fn connection(&self) -> Option<&Connection> {
+        match &self.backend {
+            Backend::Network(c) => Some(c),
+            Backend::Local(_) => None,
+        }
+    }
+
+    /// Chunk bytes sent to the network so far (`None` for a local client).
+    pub fn bytes_sent(&self) -> Option<u64> {
+        self.connection().map(Connection::bytes_sent)
+    }
+
+    /// Closes the connection (nothing to do for a local client).
+    pub async fn shutdown(&self) {
+        if let Backend::Network(c) = &self.backend {
+            c.shutdown().await;
+        }
+    }
+
+    // ---- files and chunks ----
+
+    /// Self-encrypts the file at `path` and stores it. A pipe or device
+    /// (`/dev/stdin`) is read to its end first.
+    pub async fn put_file(&self, path: &Path, options: &PutOptions) -> Result<PutReport, PutError> {
+        let (config, progress) = options.split();
+        files::put_file(self.store(), path, config, progress).await
+    }
+
+    /// Self-encrypts everything `reader` yields (standard input, say);
+    /// `name` says what it is, for errors.
+    pub async fn put_stream<R: Read + Send + 'static>(
+        &self,
+        reader: R,
+        name: &str,
+        options: &PutOptions,
+    ) -> Result<PutReport, PutError> {
+        let (config, progress) = options.split();
+        files::put_stream(self.store(), reader, name.to_string(), config, progress).await
+    }
+
+    /// Self-encrypts `bytes` and stores them as a file.
+    pub async fn put_bytes(&self, bytes: Vec<u8>) -> Result<PutReport, PutError> {
+        let size = bytes.len() as u64;
+        let reader = std::io::Cursor::new(bytes);
+        let (config, progress) = PutOptions::default().split();
+        files::put_reader(self.store(), reader, size, config, progress).await
+    }
+
+    /// Looks a file or chunk address up and prepares to read it
+    /// (`secret`: the key of a private file).
+    pub async fn open_file(
+        &self,
+        address: &Address,
+        secret: Option<&Secret>,
+    ) -> Result<Opened, GetError> {
+        files::open(&self.store(), address, secret).await
+    }
+
+    /// Writes bytes `range` (clamped to the end) of an opened file to
+    /// `out`; returns how many were written.
+    pub async fn read_range(
+        &self,
+        opened: &Opened,
+        range: Range<u64>,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<u64, GetError> {
+        files::read_range(&self.store(), opened, range, out).await
+    }
+
+    /// The whole of a (public) file or chunk, in memory.
+    pub async fn get_bytes(&self, address: &Address) -> Result<Vec<u8>, GetError> {
+        let opened = self.open_file(address, None).await?;
+        let mut out = Vec::new();
+        self.read_range(&opened, 0..opened.size, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Stores one chunk as it is.
+    pub async fn put_chunk(&self, chunk: Chunk) -> Result<(), StoreError> {
+        ChunkStore::put(self, chunk).await
+    }
+
+    /// Fetches and verifies the chunk called `name`.
+    pub async fn get_chunk(&self, name: XorName) -> Result<Chunk, StoreError> {
+        ChunkStore::get(self, name).await
+    }
+
+    /// Whatever `address` names: a file or chunk opened for reading, or a
+    /// record.
+    pub async fn open(
+        &self,
+        address: &Address,
+        secret: Option<&Secret>,
+    ) -> Result<Opening, OpenError> {
+        match address.kind {
+            DataKind::Mutable => Ok(Opening::Record(Box::new(
+                self.get_record(address.name).await?,
+            ))),
+            _ => Ok(Opening::Bytes(self.open_file(address, secret).await?)),
+        }
+    }
+
+    // ---- records ----
+
+    /// Creates a record signed by `creator` (who must be among the
+    /// owners); returns its address.
+    ///
+    /// A create repeated with the same claim by the same key is reported
+    /// as [`MutableError::AlreadyCreated`] (with the record as it is now),
+    /// one by anyone else as `Refused(AlreadyExists)`.
+    pub async fn create_record(
+        &self,
+        new: NewRecord,
+        creator: &SigningKey,
+    ) -> Result<XorName, MutableError> {
+        let create = signed_create(&new, creator)?;
+        let address = new.address();
+        self.submit(&Write::Create(create)).await?;
+        Ok(address)
+    }
+
+    /// The record at `address`, verified.
+    pub async fn get_record(&self, address: XorName) -> Result<Record, MutableError> {
+        RecordStore::get_record(self, address).await
+    }
+
+    /// Sets entry `key` to `value`; returns the record as it now is.
+    pub async fn set_entry(
+        &self,
+        address: XorName,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+        signers: &[SigningKey],
+    ) -> Result<Record, MutableError> {
+        let change = Change::Set {
+            key: key.into(),
+            value: value.into(),
+        };
+        self.update_record(address, change, signers).await
+    }
+
+    /// Removes entry `key`; returns the record as it now is.
+    pub async fn remove_entry(
+        &self,
+        address: XorName,
+        key: impl Into<Vec<u8>>,
+        signers: &[SigningKey],
+    ) -> Result<Record, MutableError> {
+        let change = Change::Remove { key: key.into() };
+        self.update_record(address, change, signers).await
+    }
+
+    /// Replaces the owners and threshold (transfer or share ownership).
+    pub async fn set_owners(
+        &self,
+        address: XorName,
+        owners: Vec<PublicKey>,
+        threshold: u8,
+        signers: &[SigningKey],
+    ) -> Result<Record, MutableError> {
+        let change = Change::Owners { owners, threshold };
+        self.update_record(address, change, signers).await
+    }
+
+    /// Appends `value` (signed by `signers`; on a public-append record any
+    /// key will do); returns the append's id.
+    pub async fn append(
+        &self,
+        address: XorName,
+        value: impl Into<Vec<u8>>,
+        signers: &[SigningKey],
+    ) -> Result<Hash, MutableError> {
+        let append = new_append(address, value.into(), signers);
+        let id = append.id();
+        RecordStore::write_record(self, &Write::Append(append)).await?;
+        Ok(id)
+    }
+
+    /// Reads the record, makes `change` signed by `signers` and writes it;
+    /// returns the record as it now is.
+    pub async fn update_record(
+        &self,
+        address: XorName,
+        change: Change,
+        signers: &[SigningKey],
+    ) -> Result<Record, MutableError> {
+        let mut record = self.get_record(address).await?;
+        let mut op = prepare(&record, change)?;
+        for key in signers {
+            op.sign(key);
+        }
+        let write = Write::Op(op);
+        // Checked here first: a refusal the client can see needs no trip.
+        record.apply(&write).map_err(MutableError::Refused)?;
+        RecordStore::write_record(self, &write).await?;
+        Ok(record)
+    }
+
+    /// Sends a signed write (a create, an owner operation, e.g. one from a
+    /// prepared file, or an append).
+    ///
+    /// A create or operation the record already shows is not sent again:
+    /// it is reported as [`MutableError::AlreadyCreated`] or
+    /// [`MutableError::AlreadyApplied`], so callers can tell a retry from
+    /// a change.
+    pub async fn submit(&self, write: &Write) -> Result<(), MutableError> {
+        if let Write::Create(_) | Write::Op(_) = write {
+            match self.get_record(write.address()).await {
+                Ok(current) => check_not_applied(&current, write)?,
+                Err(MutableError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        RecordStore::write_record(self, write).await
+    }
+
+    fn store(&self) -> Arc<Self> {
+        Arc::new(self.clone())
+    }
+}
+
+/// Refuses a write `record` already shows (see [`Client::submit`]); lets
+/// any other through for the store to judge.
+fn check_not_applied(record: &Record, write: &Write) -> Result<(), MutableError> {
+    let state = &record.state;
+    match write {
+        Write::Create(c) if c.body == record.genesis.body => Err(MutableError::AlreadyCreated {
+            version: state.version,
+            owners: state.owners.clone(),
+            threshold: state.threshold,
+        }),
+        Write::Create(_) => Err(MutableError::Refused(RecordError::AlreadyExists)),
+        Write::Op(op)
+            if op.body.result == state.hash() || state.ancestry.contains(&op.body.result) =>
+        {
+            Err(MutableError::AlreadyApplied {
+                version: state.version,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl From<Connection> for Client {
+    fn from(c: Connection) -> Self {
+        Self {
+            backend: Backend::Network(c),
+        }
+    }
+}
+
+impl From<LocalStore> for Client {
+    fn from(s: LocalStore) -> Self {
+        Self {
+            backend: Backend::Local(s),
+        }
+    }
+}
+
+impl ChunkStore for Client {
+    async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Network(c) => c.put(chunk).await,
+            Backend::Local(s) => s.put(chunk).await,
+        }
+    }
+
+    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        match &self.backend {
+            Backend::Network(c) => c.get(name).await,
+            Backend::Local(s) => s.get(name).await,
+        }
+    }
+}
+
+impl RecordStore for Client {
+    async fn write_record(&self, write: &Write) -> Result<(), MutableError> {
+        match &self.backend {
+            Backend::Network(c) => RecordStore::write_record(c, write).await,
+            Backend::Local(s) => RecordStore::write_record(s, write).await,
+        }
+    }
+
+    async fn get_record(&self, name: XorName) -> Result<Record, MutableError> {
+        match &self.backend {
+            Backend::Network(c) => RecordStore::get_record(c, name).await,
+            Backend::Local(s) => RecordStore::get_record(s, name).await,
+        }
+    }
+}
+
+/// The signed create of `new`, for callers that save or inspect it before
+/// sending ([`Client::submit`]).
+pub fn signed_create(
+    new: &NewRecord,
+    creator: &SigningKey,
+) -> Result<Signed<safe_protocol::mutable::Create>, MutableError> {
+    new_create(
+        &new.name,
+        new.tag,
+        new.owners.clone(),
+        new.threshold,
+        new.public_append,
+        creator,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    /// The same code offline: files, chunks and every record operation.
+    #[tokio::test]
+    async fn local_client_does_files_and_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::local(dir.path()).unwrap();
+        let report = client.put_bytes(b"hello world".to_vec()).await.unwrap();
+        assert_eq!(
+            client.get_bytes(&report.address).await.unwrap(),
+            b"hello world"
+        );
+
+        let (alice, bob) = (key(1), key(2));
+        let address = client
+            .create_record(NewRecord::named("profile"), &alice)
+            .await
+            .unwrap();
+        let r = client
+            .set_entry(address, "colour", "blue", std::slice::from_ref(&alice))
+            .await
+            .unwrap();
+        assert_eq!(r.state.version, 1);
+        assert_eq!(
+            client.get_record(address).await.unwrap().state.entries[&b"colour".to_vec()],
+            b"blue"
+        );
+
+        // Not an owner: refused, nothing changes.
+        let err = client
+            .set_entry(address, "colour", "red", std::slice::from_ref(&bob))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, MutableError::Refused(RecordError::NotOwner)),
+            "{err}"
+        );
+
+        // The same create again is reported truthfully, someone else's refused.
+        let again = client
+            .create_record(NewRecord::named("profile"), &alice)
+            .await;
+        assert!(
+            matches!(again, Err(MutableError::AlreadyCreated { version: 1, .. })),
+            "{again:?}"
+        );
+        let theirs = client
+            .create_record(NewRecord::named("profile"), &bob)
+            .await;
+        assert!(
+            matches!(
+                theirs,
+                Err(MutableError::Refused(RecordError::AlreadyExists))
+            ),
+            "{theirs:?}"
+        );
+
+        // Transfer: alice is refused afterwards, bob accepted.
+        let pk = bob.verifying_key().to_bytes();
+        client
+            .set_owners(address, vec![pk], 1, std::slice::from_ref(&alice))
+            .await
+            .unwrap();
+        assert!(
+            client
+                .remove_entry(address, "colour", &[alice])
+                .await
+                .is_err()
+        );
+        let r = client
+            .remove_entry(address, "colour", &[bob])
+            .await
+            .unwrap();
+        assert!(r.state.entries.is_empty());
+        assert_eq!(r.state.version, 3);
+
+        // A replayed operation is reported, not applied twice.
+        let mut record = client.get_record(address).await.unwrap();
+        let op = prepare(
+            &record,
+            Change::Set {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
+        )
+        .unwrap();
+        let mut op = op;
+        op.sign(&key(2));
+        let write = Write::Op(op);
+        client.submit(&write).await.unwrap();
+        record.apply(&write).unwrap();
+        let replay = client.submit(&write).await;
+        assert!(
+            matches!(replay, Err(MutableError::AlreadyApplied { version: 4 })),
+            "{replay:?}"
+        );
+
+        // Reopened from disk: everything is still there.
+        drop(client);
+        let client = Client::local(dir.path()).unwrap();
+        assert_eq!(client.get_record(address).await.unwrap().state.version, 4);
+        assert!(matches!(
+            client.get_record(XorName([3; 32])).await,
+            Err(MutableError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn appends_are_listed_in_the_order_they_were_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::local(dir.path()).unwrap();
+        let owner = key(5);
+        let mut new = NewRecord::named("inbox");
+        new.public_append = true;
+        let address = client.create_record(new, &owner).await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..8u8 {
+            ids.push(
+                client
+                    .append(address, vec![i], &[key(10 + i)])
+                    .await
+                    .unwrap(),
+            );
+        }
+        let record = client.get_record(address).await.unwrap();
+        let listed: Vec<Hash> = crate::mutable::appends_in_order(&record)
+            .iter()
+            .map(|a| a.id())
+            .collect();
+        assert_eq!(listed, ids);
+    }
+}

@@ -1,0 +1,97 @@
+//! Where a user's `safe` files live on this machine: the data directory.
+//!
+//! `$SAFE_HOME` if set, else `$XDG_DATA_HOME/safe`, else
+//! `~/.local/share/safe`. Inside it:
+//!
+//! ```text
+//! contacts    peers of the local testnet (`safe testnet up` writes it)
+//! keys/       signing keys, one file each (mode 0600), see [`crate::keys`]
+//! testnet/    the default local testnet's nodes
+//! ```
+//!
+//! Every front end (CLI, gateway, apps) finds these through [`Home`], so
+//! they agree on where things are.
+
+use std::path::{Path, PathBuf};
+
+use safe_network::contacts::CONTACTS_FILE;
+
+use crate::keys::KeyDir;
+
+/// The environment variable naming the data directory.
+pub const SAFE_HOME: &str = "SAFE_HOME";
+
+/// A user's data directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    /// The data directory from the environment: `$SAFE_HOME`, else
+    /// `$XDG_DATA_HOME/safe`, else `~/.local/share/safe` (`./.local/share/safe`
+    /// when `HOME` is unset).
+    pub fn from_env() -> Self {
+        let non_empty = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        let dir = if let Some(dir) = non_empty(SAFE_HOME) {
+            PathBuf::from(dir)
+        } else if let Some(dir) = non_empty("XDG_DATA_HOME") {
+            PathBuf::from(dir).join("safe")
+        } else {
+            let home = non_empty("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+            home.join(".local").join("share").join("safe")
+        };
+        Self { dir }
+    }
+
+    /// The data directory `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory itself (it may not exist yet).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The contacts file of the default local testnet, which clients read
+    /// when no peers are given.
+    pub fn contacts(&self) -> PathBuf {
+        self.dir.join(CONTACTS_FILE)
+    }
+
+    /// Where the user's signing keys are kept.
+    pub fn keys(&self) -> KeyDir {
+        KeyDir::new(self.dir.join("keys"))
+    }
+
+    /// The default local testnet's directory.
+    pub fn testnet_dir(&self) -> PathBuf {
+        self.dir.join("testnet")
+    }
+
+    /// Whether `dir` is the default testnet directory (the one whose
+    /// contacts belong in [`Home::contacts`]). Compared after resolving
+    /// symlinks and `..` where the paths exist.
+    pub fn is_default_testnet(&self, dir: &Path) -> bool {
+        let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        canonical(dir) == canonical(&self.testnet_dir())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_testnet_is_recognised_through_other_spellings() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = Home::at(tmp.path());
+        std::fs::create_dir_all(home.testnet_dir()).unwrap();
+        std::fs::create_dir_all(home.keys().dir()).unwrap();
+        assert!(home.is_default_testnet(&tmp.path().join("testnet")));
+        assert!(home.is_default_testnet(&tmp.path().join("keys/../testnet")));
+        assert!(!home.is_default_testnet(&tmp.path().join("other")));
+        assert_eq!(home.contacts(), tmp.path().join("contacts"));
+    }
+}
