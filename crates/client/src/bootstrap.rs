@@ -253,6 +253,9 @@ mod tests {
         .to_string();
         assert!(text.len() < 200, "{text}");
         assert!(!text.contains('\n'));
-        assert!(text.contains("the peer /ip4/127.0.0.1/tcp/1 given with --peer did not answer (weird"), "{text}");
+        assert!(
+            text.contains("the peer /ip4/127.0.0.1/tcp/1 given with --peer did not answer (weird"),
+            "{text}"
+        );
     }
 }

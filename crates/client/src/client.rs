@@ -33,7 +33,7 @@ use crate::bootstrap::{Bootstrap, ConnectError};
 use crate::files::{self, GetError, Opened, PutError, PutReport};
 use crate::home::Home;
 use crate::local::LocalStore;
-use crate::mutable::{MutableError, new_append, new_create, prepare};
+use crate::mutable::{MutableError, new_append, new_create};
 use crate::network::Connection;
 use crate::store::{ChunkStore, RecordStore, StoreError};
 
@@ -365,16 +365,7 @@ impl Client {
         change: Change,
         signers: &[SigningKey],
     ) -> Result<Record, MutableError> {
-        let mut record = self.get_record(address).await?;
-        let mut op = prepare(&record, change)?;
-        for key in signers {
-            op.sign(key);
-        }
-        let write = Write::Op(op);
-        // Checked here first: a refusal the client can see needs no trip.
-        record.apply(&write).map_err(MutableError::Refused)?;
-        RecordStore::write_record(self, &write).await?;
-        Ok(record)
+        crate::mutable::update(self, address, change, signers).await
     }
 
     /// Sends a signed write (a create, an owner operation, e.g. one from a
@@ -570,7 +561,7 @@ mod tests {
 
         // A replayed operation is reported, not applied twice.
         let mut record = client.get_record(address).await.unwrap();
-        let op = prepare(
+        let op = crate::mutable::prepare(
             &record,
             Change::Set {
                 key: b"k".to_vec(),

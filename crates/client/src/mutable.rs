@@ -409,17 +409,29 @@ impl Connection {
         change: Change,
         signers: &[SigningKey],
     ) -> Result<Record, MutableError> {
-        let mut record = self.get_record(name).await?;
-        let mut op = prepare(&record, change)?;
-        for key in signers {
-            op.sign(key);
-        }
-        let write = Write::Op(op);
-        // Checked here first: a refusal the client can see needs no trip.
-        record.apply(&write).map_err(MutableError::Refused)?;
-        self.write_record(&write).await?;
-        Ok(record)
+        update(self, name, change, signers).await
     }
+}
+
+/// Reads the record at `name` from `store`, makes `change` signed by
+/// `signers`, checks it against the record and writes it. Returns the
+/// record as it now is.
+pub async fn update<S: RecordStore>(
+    store: &S,
+    name: XorName,
+    change: Change,
+    signers: &[SigningKey],
+) -> Result<Record, MutableError> {
+    let mut record = store.get_record(name).await?;
+    let mut op = prepare(&record, change)?;
+    for key in signers {
+        op.sign(key);
+    }
+    let write = Write::Op(op);
+    // Checked here first: a refusal the client can see needs no trip.
+    record.apply(&write).map_err(MutableError::Refused)?;
+    store.write_record(&write).await?;
+    Ok(record)
 }
 
 impl RecordStore for Connection {
