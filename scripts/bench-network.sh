@@ -40,7 +40,7 @@ rss_mib() { ps -o rss= -p "$1" | awk '{printf "%.1f", $1/1024}'; }
 rss_all() { for i in $(seq 0 $((NODES - 1))); do [ -n "${PIDS[$i]:-}" ] && kill -0 "${PIDS[$i]}" 2>/dev/null && printf "%s " "$(rss_mib "${PIDS[$i]}")"; done; echo; }
 # Histogram "copies:records" over the given node indexes.
 copies() {
-    for i in "$@"; do "$BIN" node records --dir "$WORK/n$i"; done | sort | uniq -c | awk '{print $1}' | sort -n | uniq -c | awk '{printf "%s copies: %s records; ", $2, $1}'
+    for i in "$@"; do "$BIN" node chunks --dir "$WORK/n$i"; done | sort | uniq -c | awk '{print $1}' | sort -n | uniq -c | awk '{printf "%s copies: %s chunks; ", $2, $1}'
     echo
 }
 
@@ -75,7 +75,7 @@ fi
 
 # kill -9 two nodes at once.
 declare -A before
-for v in 3 7; do before[$v]=$("$BIN" node records --dir "$WORK/n$v" | wc -l); kill -9 "${PIDS[$v]}"; done
+for v in 3 7; do before[$v]=$("$BIN" node chunks --dir "$WORK/n$v" | wc -l); kill -9 "${PIDS[$v]}"; done
 PIDS[3]=""; PIDS[7]=""
 rm -f "$WORK/out.bin"
 "$BIN" get "$ADDR" -o "$WORK/out.bin" && cmp "$FILE" "$WORK/out.bin" && echo "after kill -9 of 2 nodes: get identical"
@@ -91,7 +91,7 @@ echo "after $(( $(date +%s) - t_kill )) s on the 8 live nodes: $h"
 # Restart them from their directories: nothing they held is lost.
 for v in 3 7; do
     start_node "$v" "$SEED"
-    n=$("$BIN" node records --dir "$WORK/n$v" | wc -l)
+    n=$("$BIN" node chunks --dir "$WORK/n$v" | wc -l)
     echo "node $v restarted: held ${before[$v]} records before kill -9, has $n"
 done
 sleep 3

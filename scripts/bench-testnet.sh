@@ -31,7 +31,8 @@ for _ in $(seq "$RUNS"); do
     W=$(mktemp -d ${BENCH_TMP:-/tmp}/safe-bench.XXXXXX)
     DIRS+=("$W")
     export SAFE_HOME=$W/home
-    "$BIN" testnet up --dir "$W/net" > "$W/up.log" 2>&1 &
+    # The default testnet of SAFE_HOME, so that put and get find its contacts.
+    "$BIN" testnet up > "$W/up.log" 2>&1 &
     P=$!
     for _ in $(seq 200); do grep -q '^ready' "$W/up.log" && break; sleep 0.05; done
     grep -q '^ready' "$W/up.log" || { echo "testnet did not start"; cat "$W/up.log"; exit 1; }
