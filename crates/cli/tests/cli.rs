@@ -235,7 +235,21 @@ fn bad_input_gives_one_clear_line() {
     assert!(!store.exists());
     let file = dir.path().join("real");
     std::fs::write(&file, b"real").unwrap();
-    ok(&["put", s(&file), "--local-store", s(&store)]);
+    let real = ok(&["put", s(&file), "--local-store", s(&store)]);
+    // A mistyped last character is named as such (it carries only 4 bits,
+    // so only some letters may stand there).
+    let real = real.trim();
+    let last = real.chars().last().unwrap();
+    let typo = format!(
+        "{}{}",
+        &real[..real.len() - 1],
+        if last == 'b' { 'd' } else { 'b' }
+    );
+    let e = err(&["get", &typo, "--local-store", s(&store)]);
+    assert!(
+        e.contains("the last character of an address must be one of"),
+        "{e}"
+    );
     let nobody = format!("safe://f{}aa", "ab".repeat(25));
     let nobody = nobody.as_str();
     let e = err(&["get", nobody, "--local-store", s(&store)]);

@@ -9,6 +9,12 @@
 //! file address starts `safe://f`, every raw chunk `safe://c`, and every
 //! mutable record `safe://m` — a reader can tell them apart at a glance. The
 //! low three bits are the address format version (0 today).
+//!
+//! 33 bytes are 264 bits, and 53 characters hold 265: the last character
+//! carries the last four bits and one zero bit, so only the 16 characters
+//! with that bit clear ([`LAST_CHARACTERS`]) can end an address. About half
+//! the mistypes of the last character are caught that way, and the error
+//! says so rather than blaming the alphabet.
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,6 +28,13 @@ pub const SCHEME: &str = "safe://";
 
 /// Number of base32 characters after the scheme.
 pub const ENCODED_LEN: usize = 53;
+
+/// The base32 alphabet, lowercase, in index order.
+const ALPHABET: &str = "abcdefghijklmnopqrstuvwxyz234567";
+
+/// The characters an address can end with: every second character of the
+/// base32 alphabet, those whose unused lowest bit is zero.
+pub const LAST_CHARACTERS: &str = "acegikmoqsuwy246";
 
 /// What an [`Address`] points to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -86,16 +99,43 @@ pub enum AddressError {
     /// Wrong number of characters after the scheme.
     #[error("address must have {ENCODED_LEN} characters after safe://, found {0}")]
     BadLength(usize),
-    /// A character outside the base32 alphabet (a-z, 2-7), or non-canonical
-    /// trailing bits.
-    #[error("address contains characters outside base32 (a-z, 2-7)")]
-    BadCharacters,
+    /// A character outside the base32 alphabet (a-z, 2-7).
+    #[error(
+        "address contains {character:?} at position {position} after safe://, \
+         but addresses use only a-z and 2-7"
+    )]
+    BadCharacter {
+        /// The first offending character.
+        character: char,
+        /// Its position after `safe://`, counting from 1.
+        position: usize,
+    },
+    /// A last character that is in the alphabet but cannot end an address:
+    /// it would set the bit past the end of the data. Usually a typo.
+    #[error(
+        "the last character of an address must be one of {}, not {character:?} \
+         (it carries only 4 bits); the address is probably mistyped",
+        spaced(LAST_CHARACTERS)
+    )]
+    BadLastCharacter {
+        /// The character found.
+        character: char,
+    },
     /// The kind byte names no known kind.
     #[error("address is of an unknown kind (its first character should be f, c or m)")]
     UnknownKind,
     /// The address format version is newer than this program understands.
     #[error("address uses format version {0}, which this version of safe does not understand")]
     UnsupportedVersion(u8),
+}
+
+/// `"abc"` as `"a, b or c"`, for messages.
+fn spaced(chars: &str) -> String {
+    let list: Vec<String> = chars.chars().map(String::from).collect();
+    match list.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => list.concat(),
+    }
 }
 
 impl Address {
@@ -130,10 +170,30 @@ impl FromStr for Address {
         if rest.chars().count() != ENCODED_LEN {
             return Err(AddressError::BadLength(rest.chars().count()));
         }
+        for (i, c) in rest.chars().enumerate() {
+            let lower = c.to_ascii_lowercase();
+            if !ALPHABET.contains(lower) {
+                return Err(AddressError::BadCharacter {
+                    character: c,
+                    position: i + 1,
+                });
+            }
+            if i + 1 == ENCODED_LEN && !LAST_CHARACTERS.contains(lower) {
+                return Err(AddressError::BadLastCharacter { character: c });
+            }
+        }
+        // Only ASCII is left, so byte positions are character positions; the
+        // checks above leave the decoder nothing to refuse.
         let upper = rest.to_ascii_uppercase();
         let raw = data_encoding::BASE32_NOPAD
             .decode(upper.as_bytes())
-            .map_err(|_| AddressError::BadCharacters)?;
+            .map_err(|e| AddressError::BadCharacter {
+                character: rest
+                    .as_bytes()
+                    .get(e.position)
+                    .map_or('?', |b| char::from(*b)),
+                position: e.position + 1,
+            })?;
         let kind = DataKind::from_byte(raw[0])?;
         let mut name = [0u8; XOR_NAME_LEN];
         name.copy_from_slice(&raw[1..]);
@@ -170,6 +230,70 @@ mod tests {
             let _ = s.parse::<Address>();
             let _ = format!("safe://{s}").parse::<Address>();
         }
+
+        /// A one-character typo anywhere is refused with an error naming
+        /// what is wrong, or gives another address; only a change of case
+        /// (which parsing ignores) gives the same one.
+        #[test]
+        fn one_character_typo_is_caught_or_changes_the_address(
+            kind in any_kind(),
+            name: [u8; 32],
+            // Anywhere, and the last character (its own rule) more often.
+            at in prop_oneof![
+                0usize..SCHEME.len() + ENCODED_LEN,
+                Just(SCHEME.len() + ENCODED_LEN - 1),
+            ],
+            typed in prop_oneof![
+                proptest::sample::select(
+                    "abcdefghijklmnopqrstuvwxyz234567ABCDEFGHIJKLMNOPQRSTUVWXYZ01890/: \u{e9}"
+                        .chars()
+                        .collect::<Vec<_>>()
+                ),
+                any::<char>(),
+            ],
+        ) {
+            let good = Address::new(kind, XorName(name));
+            let text = good.to_string();
+            let mut chars: Vec<char> = text.chars().collect();
+            let was = chars[at];
+            prop_assume!(typed != was);
+            chars[at] = typed;
+            let typo: String = chars.into_iter().collect();
+            let parsed = typo.parse::<Address>();
+            let lower = typed.to_ascii_lowercase();
+            let last = at == text.len() - 1;
+            if typed.eq_ignore_ascii_case(&was) {
+                prop_assert_eq!(parsed, Ok(good));
+            } else if at < SCHEME.len() {
+                prop_assert_eq!(parsed, Err(AddressError::MissingScheme));
+            } else if last && (typed == '/' || typed.is_whitespace()) {
+                // Taken for a trailing slash or space, so one short.
+                prop_assert_eq!(parsed, Err(AddressError::BadLength(ENCODED_LEN - 1)));
+            } else if !ALPHABET.contains(lower) {
+                let position = at - SCHEME.len() + 1;
+                let err = AddressError::BadCharacter { character: typed, position };
+                prop_assert_eq!(parsed, Err(err.clone()));
+                let message = err.to_string();
+                let names_it = format!("{typed:?} at position {position}");
+                prop_assert!(message.contains(&names_it), "{}", message);
+            } else if last && !LAST_CHARACTERS.contains(lower) {
+                let err = AddressError::BadLastCharacter { character: typed };
+                prop_assert_eq!(parsed, Err(err.clone()));
+                let message = err.to_string();
+                let lists_them = "a, c, e, g, i, k, m, o, q, s, u, w, y, 2, 4 or 6";
+                prop_assert!(message.contains(lists_them), "{}", message);
+            } else {
+                match parsed {
+                    Ok(other) => prop_assert_ne!(other, good),
+                    // The first character and the top of the second hold
+                    // the kind byte.
+                    Err(AddressError::UnknownKind | AddressError::UnsupportedVersion(_)) => {
+                        prop_assert!(at < SCHEME.len() + 2, "{typo}");
+                    }
+                    Err(e) => prop_assert!(false, "{typo}: unexpected {e:?}"),
+                }
+            }
+        }
     }
 
     #[test]
@@ -205,7 +329,13 @@ mod tests {
         );
         let mut bad = good.clone();
         bad.replace_range(10..11, "1");
-        assert_eq!(bad.parse::<Address>(), Err(AddressError::BadCharacters));
+        assert_eq!(
+            bad.parse::<Address>(),
+            Err(AddressError::BadCharacter {
+                character: '1',
+                position: 4
+            })
+        );
         // 'z' is index 25: a kind nobody defined.
         let mut unknown = good.clone();
         unknown.replace_range(7..8, "z");
@@ -224,9 +354,93 @@ mod tests {
     #[test]
     fn non_canonical_trailing_bits_are_rejected() {
         let good = Address::new(DataKind::Chunk, XorName([0; 32])).to_string();
-        // The last character carries one data bit and four zero bits.
+        // The last character carries four data bits and one zero bit.
         let mut bad = good.clone();
         bad.replace_range(good.len() - 1.., "b");
-        assert_eq!(bad.parse::<Address>(), Err(AddressError::BadCharacters));
+        assert_eq!(
+            bad.parse::<Address>(),
+            Err(AddressError::BadLastCharacter { character: 'b' })
+        );
+    }
+
+    #[test]
+    fn last_characters_follow_the_bit_layout() {
+        // Bits the last character holds beyond the data: they must be zero.
+        let spare = ENCODED_LEN * 5 - (1 + XOR_NAME_LEN) * 8;
+        assert_eq!(spare, 1);
+        let expected: String = ALPHABET
+            .chars()
+            .enumerate()
+            .filter(|(i, _)| i % (1 << spare) == 0)
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(LAST_CHARACTERS, expected);
+        // And the decoder agrees, letter by letter, in both cases.
+        let good = Address::new(DataKind::Mutable, XorName([0x5a; 32])).to_string();
+        for c in ALPHABET.chars() {
+            for c in [c, c.to_ascii_uppercase()] {
+                let text = format!("{}{c}", &good[..good.len() - 1]);
+                let parsed = text.parse::<Address>();
+                if LAST_CHARACTERS.contains(c.to_ascii_lowercase()) {
+                    assert!(parsed.is_ok(), "{text}: {parsed:?}");
+                } else {
+                    assert_eq!(parsed, Err(AddressError::BadLastCharacter { character: c }));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mistyped_last_letter_says_what_is_wrong() {
+        let good = Address::new(DataKind::File, XorName([0; 32])).to_string();
+        assert!(good.ends_with('a'));
+        let bad = format!("{}x", &good[..good.len() - 1]);
+        let message = bad.parse::<Address>().unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "the last character of an address must be one of a, c, e, g, i, k, m, o, q, s, u, w, \
+             y, 2, 4 or 6, not 'x' (it carries only 4 bits); the address is probably mistyped"
+        );
+        assert!(!message.contains("outside"), "{message}");
+    }
+
+    #[test]
+    fn out_of_alphabet_characters_are_named_with_their_position() {
+        let good = Address::new(DataKind::File, XorName([9; 32])).to_string();
+        let chars: Vec<char> = good.chars().collect();
+        for (at, c) in [
+            (SCHEME.len(), '0'),
+            (SCHEME.len() + 20, '8'),
+            (good.len() - 1, '1'),
+        ] {
+            let mut bad = chars.clone();
+            bad[at] = c;
+            let bad: String = bad.into_iter().collect();
+            let err = bad.parse::<Address>().unwrap_err();
+            let position = at - SCHEME.len() + 1;
+            assert_eq!(
+                err,
+                AddressError::BadCharacter {
+                    character: c,
+                    position
+                }
+            );
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "address contains '{c}' at position {position} after safe://, but addresses \
+                     use only a-z and 2-7"
+                )
+            );
+        }
+        // Not ASCII at all: still one character, named as such.
+        let bad = format!("{}é", &good[..good.len() - 1]);
+        assert_eq!(
+            bad.parse::<Address>(),
+            Err(AddressError::BadCharacter {
+                character: 'é',
+                position: ENCODED_LEN
+            })
+        );
     }
 }

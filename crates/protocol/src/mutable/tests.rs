@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::collections::BTreeMap;
 
 fn key(i: u8) -> SigningKey {
     SigningKey::from_bytes(&[i + 1; 32])
