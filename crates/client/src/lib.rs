@@ -11,7 +11,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod direct;
 pub mod files;
 pub mod keys;
 pub mod local;

@@ -12,16 +12,16 @@
 //! A chunk is written to `tmp/`, fsynced, renamed into place and its
 //! directory fsynced, so after a crash a chunk file is either complete or
 //! absent. Reads re-hash the file, so damage on disk is reported, never
-//! returned. Large chunk files bypass the page cache (`O_DIRECT`, see `direct.rs`).
+//! returned. Large chunk files bypass the page cache (`O_DIRECT`, see [`safe_direct`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use safe_direct::Direct;
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
-use crate::direct::Direct;
 use crate::store::{ChunkStore, StoreError};
 
 const FORMAT_FILE: &str = "FORMAT";

@@ -115,9 +115,9 @@ fn frame_around<M: Serialize>(message: &M, payload: &[u8]) -> io::Result<(Vec<u8
 }
 
 /// Chunk bytes in a received frame start at a multiple of this, so a node
-/// can write them to disk with direct I/O without copying them first
-/// (see `safe_client`'s `direct.rs`, which aligns to the same 4 KiB).
-pub const CHUNK_ALIGN: usize = 4096;
+/// can write them to disk with direct I/O without copying them first: the
+/// block size that [`safe_direct`] writes in, declared there once.
+pub const CHUNK_ALIGN: usize = safe_direct::ALIGN;
 
 /// How many bytes of a frame body are looked at to place its chunk.
 const PEEK: usize = 16;

@@ -21,7 +21,7 @@
 //! ```
 //!
 //! Records are written with `O_DIRECT` where the filesystem takes it (see
-//! [`safe_client::direct`]): a chunk received from the network already
+//! [`safe_direct`]): a chunk received from the network already
 //! starts on a block boundary, so only its last partial block is copied.
 //! Appends to a segment are serialised; a segment is sealed at
 //! [`SEGMENT_BYTES`] and the next one started.
@@ -42,7 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
-use safe_client::direct::{self, ALIGN, Aligned};
+use safe_direct::{self as direct, ALIGN, Aligned};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 
 /// A segment is sealed once the next record would take it past this.
@@ -404,8 +404,7 @@ impl Segments {
         };
         let path = self.path(loc.segment);
         let span = span(loc.len as usize) as usize;
-        let mut buf =
-            Aligned::zeroed(span).ok_or_else(|| io(std::io::Error::other("no aligned buffer")))?;
+        let mut buf = Aligned::zeroed(span).map_err(|e| io(e.into()))?;
         let read = |direct: bool, buf: &mut [u8]| -> std::io::Result<usize> {
             let mut options = OpenOptions::new();
             options.read(true);
@@ -588,8 +587,7 @@ fn next_id(id: u32) -> std::io::Result<u32> {
 /// Writes one record at the file's position: header block, then the body
 /// in whole blocks.
 fn write_record(file: &mut File, name: &XorName, body: &[u8]) -> std::io::Result<()> {
-    let mut header =
-        Aligned::zeroed(HEADER).ok_or_else(|| std::io::Error::other("no aligned buffer"))?;
+    let mut header = Aligned::zeroed(HEADER)?;
     let h = header.blocks_mut();
     h[..8].copy_from_slice(MAGIC);
     h[8..10].copy_from_slice(&RECORD_VERSION.to_le_bytes());
