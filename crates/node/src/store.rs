@@ -51,8 +51,6 @@ use std::sync::{Mutex, PoisonError};
 use redb::{
     Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
 };
-use safe_client::LocalStore;
-use safe_client::store::StoreError;
 use safe_protocol::mutable::{Hash, Record};
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
@@ -94,9 +92,15 @@ pub enum NodeStoreError {
         /// Bytes in use.
         used: u64,
     },
-    /// Chunk files of a format 1 store failed (during migration).
-    #[error(transparent)]
-    Chunks(#[from] StoreError),
+    /// Chunk files of a format 1 store could not be read or removed
+    /// (during migration).
+    #[error("migrating {path}: {source}")]
+    Migration {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
     /// Segment files failed.
     #[error("{context}: {source}")]
     Segments {
@@ -396,21 +400,20 @@ impl NodeStore {
 
     /// Moves the chunk files of a format 1 store into segments.
     fn migrate(&self, dir: &Path) -> Result<(), NodeStoreError> {
-        let old = dir.join("records");
+        let old = dir.join(format1::DIR);
         if !old.exists() {
             return Ok(());
         }
-        let files = LocalStore::open(&old)?;
-        let mut names = Vec::new();
-        files.for_each_name(|n| names.push(n))?;
+        let names = format1::names(&old)?;
         tracing::info!(
-            records = names.len(),
+            chunks = names.len(),
             "migrating the store to format {FORMAT}"
         );
+        let direct = safe_direct::Direct::new();
         let mut moved = 0u64;
         for name in names {
-            match files.get_blocking(name) {
-                Ok(chunk) => {
+            match format1::read(&direct, &old, name)? {
+                Some(chunk) => {
                     // Capacity does not apply: these were accepted already.
                     if !self.contains(&name)? {
                         self.used
@@ -419,20 +422,19 @@ impl NodeStore {
                         moved += 1;
                     }
                 }
-                Err(StoreError::Corrupt(e)) => {
-                    tracing::warn!(%name, "format 1 record is damaged, not migrated: {e}");
+                None => {
+                    tracing::warn!(%name, "format 1 chunk file is damaged, not migrated");
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         self.flush()?;
-        // Only now that every record is durable in its new place.
+        // Only now that every chunk is durable in its new place.
         let txn = self.index.begin_write().map_err(index_err)?;
         txn.delete_table(FORMAT1_RECORDS).map_err(index_err)?;
         txn.commit().map_err(index_err)?;
-        std::fs::remove_dir_all(&old).map_err(|e| StoreError::Io {
-            context: format!("removing {}", old.display()),
-            source: e,
+        std::fs::remove_dir_all(&old).map_err(|source| NodeStoreError::Migration {
+            path: old.clone(),
+            source,
         })?;
         tracing::info!(moved, "store migrated to format {FORMAT}");
         Ok(())
@@ -1027,6 +1029,69 @@ fn decode_stored(name: &XorName, raw: &[u8]) -> Option<Record> {
     }
 }
 
+/// Reading a format 1 store: one file per chunk under `DIR/records/`,
+/// in the layout the client's local store used then (`chunks/ab/abcd…`,
+/// named by the hex of the chunk's name, fanned out by its first byte).
+/// Node-private: the node only ever reads this format, to migrate it.
+mod format1 {
+    use std::path::{Path, PathBuf};
+
+    use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
+
+    use super::NodeStoreError;
+
+    /// The format 1 store's directory inside the node's.
+    pub(super) const DIR: &str = "records";
+
+    fn err(path: &Path) -> impl FnOnce(std::io::Error) -> NodeStoreError {
+        let path = path.to_path_buf();
+        move |source| NodeStoreError::Migration { path, source }
+    }
+
+    /// Where the chunk called `name` lives in the store at `root`.
+    pub(super) fn path(root: &Path, name: &XorName) -> PathBuf {
+        let hex = name.to_hex();
+        root.join("chunks").join(&hex[..2]).join(hex)
+    }
+
+    /// The names of every chunk file; stray files are skipped.
+    pub(super) fn names(root: &Path) -> Result<Vec<XorName>, NodeStoreError> {
+        let chunks = root.join("chunks");
+        let mut names = Vec::new();
+        let fanout = match std::fs::read_dir(&chunks) {
+            Ok(dirs) => dirs,
+            // A store that never held a chunk.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+            Err(e) => return Err(err(&chunks)(e)),
+        };
+        for dir in fanout {
+            let dir = dir.map_err(err(&chunks))?.path();
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let entry = entry.map_err(err(&dir))?;
+                if let Some(name) = entry.file_name().to_str().and_then(XorName::from_hex) {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// The verified chunk `name`, or `None` if its file is damaged.
+    pub(super) fn read(
+        direct: &safe_direct::Direct,
+        root: &Path,
+        name: XorName,
+    ) -> Result<Option<Chunk>, NodeStoreError> {
+        let path = path(root, &name);
+        // Never more than a chunk can be, whatever is on disk.
+        let bytes = direct.read(&path, MAX_CHUNK_SIZE).map_err(err(&path))?;
+        Ok(Chunk::verified(name, bytes).ok())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1042,14 +1107,20 @@ mod tests {
 
     #[test]
     fn concurrent_record_writes_are_serialised_and_durable() {
-        use safe_client::mutable::{new_append, new_create};
-        use safe_protocol::mutable::{SigningKey, Write, record_address};
+        use safe_protocol::mutable::{Append, Create, Signed, SigningKey, Write, record_address};
         let dir = tempfile::tempdir().unwrap();
         let name = record_address(b"inbox", 0);
         {
             let store = std::sync::Arc::new(NodeStore::open(dir.path(), 1 << 30).unwrap());
             let key = SigningKey::from_bytes(&[1; 32]);
-            let create = new_create(b"inbox", 0, vec![], 1, true, &key).unwrap();
+            let mut create = Signed::new(Create {
+                name: b"inbox".to_vec(),
+                tag: 0,
+                owners: vec![key.verifying_key().to_bytes()],
+                threshold: 1,
+                public_append: true,
+            });
+            create.sign(&key);
             store
                 .update_mutable(&name, move |_| (Some(Record::create(create).unwrap()), ()))
                 .unwrap();
@@ -1060,11 +1131,12 @@ mod tests {
                     let store = store.clone();
                     std::thread::spawn(move || {
                         for i in 0..25u8 {
-                            let a = new_append(
-                                name,
-                                vec![w, i],
-                                &[SigningKey::from_bytes(&[w + 2; 32])],
-                            );
+                            let mut a = Signed::new(Append {
+                                address: name,
+                                value: vec![w, i],
+                                nonce: u64::from(w) << 8 | u64::from(i),
+                            });
+                            a.sign(&SigningKey::from_bytes(&[w + 2; 32]));
                             store
                                 .update_mutable(&name, move |cur| {
                                     let mut r = cur.unwrap();
@@ -1191,12 +1263,18 @@ mod tests {
             .map(|i| Chunk::new(vec![i; 70_000]).unwrap())
             .collect();
         {
-            let old = LocalStore::open(dir.path().join("records")).unwrap();
+            // The layout the client's local store wrote then.
+            let old = dir.path().join(format1::DIR);
+            std::fs::create_dir_all(old.join("tmp")).unwrap();
+            std::fs::write(old.join("FORMAT"), "safe-local-store 1\n").unwrap();
             for c in &chunks {
-                old.put_blocking(c).unwrap();
+                let path = format1::path(&old, c.name());
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, c.bytes()).unwrap();
             }
-            // A damaged file is left behind, not migrated.
-            std::fs::write(old.chunk_path(chunks[2].name()), b"junk").unwrap();
+            // A stray file is skipped; a damaged one left behind, not migrated.
+            std::fs::write(old.join("chunks").join("stray"), b"x").unwrap();
+            std::fs::write(format1::path(&old, chunks[2].name()), b"junk").unwrap();
             // The format 1 index.
             let db = Database::create(dir.path().join("index.redb")).unwrap();
             let txn = db.begin_write().unwrap();

@@ -6,11 +6,9 @@
 //! `libp2p-yamux` does (`safe_network::muxer`), interoperate with it.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use safe_client::{NetworkStore, files};
 use safe_network::DATA_PROTOCOL;
 use safe_network::libp2p::request_response::{self, Codec, ProtocolSupport};
 use safe_network::libp2p::swarm::SwarmEvent;
@@ -19,6 +17,7 @@ use safe_node::testnet::{Testnet, TestnetConfig};
 use safe_protocol::messages::{MAX_MESSAGE_SIZE, MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::mutable::{Limit, MAX_WRITE_SIZE, RecordError};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
+use safe_testkit::client_with;
 
 /// Sends whatever bytes it is given; reads up to 4 MiB back.
 #[derive(Clone, Default)]
@@ -248,25 +247,10 @@ async fn malformed_and_oversized_requests_are_rejected() {
     );
 
     // ...and the network still stores and serves files.
-    let client = Arc::new(
-        NetworkStore::connect(&net.contacts().await, 3)
-            .await
-            .unwrap(),
-    );
+    let client = client_with(&net, 3).await;
     let data = vec![42u8; 300_000];
-    let report = files::put_reader(
-        client.clone(),
-        std::io::Cursor::new(data.clone()),
-        data.len() as u64,
-        Default::default(),
-        Arc::new(|_| {}),
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    files::get(&client, &report.address, None, 0..u64::MAX, &mut out)
-        .await
-        .unwrap();
+    let address = safe_testkit::put(&client, data.clone()).await;
+    let out = safe_testkit::get(&client, &address).await;
     assert_eq!(out, data);
     client.shutdown().await;
     net.down().await;

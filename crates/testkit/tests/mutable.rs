@@ -1,35 +1,21 @@
 //! Mutable records on an in-process network of real nodes on 127.0.0.1,
 //! driven through the real client.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use safe_client::NetworkStore;
 use safe_client::mutable::{MutableError, new_append, new_create, prepare};
 use safe_node::RunningNode;
-use safe_node::testnet::{Testnet, TestnetConfig};
+use safe_node::testnet::Testnet;
 use safe_protocol::XorName;
 use safe_protocol::mutable::{
     Change, MAX_VALUE_LEN, PublicKey, Record, RecordError, SigningKey, Write, record_address,
 };
-
-const K: usize = 5;
+use safe_testkit::{K, client};
 
 async fn testnet(dir: &std::path::Path) -> Testnet {
-    let mut config = TestnetConfig::new(dir);
-    config.nodes = 10;
-    config.close_group = K;
-    config.replication_interval = Duration::from_secs(1);
-    Testnet::up(config).await.expect("testnet starts")
-}
-
-async fn client(net: &Testnet) -> Arc<NetworkStore> {
-    Arc::new(
-        NetworkStore::connect(&net.contacts().await, K)
-            .await
-            .expect("client connects"),
-    )
+    safe_testkit::testnet(dir, 10).await
 }
 
 fn key(i: u8) -> SigningKey {

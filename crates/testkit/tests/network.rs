@@ -5,66 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand_like::bytes_for;
 use safe_client::{NetworkStore, StoreError, files};
 use safe_node::testnet::{Testnet, TestnetConfig};
-use safe_protocol::{Address, XorName};
+use safe_protocol::XorName;
 use safe_selfenc::Config;
-
-const K: usize = 5;
-
-/// Deterministic pseudo-random bytes (no dependency needed).
-mod rand_like {
-    pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-}
-
-async fn testnet(dir: &std::path::Path, nodes: usize) -> Testnet {
-    let mut config = TestnetConfig::new(dir);
-    config.nodes = nodes;
-    config.close_group = K;
-    config.replication_interval = Duration::from_secs(1);
-    Testnet::up(config).await.expect("testnet starts")
-}
-
-async fn client(net: &Testnet) -> Arc<NetworkStore> {
-    Arc::new(
-        NetworkStore::connect(&net.contacts().await, K)
-            .await
-            .expect("client connects"),
-    )
-}
-
-async fn put(store: &Arc<NetworkStore>, data: Vec<u8>) -> Address {
-    let size = data.len() as u64;
-    files::put_reader(
-        store.clone(),
-        std::io::Cursor::new(data),
-        size,
-        Config::default(),
-        Arc::new(|_| {}),
-    )
-    .await
-    .expect("put")
-    .address
-}
-
-async fn get(store: &Arc<NetworkStore>, address: &Address) -> Vec<u8> {
-    let mut out = Vec::new();
-    files::get(store, address, None, 0..u64::MAX, &mut out)
-        .await
-        .expect("get");
-    out
-}
+use safe_testkit::{K, bytes_for, client, client_with, get, put, testnet};
 
 /// How many running nodes hold each record.
 fn copies(net: &Testnet) -> HashMap<XorName, usize> {
@@ -299,11 +244,7 @@ async fn full_nodes_refuse_with_a_clear_error() {
     config.close_group = 3;
     config.max_storage = 64 * 1024;
     let net = Testnet::up(config).await.unwrap();
-    let client = Arc::new(
-        NetworkStore::connect(&net.contacts().await, 3)
-            .await
-            .unwrap(),
-    );
+    let client = client_with(&net, 3).await;
     let data = bytes_for(1, 1 << 20);
     let err = files::put_reader(
         client.clone(),
@@ -331,11 +272,7 @@ async fn nodes_short_of_disk_space_refuse_as_full() {
     config.close_group = 3;
     config.disk_reserve = u64::MAX / 2;
     let net = Testnet::up(config).await.unwrap();
-    let client = Arc::new(
-        NetworkStore::connect(&net.contacts().await, 3)
-            .await
-            .unwrap(),
-    );
+    let client = client_with(&net, 3).await;
     let err = files::put_reader(
         client.clone(),
         std::io::Cursor::new(bytes_for(2, 300_000)),
