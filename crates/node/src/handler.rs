@@ -136,17 +136,7 @@ async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
 async fn get(node: &Node, name: XorName) -> Response {
     match node.blocking(move |s| s.get(name)).await {
         Ok(Some(chunk)) => {
-            let mut bytes = chunk.into_bytes();
-            if node
-                .faults
-                .corrupt_reads
-                .load(std::sync::atomic::Ordering::Relaxed)
-                && !bytes.is_empty()
-            {
-                let mut v = bytes.to_vec();
-                v[0] ^= 0xff;
-                bytes = v.into();
-            }
+            let bytes = node.faults.chunk(chunk.into_bytes());
             node.metrics.served(bytes.len());
             Response::Chunk(bytes)
         }

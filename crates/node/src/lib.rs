@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod faults;
 mod handler;
 pub mod metrics;
 mod mutable;
@@ -33,6 +34,9 @@ use safe_protocol::XorName;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+#[cfg(feature = "test-faults")]
+pub use faults::Faults;
+use faults::Faults as FaultSwitches;
 pub use store::{NodeStore, NodeStoreError};
 
 /// File name of the node's identity key inside its directory.
@@ -102,21 +106,6 @@ pub enum StartError {
     Network(String),
 }
 
-/// Faults a test can switch on to check that others cope.
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// Serve chunks with one byte flipped.
-    pub corrupt_reads: AtomicBool,
-    /// Acknowledge mutable-record writes (with a valid receipt) without
-    /// applying them: the node drops writes and keeps serving old versions.
-    pub drop_record_writes: AtomicBool,
-    /// Serve, for any record asked for, a validly signed record of the
-    /// same address under an attacker's key, at a higher version.
-    pub forge_records: AtomicBool,
-    /// Serve records with an entry changed after they were signed.
-    pub tamper_records: AtomicBool,
-}
-
 /// Shared state of a running node.
 pub(crate) struct Node {
     pub(crate) net: Net,
@@ -124,7 +113,7 @@ pub(crate) struct Node {
     pub(crate) store: Arc<NodeStore>,
     pub(crate) k: usize,
     pub(crate) metrics: Arc<metrics::Metrics>,
-    pub(crate) faults: Arc<Faults>,
+    pub(crate) faults: FaultSwitches,
     pub(crate) fetches: replication::Fetcher,
     /// Set while puts fail for want of disk space (logged once per spell).
     pub(crate) disk_full: AtomicBool,
@@ -212,7 +201,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         store: Arc::new(store),
         k: config.close_group.max(1),
         metrics: metrics.clone(),
-        faults: Arc::new(Faults::default()),
+        faults: FaultSwitches::default(),
         fetches,
         disk_full: AtomicBool::new(false),
     });
@@ -350,7 +339,9 @@ impl RunningNode {
         &self.node.store
     }
 
-    /// Fault switches, for tests of everyone else's resilience.
+    /// Fault switches, for tests of everyone else's resilience (only with
+    /// the `test-faults` feature).
+    #[cfg(feature = "test-faults")]
     pub fn faults(&self) -> &Faults {
         &self.node.faults
     }

@@ -15,18 +15,13 @@
 //! ([`safe_protocol::mutable::resolve`]), so every replica ends with the
 //! record the client that got a majority was told it wrote.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use futures::future::join_all;
 use safe_network::close_group::{majority, sign_record_receipt};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
-use safe_protocol::mutable::{
-    Applied, Change, Create, Hash, Merge, Op, Record, RecordError, Signed, SigningKey, Write,
-    resolve,
-};
+use safe_protocol::mutable::{Applied, Hash, Merge, Record, RecordError, Write, resolve};
 
 use crate::Node;
 use crate::handler::{FORWARD_TIMEOUT, fetch_scope};
@@ -40,7 +35,7 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
         Err(e) => return Response::RecordRefused(e),
     };
     let name = write.address();
-    if !node.faults.drop_record_writes.load(Ordering::Relaxed) {
+    if !node.faults.drops_record_writes() {
         let w = write.clone();
         let result = node
             .blocking(move |s| s.update_mutable(&name, move |current| apply(current, &w)))
@@ -93,7 +88,7 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
             return Response::Refused(Refusal::StorageFailed);
         }
     };
-    let record = lie(node, record);
+    let record = node.faults.record(record);
     match record.encode() {
         Ok(bytes) => {
             node.metrics.served(bytes.len());
@@ -104,51 +99,6 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
             Response::Refused(Refusal::StorageFailed)
         }
     }
-}
-
-/// Applies the switched-on faults to a record about to be served.
-fn lie(node: &Node, mut record: Record) -> Record {
-    if node.faults.tamper_records.load(Ordering::Relaxed) {
-        record
-            .state
-            .entries
-            .insert(b"tampered".to_vec(), b"yes".to_vec());
-    }
-    if node.faults.forge_records.load(Ordering::Relaxed)
-        && let Some(forged) = forge(&record)
-    {
-        return forged;
-    }
-    record
-}
-
-/// A validly signed record for `real`'s address, owned by an attacker's
-/// key and a few versions ahead of `real`.
-fn forge(real: &Record) -> Option<Record> {
-    let key = SigningKey::from_bytes(&[0x66; 32]);
-    let mut create = Signed::new(Create {
-        owners: vec![key.verifying_key().to_bytes()],
-        threshold: 1,
-        ..real.genesis.body.clone()
-    });
-    create.sign(&key);
-    let mut forged = Record::create(create).ok()?;
-    for _ in 0..real.state.version + 3 {
-        let change = Change::Set {
-            key: b"forged".to_vec(),
-            value: forged.state.version.to_be_bytes().to_vec(),
-        };
-        let mut op = Signed::new(Op {
-            address: real.address(),
-            replaces: forged.state.version,
-            prev: forged.state.hash(),
-            result: forged.state.apply(&change).ok()?.hash(),
-            change,
-        });
-        op.sign(&key);
-        forged.apply(&Write::Op(op)).ok()?;
-    }
-    Some(forged)
 }
 
 /// A replication offer of records: fetches those whose copy differs here
