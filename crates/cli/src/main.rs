@@ -391,7 +391,7 @@ async fn testnet_up(nodes: usize, dir: Option<PathBuf>, close_group: usize) -> R
     let dir = dir.unwrap_or_else(|| home.join("testnet"));
     let mut config = safe_node::testnet::TestnetConfig::new(&dir);
     config.nodes = nodes;
-    config.close_group = close_group;
+    config.node.close_group = close_group;
     let started = std::time::Instant::now();
     let net = safe_node::testnet::Testnet::up(config).await?;
     let contacts = [

@@ -62,7 +62,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 10;
-    config.close_group = K;
+    config.node.close_group = K;
     let net = safe_testkit::start(config).await;
     let c = safe_testkit::client(&net).await;
     let key = SigningKey::from_bytes(&[7; 32]);

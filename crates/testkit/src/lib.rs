@@ -46,8 +46,8 @@ pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
 pub fn testnet_config(dir: &Path, nodes: usize) -> TestnetConfig {
     let mut config = TestnetConfig::new(dir);
     config.nodes = nodes;
-    config.close_group = K;
-    config.replication_interval = Duration::from_secs(1);
+    config.node.close_group = K;
+    config.node.replication_interval = Duration::from_secs(1);
     config
 }
 

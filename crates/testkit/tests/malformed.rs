@@ -133,7 +133,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 3;
-    config.close_group = 3;
+    config.node.close_group = 3;
     let net = Testnet::up(config).await.unwrap();
     let target = net.node(0).unwrap();
     let peer = target.peer_id();

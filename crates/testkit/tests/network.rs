@@ -241,8 +241,8 @@ async fn full_nodes_refuse_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 3;
-    config.close_group = 3;
-    config.max_storage = 64 * 1024;
+    config.node.close_group = 3;
+    config.node.max_storage = 64 * 1024;
     let net = Testnet::up(config).await.unwrap();
     let client = client_with(&net, 3).await;
     let data = bytes_for(1, 1 << 20);
@@ -269,8 +269,8 @@ async fn nodes_short_of_disk_space_refuse_as_full() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 3;
-    config.close_group = 3;
-    config.disk_reserve = u64::MAX / 2;
+    config.node.close_group = 3;
+    config.node.disk_reserve = u64::MAX / 2;
     let net = Testnet::up(config).await.unwrap();
     let client = client_with(&net, 3).await;
     let err = files::put_reader(
