@@ -1,20 +1,36 @@
-//! A safe node: stores, validates, serves and replicates chunks.
+//! A safe node: stores, validates, serves and replicates chunks and
+//! mutable records.
 //!
-//! [`start`] opens the node's directory (identity and records), joins the
-//! network through the given peers and serves the data protocol until
-//! [`RunningNode::stop`]. Every chunk is validated before it is stored (its
-//! name is the hash of its bytes, its size is within the limit) and again
-//! when it is read. [`replication`] keeps each chunk on the close group of
-//! its name as nodes come and go; [`testnet`] starts many nodes in one
-//! process.
+//! [`start`] opens the node's directory (identity, chunks and records),
+//! joins the network through the given peers and serves the data protocol
+//! until [`RunningNode::stop`]. Every chunk is validated before it is
+//! stored (its name is the hash of its bytes, its size is within the
+//! limit) and again when it is read. [`replication`] keeps each chunk and
+//! record on the close group of its name as nodes come and go; [`testnet`]
+//! starts many nodes in one process.
+//!
+//! Inside, imports run one way only (no two modules import each other):
+//!
+//! ```text
+//! lib (start) ─> handler ─> chunks, records ─> node ─> fetch, store, metrics, faults
+//!             └> replication ─> chunks, records, fetch
+//! ```
+//!
+//! `handler` only dispatches a request to `chunks` or `records`, which own
+//! their put, get, offer and fetch; `fetch` is the queue of what to fetch
+//! and from whom; `node` is the state they share; `store` (with
+//! `segments`) is the disk.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod chunks;
 mod faults;
+mod fetch;
 mod handler;
 pub mod metrics;
-mod mutable;
+mod node;
+mod records;
 pub mod replication;
 mod segments;
 pub mod store;
@@ -23,11 +39,11 @@ pub mod testnet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use safe_network::driver::{self, Net};
+use safe_network::driver;
 use safe_network::libp2p;
 use safe_network::{Role, build_swarm};
 use safe_protocol::XorName;
@@ -36,7 +52,7 @@ use tokio::task::JoinSet;
 
 #[cfg(feature = "test-faults")]
 pub use faults::Faults;
-use faults::Faults as FaultSwitches;
+use node::Node;
 pub use store::{NodeStore, NodeStoreError};
 
 /// File name of the node's identity key inside its directory.
@@ -106,57 +122,6 @@ pub enum StartError {
     Network(String),
 }
 
-/// Shared state of a running node.
-pub(crate) struct Node {
-    pub(crate) net: Net,
-    pub(crate) keypair: libp2p::identity::Keypair,
-    pub(crate) store: Arc<NodeStore>,
-    pub(crate) k: usize,
-    pub(crate) metrics: Arc<metrics::Metrics>,
-    pub(crate) faults: FaultSwitches,
-    pub(crate) fetches: replication::Fetcher,
-    /// Set while puts fail for want of disk space (logged once per spell).
-    pub(crate) disk_full: AtomicBool,
-}
-
-impl Node {
-    /// Notes a write refused for want of disk space: logged once per
-    /// spell, not per chunk.
-    pub(crate) fn note_disk_full(&self, e: &NodeStoreError) {
-        if !self.disk_full.swap(true, Ordering::Relaxed) {
-            tracing::warn!("refusing writes until disk space is freed: {e}");
-        }
-    }
-
-    /// Notes a write that took disk space: a later full disk is logged again.
-    pub(crate) fn note_disk_ok(&self) {
-        self.disk_full.store(false, Ordering::Relaxed);
-    }
-
-    /// The other members of `name`'s close group: the `k` closest to it
-    /// among this node and its routing table, this node left out.
-    pub(crate) async fn group_peers(&self, name: &XorName) -> Vec<PeerId> {
-        let me = self.net.peer_id();
-        let mut peers = self.net.routing_peers().await;
-        peers.push(me);
-        safe_network::close_group::closest(name, peers, self.k)
-            .into_iter()
-            .filter(|p| *p != me)
-            .collect()
-    }
-
-    /// Runs a blocking store operation off the async threads.
-    pub(crate) async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&NodeStore) -> Result<T, NodeStoreError> + Send + 'static,
-    ) -> Result<T, NodeStoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| NodeStoreError::Index(format!("store task failed: {e}")))?
-    }
-}
-
 /// A node that is running; stop it with [`RunningNode::stop`].
 pub struct RunningNode {
     node: Arc<Node>,
@@ -194,14 +159,14 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let metrics = Arc::new(metrics::Metrics::default());
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let fetches = replication::Fetcher::new();
+    let fetches = fetch::Fetcher::new();
     let node = Arc::new(Node {
         net: net.clone(),
         keypair,
         store: Arc::new(store),
         k: config.close_group.max(1),
         metrics: metrics.clone(),
-        faults: FaultSwitches::default(),
+        faults: faults::Faults::default(),
         fetches,
         disk_full: AtomicBool::new(false),
     });
@@ -280,7 +245,20 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         });
     }
     let metrics_addr = match config.metrics {
-        Some(addr) => Some(metrics::serve(addr, node.clone(), stop_rx.clone(), &mut tasks).await?),
+        Some(addr) => Some(
+            metrics::serve(
+                addr,
+                metrics::Sources {
+                    metrics: metrics.clone(),
+                    store: node.store.clone(),
+                    routing: net.routing_watch(),
+                },
+                stop_rx.clone(),
+                &mut tasks,
+            )
+            .await
+            .map_err(|e| StartError::Network(format!("cannot serve metrics on {addr}: {e}")))?,
+        ),
         None => None,
     };
 

@@ -12,7 +12,20 @@ use axum::routing::get;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::{Node, StartError};
+use crate::store::NodeStore;
+
+/// What the metrics page reports on: the counters, the store and the size
+/// of the routing table (not the whole node, so this module depends on
+/// the store alone).
+#[derive(Clone)]
+pub(crate) struct Sources {
+    /// The request counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The node's store.
+    pub(crate) store: Arc<NodeStore>,
+    /// Peers in the routing table.
+    pub(crate) routing: watch::Receiver<usize>,
+}
 
 /// Kinds of request counted separately.
 #[derive(Clone, Copy, Debug)]
@@ -72,10 +85,10 @@ impl Metrics {
     }
 }
 
-async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
+async fn render(State(node): State<Sources>) -> impl IntoResponse {
     let m = &node.metrics;
     let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let routing = *node.net.routing_watch().borrow();
+    let routing = *node.routing.borrow();
     let body = format!(
         "# HELP safe_records Records stored.\n# TYPE safe_records gauge\nsafe_records {}\n\
          # HELP safe_stored_bytes Bytes stored.\n# TYPE safe_stored_bytes gauge\nsafe_stored_bytes {}\n\
@@ -110,19 +123,15 @@ async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
 /// Serves `/metrics` on `addr` until `stop`; returns the bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
-    node: Arc<Node>,
+    sources: Sources,
     mut stop: watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
-) -> Result<SocketAddr, StartError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::Network(format!("cannot serve metrics on {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| StartError::Network(format!("metrics listener: {e}")))?;
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(render))
-        .with_state(node);
+        .with_state(sources);
     tasks.spawn(async move {
         let shutdown = async move {
             let _ = stop.changed().await;

@@ -17,18 +17,21 @@
 //!   last copy.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::join_all;
 use safe_network::close_group::closest;
 use safe_network::libp2p::PeerId;
+use safe_protocol::XorName;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Request, Response};
-use safe_protocol::{Chunk, XorName};
 use tokio::sync::{mpsc, watch};
 
-use crate::Node;
+use crate::fetch::Kind;
+use crate::node::Node;
+use crate::store::NodeStoreError;
+use crate::{chunks, records};
 
 /// Time between replication rounds.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -37,70 +40,25 @@ pub const REFRESH: Duration = Duration::from_secs(20);
 /// Wait after a routing change before a round, so a burst of changes
 /// makes one round.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
-/// Records waiting to be fetched; offers beyond this are dropped (the next
-/// round offers them again).
-pub const FETCH_QUEUE: usize = 4096;
+pub use crate::fetch::FETCH_QUEUE;
 /// Records fetched at once.
 pub const FETCH_CONCURRENCY: usize = 8;
 /// Records handed off per round.
 pub const MAX_HANDOFF: usize = 1024;
 
-/// What a fetch is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum What {
-    /// An immutable chunk (`GetChunk`).
-    Chunk,
-    /// A mutable record (`GetRecord`, then merged).
-    Record,
-}
-
-/// Queue of chunks and records to fetch from peers, without duplicates.
-pub(crate) struct Fetcher {
-    tx: mpsc::Sender<(What, XorName, PeerId)>,
-    rx: Mutex<Option<mpsc::Receiver<(What, XorName, PeerId)>>>,
-    pending: Mutex<HashSet<(What, XorName)>>,
-}
-
-impl Fetcher {
-    pub(crate) fn new() -> Self {
-        let (tx, rx) = mpsc::channel(FETCH_QUEUE);
-        Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            pending: Mutex::new(HashSet::new()),
-        }
-    }
-
-    /// Queues a fetch of `name` from `peer` unless one is queued already.
-    pub(crate) fn enqueue(&self, what: What, name: XorName, peer: PeerId) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
-        if pending.insert((what, name)) && self.tx.try_send((what, name, peer)).is_err() {
-            pending.remove(&(what, name));
-        }
-    }
-
-    fn done(&self, what: What, name: &XorName) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.remove(&(what, *name));
-        }
-    }
-}
-
 /// Fetches queued records, [`FETCH_CONCURRENCY`] at a time.
 pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let Some(rx) = node.fetches.rx.lock().ok().and_then(|mut r| r.take()) else {
+    let Some(rx) = node.fetches.take_receiver() else {
         return;
     };
-    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(what, name, peer)| {
+    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(kind, name, peer)| {
         let node = node.clone();
         async move {
-            match what {
-                What::Chunk => fetch(&node, name, peer).await,
-                What::Record => crate::mutable::fetch(&node, name, peer).await,
+            match kind {
+                Kind::Chunk => chunks::fetch(&node, name, peer).await,
+                Kind::Record => records::fetch(&node, name, peer).await,
             }
-            node.fetches.done(what, &name);
+            node.fetches.done(kind, &name);
         }
     });
     tokio::select! {
@@ -112,37 +70,6 @@ pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>)
 /// A tokio channel receiver as a `Stream`.
 fn receiver_stream<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
-}
-
-async fn fetch(node: &Node, name: XorName, peer: PeerId) {
-    // Held already, or no room for it: do not fetch a chunk to refuse it.
-    if !matches!(
-        node.blocking(move |s| Ok(!s.contains(&name)? && s.has_room()))
-            .await,
-        Ok(true)
-    ) {
-        return;
-    }
-    let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
-        Ok(Response::Chunk(bytes)) => bytes,
-        Ok(_) => return,
-        Err(e) => {
-            tracing::debug!(%name, "replication fetch failed: {e}");
-            return;
-        }
-    };
-    let chunk = match Chunk::verified(name, bytes) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(%peer, %name, "peer offered a chunk and sent bad bytes: {e}");
-            return;
-        }
-    };
-    match node.blocking(move |s| s.put(&chunk)).await {
-        Ok(_) => node.metrics.replicated(),
-        Err(e @ crate::NodeStoreError::DiskFull { .. }) => node.note_disk_full(&e),
-        Err(e) => tracing::warn!(%name, "cannot store a replicated chunk: {e}"),
-    }
 }
 
 /// Runs replication rounds until stopped.
@@ -183,11 +110,11 @@ struct OfferState {
 
 const PAGE: usize = 1024;
 
-async fn page(node: &Node, after: Option<XorName>) -> Result<Vec<XorName>, crate::NodeStoreError> {
+async fn page(node: &Node, after: Option<XorName>) -> Result<Vec<XorName>, NodeStoreError> {
     node.blocking(move |s| s.names_after(after, PAGE)).await
 }
 
-async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeStoreError> {
+async fn round(node: &Node, state: &mut OfferState) -> Result<(), NodeStoreError> {
     let me = node.net.peer_id();
     let mut everyone = node.net.routing_peers().await;
     everyone.push(me);
@@ -290,7 +217,7 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
                             .into_iter()
                             .filter(|n| ours.is_some_and(|o| o.contains(n)))
                         {
-                            node.fetches.enqueue(What::Record, name, peer);
+                            node.fetches.enqueue(Kind::Record, name, peer);
                         }
                     }
                     None => {
@@ -351,7 +278,7 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
 async fn record_page(
     node: &Node,
     after: Option<XorName>,
-) -> Result<Vec<(XorName, [u8; 32])>, crate::NodeStoreError> {
+) -> Result<Vec<(XorName, [u8; 32])>, NodeStoreError> {
     node.blocking(move |s| s.mutable_after(after, PAGE)).await
 }
 

@@ -23,9 +23,8 @@ use safe_protocol::XorName;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::mutable::{Applied, Hash, Merge, Record, RecordError, Write, resolve};
 
-use crate::Node;
-use crate::handler::{FORWARD_TIMEOUT, fetch_scope};
-use crate::replication::What;
+use crate::fetch::Kind;
+use crate::node::{FORWARD_TIMEOUT, Node};
 use crate::store::NodeStoreError;
 
 /// Validates and applies a write; answers with this node's receipt.
@@ -108,7 +107,7 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
     if items.len() > MAX_OFFER_NAMES {
         return Response::Refused(Refusal::OverLimit);
     }
-    let scope = fetch_scope(node, peer).await;
+    let scope = node.fetch_scope(peer).await;
     let differing = node
         .blocking(move |s| {
             let mut out = Vec::new();
@@ -120,7 +119,7 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
             Ok(out)
         })
         .await;
-    scope.answer_offer(node, What::Record, differing)
+    scope.answer_offer(&node.fetches, Kind::Record, differing)
 }
 
 /// Fetches `peer`'s copy of `name`, verifies it and merges it into ours.
