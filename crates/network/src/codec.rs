@@ -41,7 +41,7 @@ enum RequestRef<'a> {
     GetChunk {
         name: XorName,
     },
-    Offer {
+    OfferChunks {
         names: Vec<XorName>,
     },
     PutRecord {
@@ -254,7 +254,7 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
             replicate,
         },
         RequestRef::GetChunk { name } => Request::GetChunk { name },
-        RequestRef::Offer { names } => Request::Offer { names },
+        RequestRef::OfferChunks { names } => Request::OfferChunks { names },
         RequestRef::PutRecord { write } => Request::PutRecord {
             write: frame.slice_ref(write),
         },
@@ -390,7 +390,7 @@ mod tests {
         roundtrip_request(Request::GetChunk {
             name: XorName([4; 32]),
         });
-        roundtrip_request(Request::Offer {
+        roundtrip_request(Request::OfferChunks {
             names: vec![XorName([1; 32]), XorName([2; 32])],
         });
         roundtrip_response(Response::Stored {

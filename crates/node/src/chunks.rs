@@ -96,7 +96,7 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
         }
         Ok(None) => Response::NotFound,
         Err(e) => {
-            tracing::error!(%name, "cannot read a record: {e}");
+            tracing::error!(%name, "cannot read a chunk: {e}");
             Response::NotFound
         }
     }

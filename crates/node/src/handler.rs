@@ -18,15 +18,15 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
     } = inbound;
     let response = match request {
         Request::PutChunk { bytes, replicate } => {
-            node.metrics.request(Kind::Put);
+            node.metrics.request(Kind::PutChunk);
             chunks::put(node, bytes, replicate).await
         }
         Request::GetChunk { name } => {
-            node.metrics.request(Kind::Get);
+            node.metrics.request(Kind::GetChunk);
             chunks::get(node, name).await
         }
-        Request::Offer { names } => {
-            node.metrics.request(Kind::Offer);
+        Request::OfferChunks { names } => {
+            node.metrics.request(Kind::OfferChunks);
             chunks::offer(node, peer, names).await
         }
         Request::PutRecord { write } => {

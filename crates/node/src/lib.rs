@@ -65,7 +65,7 @@ pub const MAX_CONCURRENT_HANDLERS: usize = 64;
 /// How a node runs.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// Directory for the identity and records.
+    /// Directory for the identity, chunks and records.
     pub dir: PathBuf,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
@@ -221,12 +221,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
                     Ok(Err(e)) => {
                         let e = e.to_string();
                         if failing.as_deref() != Some(&e) {
-                            tracing::error!("cannot flush the record index: {e}");
+                            tracing::error!("cannot flush the store index: {e}");
                             failing = Some(e);
                         }
                     }
                     Ok(Ok(_)) if failing.take().is_some() => {
-                        tracing::info!("the record index flushes again");
+                        tracing::info!("the store index flushes again");
                     }
                     _ => {}
                 }

@@ -31,11 +31,11 @@ pub(crate) struct Sources {
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     /// PutChunk.
-    Put,
+    PutChunk,
     /// GetChunk.
-    Get,
-    /// Offer.
-    Offer,
+    GetChunk,
+    /// OfferChunks.
+    OfferChunks,
     /// PutRecord.
     PutRecord,
     /// GetRecord.
@@ -47,9 +47,9 @@ pub enum Kind {
 /// Counters a node keeps.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    put: AtomicU64,
-    get: AtomicU64,
-    offer: AtomicU64,
+    put_chunk: AtomicU64,
+    get_chunk: AtomicU64,
+    offer_chunks: AtomicU64,
     put_record: AtomicU64,
     get_record: AtomicU64,
     offer_records: AtomicU64,
@@ -62,9 +62,9 @@ pub struct Metrics {
 impl Metrics {
     pub(crate) fn request(&self, kind: Kind) {
         let c = match kind {
-            Kind::Put => &self.put,
-            Kind::Get => &self.get,
-            Kind::Offer => &self.offer,
+            Kind::PutChunk => &self.put_chunk,
+            Kind::GetChunk => &self.get_chunk,
+            Kind::OfferChunks => &self.offer_chunks,
             Kind::PutRecord => &self.put_record,
             Kind::GetRecord => &self.get_record,
             Kind::OfferRecords => &self.offer_records,
@@ -90,8 +90,8 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
     let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let routing = *node.routing.borrow();
     let body = format!(
-        "# HELP safe_records Records stored.\n# TYPE safe_records gauge\nsafe_records {}\n\
-         # HELP safe_stored_bytes Bytes stored.\n# TYPE safe_stored_bytes gauge\nsafe_stored_bytes {}\n\
+        "# HELP safe_chunks Chunks stored.\n# TYPE safe_chunks gauge\nsafe_chunks {}\n\
+         # HELP safe_stored_bytes Bytes stored (chunks and records).\n# TYPE safe_stored_bytes gauge\nsafe_stored_bytes {}\n\
          # HELP safe_capacity_bytes Storage capacity.\n# TYPE safe_capacity_bytes gauge\nsafe_capacity_bytes {}\n\
          # HELP safe_routing_peers Peers in the routing table.\n# TYPE safe_routing_peers gauge\nsafe_routing_peers {routing}\n\
          # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
@@ -100,18 +100,18 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_mutable_records Mutable records stored.\n# TYPE safe_mutable_records gauge\nsafe_mutable_records {}\n\
          # HELP safe_refused_total Requests refused.\n# TYPE safe_refused_total counter\nsafe_refused_total {}\n\
          # HELP safe_served_bytes_total Chunk bytes served.\n# TYPE safe_served_bytes_total counter\nsafe_served_bytes_total {}\n\
-         # HELP safe_replicated_total Records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
-         # HELP safe_handed_off_total Records handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n",
-        node.store.count(),
+         # HELP safe_replicated_total Chunks and records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
+         # HELP safe_handed_off_total Chunks handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n",
+        node.store.chunk_count(),
         node.store.used(),
         node.store.capacity(),
-        r(&m.put),
-        r(&m.get),
-        r(&m.offer),
+        r(&m.put_chunk),
+        r(&m.get_chunk),
+        r(&m.offer_chunks),
         r(&m.put_record),
         r(&m.get_record),
         r(&m.offer_records),
-        node.store.mutable_count(),
+        node.store.record_count(),
         r(&m.refused),
         r(&m.served_bytes),
         r(&m.replicated),

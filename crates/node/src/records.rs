@@ -1,7 +1,7 @@
 //! Mutable records on a node: writes, reads, replication and conflicts.
 //!
 //! Every write is validated against the record the node holds, inside one
-//! store transaction ([`crate::NodeStore::update_mutable`]), so two racing
+//! store transaction ([`crate::NodeStore::update_record`]), so two racing
 //! writes are applied one after the other and the second sees the first:
 //! a node accepts a create only where it holds nothing, and an operation
 //! only on the exact version and state it names. The node answers for
@@ -37,7 +37,7 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
     if !node.faults.drops_record_writes() {
         let w = write.clone();
         let result = node
-            .blocking(move |s| s.update_mutable(&name, move |current| apply(current, &w)))
+            .blocking(move |s| s.update_record(&name, move |current| apply(current, &w)))
             .await;
         match result {
             Ok(Ok(())) => {}
@@ -79,7 +79,7 @@ fn apply(current: Option<Record>, write: &Write) -> (Option<Record>, Result<(), 
 /// Serves the record at `name`.
 pub(crate) async fn get(node: &Node, name: XorName) -> Response {
     // A failure is not "not found": readers count that as a vote.
-    let record = match node.blocking(move |s| s.mutable(&name)).await {
+    let record = match node.blocking(move |s| s.record(&name)).await {
         Ok(Some(r)) => r,
         Ok(None) => return Response::NotFound,
         Err(e) => {
@@ -112,7 +112,7 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
         .blocking(move |s| {
             let mut out = Vec::new();
             for (name, digest) in items {
-                if s.mutable_digest(&name)? != Some(digest) {
+                if s.record_digest(&name)? != Some(digest) {
                     out.push(name);
                 }
             }
@@ -131,7 +131,7 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
     };
     let outcome = node
         .blocking(move |s| {
-            s.update_mutable(&name, move |current| match current {
+            s.update_record(&name, move |current| match current {
                 None => (None, Merge::Conflict),
                 Some(mut mine) => match mine.merge(&incoming) {
                     Merge::Updated => (Some(mine), Merge::Updated),
@@ -188,7 +188,7 @@ async fn settle(node: &Node, name: XorName) {
     let answers = join_all(group.iter().map(|p| fetch_verified(node, name, *p))).await;
     let everyone = answers.iter().all(Result::is_ok);
     let mut copies: Vec<Record> = answers.into_iter().flatten().flatten().collect();
-    let mine = match node.blocking(move |s| s.mutable(&name)).await {
+    let mine = match node.blocking(move |s| s.record(&name)).await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(%name, "cannot read a record to settle it: {e}");
@@ -221,7 +221,7 @@ async fn settle(node: &Node, name: XorName) {
     }
     let adopted = node
         .blocking(move |s| {
-            s.update_mutable(&name, move |current| {
+            s.update_record(&name, move |current| {
                 // Only if nothing was written meanwhile; the next round
                 // settles again otherwise.
                 if current.as_ref().map(Record::digest) == mine_digest {

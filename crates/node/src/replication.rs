@@ -1,20 +1,26 @@
-//! Keeping every chunk on its close group, with no client involved.
+//! Keeping every chunk and record on its close group, with no client
+//! involved.
 //!
 //! Each node runs rounds, every [`DEFAULT_INTERVAL`] and shortly after its
-//! routing table changes. A round pages through the node's records (never
+//! routing table changes. A round pages through the node's chunks (never
 //! holding them all) and, for each, works out the close group from the
 //! node's own routing table:
 //!
-//! - Records it is responsible for are *offered* (names only) to the other
-//!   members of their group. A member that lacks an offered record it is
+//! - Chunks it is responsible for are *offered* (names only) to the other
+//!   members of their group. A member that lacks an offered chunk it is
 //!   responsible for fetches it from the offerer with `GetChunk`, verifies
 //!   it and stores it. To keep rounds cheap, a peer is offered its list again
 //!   only when the list changed (a BLAKE3 digest per peer) or every
 //!   [`REFRESH`].
-//! - Records it is no longer responsible for are *handed off*: offered to
+//! - Chunks it is no longer responsible for are *handed off*: offered to
 //!   their group, and deleted only once every member of the group has
 //!   answered and none lacks them. A node never drops what might be the
 //!   last copy.
+//!
+//! Mutable records are offered too, with their digest (`OfferRecords`), to
+//! their group whether or not this node is still in it, and never dropped
+//! here; a member whose copy differs fetches and merges it
+//! ([`crate::records`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -41,12 +47,12 @@ pub const REFRESH: Duration = Duration::from_secs(20);
 /// makes one round.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
 pub use crate::fetch::FETCH_QUEUE;
-/// Records fetched at once.
+/// Chunks and records fetched at once.
 pub const FETCH_CONCURRENCY: usize = 8;
-/// Records handed off per round.
+/// Chunks handed off per round.
 pub const MAX_HANDOFF: usize = 1024;
 
-/// Fetches queued records, [`FETCH_CONCURRENCY`] at a time.
+/// Fetches queued chunks and records, [`FETCH_CONCURRENCY`] at a time.
 pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
     let Some(rx) = node.fetches.take_receiver() else {
         return;
@@ -103,7 +109,7 @@ pub(crate) async fn offer_loop(
 struct OfferState {
     /// Digest of the list last offered to each peer, and when.
     offered: HashMap<PeerId, ([u8; 32], Instant)>,
-    /// Hand-offs resume after this name, so records that cannot be handed
+    /// Hand-offs resume after this name, so chunks that cannot be handed
     /// off yet do not block those after them.
     handoff_after: Option<XorName>,
 }
@@ -111,7 +117,8 @@ struct OfferState {
 const PAGE: usize = 1024;
 
 async fn page(node: &Node, after: Option<XorName>) -> Result<Vec<XorName>, NodeStoreError> {
-    node.blocking(move |s| s.names_after(after, PAGE)).await
+    node.blocking(move |s| s.chunk_names_after(after, PAGE))
+        .await
 }
 
 async fn round(node: &Node, state: &mut OfferState) -> Result<(), NodeStoreError> {
@@ -268,7 +275,7 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), NodeStoreError
             node.metrics.handed_off(dropped);
             tracing::debug!(
                 dropped,
-                "handed off records this node is no longer responsible for"
+                "handed off chunks this node is no longer responsible for"
             );
         }
     }
@@ -279,11 +286,11 @@ async fn record_page(
     node: &Node,
     after: Option<XorName>,
 ) -> Result<Vec<(XorName, [u8; 32])>, NodeStoreError> {
-    node.blocking(move |s| s.mutable_after(after, PAGE)).await
+    node.blocking(move |s| s.records_after(after, PAGE)).await
 }
 
 fn offer_names(names: Vec<XorName>) -> Request {
-    Request::Offer { names }
+    Request::OfferChunks { names }
 }
 
 /// Sends each peer its items (in offers of at most [`MAX_OFFER_NAMES`],

@@ -168,7 +168,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
         send(&mut swarm, peer, encode(&too_big)).await,
         Some(Response::Refused(Refusal::TooLarge))
     );
-    let long_offer = Request::Offer {
+    let long_offer = Request::OfferChunks {
         names: vec![XorName([2; 32]); MAX_OFFER_NAMES + 1],
     };
     assert_eq!(
@@ -211,11 +211,11 @@ async fn malformed_and_oversized_requests_are_rejected() {
         Some(Response::NotFound)
     );
     assert_eq!(
-        target.store().count(),
+        target.store().chunk_count(),
         0,
         "nothing stored from bad requests"
     );
-    assert_eq!(target.store().mutable_count(), 0);
+    assert_eq!(target.store().record_count(), 0);
 
     // A valid request on the same connection still works...
     let get = Request::GetChunk {

@@ -45,7 +45,7 @@ async fn create(c: &NetworkStore, name: &str, owners: &[u8], threshold: u8, by: 
 /// Each running node's copy of `name`.
 fn copies(net: &Testnet, name: &XorName) -> Vec<Record> {
     net.nodes()
-        .filter_map(|n| n.store().mutable(name).unwrap())
+        .filter_map(|n| n.store().record(name).unwrap())
         .collect()
 }
 
@@ -318,7 +318,7 @@ async fn lying_nodes_cannot_mislead_readers() {
     assert_eq!(
         group[0]
             .store()
-            .mutable(&name)
+            .record(&name)
             .unwrap()
             .unwrap()
             .state
@@ -410,12 +410,7 @@ async fn appends_are_never_lost_and_records_survive_node_loss() {
     assert_eq!(healed, r);
     // A stopped member restarted from its directory still holds the record.
     net.restart_node(stopped[0]).await.unwrap();
-    let back = net
-        .node(stopped[0])
-        .unwrap()
-        .store()
-        .mutable(&name)
-        .unwrap();
+    let back = net.node(stopped[0]).unwrap().store().record(&name).unwrap();
     assert_eq!(back.map(|b| b.genesis), Some(r.genesis.clone()));
     for c in &writers {
         c.shutdown().await;

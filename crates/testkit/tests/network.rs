@@ -17,7 +17,7 @@ fn copies(net: &Testnet) -> HashMap<XorName, usize> {
     for node in net.nodes() {
         let mut after = None;
         loop {
-            let names = node.store().names_after(after, 1024).unwrap();
+            let names = node.store().chunk_names_after(after, 1024).unwrap();
             let Some(last) = names.last() else { break };
             after = Some(*last);
             for n in names {
@@ -78,7 +78,7 @@ async fn sizes_copies_node_loss_and_restart() {
         .filter(|i| net.node(*i).is_some_and(|n| n.holds(&address.name)))
         .collect();
     assert_eq!(holders.len(), K);
-    let before_restart = net.node(holders[0]).unwrap().store().count();
+    let before_restart = net.node(holders[0]).unwrap().store().chunk_count();
     net.stop_node(holders[0]).await;
     net.stop_node(holders[1]).await;
     assert_eq!(
@@ -95,7 +95,7 @@ async fn sizes_copies_node_loss_and_restart() {
     // A node restarted from its directory still has and serves its records.
     net.restart_node(holders[0]).await.unwrap();
     let node = net.node(holders[0]).unwrap();
-    assert_eq!(node.store().count(), before_restart);
+    assert_eq!(node.store().chunk_count(), before_restart);
     assert!(node.holds(&address.name));
     let peer = node.peer_id();
     // The client finds the node's new address through a lookup.
@@ -284,7 +284,7 @@ async fn nodes_short_of_disk_space_refuse_as_full() {
     .expect_err("put to nodes without disk space fails");
     assert!(err.to_string().contains("full"), "{err}");
     for node in net.nodes() {
-        assert_eq!(node.store().count(), 0, "nothing stored");
+        assert_eq!(node.store().chunk_count(), 0, "nothing stored");
         assert_eq!(node.store().used(), 0, "no space left reserved");
     }
     client.shutdown().await;
@@ -322,7 +322,7 @@ async fn metrics_are_served() {
     http.read_to_string(&mut text).await.unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     // A 5000-byte file is 3 chunks plus the root.
-    assert!(text.contains("\nsafe_records 4\n"), "{text}");
+    assert!(text.contains("\nsafe_chunks 4\n"), "{text}");
     assert!(
         text.contains("safe_requests_total{kind=\"put\"} 4"),
         "{text}"

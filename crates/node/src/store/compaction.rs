@@ -1,6 +1,6 @@
 //! Compaction: removed chunks leave dead space in their segment; once at
 //! least half of a sealed segment is dead, each [`NodeStore::flush`]
-//! copies up to [`COMPACT_BYTES`] of its live records to the newest
+//! copies up to [`COMPACT_BYTES`] of its live chunks to the newest
 //! segment, and deletes it once the copies are durable.
 
 use redb::ReadableTable;
@@ -9,12 +9,12 @@ use super::index::{CHUNKS, entry};
 use super::{NodeStore, NodeStoreError, seg_err};
 use crate::segments;
 
-/// Live records a flush copies out of a half-dead segment at most (the
+/// Live chunks a flush copies out of a half-dead segment at most (the
 /// rest in later flushes).
 pub const COMPACT_BYTES: u64 = 64 * 1024 * 1024;
 
 impl NodeStore {
-    /// Compaction step: copies up to [`COMPACT_BYTES`] of the live records
+    /// Compaction step: copies up to [`COMPACT_BYTES`] of the live chunks
     /// of the deadest sealed segment that is at least half dead to the
     /// newest segment; once none are left, deletes it. A step at a time, so
     /// a flush (and the durability of recent puts) never waits long.
@@ -42,12 +42,12 @@ impl NodeStore {
         if dead * 2 < len {
             return Ok(());
         }
-        let mut records = Vec::new();
+        let mut entries = Vec::new();
         self.segments
-            .records(id, |name, loc| records.push((name, loc)))
+            .entries(id, |name, loc| entries.push((name, loc)))
             .map_err(err())?;
         let mut copied = 0u64;
-        for (name, loc) in records {
+        for (name, loc) in entries {
             if self.lookup(&name)? != Some(loc) {
                 continue;
             }
@@ -93,7 +93,7 @@ impl NodeStore {
             tracing::error!(
                 segment = id,
                 left,
-                "segment still holds live records; not removed"
+                "segment still holds live chunks; not removed"
             );
             self.lock_dead().remove(&id);
             return Ok(());

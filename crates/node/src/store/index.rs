@@ -96,7 +96,7 @@ impl NodeStore {
 
     /// Up to `limit` names after `after` (or from the start), in order:
     /// callers page through every record without holding them all.
-    pub fn names_after(
+    pub fn chunk_names_after(
         &self,
         after: Option<XorName>,
         limit: usize,
@@ -132,7 +132,7 @@ impl NodeStore {
         Ok(out)
     }
 
-    /// Records in the index (for checks).
+    /// Chunks in the index (for checks).
     pub fn index_len(&self) -> Result<u64, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
         match txn.open_table(CHUNKS) {

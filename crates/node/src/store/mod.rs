@@ -1,10 +1,10 @@
-//! A node's records on disk.
+//! A node's chunks and mutable records on disk.
 //!
 //! Layout (format 2):
 //!
 //! ```text
 //! DIR/segments/         chunk bodies, appended to segment files
-//!                       (see `segments.rs` for the record format)
+//!                       (see `segments.rs` for the entry format)
 //! DIR/index.redb        redb table `meta`: "format" -> 2
 //!                       redb table `chunks`: name -> (segment, offset, length)
 //!                       redb table `segments`: segment -> watermark
@@ -27,7 +27,7 @@
 //! stored chunk survives `kill -9` at once and a power cut after at most a
 //! second (the other K-1 copies cover that second).
 //!
-//! Opening the store checks every segment past its watermark: records
+//! Opening the store checks every segment past its watermark: entries
 //! there are re-hashed and indexed, damaged ones dropped, a torn tail cut
 //! off; index entries pointing past the end of their segment are dropped.
 //! So an acknowledged chunk is never lost to a crash, and the index never
@@ -35,7 +35,7 @@
 //!
 //! Removed chunks leave dead space in their segment; once at least half of
 //! a sealed segment is dead, each [`NodeStore::flush`] copies up to
-//! [`COMPACT_BYTES`] of its live records to the newest segment, and deletes
+//! [`COMPACT_BYTES`] of its live chunks to the newest segment, and deletes
 //! it once the copies are durable. Capacity counts the bytes a chunk takes
 //! in its segment (header block and padding included).
 //!
@@ -65,14 +65,14 @@ use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
 pub use compaction::COMPACT_BYTES;
 use index::{WATERMARKS, entry, index_err, location};
-use records::MutableJob;
+use records::RecordJob;
 
 use crate::segments::{self, Location, ReadError, Segments};
 
 /// The store format this program writes.
 pub const FORMAT: u64 = 2;
 
-/// redb page cache: small and fixed, so memory does not grow with records.
+/// redb page cache: small and fixed, so memory does not grow with what is stored.
 const INDEX_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why the store failed.
@@ -121,7 +121,7 @@ pub enum NodeStoreError {
         found: u64,
     },
     /// The index failed.
-    #[error("record index: {0}")]
+    #[error("store index: {0}")]
     Index(String),
 }
 
@@ -162,9 +162,9 @@ pub enum Put {
     AlreadyHeld,
 }
 
-/// The names of the records in the segment files of the store in `dir`,
+/// The names of the chunks in the segment files of the store in `dir`,
 /// in segment order, read from the files alone: safe while a node has the
-/// store open, and it includes records dropped but not yet compacted away.
+/// store open, and it includes chunks dropped but not yet compacted away.
 pub fn segment_names(dir: &Path, mut f: impl FnMut(XorName)) -> Result<(), NodeStoreError> {
     let seg_dir = dir.join("segments");
     if !seg_dir.is_dir() {
@@ -176,7 +176,7 @@ pub fn segment_names(dir: &Path, mut f: impl FnMut(XorName)) -> Result<(), NodeS
         .map_err(seg_err(format!("reading {}", seg_dir.display())))?;
     for (id, _) in found {
         segments
-            .records(id, |name, _| f(name))
+            .entries(id, |name, _| f(name))
             .map_err(seg_err(format!("reading segment {id}")))?;
     }
     Ok(())
@@ -192,11 +192,11 @@ pub struct NodeStore {
     /// Disk space a write must leave free ([`DISK_RESERVE`] unless set).
     disk_reserve: AtomicU64,
     dirty: AtomicBool,
-    /// Bytes of dead records per segment (removed, or superseded).
+    /// Bytes of dead entries per segment (removed, or superseded).
     dead: Mutex<BTreeMap<u32, u64>>,
-    mutable_count: AtomicU64,
+    record_count: AtomicU64,
     /// Record changes waiting for the next group commit.
-    pending_mutable: Mutex<Vec<MutableJob>>,
+    pending_records: Mutex<Vec<RecordJob>>,
     /// Held by whoever is committing a batch of record changes.
     committing: Mutex<()>,
 }
@@ -236,8 +236,8 @@ impl NodeStore {
             disk_reserve: AtomicU64::new(DISK_RESERVE),
             dirty: AtomicBool::new(false),
             dead: Mutex::new(BTreeMap::new()),
-            mutable_count: AtomicU64::new(0),
-            pending_mutable: Mutex::new(Vec::new()),
+            record_count: AtomicU64::new(0),
+            pending_records: Mutex::new(Vec::new()),
             committing: Mutex::new(()),
         };
         store.check_format(dir)?;
@@ -256,8 +256,8 @@ impl NodeStore {
         self.used.load(Ordering::Relaxed)
     }
 
-    /// Records stored.
-    pub fn count(&self) -> u64 {
+    /// Chunks stored.
+    pub fn chunk_count(&self) -> u64 {
         self.count.load(Ordering::Relaxed)
     }
 
@@ -319,7 +319,7 @@ impl NodeStore {
             .segments
             .append_then(chunk.name(), chunk.bytes(), |loc| {
                 // A concurrent put of the same chunk may have won the
-                // race: keep its record, ours is dead space.
+                // race: keep its entry, ours is dead space.
                 let fresh = self.write_index(|t| {
                     if t.get(chunk.name().0)?.is_some() {
                         return Ok(false);
@@ -360,11 +360,11 @@ impl NodeStore {
         *self.lock_dead().entry(loc.segment).or_default() += segments::span(loc.len as usize);
     }
 
-    /// Reads and verifies a chunk. A record that fails verification is
+    /// Reads and verifies a chunk. A chunk that fails verification is
     /// dropped (replication restores it) and reported as absent. Blocking.
     pub fn get(&self, name: XorName) -> Result<Option<Chunk>, NodeStoreError> {
-        // Compaction may move the record between the lookup and the read:
-        // a record gone from under us is looked up again, once.
+        // Compaction may move the chunk between the lookup and the read:
+        // a chunk gone from under us is looked up again, once.
         for attempt in 0..2 {
             let Some(loc) = self.lookup(&name)? else {
                 return Ok(None);
@@ -380,19 +380,19 @@ impl NodeStore {
                 }
                 Err(e) => e.to_string(),
             };
-            tracing::warn!(%name, "record failed verification, dropping it: {why}");
+            tracing::warn!(%name, "chunk failed verification, dropping it: {why}");
             self.remove_at(&name, Some(loc))?;
             return Ok(None);
         }
         Ok(None)
     }
 
-    /// Drops a record. Blocking.
+    /// Drops a chunk. Blocking.
     pub fn remove(&self, name: &XorName) -> Result<(), NodeStoreError> {
         self.remove_at(name, None)
     }
 
-    /// Drops the record called `name` (only if it is at `at`, when given).
+    /// Drops the chunk called `name` (only if it is at `at`, when given).
     fn remove_at(&self, name: &XorName, at: Option<Location>) -> Result<(), NodeStoreError> {
         let removed = self.write_index(|t| {
             let current = t.get(name.0)?.map(|v| location(v.value()));

@@ -19,12 +19,12 @@ pub(super) const DIGEST_LEN: usize = 32;
 
 impl NodeStore {
     /// Mutable records held.
-    pub fn mutable_count(&self) -> u64 {
-        self.mutable_count.load(Ordering::Relaxed)
+    pub fn record_count(&self) -> u64 {
+        self.record_count.load(Ordering::Relaxed)
     }
 
     /// The stored bytes of the mutable record at `name`: digest, then record.
-    pub(super) fn mutable_raw(&self, name: &XorName) -> Result<Option<Vec<u8>>, NodeStoreError> {
+    pub(super) fn record_raw(&self, name: &XorName) -> Result<Option<Vec<u8>>, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
         let table = match txn.open_table(MUTABLE) {
             Ok(t) => t,
@@ -39,16 +39,16 @@ impl NodeStore {
 
     /// The mutable record at `name`, decoded (not re-verified: only
     /// verified records are ever written). Blocking.
-    pub fn mutable(&self, name: &XorName) -> Result<Option<Record>, NodeStoreError> {
+    pub fn record(&self, name: &XorName) -> Result<Option<Record>, NodeStoreError> {
         Ok(self
-            .mutable_raw(name)?
+            .record_raw(name)?
             .and_then(|raw| decode_stored(name, &raw)))
     }
 
     /// The digest of the mutable record at `name`. Blocking.
-    pub fn mutable_digest(&self, name: &XorName) -> Result<Option<Hash>, NodeStoreError> {
+    pub fn record_digest(&self, name: &XorName) -> Result<Option<Hash>, NodeStoreError> {
         Ok(self
-            .mutable_raw(name)?
+            .record_raw(name)?
             .and_then(|raw| raw.get(..DIGEST_LEN).and_then(|d| <Hash>::try_from(d).ok())))
     }
 
@@ -61,7 +61,7 @@ impl NodeStore {
     /// lock runs every queued change in one transaction and one durable
     /// commit, then wakes each caller with its own outcome. Under load many
     /// writes share one fsync; alone, a write commits at once. Blocking.
-    pub fn update_mutable<T: Send + 'static>(
+    pub fn update_record<T: Send + 'static>(
         &self,
         name: &XorName,
         f: impl FnOnce(Option<Record>) -> (Option<Record>, T) + Send + 'static,
@@ -71,7 +71,7 @@ impl NodeStore {
         self.check_disk(0)?;
         let name = *name;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, NodeStoreError>>(1);
-        let job: MutableJob = Box::new(move |table, batch| {
+        let job: RecordJob = Box::new(move |table, batch| {
             let outcome = change_one(table, batch, &name, f);
             Box::new(move |committed: Result<(), String>| {
                 let result = match (committed, outcome) {
@@ -84,7 +84,7 @@ impl NodeStore {
         });
         // Neither lock guards an invariant a panic could break (jobs run
         // under catch_unwind anyway), so a poisoned lock is used as is.
-        self.pending_mutable
+        self.pending_records
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(job);
@@ -95,7 +95,7 @@ impl NodeStore {
                 .unwrap_or_else(PoisonError::into_inner);
             let jobs = std::mem::take(
                 &mut *self
-                    .pending_mutable
+                    .pending_records
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner),
             );
@@ -109,7 +109,7 @@ impl NodeStore {
 
     /// Runs queued record changes in one transaction, commits it durably
     /// and tells each caller how it went.
-    pub(super) fn commit_batch(&self, jobs: Vec<MutableJob>) {
+    pub(super) fn commit_batch(&self, jobs: Vec<RecordJob>) {
         let mut batch = Batch {
             used: self.used(),
             capacity: self.capacity,
@@ -139,7 +139,7 @@ impl NodeStore {
             }
         })();
         if committed.is_ok() {
-            self.mutable_count
+            self.record_count
                 .fetch_add(batch.created, Ordering::Relaxed);
             if batch.used >= start {
                 self.used.fetch_add(batch.used - start, Ordering::Relaxed);
@@ -156,7 +156,7 @@ impl NodeStore {
 
     /// Up to `limit` (address, digest) pairs of mutable records after
     /// `after`, in order.
-    pub fn mutable_after(
+    pub fn records_after(
         &self,
         after: Option<XorName>,
         limit: usize,
@@ -170,7 +170,7 @@ impl NodeStore {
 
 /// A queued record change: runs inside the batch's transaction and returns
 /// what to do once the commit succeeded or failed.
-pub(super) type MutableJob = Box<
+pub(super) type RecordJob = Box<
     dyn for<'t> FnOnce(
             &mut redb::Table<'t, [u8; 32], &'static [u8]>,
             &mut Batch,

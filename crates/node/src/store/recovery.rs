@@ -1,4 +1,4 @@
-//! Recovery on open: segments past their watermark are checked, records
+//! Recovery on open: segments past their watermark are checked, entries
 //! there re-hashed and indexed, damaged ones dropped and a torn tail cut
 //! off; index entries that point past the end of their segment are
 //! dropped. So an acknowledged chunk is never lost to a crash, and the
@@ -99,16 +99,16 @@ impl NodeStore {
                     adopted,
                     damaged,
                     missing = gone.len(),
-                    "store recovered: indexed records written before a crash, \
+                    "store recovered: indexed chunks written before a crash, \
                      dropped damaged ones and index entries with no record"
                 );
             }
-            tracing::debug!(records = count, segments = found.len(), "store reconciled");
+            tracing::debug!(chunks = count, segments = found.len(), "store reconciled");
             let mutable = txn.open_table(MUTABLE).map_err(index_err)?;
             for e in mutable.iter().map_err(index_err)? {
                 let (_, value) = e.map_err(index_err)?;
                 used += value.value().len() as u64;
-                self.mutable_count.fetch_add(1, Ordering::Relaxed);
+                self.record_count.fetch_add(1, Ordering::Relaxed);
             }
         }
         txn.commit().map_err(index_err)?;

@@ -34,7 +34,7 @@ fn concurrent_record_writes_are_serialised_and_durable() {
         });
         create.sign(&key);
         store
-            .update_mutable(&name, move |_| (Some(Record::create(create).unwrap()), ()))
+            .update_record(&name, move |_| (Some(Record::create(create).unwrap()), ()))
             .unwrap();
         // Eight writers, each a read-modify-write of the same record:
         // none may be lost to another's write.
@@ -50,7 +50,7 @@ fn concurrent_record_writes_are_serialised_and_durable() {
                         });
                         a.sign(&SigningKey::from_bytes(&[w + 2; 32]));
                         store
-                            .update_mutable(&name, move |cur| {
+                            .update_record(&name, move |cur| {
                                 let mut r = cur.unwrap();
                                 r.apply(&Write::Append(a)).unwrap();
                                 (Some(r), ())
@@ -63,13 +63,13 @@ fn concurrent_record_writes_are_serialised_and_durable() {
         for w in writers {
             w.join().unwrap();
         }
-        assert_eq!(store.mutable(&name).unwrap().unwrap().appends.len(), 200);
-        assert_eq!(store.mutable_count(), 1);
+        assert_eq!(store.record(&name).unwrap().unwrap().appends.len(), 200);
+        assert_eq!(store.record_count(), 1);
     }
     // Every acknowledged write was committed durably.
     let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
-    assert_eq!(store.mutable(&name).unwrap().unwrap().appends.len(), 200);
-    assert_eq!(store.mutable_count(), 1);
+    assert_eq!(store.record(&name).unwrap().unwrap().appends.len(), 200);
+    assert_eq!(store.record_count(), 1);
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn capacity_and_corruption() {
         matches!(err, NodeStoreError::Full { used: 16384, .. }),
         "{err}"
     );
-    assert_eq!((store.used(), store.count()), (16384, 2));
+    assert_eq!((store.used(), store.chunk_count()), (16384, 2));
     assert_eq!(store.get(*b.name()).unwrap().unwrap(), b);
     // Damage on disk: never served, dropped.
     let loc = store.lookup(a.name()).unwrap().unwrap();
@@ -107,13 +107,13 @@ fn capacity_and_corruption() {
     std::fs::write(&path, bytes).unwrap();
     assert!(store.get(*a.name()).unwrap().is_none());
     assert!(!store.contains(a.name()).unwrap());
-    assert_eq!((store.used(), store.count()), (8192, 1));
+    assert_eq!((store.used(), store.chunk_count()), (8192, 1));
     // Room again, and a good copy is taken.
     assert_eq!(store.put(&a).unwrap(), Put::Stored);
     assert_eq!(store.get(*a.name()).unwrap().unwrap(), a);
-    let names = store.names_after(None, 1).unwrap();
+    let names = store.chunk_names_after(None, 1).unwrap();
     assert_eq!(names.len(), 1);
-    let rest = store.names_after(Some(names[0]), 10).unwrap();
+    let rest = store.chunk_names_after(Some(names[0]), 10).unwrap();
     assert_eq!(rest.len(), 1);
     store.flush().unwrap();
     assert_eq!(store.index_len().unwrap(), 2);
@@ -140,7 +140,7 @@ fn crashes_lose_nothing_acknowledged_and_leave_no_dangling_entries() {
     }
     {
         let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
-        assert_eq!(store.count(), 4);
+        assert_eq!(store.chunk_count(), 4);
         let used: u64 = chunks.iter().map(|c| segments::span(c.len())).sum();
         assert_eq!(store.used(), used);
         for c in &chunks {
@@ -158,7 +158,7 @@ fn crashes_lose_nothing_acknowledged_and_leave_no_dangling_entries() {
         .set_len(len - 4096)
         .unwrap();
     let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
-    assert_eq!(store.count(), 3);
+    assert_eq!(store.chunk_count(), 3);
     assert!(!store.contains(chunks[3].name()).unwrap());
     for c in &chunks[..3] {
         assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
@@ -200,14 +200,14 @@ fn a_format_1_store_is_migrated() {
     }
     let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
     assert!(!dir.path().join("records").exists());
-    assert_eq!(store.count(), 2);
+    assert_eq!(store.chunk_count(), 2);
     for c in &chunks[..2] {
         assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
     }
     assert!(store.get(*chunks[2].name()).unwrap().is_none());
     drop(store);
     let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
-    assert_eq!(store.count(), 2);
+    assert_eq!(store.chunk_count(), 2);
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn half_dead_segments_are_compacted() {
     assert!(first.exists(), "live records copied first");
     store.flush().unwrap();
     assert!(!first.exists(), "half dead: compacted");
-    assert_eq!(store.count(), 8);
+    assert_eq!(store.chunk_count(), 8);
     for (i, c) in chunks.iter().enumerate() {
         let got = store.get(*c.name()).unwrap();
         if i == 0 || i == 2 {
@@ -264,7 +264,7 @@ fn half_dead_segments_are_compacted() {
     // And all of it survives a restart.
     drop(store);
     let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
-    assert_eq!(store.count(), 8);
+    assert_eq!(store.chunk_count(), 8);
     for c in chunks.iter().skip(3).chain([&chunks[1]]) {
         assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
     }
@@ -299,7 +299,7 @@ fn the_newest_segment_is_never_compacted_away() {
     store.flush().unwrap();
     drop(store);
     let store = NodeStore::open_with_segment_limit(dir.path(), 1 << 30, limit).unwrap();
-    assert_eq!(store.count(), 5);
+    assert_eq!(store.chunk_count(), 5);
     for c in &chunks[..5] {
         assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
     }
