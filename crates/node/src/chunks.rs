@@ -95,9 +95,11 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
             Response::Chunk(bytes)
         }
         Ok(None) => Response::NotFound,
+        // A failure is not "not found": clients count that answer towards
+        // a "not found" majority, and this node may well hold the chunk.
         Err(e) => {
             tracing::error!(%name, "cannot read a chunk: {e}");
-            Response::NotFound
+            Response::Refused(Refusal::StorageFailed)
         }
     }
 }

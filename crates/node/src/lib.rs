@@ -103,8 +103,10 @@ impl NodeConfig {
     }
 }
 
-/// Why a node could not start.
+/// Why a node could not start. Each variant keeps its cause as its
+/// `source`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The directory or identity could not be used.
     #[error("node directory {dir}: {source}")]
@@ -117,9 +119,36 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] NodeStoreError),
-    /// The network stack failed.
-    #[error("{0}")]
-    Network(String),
+    /// The network stack (transports, Kademlia, the data protocol) could
+    /// not be built.
+    #[error(transparent)]
+    Build(#[from] safe_network::BuildError),
+    /// An address to listen on was refused (malformed, unsupported, or in
+    /// use).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A start-up task (opening the store) could not be run to its end.
+    #[error("node start-up task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// A node did not report a listening address in time (testnet).
+    #[error("node did not start listening within {0:?}")]
+    NotListening(Duration),
+    /// The testnet's routing tables did not fill in time.
+    #[error("routing tables not populated after {0:?}")]
+    NotReady(Duration),
 }
 
 /// A node that is running; stop it with [`RunningNode::stop`].
@@ -144,15 +173,17 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         let cap = config.max_storage;
         tokio::task::spawn_blocking(move || NodeStore::open(&dir, cap))
             .await
-            .map_err(|e| StartError::Network(format!("store task failed: {e}")))??
+            .map_err(StartError::Task)??
     };
     store.set_disk_reserve(config.disk_reserve);
-    let mut swarm =
-        build_swarm(keypair.clone(), Role::Node).map_err(|e| StartError::Network(e.to_string()))?;
+    let mut swarm = build_swarm(keypair.clone(), Role::Node)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| StartError::Network(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|source| StartError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
     }
     let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
     let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx));
@@ -257,7 +288,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
                 &mut tasks,
             )
             .await
-            .map_err(|e| StartError::Network(format!("cannot serve metrics on {addr}: {e}")))?,
+            .map_err(|source| StartError::Metrics { addr, source })?,
         ),
         None => None,
     };

@@ -83,6 +83,6 @@ impl Node {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || f(&store))
             .await
-            .map_err(|e| NodeStoreError::Index(format!("store task failed: {e}")))?
+            .map_err(NodeStoreError::Task)?
     }
 }

@@ -114,9 +114,7 @@ impl Testnet {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(StartError::Network(format!(
-                    "routing tables not populated after {timeout:?}"
-                )));
+                return Err(StartError::NotReady(timeout));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -200,14 +198,15 @@ impl Testnet {
 }
 
 async fn wait_listening(node: &RunningNode) -> Result<Vec<Multiaddr>, StartError> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let wait = Duration::from_secs(5);
+    let deadline = Instant::now() + wait;
     loop {
         let addrs = node.listen_addrs().await;
         if !tcp_only(addrs.clone()).is_empty() {
             return Ok(addrs);
         }
         if Instant::now() >= deadline {
-            return Err(StartError::Network("node did not start listening".into()));
+            return Err(StartError::NotListening(wait));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -292,6 +292,42 @@ async fn nodes_short_of_disk_space_refuse_as_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_store_fails_does_not_answer_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestnetConfig::new(dir.path());
+    config.nodes = 3;
+    config.node.close_group = 3;
+    let net = Testnet::up(config).await.unwrap();
+    let client = client_with(&net, 3).await;
+    let chunk = safe_protocol::Chunk::new(bytes_for(5, 100_000)).unwrap();
+    let name = *chunk.name();
+    safe_client::ChunkStore::put(&*client, chunk).await.unwrap();
+    let broken = net.node(0).unwrap();
+    assert!(broken.holds(&name));
+    // Node 0's segment files become directories: its index still names
+    // the chunk, but every read of it fails with an I/O error.
+    let segments = net.dir().join("node-0").join("segments");
+    for entry in std::fs::read_dir(&segments).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+    }
+    // It answers with a refusal, not "not found" (which clients count
+    // towards a "not found" majority), and keeps its index entry.
+    let result = client.get_from(broken.peer_id(), name).await;
+    assert!(
+        matches!(&result, Err(StoreError::Network(m)) if m.contains("node failed to store")),
+        "{result:?}"
+    );
+    assert!(broken.store().contains(&name).unwrap());
+    // The chunk is still read from the rest of its group.
+    let got = safe_client::ChunkStore::get(&*client, name).await.unwrap();
+    assert_eq!(*got.name(), name);
+    client.shutdown().await;
+    net.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();

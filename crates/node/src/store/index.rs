@@ -17,8 +17,9 @@ pub(super) const CHUNKS: TableDefinition<[u8; 32], (u32, u64, u32)> =
 pub(super) const WATERMARKS: TableDefinition<u32, u64> = TableDefinition::new("segments");
 pub(super) const MUTABLE: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("mutable");
 
-pub(super) fn index_err(e: impl std::fmt::Display) -> NodeStoreError {
-    NodeStoreError::Index(e.to_string())
+/// A redb failure as a store error, its cause kept.
+pub(super) fn index_err(e: impl Into<redb::Error>) -> NodeStoreError {
+    NodeStoreError::Index(std::sync::Arc::new(e.into()))
 }
 
 /// An index entry as a [`Location`].

@@ -120,9 +120,20 @@ pub enum NodeStoreError {
         /// The format found.
         found: u64,
     },
-    /// The index failed.
+    /// The index failed. Shared (`Arc`) because one failed group commit
+    /// fails every write in it.
     #[error("store index: {0}")]
-    Index(String),
+    Index(#[source] std::sync::Arc<redb::Error>),
+    /// A record to be written does not encode (over a limit).
+    #[error("record does not encode: {0}")]
+    Encode(#[source] safe_protocol::mutable::RecordError),
+    /// A record write was dropped before its commit (its change panicked,
+    /// or the commit's transaction could not be opened).
+    #[error("record write was dropped")]
+    WriteDropped,
+    /// A blocking store task could not be run to its end.
+    #[error("store task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
 }
 
 fn seg_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeStoreError {

@@ -4,8 +4,8 @@
 //! so an acknowledged write survives `kill -9` and power loss; under load
 //! many writes share one commit.
 
-use std::sync::PoisonError;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 
 use redb::{ReadableDatabase, ReadableTable};
 use safe_protocol::XorName;
@@ -73,7 +73,7 @@ impl NodeStore {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T, NodeStoreError>>(1);
         let job: RecordJob = Box::new(move |table, batch| {
             let outcome = change_one(table, batch, &name, f);
-            Box::new(move |committed: Result<(), String>| {
+            Box::new(move |committed: Result<(), Arc<redb::Error>>| {
                 let result = match (committed, outcome) {
                     (Ok(()), outcome) => outcome,
                     (Err(e), Ok(_)) => Err(NodeStoreError::Index(e)),
@@ -103,8 +103,7 @@ impl NodeStore {
                 self.commit_batch(jobs);
             }
         }
-        rx.recv()
-            .map_err(|_| NodeStoreError::Index("record write was dropped".into()))?
+        rx.recv().map_err(|_| NodeStoreError::WriteDropped)?
     }
 
     /// Runs queued record changes in one transaction, commits it durably
@@ -119,9 +118,9 @@ impl NodeStore {
         let start = batch.used;
         let mut done = Vec::with_capacity(jobs.len());
         let committed = (|| {
-            let txn = self.index.begin_write().map_err(|e| e.to_string())?;
+            let txn = self.index.begin_write().map_err(shared)?;
             {
-                let mut table = txn.open_table(MUTABLE).map_err(|e| e.to_string())?;
+                let mut table = txn.open_table(MUTABLE).map_err(shared)?;
                 for job in jobs {
                     // A job that panics loses only its own write (its
                     // caller sees the write dropped), not the batch.
@@ -132,10 +131,10 @@ impl NodeStore {
                 }
             }
             if batch.wrote {
-                txn.commit().map_err(|e| e.to_string())
+                txn.commit().map_err(shared)
             } else {
                 // Nothing changed: no need for a durable commit.
-                txn.abort().map_err(|e| e.to_string())
+                txn.abort().map_err(shared)
             }
         })();
         if committed.is_ok() {
@@ -174,7 +173,7 @@ pub(super) type RecordJob = Box<
     dyn for<'t> FnOnce(
             &mut redb::Table<'t, [u8; 32], &'static [u8]>,
             &mut Batch,
-        ) -> Box<dyn FnOnce(Result<(), String>) + Send>
+        ) -> Box<dyn FnOnce(Result<(), Arc<redb::Error>>) + Send>
         + Send,
 >;
 
@@ -203,9 +202,7 @@ fn change_one<T>(
     let Some(new) = new else {
         return Ok(out);
     };
-    let body = new
-        .encode()
-        .map_err(|e| NodeStoreError::Index(format!("record does not encode: {e}")))?;
+    let body = new.encode().map_err(NodeStoreError::Encode)?;
     let mut value = Vec::with_capacity(DIGEST_LEN + body.len());
     value.extend_from_slice(&new.digest());
     value.extend_from_slice(&body);
@@ -233,4 +230,9 @@ fn decode_stored(name: &XorName, raw: &[u8]) -> Option<Record> {
             None
         }
     }
+}
+
+/// A redb failure, shared by every write of a failed group commit.
+fn shared(e: impl Into<redb::Error>) -> Arc<redb::Error> {
+    Arc::new(e.into())
 }
