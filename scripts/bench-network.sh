@@ -3,7 +3,7 @@
 # 10 `safe node run` processes (K = 5), a 1 GiB file put and got through the
 # `safe` client, node memory idle and after storing it, then two nodes killed
 # with kill -9 at once: the file must still read back identical, every
-# record must return to 5 copies on the live nodes, and the killed nodes,
+# chunk must return to 5 copies on the live nodes, and the killed nodes,
 # restarted from their directories, must still hold what they held.
 #
 # Usage: cargo build --release && scripts/bench-network.sh [FILE]
@@ -38,7 +38,7 @@ start_node() { # index, peer...
 addr_of() { grep -m1 -o "/ip4/127.0.0.1/tcp/[^ ]*" "$WORK/n$1.log"; }
 rss_mib() { ps -o rss= -p "$1" | awk '{printf "%.1f", $1/1024}'; }
 rss_all() { for i in $(seq 0 $((NODES - 1))); do [ -n "${PIDS[$i]:-}" ] && kill -0 "${PIDS[$i]}" 2>/dev/null && printf "%s " "$(rss_mib "${PIDS[$i]}")"; done; echo; }
-# Histogram "copies:records" over the given node indexes.
+# Histogram "copies:chunks" over the given node indexes.
 copies() {
     for i in "$@"; do "$BIN" node chunks --dir "$WORK/n$i"; done | sort | uniq -c | awk '{print $1}' | sort -n | uniq -c | awk '{printf "%s copies: %s chunks; ", $2, $1}'
     echo
@@ -66,7 +66,7 @@ echo "get: $get_s s = $(echo "$SIZE / $get_s / 1000000" | bc) MB/s; client peak 
 sleep 3
 echo "RSS MiB per node after storing: $(rss_all)"
 echo "copies: $(copies $(seq 0 $((NODES - 1))))"
-# Optionally store a second file: node memory must not grow with records.
+# Optionally store a second file: node memory must not grow with chunks.
 if [ -n "${EXTRA_FILE:-}" ]; then
     "$BIN" put "$EXTRA_FILE" > /dev/null
     sleep 3
@@ -83,7 +83,7 @@ live=(0 1 2 4 5 6 8 9)
 t_kill=$(date +%s)
 for _ in $(seq 60); do
     h=$(copies "${live[@]}")
-    if [[ "$h" =~ ^"5 copies: "[0-9]+" records; "$ ]]; then break; fi
+    if [[ "$h" =~ ^"5 copies: "[0-9]+" chunks; "$ ]]; then break; fi
     sleep 1
 done
 echo "after $(( $(date +%s) - t_kill )) s on the 8 live nodes: $h"

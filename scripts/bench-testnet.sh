@@ -9,7 +9,7 @@
 #
 # Usage: cargo build --release && scripts/bench-testnet.sh FILE [RUNS]
 # Each run's directory (5 copies of FILE) is removed after the run, so many
-# runs do not fill the disk; nodes store records in a few large segment
+# runs do not fill the disk; nodes store chunks in a few large segment
 # files, which are quick to delete.
 set -euo pipefail
 

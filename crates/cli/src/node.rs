@@ -132,7 +132,7 @@ pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result
     let dir = dir.unwrap_or_else(|| home.testnet_dir());
     let mut config = safe_node::testnet::TestnetConfig::new(&dir);
     config.nodes = nodes;
-    config.close_group = network.close_group;
+    config.node.close_group = network.close_group;
     let started = std::time::Instant::now();
     let net = safe_node::testnet::Testnet::up(config).await?;
     let own = dir.join(safe_network::contacts::CONTACTS_FILE);

@@ -63,15 +63,7 @@ fn err(args: &[&str]) -> String {
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    safe_testkit::bytes_for(seed, len)
 }
 
 fn s(p: &Path) -> &str {

@@ -24,7 +24,6 @@
 
 pub mod bootstrap;
 mod client;
-pub mod direct;
 pub mod files;
 pub mod home;
 pub mod keys;

@@ -18,18 +18,20 @@
 //! A chunk or record is written to `tmp/`, fsynced, renamed into place and
 //! its directory fsynced, so after a crash a file is either complete or
 //! absent. Record writes follow the nodes' rules
-//! ([`safe_protocol::mutable::apply_write`]), one at a time per store. Reads re-hash the file, so damage on disk is reported, never
-//! returned. Large chunk files bypass the page cache (`O_DIRECT`, see `direct.rs`).
+//! ([`safe_protocol::mutable::apply_write`]), one at a time per store.
+//! Reads re-hash chunk files and verify records, so damage on disk is
+//! reported, never returned. Large chunk files bypass the page cache
+//! (`O_DIRECT`, see [`safe_direct`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use safe_direct::Direct;
 use safe_protocol::mutable::{MAX_RECORD_SIZE, Record, RecordError, Write, apply_write};
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
-use crate::direct::Direct;
 use crate::mutable::MutableError;
 use crate::store::{ChunkStore, RecordStore, StoreError};
 

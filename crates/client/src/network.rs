@@ -126,8 +126,10 @@ impl Connection {
         let dials = join_all(peers.iter().map(|addr| {
             let net = net.clone();
             async move {
-                let r = tokio::time::timeout(CONNECT_TIMEOUT, net.dial(addr.clone())).await;
-                let r = r.unwrap_or_else(|_| Err(format!("no answer in {CONNECT_TIMEOUT:?}")));
+                let r = match tokio::time::timeout(CONNECT_TIMEOUT, net.dial(addr.clone())).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!("no answer in {CONNECT_TIMEOUT:?}")),
+                };
                 (addr.clone(), r)
             }
         }))

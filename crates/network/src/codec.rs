@@ -41,7 +41,7 @@ enum RequestRef<'a> {
     GetChunk {
         name: XorName,
     },
-    Offer {
+    OfferChunks {
         names: Vec<XorName>,
     },
     PutRecord {
@@ -115,9 +115,9 @@ fn frame_around<M: Serialize>(message: &M, payload: &[u8]) -> io::Result<(Vec<u8
 }
 
 /// Chunk bytes in a received frame start at a multiple of this, so a node
-/// can write them to disk with direct I/O without copying them first
-/// (see `safe_client`'s `direct.rs`, which aligns to the same 4 KiB).
-pub const CHUNK_ALIGN: usize = 4096;
+/// can write them to disk with direct I/O without copying them first: the
+/// block size that [`safe_direct`] writes in, declared there once.
+pub const CHUNK_ALIGN: usize = safe_direct::ALIGN;
 
 /// How many bytes of a frame body are looked at to place its chunk.
 const PEEK: usize = 16;
@@ -254,7 +254,7 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
             replicate,
         },
         RequestRef::GetChunk { name } => Request::GetChunk { name },
-        RequestRef::Offer { names } => Request::Offer { names },
+        RequestRef::OfferChunks { names } => Request::OfferChunks { names },
         RequestRef::PutRecord { write } => Request::PutRecord {
             write: frame.slice_ref(write),
         },
@@ -390,7 +390,7 @@ mod tests {
         roundtrip_request(Request::GetChunk {
             name: XorName([4; 32]),
         });
-        roundtrip_request(Request::Offer {
+        roundtrip_request(Request::OfferChunks {
             names: vec![XorName([1; 32]), XorName([2; 32])],
         });
         roundtrip_response(Response::Stored {

@@ -55,6 +55,21 @@ pub enum RequestError {
     Stopped,
 }
 
+/// Why a dial failed. The libp2p error is kept as the source: a caller
+/// can tell a refused connection from a failed handshake, and print the
+/// detail only where it wants it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialError {
+    /// The dial could not be made or the connection failed before it was
+    /// up (refused, unreachable, handshake failed, ...).
+    #[error(transparent)]
+    Failed(#[from] libp2p::swarm::DialError),
+    /// The network task has stopped.
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
 /// What a Kademlia lookup found.
 #[derive(Debug, Clone, Default)]
 pub struct Lookup {
@@ -86,7 +101,7 @@ enum Command {
     },
     Dial {
         addr: Multiaddr,
-        reply: oneshot::Sender<Result<PeerId, String>>,
+        reply: oneshot::Sender<Result<PeerId, DialError>>,
     },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
@@ -166,10 +181,10 @@ impl Net {
 
     /// Dials `addr`; resolves when the connection is up (with the remote's
     /// id) or has failed (with the reason).
-    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, String> {
+    pub async fn dial(&self, addr: Multiaddr) -> Result<PeerId, DialError> {
         self.ask(|reply| Command::Dial { addr, reply })
             .await
-            .unwrap_or_else(|| Err("the network task has stopped".into()))
+            .unwrap_or(Err(DialError::Stopped))
     }
 
     /// The addresses this peer listens on.
@@ -205,7 +220,7 @@ struct Driver {
     inbound: Option<mpsc::Sender<Inbound>>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, RequestError>>>,
     queries: HashMap<QueryId, (Lookup, oneshot::Sender<Lookup>)>,
-    dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, String>>>,
+    dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, DialError>>>,
     listen: Vec<Multiaddr>,
     routing: watch::Sender<usize>,
 }
@@ -317,7 +332,7 @@ impl Driver {
                         self.dials.insert(id, reply);
                     }
                     Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
+                        let _ = reply.send(Err(e.into()));
                     }
                 }
             }
@@ -364,7 +379,7 @@ impl Driver {
                 peer_id,
             } => {
                 if let Some(reply) = self.dials.remove(&connection_id) {
-                    let _ = reply.send(Err(error.to_string()));
+                    let _ = reply.send(Err(error.into()));
                 }
                 if let Some(peer) = peer_id {
                     self.swarm.behaviour_mut().kad.remove_peer(&peer);

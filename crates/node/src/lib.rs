@@ -1,19 +1,36 @@
-//! A safe node: stores, validates, serves and replicates chunks.
+//! A safe node: stores, validates, serves and replicates chunks and
+//! mutable records.
 //!
-//! [`start`] opens the node's directory (identity and records), joins the
-//! network through the given peers and serves the data protocol until
-//! [`RunningNode::stop`]. Every chunk is validated before it is stored (its
-//! name is the hash of its bytes, its size is within the limit) and again
-//! when it is read. [`replication`] keeps each chunk on the close group of
-//! its name as nodes come and go; [`testnet`] starts many nodes in one
-//! process.
+//! [`start`] opens the node's directory (identity, chunks and records),
+//! joins the network through the given peers and serves the data protocol
+//! until [`RunningNode::stop`]. Every chunk is validated before it is
+//! stored (its name is the hash of its bytes, its size is within the
+//! limit) and again when it is read. [`replication`] keeps each chunk and
+//! record on the close group of its name as nodes come and go; [`testnet`]
+//! starts many nodes in one process.
+//!
+//! Inside, imports run one way only (no two modules import each other):
+//!
+//! ```text
+//! lib (start) ─> handler ─> chunks, records ─> node ─> fetch, store, metrics, faults
+//!             └> replication ─> chunks, records, fetch
+//! ```
+//!
+//! `handler` only dispatches a request to `chunks` or `records`, which own
+//! their put, get, offer and fetch; `fetch` is the queue of what to fetch
+//! and from whom; `node` is the state they share; `store` (with
+//! `segments`) is the disk.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod chunks;
+mod faults;
+mod fetch;
 mod handler;
 pub mod metrics;
-mod mutable;
+mod node;
+mod records;
 pub mod replication;
 mod segments;
 pub mod store;
@@ -22,17 +39,20 @@ pub mod testnet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use safe_network::driver::{self, Net};
+use safe_network::driver;
 use safe_network::libp2p;
 use safe_network::{Role, build_swarm};
 use safe_protocol::XorName;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
+#[cfg(feature = "test-faults")]
+pub use faults::Faults;
+use node::Node;
 pub use store::{NodeStore, NodeStoreError};
 
 /// File name of the node's identity key inside its directory.
@@ -45,7 +65,7 @@ pub const MAX_CONCURRENT_HANDLERS: usize = 64;
 /// How a node runs.
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
-    /// Directory for the identity and records.
+    /// Directory for the identity, chunks and records.
     pub dir: PathBuf,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
@@ -83,8 +103,10 @@ impl NodeConfig {
     }
 }
 
-/// Why a node could not start.
+/// Why a node could not start. Each variant keeps its cause as its
+/// `source`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StartError {
     /// The directory or identity could not be used.
     #[error("node directory {dir}: {source}")]
@@ -97,75 +119,36 @@ pub enum StartError {
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] NodeStoreError),
-    /// The network stack failed.
-    #[error("{0}")]
-    Network(String),
-}
-
-/// Faults a test can switch on to check that others cope.
-#[derive(Debug, Default)]
-pub struct Faults {
-    /// Serve chunks with one byte flipped.
-    pub corrupt_reads: AtomicBool,
-    /// Acknowledge mutable-record writes (with a valid receipt) without
-    /// applying them: the node drops writes and keeps serving old versions.
-    pub drop_record_writes: AtomicBool,
-    /// Serve, for any record asked for, a validly signed record of the
-    /// same address under an attacker's key, at a higher version.
-    pub forge_records: AtomicBool,
-    /// Serve records with an entry changed after they were signed.
-    pub tamper_records: AtomicBool,
-}
-
-/// Shared state of a running node.
-pub(crate) struct Node {
-    pub(crate) net: Net,
-    pub(crate) keypair: libp2p::identity::Keypair,
-    pub(crate) store: Arc<NodeStore>,
-    pub(crate) k: usize,
-    pub(crate) metrics: Arc<metrics::Metrics>,
-    pub(crate) faults: Arc<Faults>,
-    pub(crate) fetches: replication::Fetcher,
-    /// Set while puts fail for want of disk space (logged once per spell).
-    pub(crate) disk_full: AtomicBool,
-}
-
-impl Node {
-    /// Notes a write refused for want of disk space: logged once per
-    /// spell, not per chunk.
-    pub(crate) fn note_disk_full(&self, e: &NodeStoreError) {
-        if !self.disk_full.swap(true, Ordering::Relaxed) {
-            tracing::warn!("refusing writes until disk space is freed: {e}");
-        }
-    }
-
-    /// Notes a write that took disk space: a later full disk is logged again.
-    pub(crate) fn note_disk_ok(&self) {
-        self.disk_full.store(false, Ordering::Relaxed);
-    }
-
-    /// The other members of `name`'s close group: the `k` closest to it
-    /// among this node and its routing table, this node left out.
-    pub(crate) async fn group_peers(&self, name: &XorName) -> Vec<PeerId> {
-        let me = self.net.peer_id();
-        let mut peers = self.net.routing_peers().await;
-        peers.push(me);
-        safe_network::close_group::closest(name, peers, self.k)
-            .into_iter()
-            .filter(|p| *p != me)
-            .collect()
-    }
-
-    /// Runs a blocking store operation off the async threads.
-    pub(crate) async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&NodeStore) -> Result<T, NodeStoreError> + Send + 'static,
-    ) -> Result<T, NodeStoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| NodeStoreError::Index(format!("store task failed: {e}")))?
-    }
+    /// The network stack (transports, Kademlia, the data protocol) could
+    /// not be built.
+    #[error(transparent)]
+    Build(#[from] safe_network::BuildError),
+    /// An address to listen on was refused (malformed, unsupported, or in
+    /// use).
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        source: libp2p::TransportError<std::io::Error>,
+    },
+    /// The metrics address could not be bound.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A start-up task (opening the store) could not be run to its end.
+    #[error("node start-up task failed: {0}")]
+    Task(#[source] tokio::task::JoinError),
+    /// A node did not report a listening address in time (testnet).
+    #[error("node did not start listening within {0:?}")]
+    NotListening(Duration),
+    /// The testnet's routing tables did not fill in time.
+    #[error("routing tables not populated after {0:?}")]
+    NotReady(Duration),
 }
 
 /// A node that is running; stop it with [`RunningNode::stop`].
@@ -190,29 +173,31 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         let cap = config.max_storage;
         tokio::task::spawn_blocking(move || NodeStore::open(&dir, cap))
             .await
-            .map_err(|e| StartError::Network(format!("store task failed: {e}")))??
+            .map_err(StartError::Task)??
     };
     store.set_disk_reserve(config.disk_reserve);
-    let mut swarm =
-        build_swarm(keypair.clone(), Role::Node).map_err(|e| StartError::Network(e.to_string()))?;
+    let mut swarm = build_swarm(keypair.clone(), Role::Node)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
-            .map_err(|e| StartError::Network(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|source| StartError::Listen {
+                addr: addr.clone(),
+                source,
+            })?;
     }
     let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
     let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx));
     let metrics = Arc::new(metrics::Metrics::default());
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let fetches = replication::Fetcher::new();
+    let fetches = fetch::Fetcher::new();
     let node = Arc::new(Node {
         net: net.clone(),
         keypair,
         store: Arc::new(store),
         k: config.close_group.max(1),
         metrics: metrics.clone(),
-        faults: Arc::new(Faults::default()),
+        faults: faults::Faults::default(),
         fetches,
         disk_full: AtomicBool::new(false),
     });
@@ -267,12 +252,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
                     Ok(Err(e)) => {
                         let e = e.to_string();
                         if failing.as_deref() != Some(&e) {
-                            tracing::error!("cannot flush the record index: {e}");
+                            tracing::error!("cannot flush the store index: {e}");
                             failing = Some(e);
                         }
                     }
                     Ok(Ok(_)) if failing.take().is_some() => {
-                        tracing::info!("the record index flushes again");
+                        tracing::info!("the store index flushes again");
                     }
                     _ => {}
                 }
@@ -291,7 +276,20 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         });
     }
     let metrics_addr = match config.metrics {
-        Some(addr) => Some(metrics::serve(addr, node.clone(), stop_rx.clone(), &mut tasks).await?),
+        Some(addr) => Some(
+            metrics::serve(
+                addr,
+                metrics::Sources {
+                    metrics: metrics.clone(),
+                    store: node.store.clone(),
+                    routing: net.routing_watch(),
+                },
+                stop_rx.clone(),
+                &mut tasks,
+            )
+            .await
+            .map_err(|source| StartError::Metrics { addr, source })?,
+        ),
         None => None,
     };
 
@@ -350,7 +348,9 @@ impl RunningNode {
         &self.node.store
     }
 
-    /// Fault switches, for tests of everyone else's resilience.
+    /// Fault switches, for tests of everyone else's resilience (only with
+    /// the `test-faults` feature).
+    #[cfg(feature = "test-faults")]
     pub fn faults(&self) -> &Faults {
         &self.node.faults
     }

@@ -12,17 +12,30 @@ use axum::routing::get;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::{Node, StartError};
+use crate::store::NodeStore;
+
+/// What the metrics page reports on: the counters, the store and the size
+/// of the routing table (not the whole node, so this module depends on
+/// the store alone).
+#[derive(Clone)]
+pub(crate) struct Sources {
+    /// The request counters.
+    pub(crate) metrics: Arc<Metrics>,
+    /// The node's store.
+    pub(crate) store: Arc<NodeStore>,
+    /// Peers in the routing table.
+    pub(crate) routing: watch::Receiver<usize>,
+}
 
 /// Kinds of request counted separately.
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     /// PutChunk.
-    Put,
+    PutChunk,
     /// GetChunk.
-    Get,
-    /// Offer.
-    Offer,
+    GetChunk,
+    /// OfferChunks.
+    OfferChunks,
     /// PutRecord.
     PutRecord,
     /// GetRecord.
@@ -34,9 +47,9 @@ pub enum Kind {
 /// Counters a node keeps.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    put: AtomicU64,
-    get: AtomicU64,
-    offer: AtomicU64,
+    put_chunk: AtomicU64,
+    get_chunk: AtomicU64,
+    offer_chunks: AtomicU64,
     put_record: AtomicU64,
     get_record: AtomicU64,
     offer_records: AtomicU64,
@@ -49,9 +62,9 @@ pub struct Metrics {
 impl Metrics {
     pub(crate) fn request(&self, kind: Kind) {
         let c = match kind {
-            Kind::Put => &self.put,
-            Kind::Get => &self.get,
-            Kind::Offer => &self.offer,
+            Kind::PutChunk => &self.put_chunk,
+            Kind::GetChunk => &self.get_chunk,
+            Kind::OfferChunks => &self.offer_chunks,
             Kind::PutRecord => &self.put_record,
             Kind::GetRecord => &self.get_record,
             Kind::OfferRecords => &self.offer_records,
@@ -72,13 +85,13 @@ impl Metrics {
     }
 }
 
-async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
+async fn render(State(node): State<Sources>) -> impl IntoResponse {
     let m = &node.metrics;
     let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let routing = *node.net.routing_watch().borrow();
+    let routing = *node.routing.borrow();
     let body = format!(
-        "# HELP safe_records Records stored.\n# TYPE safe_records gauge\nsafe_records {}\n\
-         # HELP safe_stored_bytes Bytes stored.\n# TYPE safe_stored_bytes gauge\nsafe_stored_bytes {}\n\
+        "# HELP safe_chunks Chunks stored.\n# TYPE safe_chunks gauge\nsafe_chunks {}\n\
+         # HELP safe_stored_bytes Bytes stored (chunks and records).\n# TYPE safe_stored_bytes gauge\nsafe_stored_bytes {}\n\
          # HELP safe_capacity_bytes Storage capacity.\n# TYPE safe_capacity_bytes gauge\nsafe_capacity_bytes {}\n\
          # HELP safe_routing_peers Peers in the routing table.\n# TYPE safe_routing_peers gauge\nsafe_routing_peers {routing}\n\
          # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
@@ -87,18 +100,18 @@ async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
          # HELP safe_mutable_records Mutable records stored.\n# TYPE safe_mutable_records gauge\nsafe_mutable_records {}\n\
          # HELP safe_refused_total Requests refused.\n# TYPE safe_refused_total counter\nsafe_refused_total {}\n\
          # HELP safe_served_bytes_total Chunk bytes served.\n# TYPE safe_served_bytes_total counter\nsafe_served_bytes_total {}\n\
-         # HELP safe_replicated_total Records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
-         # HELP safe_handed_off_total Records handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n",
-        node.store.count(),
+         # HELP safe_replicated_total Chunks and records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
+         # HELP safe_handed_off_total Chunks handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n",
+        node.store.chunk_count(),
         node.store.used(),
         node.store.capacity(),
-        r(&m.put),
-        r(&m.get),
-        r(&m.offer),
+        r(&m.put_chunk),
+        r(&m.get_chunk),
+        r(&m.offer_chunks),
         r(&m.put_record),
         r(&m.get_record),
         r(&m.offer_records),
-        node.store.mutable_count(),
+        node.store.record_count(),
         r(&m.refused),
         r(&m.served_bytes),
         r(&m.replicated),
@@ -110,19 +123,15 @@ async fn render(State(node): State<Arc<Node>>) -> impl IntoResponse {
 /// Serves `/metrics` on `addr` until `stop`; returns the bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
-    node: Arc<Node>,
+    sources: Sources,
     mut stop: watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
-) -> Result<SocketAddr, StartError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| StartError::Network(format!("cannot serve metrics on {addr}: {e}")))?;
-    let bound = listener
-        .local_addr()
-        .map_err(|e| StartError::Network(format!("metrics listener: {e}")))?;
+) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(render))
-        .with_state(node);
+        .with_state(sources);
     tasks.spawn(async move {
         let shutdown = async move {
             let _ = stop.changed().await;

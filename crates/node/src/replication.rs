@@ -1,34 +1,43 @@
-//! Keeping every chunk on its close group, with no client involved.
+//! Keeping every chunk and record on its close group, with no client
+//! involved.
 //!
 //! Each node runs rounds, every [`DEFAULT_INTERVAL`] and shortly after its
-//! routing table changes. A round pages through the node's records (never
+//! routing table changes. A round pages through the node's chunks (never
 //! holding them all) and, for each, works out the close group from the
 //! node's own routing table:
 //!
-//! - Records it is responsible for are *offered* (names only) to the other
-//!   members of their group. A member that lacks an offered record it is
+//! - Chunks it is responsible for are *offered* (names only) to the other
+//!   members of their group. A member that lacks an offered chunk it is
 //!   responsible for fetches it from the offerer with `GetChunk`, verifies
 //!   it and stores it. To keep rounds cheap, a peer is offered its list again
 //!   only when the list changed (a BLAKE3 digest per peer) or every
 //!   [`REFRESH`].
-//! - Records it is no longer responsible for are *handed off*: offered to
+//! - Chunks it is no longer responsible for are *handed off*: offered to
 //!   their group, and deleted only once every member of the group has
 //!   answered and none lacks them. A node never drops what might be the
 //!   last copy.
+//!
+//! Mutable records are offered too, with their digest (`OfferRecords`), to
+//! their group whether or not this node is still in it, and never dropped
+//! here; a member whose copy differs fetches and merges it
+//! ([`crate::records`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::join_all;
 use safe_network::close_group::closest;
 use safe_network::libp2p::PeerId;
+use safe_protocol::XorName;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Request, Response};
-use safe_protocol::{Chunk, XorName};
 use tokio::sync::{mpsc, watch};
 
-use crate::Node;
+use crate::fetch::Kind;
+use crate::node::Node;
+use crate::store::NodeStoreError;
+use crate::{chunks, records};
 
 /// Time between replication rounds.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -37,70 +46,25 @@ pub const REFRESH: Duration = Duration::from_secs(20);
 /// Wait after a routing change before a round, so a burst of changes
 /// makes one round.
 pub const DEBOUNCE: Duration = Duration::from_millis(500);
-/// Records waiting to be fetched; offers beyond this are dropped (the next
-/// round offers them again).
-pub const FETCH_QUEUE: usize = 4096;
-/// Records fetched at once.
+pub use crate::fetch::FETCH_QUEUE;
+/// Chunks and records fetched at once.
 pub const FETCH_CONCURRENCY: usize = 8;
-/// Records handed off per round.
+/// Chunks handed off per round.
 pub const MAX_HANDOFF: usize = 1024;
 
-/// What a fetch is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum What {
-    /// An immutable chunk (`GetChunk`).
-    Chunk,
-    /// A mutable record (`GetRecord`, then merged).
-    Record,
-}
-
-/// Queue of chunks and records to fetch from peers, without duplicates.
-pub(crate) struct Fetcher {
-    tx: mpsc::Sender<(What, XorName, PeerId)>,
-    rx: Mutex<Option<mpsc::Receiver<(What, XorName, PeerId)>>>,
-    pending: Mutex<HashSet<(What, XorName)>>,
-}
-
-impl Fetcher {
-    pub(crate) fn new() -> Self {
-        let (tx, rx) = mpsc::channel(FETCH_QUEUE);
-        Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            pending: Mutex::new(HashSet::new()),
-        }
-    }
-
-    /// Queues a fetch of `name` from `peer` unless one is queued already.
-    pub(crate) fn enqueue(&self, what: What, name: XorName, peer: PeerId) {
-        let Ok(mut pending) = self.pending.lock() else {
-            return;
-        };
-        if pending.insert((what, name)) && self.tx.try_send((what, name, peer)).is_err() {
-            pending.remove(&(what, name));
-        }
-    }
-
-    fn done(&self, what: What, name: &XorName) {
-        if let Ok(mut pending) = self.pending.lock() {
-            pending.remove(&(what, *name));
-        }
-    }
-}
-
-/// Fetches queued records, [`FETCH_CONCURRENCY`] at a time.
+/// Fetches queued chunks and records, [`FETCH_CONCURRENCY`] at a time.
 pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let Some(rx) = node.fetches.rx.lock().ok().and_then(|mut r| r.take()) else {
+    let Some(rx) = node.fetches.take_receiver() else {
         return;
     };
-    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(what, name, peer)| {
+    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(kind, name, peer)| {
         let node = node.clone();
         async move {
-            match what {
-                What::Chunk => fetch(&node, name, peer).await,
-                What::Record => crate::mutable::fetch(&node, name, peer).await,
+            match kind {
+                Kind::Chunk => chunks::fetch(&node, name, peer).await,
+                Kind::Record => records::fetch(&node, name, peer).await,
             }
-            node.fetches.done(what, &name);
+            node.fetches.done(kind, &name);
         }
     });
     tokio::select! {
@@ -112,37 +76,6 @@ pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>)
 /// A tokio channel receiver as a `Stream`.
 fn receiver_stream<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
     futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
-}
-
-async fn fetch(node: &Node, name: XorName, peer: PeerId) {
-    // Held already, or no room for it: do not fetch a chunk to refuse it.
-    if !matches!(
-        node.blocking(move |s| Ok(!s.contains(&name)? && s.has_room()))
-            .await,
-        Ok(true)
-    ) {
-        return;
-    }
-    let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
-        Ok(Response::Chunk(bytes)) => bytes,
-        Ok(_) => return,
-        Err(e) => {
-            tracing::debug!(%name, "replication fetch failed: {e}");
-            return;
-        }
-    };
-    let chunk = match Chunk::verified(name, bytes) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(%peer, %name, "peer offered a chunk and sent bad bytes: {e}");
-            return;
-        }
-    };
-    match node.blocking(move |s| s.put(&chunk)).await {
-        Ok(_) => node.metrics.replicated(),
-        Err(e @ crate::NodeStoreError::DiskFull { .. }) => node.note_disk_full(&e),
-        Err(e) => tracing::warn!(%name, "cannot store a replicated chunk: {e}"),
-    }
 }
 
 /// Runs replication rounds until stopped.
@@ -176,18 +109,19 @@ pub(crate) async fn offer_loop(
 struct OfferState {
     /// Digest of the list last offered to each peer, and when.
     offered: HashMap<PeerId, ([u8; 32], Instant)>,
-    /// Hand-offs resume after this name, so records that cannot be handed
+    /// Hand-offs resume after this name, so chunks that cannot be handed
     /// off yet do not block those after them.
     handoff_after: Option<XorName>,
 }
 
 const PAGE: usize = 1024;
 
-async fn page(node: &Node, after: Option<XorName>) -> Result<Vec<XorName>, crate::NodeStoreError> {
-    node.blocking(move |s| s.names_after(after, PAGE)).await
+async fn page(node: &Node, after: Option<XorName>) -> Result<Vec<XorName>, NodeStoreError> {
+    node.blocking(move |s| s.chunk_names_after(after, PAGE))
+        .await
 }
 
-async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeStoreError> {
+async fn round(node: &Node, state: &mut OfferState) -> Result<(), NodeStoreError> {
     let me = node.net.peer_id();
     let mut everyone = node.net.routing_peers().await;
     everyone.push(me);
@@ -290,7 +224,7 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
                             .into_iter()
                             .filter(|n| ours.is_some_and(|o| o.contains(n)))
                         {
-                            node.fetches.enqueue(What::Record, name, peer);
+                            node.fetches.enqueue(Kind::Record, name, peer);
                         }
                     }
                     None => {
@@ -341,7 +275,7 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
             node.metrics.handed_off(dropped);
             tracing::debug!(
                 dropped,
-                "handed off records this node is no longer responsible for"
+                "handed off chunks this node is no longer responsible for"
             );
         }
     }
@@ -351,12 +285,12 @@ async fn round(node: &Node, state: &mut OfferState) -> Result<(), crate::NodeSto
 async fn record_page(
     node: &Node,
     after: Option<XorName>,
-) -> Result<Vec<(XorName, [u8; 32])>, crate::NodeStoreError> {
-    node.blocking(move |s| s.mutable_after(after, PAGE)).await
+) -> Result<Vec<(XorName, [u8; 32])>, NodeStoreError> {
+    node.blocking(move |s| s.records_after(after, PAGE)).await
 }
 
 fn offer_names(names: Vec<XorName>) -> Request {
-    Request::Offer { names }
+    Request::OfferChunks { names }
 }
 
 /// Sends each peer its items (in offers of at most [`MAX_OFFER_NAMES`],

@@ -7,12 +7,12 @@
 //! to a few large files instead:
 //!
 //! ```text
-//! DIR/segments/00000001.seg    records, one after another
+//! DIR/segments/00000001.seg    entries, one after another
 //!
-//! record (starts on a 4 KiB boundary):
+//! entry (starts on a 4 KiB boundary):
 //!   header block, 4096 bytes:
 //!     0..8    magic "safe-rec"
-//!     8..10   record format version, u16 LE (1)
+//!     8..10   entry format version, u16 LE (1)
 //!     10..12  zero
 //!     12..16  body length, u32 LE
 //!     16..48  name (the BLAKE3 hash of the body)
@@ -20,19 +20,19 @@
 //!   body, padded with zeros to whole 4 KiB blocks
 //! ```
 //!
-//! Records are written with `O_DIRECT` where the filesystem takes it (see
-//! [`safe_client::direct`]): a chunk received from the network already
+//! Entries are written with `O_DIRECT` where the filesystem takes it (see
+//! [`safe_direct`]): a chunk received from the network already
 //! starts on a block boundary, so only its last partial block is copied.
 //! Appends to a segment are serialised; a segment is sealed at
 //! [`SEGMENT_BYTES`] and the next one started.
 //!
-//! Which record holds which chunk is kept in the store's index (redb), with
+//! Which entry holds which chunk is kept in the store's index (redb), with
 //! a watermark per segment: the length up to which the segment was fsynced
 //! before the index was last committed durably. Everything past a watermark
-//! is checked when the store opens ([`Segments::recover`]): whole records
+//! is checked when the store opens ([`Segments::recover`]): whole entries
 //! whose body hashes to their name are indexed, a damaged one is skipped,
 //! and a torn tail (a header that does not parse, or a body cut short) is
-//! cut off. Records are self-checking (the name is the hash of the body),
+//! cut off. Entries are self-checking (the name is the hash of the body),
 //! so no separate checksum is needed.
 
 use std::fs::{self, File, OpenOptions};
@@ -42,60 +42,60 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
-use safe_client::direct::{self, ALIGN, Aligned};
+use safe_direct::{self as direct, ALIGN, Aligned};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 
-/// A segment is sealed once the next record would take it past this.
+/// A segment is sealed once the next entry would take it past this.
 pub const SEGMENT_BYTES: u64 = 256 * 1024 * 1024;
 
 const MAGIC: &[u8; 8] = b"safe-rec";
-const RECORD_VERSION: u16 = 1;
+const ENTRY_VERSION: u16 = 1;
 const HEADER: usize = ALIGN;
 const EXTENSION: &str = "seg";
 
-/// Where a record is: its segment, its offset there and its body length.
+/// Where an entry is: its segment, its offset there and its body length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Location {
     /// Segment number.
     pub segment: u32,
-    /// Offset of the record's header in the segment.
+    /// Offset of the entry's header in the segment.
     pub offset: u64,
     /// Length of the body.
     pub len: u32,
 }
 
 impl Location {
-    /// The offset just past the record.
+    /// The offset just past the entry.
     pub fn end(&self) -> u64 {
         self.offset + span(self.len as usize)
     }
 }
 
-/// Bytes a record with a body of `len` bytes takes in its segment.
+/// Bytes an entry with a body of `len` bytes takes in its segment.
 pub fn span(len: usize) -> u64 {
     (HEADER + len.div_ceil(ALIGN) * ALIGN) as u64
 }
 
-/// What recovery found at one record.
+/// What recovery found at one entry.
 pub enum Found {
-    /// A whole record whose body hashes to its name.
+    /// A whole entry whose body hashes to its name.
     Good(XorName, Location),
-    /// A record whose body does not match its name (skipped).
+    /// An entry whose body does not match its name (skipped).
     Damaged(XorName, Location),
 }
 
-/// Why a record could not be read.
+/// Why an entry could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The segment file is gone.
     #[error("segment {0} is missing")]
     Missing(u32),
-    /// The record on disk is not the one the index names.
-    #[error("record at {segment}:{offset} is damaged: {why}")]
+    /// The entry on disk is not the one the index names.
+    #[error("entry at {segment}:{offset} is damaged: {why}")]
     Damaged {
         /// Segment number.
         segment: u32,
-        /// Record offset.
+        /// Entry offset.
         offset: u64,
         /// What is wrong.
         why: &'static str,
@@ -114,7 +114,7 @@ pub enum ReadError {
 struct Active {
     id: u32,
     file: File,
-    /// Bytes of whole records in it.
+    /// Bytes of whole entries in it.
     len: u64,
     /// Written to since the last sync.
     dirty: bool,
@@ -142,7 +142,7 @@ struct Writer {
 /// The segment files of one store.
 pub struct Segments {
     dir: PathBuf,
-    /// Seal a segment once the next record would take it past this.
+    /// Seal a segment once the next entry would take it past this.
     limit: u64,
     direct: AtomicBool,
     writer: Mutex<Writer>,
@@ -233,7 +233,7 @@ impl Segments {
             },
             false => options.open(&path)?,
         };
-        // Anything past the last whole record (cut off by recovery, or a
+        // Anything past the last whole entry (cut off by recovery, or a
         // failed append) goes.
         file.set_len(len)?;
         file.seek(SeekFrom::Start(len))?;
@@ -245,8 +245,8 @@ impl Segments {
         })
     }
 
-    /// Appends a record holding `body` under `name`, returning where it is.
-    /// The record reaches the disk (`O_DIRECT`) or the page cache, so it
+    /// Appends an entry holding `body` under `name`, returning where it is.
+    /// The entry reaches the disk (`O_DIRECT`) or the page cache, so it
     /// survives the process being killed; [`Segments::sync`] makes it
     /// survive power loss.
     #[cfg(test)]
@@ -254,9 +254,9 @@ impl Segments {
         self.append_then(name, body, |loc| loc)
     }
 
-    /// Appends a record (as `append`) and, still holding the append lock,
-    /// runs `then` with its location: the caller indexes the record there,
-    /// so that every record below the length [`Segments::sync`] reports
+    /// Appends an entry (as `append`) and, still holding the append lock,
+    /// runs `then` with its location: the caller indexes the entry there,
+    /// so that every entry below the length [`Segments::sync`] reports
     /// has been indexed before it.
     pub fn append_then<T>(
         &self,
@@ -267,7 +267,7 @@ impl Segments {
         let len = u32::try_from(body.len())
             .ok()
             .filter(|&l| l as usize <= MAX_CHUNK_SIZE)
-            .ok_or_else(|| std::io::Error::other("record too large"))?;
+            .ok_or_else(|| std::io::Error::other("entry too large"))?;
         let span = span(body.len());
         let mut writer = self.writer();
         let w = &mut *writer;
@@ -300,14 +300,14 @@ impl Segments {
             return Err(std::io::Error::other("no segment to append to"));
         };
         let offset = active.len;
-        let mut result = write_record(&mut active.file, name, body);
+        let mut result = write_entry(&mut active.file, name, body);
         if self.refused_direct(&result, "write", active.id) {
             result = self
                 .open_for_append(active.id, offset, false)
                 .and_then(|mut reopened| {
                     reopened.dirty = active.dirty;
                     *active = reopened;
-                    write_record(&mut active.file, name, body)
+                    write_entry(&mut active.file, name, body)
                 });
         }
         match result {
@@ -321,8 +321,8 @@ impl Segments {
                 }))
             }
             Err(e) => {
-                // Cut the partial record off, so the next one starts on a
-                // record boundary.
+                // Cut the partial entry off, so the next one starts on a
+                // entry boundary.
                 let cut = active
                     .file
                     .set_len(offset)
@@ -330,7 +330,7 @@ impl Segments {
                 if let Err(cut) = cut {
                     // The segment's end is unknown now: seal it (recovery
                     // at the next start cuts the tail), still to be synced
-                    // if it holds unsynced records, and start a new one.
+                    // if it holds unsynced entries, and start a new one.
                     tracing::error!("segment {}: cannot cut a failed append: {cut}", active.id);
                     if let Some(old) = w.active.take()
                         && old.dirty
@@ -344,7 +344,7 @@ impl Segments {
         }
     }
 
-    /// Makes every record appended so far durable, returning each segment
+    /// Makes every entry appended so far durable, returning each segment
     /// written to since the last sync with the length now durable (the
     /// caller records these as watermarks in a durable index commit).
     pub fn sync(&self) -> std::io::Result<Vec<(u32, u64)>> {
@@ -395,7 +395,7 @@ impl Segments {
         }
     }
 
-    /// Reads the body of the record at `loc`, checking that its header names
+    /// Reads the body of the entry at `loc`, checking that its header names
     /// `name` (the caller checks the body's hash).
     pub fn read(&self, name: &XorName, loc: Location) -> Result<Bytes, ReadError> {
         let io = |source| ReadError::Io {
@@ -404,8 +404,7 @@ impl Segments {
         };
         let path = self.path(loc.segment);
         let span = span(loc.len as usize) as usize;
-        let mut buf =
-            Aligned::zeroed(span).ok_or_else(|| io(std::io::Error::other("no aligned buffer")))?;
+        let mut buf = Aligned::zeroed(span).map_err(|e| io(e.into()))?;
         let read = |direct: bool, buf: &mut [u8]| -> std::io::Result<usize> {
             let mut options = OpenOptions::new();
             options.read(true);
@@ -442,18 +441,18 @@ impl Segments {
         }
         match parse_header(&buf.blocks()[..HEADER]) {
             Some((n, l)) if n == *name && l == loc.len => Ok(buf.slice(HEADER, loc.len as usize)),
-            Some(_) => Err(damaged("header names another record")),
-            None => Err(damaged("no record header")),
+            Some(_) => Err(damaged("header names another entry")),
+            None => Err(damaged("no entry header")),
         }
     }
 
-    /// Walks the records of segment `id` from offset `from` (a record
-    /// boundary), calling `f` with the file (positioned at the record's
-    /// body) for each record whose header parses and whose body is all
-    /// there. Where no record starts (damage, or a torn write) it looks
+    /// Walks the entries of segment `id` from offset `from` (an entry
+    /// boundary), calling `f` with the file (positioned at the entry's
+    /// body) for each entry whose header parses and whose body is all
+    /// there. Where no entry starts (damage, or a torn write) it looks
     /// for the next header block by block, so damage in the middle of a
     /// segment hides nothing after it. Returns the offset where the last
-    /// whole record ends: the segment's length, unless its tail is torn.
+    /// whole entry ends: the segment's length, unless its tail is torn.
     fn walk(
         &self,
         file: &mut File,
@@ -489,8 +488,8 @@ impl Segments {
         Ok(whole)
     }
 
-    /// The name and location of every record in segment `id`, in order.
-    pub fn records(&self, id: u32, mut f: impl FnMut(XorName, Location)) -> std::io::Result<()> {
+    /// The name and location of every entry in segment `id`, in order.
+    pub fn entries(&self, id: u32, mut f: impl FnMut(XorName, Location)) -> std::io::Result<()> {
         let mut file = File::open(self.path(id))?;
         self.walk(&mut file, id, 0, |_, name, loc| {
             f(name, loc);
@@ -499,8 +498,8 @@ impl Segments {
         .map(|_| ())
     }
 
-    /// Checks segment `id` from offset `from` (a record boundary) to its
-    /// end, telling `found` about each record (its body re-hashed); cuts
+    /// Checks segment `id` from offset `from` (an entry boundary) to its
+    /// end, telling `found` about each entry (its body re-hashed); cuts
     /// off a torn tail and makes the segment durable. Returns the segment's
     /// length after that.
     pub fn recover(
@@ -542,7 +541,7 @@ impl Segments {
         Ok(pos)
     }
 
-    /// Deletes segment `id` (all its records are dead or copied
+    /// Deletes segment `id` (all its entries are dead or copied
     /// elsewhere). The newest segment, which appends go to (or will reopen
     /// after a restart), is never deleted.
     pub fn remove(&self, id: u32) -> std::io::Result<()> {
@@ -585,14 +584,13 @@ fn next_id(id: u32) -> std::io::Result<u32> {
         .ok_or_else(|| std::io::Error::other("segment numbers are exhausted"))
 }
 
-/// Writes one record at the file's position: header block, then the body
+/// Writes one entry at the file's position: header block, then the body
 /// in whole blocks.
-fn write_record(file: &mut File, name: &XorName, body: &[u8]) -> std::io::Result<()> {
-    let mut header =
-        Aligned::zeroed(HEADER).ok_or_else(|| std::io::Error::other("no aligned buffer"))?;
+fn write_entry(file: &mut File, name: &XorName, body: &[u8]) -> std::io::Result<()> {
+    let mut header = Aligned::zeroed(HEADER)?;
     let h = header.blocks_mut();
     h[..8].copy_from_slice(MAGIC);
-    h[8..10].copy_from_slice(&RECORD_VERSION.to_le_bytes());
+    h[8..10].copy_from_slice(&ENTRY_VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(body.len() as u32).to_le_bytes());
     h[16..48].copy_from_slice(&name.0);
     file.write_all(header.blocks())?;
@@ -601,7 +599,7 @@ fn write_record(file: &mut File, name: &XorName, body: &[u8]) -> std::io::Result
 
 /// The name and body length in a header block, if it is one.
 fn parse_header(h: &[u8]) -> Option<(XorName, u32)> {
-    if h.get(..8)? != MAGIC || h.get(8..10)? != RECORD_VERSION.to_le_bytes() {
+    if h.get(..8)? != MAGIC || h.get(8..10)? != ENTRY_VERSION.to_le_bytes() {
         return None;
     }
     let len = u32::from_le_bytes(h.get(12..16)?.try_into().ok()?);
@@ -679,7 +677,7 @@ mod tests {
         assert_eq!(len, locs.last().unwrap().end());
         let expected: Vec<_> = chunks.iter().map(|c| *c.name()).zip(locs.clone()).collect();
         assert_eq!(seen, expected);
-        // Appending after reopening goes on where the last record ended.
+        // Appending after reopening goes on where the last entry ended.
         let more = chunk(99, 10);
         let loc = segs.append(more.name(), more.bytes()).unwrap();
         assert_eq!(loc.offset, len);
@@ -720,7 +718,7 @@ mod tests {
         assert_eq!(damaged, vec![(*b.name(), lb)]);
         assert_eq!(len, lc.offset);
         assert_eq!(fs::metadata(&path).unwrap().len(), lc.offset);
-        // The next record goes where the torn one was.
+        // The next entry goes where the torn one was.
         let d = chunk(4, 3000);
         assert_eq!(segs.append(d.name(), d.bytes()).unwrap().offset, lc.offset);
         // Recovery from a watermark only looks past it.

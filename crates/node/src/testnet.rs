@@ -21,40 +21,35 @@ pub struct TestnetConfig {
     pub dir: PathBuf,
     /// Number of nodes.
     pub nodes: usize,
-    /// Close group size K.
-    pub close_group: usize,
-    /// Replication round interval.
-    pub replication_interval: Duration,
-    /// Capacity of each node.
-    pub max_storage: u64,
-    /// Disk space each node's writes must leave free.
-    pub disk_reserve: u64,
+    /// How each node runs (close group size, replication interval,
+    /// capacity, disk reserve, ...). Its `dir`, `listen`, `peers` and
+    /// `metrics` are set per node: `DIR/node-<i>`, 127.0.0.1 with ports
+    /// chosen by the OS, the nodes started before it, and no metrics (one
+    /// address cannot serve them all).
+    pub node: NodeConfig,
 }
 
 impl TestnetConfig {
-    /// Defaults: [`DEFAULT_NODES`] nodes, K = 5.
+    /// Defaults: [`DEFAULT_NODES`] nodes, each with [`NodeConfig::new`]'s
+    /// defaults (K = 5).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
         Self {
-            dir: dir.into(),
+            node: NodeConfig::new(&dir),
+            dir,
             nodes: DEFAULT_NODES,
-            close_group: safe_network::DEFAULT_CLOSE_GROUP,
-            replication_interval: crate::replication::DEFAULT_INTERVAL,
-            max_storage: crate::DEFAULT_MAX_STORAGE,
-            disk_reserve: crate::store::DISK_RESERVE,
         }
     }
 
     fn node_config(&self, i: usize, peers: Vec<Multiaddr>) -> NodeConfig {
-        let mut c = NodeConfig::new(self.dir.join(format!("node-{i}")));
+        let mut c = self.node.clone();
+        c.dir = self.dir.join(format!("node-{i}"));
         c.listen = vec![
             loopback("/ip4/127.0.0.1/tcp/0"),
             loopback("/ip4/127.0.0.1/udp/0/quic-v1"),
         ];
         c.peers = peers;
-        c.close_group = self.close_group;
-        c.replication_interval = self.replication_interval;
-        c.max_storage = self.max_storage;
-        c.disk_reserve = self.disk_reserve;
+        c.metrics = None;
         c
     }
 }
@@ -105,7 +100,7 @@ impl Testnet {
     /// Waits until every running node sees at least `min(N - 1, K)` peers.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<(), StartError> {
         let live = self.nodes.iter().flatten().count();
-        let want = (live.saturating_sub(1)).min(self.config.close_group);
+        let want = (live.saturating_sub(1)).min(self.config.node.close_group);
         let deadline = Instant::now() + timeout;
         loop {
             let mut ready = true;
@@ -119,9 +114,7 @@ impl Testnet {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(StartError::Network(format!(
-                    "routing tables not populated after {timeout:?}"
-                )));
+                return Err(StartError::NotReady(timeout));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -205,14 +198,15 @@ impl Testnet {
 }
 
 async fn wait_listening(node: &RunningNode) -> Result<Vec<Multiaddr>, StartError> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let wait = Duration::from_secs(5);
+    let deadline = Instant::now() + wait;
     loop {
         let addrs = node.listen_addrs().await;
         if !tcp_only(addrs.clone()).is_empty() {
             return Ok(addrs);
         }
         if Instant::now() >= deadline {
-            return Err(StartError::Network("node did not start listening".into()));
+            return Err(StartError::NotListening(wait));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

@@ -41,9 +41,11 @@ pub enum Request {
         /// Its name.
         name: XorName,
     },
-    /// Replication: "I hold these and you are in their close group". The
-    /// receiver fetches those it lacks with `GetChunk`.
-    Offer {
+    /// Replication of chunks: "I hold these and you are in their close
+    /// group". The receiver fetches those it lacks with `GetChunk`. (Third
+    /// variant, as it always was: the wire encoding is the variant's index,
+    /// not its name.)
+    OfferChunks {
         /// At most [`MAX_OFFER_NAMES`] names.
         names: Vec<XorName>,
     },

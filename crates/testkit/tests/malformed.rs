@@ -6,11 +6,9 @@
 //! `libp2p-yamux` does (`safe_network::muxer`), interoperate with it.
 
 use std::io;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
-use safe_client::{Connection, files};
 use safe_network::DATA_PROTOCOL;
 use safe_network::libp2p::request_response::{self, Codec, ProtocolSupport};
 use safe_network::libp2p::swarm::SwarmEvent;
@@ -19,6 +17,7 @@ use safe_node::testnet::{Testnet, TestnetConfig};
 use safe_protocol::messages::{MAX_MESSAGE_SIZE, MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::mutable::{Limit, MAX_WRITE_SIZE, RecordError};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
+use safe_testkit::client_with;
 
 /// Sends whatever bytes it is given; reads up to 4 MiB back.
 #[derive(Clone, Default)]
@@ -134,7 +133,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 3;
-    config.close_group = 3;
+    config.node.close_group = 3;
     let net = Testnet::up(config).await.unwrap();
     let target = net.node(0).unwrap();
     let peer = target.peer_id();
@@ -169,7 +168,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
         send(&mut swarm, peer, encode(&too_big)).await,
         Some(Response::Refused(Refusal::TooLarge))
     );
-    let long_offer = Request::Offer {
+    let long_offer = Request::OfferChunks {
         names: vec![XorName([2; 32]); MAX_OFFER_NAMES + 1],
     };
     assert_eq!(
@@ -212,11 +211,11 @@ async fn malformed_and_oversized_requests_are_rejected() {
         Some(Response::NotFound)
     );
     assert_eq!(
-        target.store().count(),
+        target.store().chunk_count(),
         0,
         "nothing stored from bad requests"
     );
-    assert_eq!(target.store().mutable_count(), 0);
+    assert_eq!(target.store().record_count(), 0);
 
     // A valid request on the same connection still works...
     let get = Request::GetChunk {
@@ -248,25 +247,10 @@ async fn malformed_and_oversized_requests_are_rejected() {
     );
 
     // ...and the network still stores and serves files.
-    let client = Arc::new(
-        Connection::connect_to(&net.contacts().await, 3)
-            .await
-            .unwrap(),
-    );
+    let client = client_with(&net, 3).await;
     let data = vec![42u8; 300_000];
-    let report = files::put_reader(
-        client.clone(),
-        std::io::Cursor::new(data.clone()),
-        data.len() as u64,
-        Default::default(),
-        Arc::new(|_| {}),
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    files::get(&client, &report.address, None, 0..u64::MAX, &mut out)
-        .await
-        .unwrap();
+    let address = safe_testkit::put(&client, data.clone()).await;
+    let out = safe_testkit::get(&client, &address).await;
     assert_eq!(out, data);
     client.shutdown().await;
     net.down().await;

@@ -1,5 +1,12 @@
-//! Chunk file I/O that bypasses the kernel's page cache where it can (used
-//! by [`crate::LocalStore`] and by the node's segment files).
+//! Chunk file I/O that bypasses the kernel's page cache where it can.
+//!
+//! A crate of its own because three layers need the same bytes on the same
+//! boundaries: the client's local chunk store writes chunk files with it,
+//! the node's segment files use its aligned buffers and `O_DIRECT` opens,
+//! and the network codec places received chunk bytes on an [`ALIGN`]
+//! boundary so the node can write them without copying. Declaring the
+//! alignment once here keeps the three in step; the crate depends on
+//! nothing of `safe`, so none of them has to depend on another for it.
 //!
 //! Chunk files are written once and read rarely, so caching them only costs:
 //! copying a MiB into the page cache (allocating pages for it) and writing
@@ -15,8 +22,11 @@
 //! buffer padded with zeros), and the file is truncated back to its real
 //! length. A filesystem that refuses `O_DIRECT` (tmpfs before Linux
 //! 6.6, some network filesystems) gets ordinary buffered I/O, decided once
-//! per store; any other failure of the direct path retries that one file
-//! buffered, so bytes are never lost to it.
+//! per [`Direct`]; any other failure of the direct path retries that one
+//! file buffered, so bytes are never lost to it.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 use std::fs;
 use std::io::{Read, Write};
@@ -31,16 +41,35 @@ pub const ALIGN: usize = 4096;
 
 /// Files smaller than this go through the page cache: for a few blocks the
 /// alignment copy saves nothing.
-const DIRECT_MIN: usize = 64 * 1024;
+pub const DIRECT_MIN: usize = 64 * 1024;
+
+/// An aligned buffer could not be placed: the allocator returned memory
+/// whose block boundary is out of reach (it does not happen with the
+/// standard allocator, but is reported rather than assumed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot place a buffer on a {ALIGN}-byte boundary")]
+pub struct AlignError;
+
+impl From<AlignError> for std::io::Error {
+    fn from(e: AlignError) -> Self {
+        std::io::Error::other(e)
+    }
+}
 
 /// Whether a store's filesystem accepts `O_DIRECT` (cleared on the first
-/// refusal).
+/// refusal). One per store: a store lives on one filesystem.
 #[derive(Debug)]
-pub(crate) struct Direct(AtomicBool);
+pub struct Direct(AtomicBool);
+
+impl Default for Direct {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Direct {
     /// Starts by trying direct I/O where the platform has it.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self(AtomicBool::new(cfg!(target_os = "linux")))
     }
 
@@ -78,7 +107,7 @@ impl Direct {
 
     /// Creates (or truncates) `path` holding exactly `bytes`, returning the
     /// open file for the caller to sync.
-    pub(crate) fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<fs::File> {
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<fs::File> {
         if self.wanted(bytes.len()) {
             let mut options = fs::OpenOptions::new();
             options.write(true).create(true).truncate(true);
@@ -98,7 +127,7 @@ impl Direct {
 
     /// Reads `path` whole, but never more than `limit + 1` bytes (so a
     /// caller checking a size limit sees an oversized file as such).
-    pub(crate) fn read(&self, path: &Path, limit: usize) -> std::io::Result<Bytes> {
+    pub fn read(&self, path: &Path, limit: usize) -> std::io::Result<Bytes> {
         let mut file = fs::File::open(path)?;
         let len = file.metadata()?.len();
         if usize::try_from(len).is_ok_and(|len| len <= limit && self.wanted(len)) {
@@ -181,8 +210,7 @@ pub fn write_direct(f: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     };
     f.write_all(blocks)?;
     if !tail.is_empty() {
-        let aligned =
-            Aligned::copy_of(tail).ok_or_else(|| std::io::Error::other("no aligned buffer"))?;
+        let aligned = Aligned::copy_of(tail)?;
         f.write_all(aligned.blocks())?;
     }
     Ok(())
@@ -190,8 +218,7 @@ pub fn write_direct(f: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Reads up to `len` bytes of a file opened with `O_DIRECT`.
 fn read_direct(mut f: fs::File, len: usize) -> std::io::Result<Bytes> {
-    let mut aligned =
-        Aligned::zeroed(len).ok_or_else(|| std::io::Error::other("no aligned buffer"))?;
+    let mut aligned = Aligned::zeroed(len)?;
     let mut filled = 0;
     let blocks = aligned.blocks_mut();
     while filled < len {
@@ -214,27 +241,27 @@ pub struct Aligned {
 }
 
 impl Aligned {
-    fn with_len(len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Option<Self> {
+    fn with_len(len: usize, fill: impl FnOnce(&mut Vec<u8>)) -> Result<Self, AlignError> {
         let padded = len.div_ceil(ALIGN).max(1) * ALIGN;
         let mut buf: Vec<u8> = Vec::with_capacity(padded + ALIGN);
         let offset = buf.as_ptr().align_offset(ALIGN);
         if offset >= ALIGN {
-            return None;
+            return Err(AlignError);
         }
         buf.resize(offset, 0);
         fill(&mut buf);
         // Capacity was reserved up front, so the buffer never moves.
         buf.resize(offset + padded, 0);
-        Some(Self { buf, offset })
+        Ok(Self { buf, offset })
     }
 
     /// `bytes` followed by zeros up to a whole block.
-    pub fn copy_of(bytes: &[u8]) -> Option<Self> {
+    pub fn copy_of(bytes: &[u8]) -> Result<Self, AlignError> {
         Self::with_len(bytes.len(), |buf| buf.extend_from_slice(bytes))
     }
 
     /// Zeros, `len` rounded up to whole blocks.
-    pub fn zeroed(len: usize) -> Option<Self> {
+    pub fn zeroed(len: usize) -> Result<Self, AlignError> {
         Self::with_len(len, |_| {})
     }
 

@@ -1,7 +1,7 @@
 //! Mutable-record benchmark on a 10-node loopback testnet (K = 5).
 //!
 //! ```text
-//! cargo run --release -p safe-node --example bench_mutable [RECORDS] [UPDATES] [CONCURRENCY]
+//! cargo run --release -p safe-testkit --example bench_mutable [RECORDS] [UPDATES] [CONCURRENCY]
 //! ```
 //!
 //! Starts 10 nodes in this process on 127.0.0.1 (ephemeral ports, a temp
@@ -18,17 +18,16 @@
 //! 4. sequential updates to one record (each waits for the previous);
 //! 5. read latency: 1000 sequential verified reads, median and p99.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use safe_client::Connection;
 use safe_client::mutable::{new_create, prepare};
-use safe_node::testnet::{Testnet, TestnetConfig};
+use safe_node::testnet::TestnetConfig;
 use safe_protocol::XorName;
 use safe_protocol::mutable::{Change, Record, SigningKey, Write, record_address};
 
-const K: usize = 5;
+use safe_testkit::K;
 
 fn arg(i: usize, default: usize) -> usize {
     std::env::args()
@@ -63,13 +62,9 @@ async fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 10;
-    config.close_group = K;
-    let net = Testnet::up(config).await.expect("testnet");
-    let c = Arc::new(
-        Connection::connect_to(&net.contacts().await, K)
-            .await
-            .expect("connect"),
-    );
+    config.node.close_group = K;
+    let net = safe_testkit::start(config).await;
+    let c = safe_testkit::client(&net).await;
     let key = SigningKey::from_bytes(&[7; 32]);
 
     // 1. Creates.

@@ -1,7 +1,7 @@
 //! Mutable records on a node: writes, reads, replication and conflicts.
 //!
 //! Every write is validated against the record the node holds, inside one
-//! store transaction ([`crate::NodeStore::update_mutable`]), so two racing
+//! store transaction ([`crate::NodeStore::update_record`]), so two racing
 //! writes are applied one after the other and the second sees the first:
 //! a node accepts a create only where it holds nothing, and an operation
 //! only on the exact version and state it names. The node answers for
@@ -15,22 +15,16 @@
 //! ([`safe_protocol::mutable::resolve`]), so every replica ends with the
 //! record the client that got a majority was told it wrote.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 use futures::future::join_all;
 use safe_network::close_group::{majority, sign_record_receipt};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
-use safe_protocol::mutable::{
-    Applied, Change, Create, Hash, Merge, Op, Record, RecordError, Signed, SigningKey, Write,
-    resolve,
-};
+use safe_protocol::mutable::{Hash, Merge, Record, RecordError, Write, apply_write, resolve};
 
-use crate::Node;
-use crate::handler::{FORWARD_TIMEOUT, fetch_scope};
-use crate::replication::What;
+use crate::fetch::Kind;
+use crate::node::{FORWARD_TIMEOUT, Node};
 use crate::store::NodeStoreError;
 
 /// Validates and applies a write; answers with this node's receipt.
@@ -40,10 +34,10 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
         Err(e) => return Response::RecordRefused(e),
     };
     let name = write.address();
-    if !node.faults.drop_record_writes.load(Ordering::Relaxed) {
+    if !node.faults.drops_record_writes() {
         let w = write.clone();
         let result = node
-            .blocking(move |s| s.update_mutable(&name, move |current| apply(current, &w)))
+            .blocking(move |s| s.update_record(&name, move |current| apply(current, &w)))
             .await;
         match result {
             Ok(Ok(())) => {}
@@ -65,27 +59,19 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
     }
 }
 
-/// The rule of a write against what the node holds: the record to store
-/// (if any) and the answer.
+/// The rule of a write against what the node holds (the one the client's
+/// local store applies too): the record to store (if any) and the answer.
 fn apply(current: Option<Record>, write: &Write) -> (Option<Record>, Result<(), RecordError>) {
-    match (current, write) {
-        (None, Write::Create(c)) => match Record::create(c.clone()) {
-            Ok(r) => (Some(r), Ok(())),
-            Err(e) => (None, Err(e)),
-        },
-        (None, _) => (None, Err(RecordError::NotFound)),
-        (Some(mut r), w) => match r.apply(w) {
-            Ok(Applied::Changed) => (Some(r), Ok(())),
-            Ok(Applied::AlreadyApplied) => (None, Ok(())),
-            Err(e) => (None, Err(e)),
-        },
+    match apply_write(current, write) {
+        Ok(next) => (next, Ok(())),
+        Err(e) => (None, Err(e)),
     }
 }
 
 /// Serves the record at `name`.
 pub(crate) async fn get(node: &Node, name: XorName) -> Response {
     // A failure is not "not found": readers count that as a vote.
-    let record = match node.blocking(move |s| s.mutable(&name)).await {
+    let record = match node.blocking(move |s| s.record(&name)).await {
         Ok(Some(r)) => r,
         Ok(None) => return Response::NotFound,
         Err(e) => {
@@ -93,7 +79,7 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
             return Response::Refused(Refusal::StorageFailed);
         }
     };
-    let record = lie(node, record);
+    let record = node.faults.record(record);
     match record.encode() {
         Ok(bytes) => {
             node.metrics.served(bytes.len());
@@ -106,51 +92,6 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
     }
 }
 
-/// Applies the switched-on faults to a record about to be served.
-fn lie(node: &Node, mut record: Record) -> Record {
-    if node.faults.tamper_records.load(Ordering::Relaxed) {
-        record
-            .state
-            .entries
-            .insert(b"tampered".to_vec(), b"yes".to_vec());
-    }
-    if node.faults.forge_records.load(Ordering::Relaxed)
-        && let Some(forged) = forge(&record)
-    {
-        return forged;
-    }
-    record
-}
-
-/// A validly signed record for `real`'s address, owned by an attacker's
-/// key and a few versions ahead of `real`.
-fn forge(real: &Record) -> Option<Record> {
-    let key = SigningKey::from_bytes(&[0x66; 32]);
-    let mut create = Signed::new(Create {
-        owners: vec![key.verifying_key().to_bytes()],
-        threshold: 1,
-        ..real.genesis.body.clone()
-    });
-    create.sign(&key);
-    let mut forged = Record::create(create).ok()?;
-    for _ in 0..real.state.version + 3 {
-        let change = Change::Set {
-            key: b"forged".to_vec(),
-            value: forged.state.version.to_be_bytes().to_vec(),
-        };
-        let mut op = Signed::new(Op {
-            address: real.address(),
-            replaces: forged.state.version,
-            prev: forged.state.hash(),
-            result: forged.state.apply(&change).ok()?.hash(),
-            change,
-        });
-        op.sign(&key);
-        forged.apply(&Write::Op(op)).ok()?;
-    }
-    Some(forged)
-}
-
 /// A replication offer of records: fetches those whose copy differs here
 /// (and that this node is responsible for); answers with the differing
 /// names.
@@ -158,19 +99,19 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
     if items.len() > MAX_OFFER_NAMES {
         return Response::Refused(Refusal::OverLimit);
     }
-    let scope = fetch_scope(node, peer).await;
+    let scope = node.fetch_scope(peer).await;
     let differing = node
         .blocking(move |s| {
             let mut out = Vec::new();
             for (name, digest) in items {
-                if s.mutable_digest(&name)? != Some(digest) {
+                if s.record_digest(&name)? != Some(digest) {
                     out.push(name);
                 }
             }
             Ok(out)
         })
         .await;
-    scope.answer_offer(node, What::Record, differing)
+    scope.answer_offer(&node.fetches, Kind::Record, differing)
 }
 
 /// Fetches `peer`'s copy of `name`, verifies it and merges it into ours.
@@ -182,7 +123,7 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
     };
     let outcome = node
         .blocking(move |s| {
-            s.update_mutable(&name, move |current| match current {
+            s.update_record(&name, move |current| match current {
                 None => (None, Merge::Conflict),
                 Some(mut mine) => match mine.merge(&incoming) {
                     Merge::Updated => (Some(mine), Merge::Updated),
@@ -239,7 +180,7 @@ async fn settle(node: &Node, name: XorName) {
     let answers = join_all(group.iter().map(|p| fetch_verified(node, name, *p))).await;
     let everyone = answers.iter().all(Result::is_ok);
     let mut copies: Vec<Record> = answers.into_iter().flatten().flatten().collect();
-    let mine = match node.blocking(move |s| s.mutable(&name)).await {
+    let mine = match node.blocking(move |s| s.record(&name)).await {
         Ok(m) => m,
         Err(e) => {
             tracing::warn!(%name, "cannot read a record to settle it: {e}");
@@ -272,7 +213,7 @@ async fn settle(node: &Node, name: XorName) {
     }
     let adopted = node
         .blocking(move |s| {
-            s.update_mutable(&name, move |current| {
+            s.update_record(&name, move |current| {
                 // Only if nothing was written meanwhile; the next round
                 // settles again otherwise.
                 if current.as_ref().map(Record::digest) == mine_digest {

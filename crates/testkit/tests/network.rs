@@ -5,66 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand_like::bytes_for;
 use safe_client::{Connection, StoreError, files};
 use safe_node::testnet::{Testnet, TestnetConfig};
-use safe_protocol::{Address, XorName};
+use safe_protocol::XorName;
 use safe_selfenc::Config;
-
-const K: usize = 5;
-
-/// Deterministic pseudo-random bytes (no dependency needed).
-mod rand_like {
-    pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
-}
-
-async fn testnet(dir: &std::path::Path, nodes: usize) -> Testnet {
-    let mut config = TestnetConfig::new(dir);
-    config.nodes = nodes;
-    config.close_group = K;
-    config.replication_interval = Duration::from_secs(1);
-    Testnet::up(config).await.expect("testnet starts")
-}
-
-async fn client(net: &Testnet) -> Arc<Connection> {
-    Arc::new(
-        Connection::connect_to(&net.contacts().await, K)
-            .await
-            .expect("client connects"),
-    )
-}
-
-async fn put(store: &Arc<Connection>, data: Vec<u8>) -> Address {
-    let size = data.len() as u64;
-    files::put_reader(
-        store.clone(),
-        std::io::Cursor::new(data),
-        size,
-        Config::default(),
-        Arc::new(|_| {}),
-    )
-    .await
-    .expect("put")
-    .address
-}
-
-async fn get(store: &Arc<Connection>, address: &Address) -> Vec<u8> {
-    let mut out = Vec::new();
-    files::get(store, address, None, 0..u64::MAX, &mut out)
-        .await
-        .expect("get");
-    out
-}
+use safe_testkit::{K, bytes_for, client, client_with, get, put, testnet};
 
 /// How many running nodes hold each record.
 fn copies(net: &Testnet) -> HashMap<XorName, usize> {
@@ -72,7 +17,7 @@ fn copies(net: &Testnet) -> HashMap<XorName, usize> {
     for node in net.nodes() {
         let mut after = None;
         loop {
-            let names = node.store().names_after(after, 1024).unwrap();
+            let names = node.store().chunk_names_after(after, 1024).unwrap();
             let Some(last) = names.last() else { break };
             after = Some(*last);
             for n in names {
@@ -133,7 +78,7 @@ async fn sizes_copies_node_loss_and_restart() {
         .filter(|i| net.node(*i).is_some_and(|n| n.holds(&address.name)))
         .collect();
     assert_eq!(holders.len(), K);
-    let before_restart = net.node(holders[0]).unwrap().store().count();
+    let before_restart = net.node(holders[0]).unwrap().store().chunk_count();
     net.stop_node(holders[0]).await;
     net.stop_node(holders[1]).await;
     assert_eq!(
@@ -150,7 +95,7 @@ async fn sizes_copies_node_loss_and_restart() {
     // A node restarted from its directory still has and serves its records.
     net.restart_node(holders[0]).await.unwrap();
     let node = net.node(holders[0]).unwrap();
-    assert_eq!(node.store().count(), before_restart);
+    assert_eq!(node.store().chunk_count(), before_restart);
     assert!(node.holds(&address.name));
     let peer = node.peer_id();
     // The client finds the node's new address through a lookup.
@@ -296,14 +241,10 @@ async fn full_nodes_refuse_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 3;
-    config.close_group = 3;
-    config.max_storage = 64 * 1024;
+    config.node.close_group = 3;
+    config.node.max_storage = 64 * 1024;
     let net = Testnet::up(config).await.unwrap();
-    let client = Arc::new(
-        Connection::connect_to(&net.contacts().await, 3)
-            .await
-            .unwrap(),
-    );
+    let client = client_with(&net, 3).await;
     let data = bytes_for(1, 1 << 20);
     let err = files::put_reader(
         client.clone(),
@@ -328,14 +269,10 @@ async fn nodes_short_of_disk_space_refuse_as_full() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = TestnetConfig::new(dir.path());
     config.nodes = 3;
-    config.close_group = 3;
-    config.disk_reserve = u64::MAX / 2;
+    config.node.close_group = 3;
+    config.node.disk_reserve = u64::MAX / 2;
     let net = Testnet::up(config).await.unwrap();
-    let client = Arc::new(
-        Connection::connect_to(&net.contacts().await, 3)
-            .await
-            .unwrap(),
-    );
+    let client = client_with(&net, 3).await;
     let err = files::put_reader(
         client.clone(),
         std::io::Cursor::new(bytes_for(2, 300_000)),
@@ -347,9 +284,45 @@ async fn nodes_short_of_disk_space_refuse_as_full() {
     .expect_err("put to nodes without disk space fails");
     assert!(err.to_string().contains("full"), "{err}");
     for node in net.nodes() {
-        assert_eq!(node.store().count(), 0, "nothing stored");
+        assert_eq!(node.store().chunk_count(), 0, "nothing stored");
         assert_eq!(node.store().used(), 0, "no space left reserved");
     }
+    client.shutdown().await;
+    net.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_store_fails_does_not_answer_not_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = TestnetConfig::new(dir.path());
+    config.nodes = 3;
+    config.node.close_group = 3;
+    let net = Testnet::up(config).await.unwrap();
+    let client = client_with(&net, 3).await;
+    let chunk = safe_protocol::Chunk::new(bytes_for(5, 100_000)).unwrap();
+    let name = *chunk.name();
+    safe_client::ChunkStore::put(&*client, chunk).await.unwrap();
+    let broken = net.node(0).unwrap();
+    assert!(broken.holds(&name));
+    // Node 0's segment files become directories: its index still names
+    // the chunk, but every read of it fails with an I/O error.
+    let segments = net.dir().join("node-0").join("segments");
+    for entry in std::fs::read_dir(&segments).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+    }
+    // It answers with a refusal, not "not found" (which clients count
+    // towards a "not found" majority), and keeps its index entry.
+    let result = client.get_from(broken.peer_id(), name).await;
+    assert!(
+        matches!(&result, Err(StoreError::Network(m)) if m.contains("node failed to store")),
+        "{result:?}"
+    );
+    assert!(broken.store().contains(&name).unwrap());
+    // The chunk is still read from the rest of its group.
+    let got = safe_client::ChunkStore::get(&*client, name).await.unwrap();
+    assert_eq!(*got.name(), name);
     client.shutdown().await;
     net.down().await;
 }
@@ -385,7 +358,7 @@ async fn metrics_are_served() {
     http.read_to_string(&mut text).await.unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     // A 5000-byte file is 3 chunks plus the root.
-    assert!(text.contains("\nsafe_records 4\n"), "{text}");
+    assert!(text.contains("\nsafe_chunks 4\n"), "{text}");
     assert!(
         text.contains("safe_requests_total{kind=\"put\"} 4"),
         "{text}"

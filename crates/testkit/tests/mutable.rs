@@ -1,35 +1,21 @@
 //! Mutable records on an in-process network of real nodes on 127.0.0.1,
 //! driven through the real client.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use safe_client::Connection;
 use safe_client::mutable::{MutableError, new_append, new_create, prepare};
 use safe_node::RunningNode;
-use safe_node::testnet::{Testnet, TestnetConfig};
+use safe_node::testnet::Testnet;
 use safe_protocol::XorName;
 use safe_protocol::mutable::{
     Change, MAX_VALUE_LEN, PublicKey, Record, RecordError, SigningKey, Write, record_address,
 };
-
-const K: usize = 5;
+use safe_testkit::{K, client};
 
 async fn testnet(dir: &std::path::Path) -> Testnet {
-    let mut config = TestnetConfig::new(dir);
-    config.nodes = 10;
-    config.close_group = K;
-    config.replication_interval = Duration::from_secs(1);
-    Testnet::up(config).await.expect("testnet starts")
-}
-
-async fn client(net: &Testnet) -> Arc<Connection> {
-    Arc::new(
-        Connection::connect_to(&net.contacts().await, K)
-            .await
-            .expect("client connects"),
-    )
+    safe_testkit::testnet(dir, 10).await
 }
 
 fn key(i: u8) -> SigningKey {
@@ -59,7 +45,7 @@ async fn create(c: &Connection, name: &str, owners: &[u8], threshold: u8, by: u8
 /// Each running node's copy of `name`.
 fn copies(net: &Testnet, name: &XorName) -> Vec<Record> {
     net.nodes()
-        .filter_map(|n| n.store().mutable(name).unwrap())
+        .filter_map(|n| n.store().record(name).unwrap())
         .collect()
 }
 
@@ -332,7 +318,7 @@ async fn lying_nodes_cannot_mislead_readers() {
     assert_eq!(
         group[0]
             .store()
-            .mutable(&name)
+            .record(&name)
             .unwrap()
             .unwrap()
             .state
@@ -424,12 +410,7 @@ async fn appends_are_never_lost_and_records_survive_node_loss() {
     assert_eq!(healed, r);
     // A stopped member restarted from its directory still holds the record.
     net.restart_node(stopped[0]).await.unwrap();
-    let back = net
-        .node(stopped[0])
-        .unwrap()
-        .store()
-        .mutable(&name)
-        .unwrap();
+    let back = net.node(stopped[0]).unwrap().store().record(&name).unwrap();
     assert_eq!(back.map(|b| b.genesis), Some(r.genesis.clone()));
     for c in &writers {
         c.shutdown().await;

@@ -1,0 +1,155 @@
+//! Chunks on a node: puts (stored, then forwarded to the rest of the close
+//! group), gets, replication offers of chunk names, and fetching a chunk
+//! a peer offered.
+//!
+//! Every chunk is validated before it is stored (its name is the hash of
+//! its bytes, its size within the limit) and again when it is read.
+
+use bytes::Bytes;
+use futures::future::join_all;
+use safe_network::close_group::{receipt_signer, sign_receipt};
+use safe_network::libp2p::PeerId;
+use safe_protocol::messages::{MAX_OFFER_NAMES, MAX_RECEIPTS, Refusal, Request, Response};
+use safe_protocol::{Chunk, ChunkError, XorName};
+
+use crate::fetch::Kind;
+use crate::node::{FORWARD_TIMEOUT, Node};
+use crate::store::{NodeStoreError, Put};
+
+/// Validates and stores a chunk; with `replicate`, forwards it to the rest
+/// of the close group (as this node sees it) and returns every receipt.
+pub(crate) async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
+    let chunk = match Chunk::new(bytes) {
+        Ok(c) => c,
+        Err(ChunkError::TooLarge { .. }) => return Response::Refused(Refusal::TooLarge),
+        Err(_) => return Response::Refused(Refusal::OverLimit),
+    };
+    let name = *chunk.name();
+    let stored = {
+        let chunk = chunk.clone();
+        node.blocking(move |s| s.put(&chunk)).await
+    };
+    match stored {
+        Ok(Put::Stored) => node.note_disk_ok(),
+        Ok(Put::AlreadyHeld) => {}
+        Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
+        Err(e @ NodeStoreError::DiskFull { .. }) => {
+            node.note_disk_full(&e);
+            return Response::Refused(Refusal::Full);
+        }
+        Err(e) => {
+            tracing::error!(%name, "cannot store a chunk: {e}");
+            return Response::Refused(Refusal::StorageFailed);
+        }
+    }
+    let Some(own) = sign_receipt(&node.keypair, &name) else {
+        return Response::Refused(Refusal::StorageFailed);
+    };
+    let mut receipts = vec![own];
+    if replicate {
+        let group = node.group_peers(&name).await;
+        // Answer within FORWARD_TIMEOUT, well inside the client's own
+        // request timeout, with whatever receipts have come: one slow
+        // member must not make the client give up and send the bytes again.
+        let chunk = &chunk;
+        let answers = join_all(group.into_iter().map(|peer| async move {
+            let answer = tokio::time::timeout(
+                FORWARD_TIMEOUT,
+                node.net.request(
+                    peer,
+                    Request::PutChunk {
+                        bytes: chunk.bytes().clone(),
+                        replicate: false,
+                    },
+                ),
+            )
+            .await;
+            (peer, answer)
+        }))
+        .await;
+        for (peer, answer) in answers {
+            if let Ok(Ok(Response::Stored { receipts: theirs })) = answer {
+                // Only the answering holder's own receipt, for this chunk.
+                // Its signature is not checked here: the client checks
+                // every receipt itself (signer in the group, signature
+                // valid), so a check here would repeat that work per copy.
+                receipts.extend(
+                    theirs
+                        .into_iter()
+                        .take(1)
+                        .filter(|r| r.name == name && receipt_signer(r) == Some(peer)),
+                );
+            }
+        }
+        receipts.truncate(MAX_RECEIPTS);
+    }
+    Response::Stored { receipts }
+}
+
+/// Serves the chunk called `name`.
+pub(crate) async fn get(node: &Node, name: XorName) -> Response {
+    match node.blocking(move |s| s.get(name)).await {
+        Ok(Some(chunk)) => {
+            let bytes = node.faults.chunk(chunk.into_bytes());
+            node.metrics.served(bytes.len());
+            Response::Chunk(bytes)
+        }
+        Ok(None) => Response::NotFound,
+        // A failure is not "not found": clients count that answer towards
+        // a "not found" majority, and this node may well hold the chunk.
+        Err(e) => {
+            tracing::error!(%name, "cannot read a chunk: {e}");
+            Response::Refused(Refusal::StorageFailed)
+        }
+    }
+}
+
+/// A replication offer of chunk names: queues fetches of those this node
+/// lacks (and is responsible for); answers with the names it lacks.
+pub(crate) async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Response {
+    if names.len() > MAX_OFFER_NAMES {
+        return Response::Refused(Refusal::OverLimit);
+    }
+    let scope = node.fetch_scope(peer).await;
+    let unheld = node
+        .blocking(move |s| {
+            Ok(names
+                .into_iter()
+                .filter(|n| !matches!(s.contains(n), Ok(true)))
+                .collect::<Vec<_>>())
+        })
+        .await;
+    scope.answer_offer(&node.fetches, Kind::Chunk, unheld)
+}
+
+/// Fetches `name` from `peer`, verifies it against its name and stores it.
+pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
+    // Held already, or no room for it: do not fetch a chunk to refuse it.
+    if !matches!(
+        node.blocking(move |s| Ok(!s.contains(&name)? && s.has_room()))
+            .await,
+        Ok(true)
+    ) {
+        return;
+    }
+    let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
+        Ok(Response::Chunk(bytes)) => bytes,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::debug!(%name, "replication fetch failed: {e}");
+            return;
+        }
+    };
+    let chunk = match Chunk::verified(name, bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%peer, %name, "peer offered a chunk and sent bad bytes: {e}");
+            return;
+        }
+    };
+    match node.blocking(move |s| s.put(&chunk)).await {
+        Ok(_) => node.metrics.replicated(),
+        Err(e @ NodeStoreError::DiskFull { .. }) => node.note_disk_full(&e),
+        Err(e) => tracing::warn!(%name, "cannot store a replicated chunk: {e}"),
+    }
+}

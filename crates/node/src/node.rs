@@ -1,0 +1,88 @@
+//! The shared state of a running node, which every request handler and
+//! background task borrows: its network handle and key, its store, its
+//! counters, its fetch queue and its fault switches.
+//!
+//! A module of its own (not the crate root) so that the modules that
+//! handle chunks, records and replication depend on it and not on each
+//! other or on [`crate::start`].
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use safe_network::driver::Net;
+use safe_network::libp2p::{PeerId, identity::Keypair};
+use safe_protocol::XorName;
+
+use crate::faults::Faults;
+use crate::fetch::{Fetcher, Scope};
+use crate::metrics::Metrics;
+use crate::store::{NodeStore, NodeStoreError};
+
+/// How long a node waits for another node's answer when it asks one
+/// itself: the first member of a close group waiting for the others'
+/// receipts before answering the client with those it has, or a member
+/// fetching a peer's copy of a record.
+pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Shared state of a running node.
+pub(crate) struct Node {
+    pub(crate) net: Net,
+    pub(crate) keypair: Keypair,
+    pub(crate) store: Arc<NodeStore>,
+    pub(crate) k: usize,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) faults: Faults,
+    pub(crate) fetches: Fetcher,
+    /// Set while puts fail for want of disk space (logged once per spell).
+    pub(crate) disk_full: AtomicBool,
+}
+
+impl Node {
+    /// Notes a write refused for want of disk space: logged once per
+    /// spell, not per chunk.
+    pub(crate) fn note_disk_full(&self, e: &NodeStoreError) {
+        if !self.disk_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!("refusing writes until disk space is freed: {e}");
+        }
+    }
+
+    /// Notes a write that took disk space: a later full disk is logged again.
+    pub(crate) fn note_disk_ok(&self) {
+        self.disk_full.store(false, Ordering::Relaxed);
+    }
+
+    /// The other members of `name`'s close group: the `k` closest to it
+    /// among this node and its routing table, this node left out.
+    pub(crate) async fn group_peers(&self, name: &XorName) -> Vec<PeerId> {
+        let me = self.net.peer_id();
+        let mut peers = self.net.routing_peers().await;
+        peers.push(me);
+        safe_network::close_group::closest(name, peers, self.k)
+            .into_iter()
+            .filter(|p| *p != me)
+            .collect()
+    }
+
+    /// Whom an offer from `peer` may make this node fetch from, and what,
+    /// as its routing table stands now.
+    pub(crate) async fn fetch_scope(&self, peer: PeerId) -> Scope {
+        Scope::new(
+            self.net.peer_id(),
+            peer,
+            self.net.routing_peers().await,
+            self.k,
+        )
+    }
+
+    /// Runs a blocking store operation off the async threads.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&NodeStore) -> Result<T, NodeStoreError> + Send + 'static,
+    ) -> Result<T, NodeStoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(NodeStoreError::Task)?
+    }
+}

@@ -1,0 +1,100 @@
+//! Helpers for tests that cross the layers: an in-process testnet of real
+//! nodes on 127.0.0.1, a client connected to it, and deterministic data.
+//!
+//! A crate of its own (never published) so that the node does not depend
+//! on the client, not even for its tests: the tests that drive nodes
+//! through the real client live here, in `tests/`, and the helpers they
+//! used to copy into each file live here once. Everything panics on
+//! failure, as test code should: a testnet that does not start is a failed
+//! test, not an error to handle.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use safe_client::{Connection, files};
+use safe_node::testnet::{Testnet, TestnetConfig};
+use safe_protocol::Address;
+use safe_selfenc::Config;
+
+pub use safe_client;
+pub use safe_node;
+
+/// The close group size of the tests' networks (the network default).
+pub const K: usize = 5;
+
+/// Deterministic pseudo-random bytes (xorshift): the same `seed` and
+/// `len` give the same bytes, different seeds give unrelated ones.
+pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The settings of the tests' usual network: `nodes` nodes in `dir`,
+/// close groups of [`K`], a replication round every second (so healing
+/// is seen within a test's patience).
+pub fn testnet_config(dir: &Path, nodes: usize) -> TestnetConfig {
+    let mut config = TestnetConfig::new(dir);
+    config.nodes = nodes;
+    config.node.close_group = K;
+    config.node.replication_interval = Duration::from_secs(1);
+    config
+}
+
+/// Starts [`testnet_config`]'s network and waits until it is ready.
+pub async fn testnet(dir: &Path, nodes: usize) -> Testnet {
+    start(testnet_config(dir, nodes)).await
+}
+
+/// Starts a testnet as configured and waits until it is ready.
+pub async fn start(config: TestnetConfig) -> Testnet {
+    Testnet::up(config).await.expect("testnet starts")
+}
+
+/// A client of `net` that expects close groups of [`K`].
+pub async fn client(net: &Testnet) -> Arc<Connection> {
+    client_with(net, K).await
+}
+
+/// A client of `net` that expects close groups of `k`.
+pub async fn client_with(net: &Testnet, k: usize) -> Arc<Connection> {
+    Arc::new(
+        Connection::connect_to(&net.contacts().await, k)
+            .await
+            .expect("client connects"),
+    )
+}
+
+/// Self-encrypts `data` into `store` as a public file; its address.
+pub async fn put(store: &Arc<Connection>, data: Vec<u8>) -> Address {
+    let size = data.len() as u64;
+    files::put_reader(
+        store.clone(),
+        std::io::Cursor::new(data),
+        size,
+        Config::default(),
+        Arc::new(|_| {}),
+    )
+    .await
+    .expect("put")
+    .address
+}
+
+/// The whole file at `address`, read back from `store`.
+pub async fn get(store: &Arc<Connection>, address: &Address) -> Vec<u8> {
+    let mut out = Vec::new();
+    files::get(store, address, None, 0..u64::MAX, &mut out)
+        .await
+        .expect("get");
+    out
+}
