@@ -132,13 +132,15 @@ fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if text.is_empty() || line.contains(&text) {
+        // Some libp2p errors print as ": cause" around an empty message.
+        let text = text.trim().trim_start_matches(':').trim_start();
+        if text.is_empty() || line.contains(text) {
             continue;
         }
         if !line.is_empty() {
             line.push_str(": ");
         }
-        line.push_str(&text);
+        line.push_str(text);
     }
     line.replace('\n', " ")
 }
@@ -156,5 +158,7 @@ mod tests {
         assert_eq!(one_line(&e), "outer: inner");
         let e = anyhow::Error::new(std::io::Error::other("")).context("outer");
         assert_eq!(one_line(&e), "outer");
+        let e = anyhow::Error::new(std::io::Error::other(": refused")).context("outer");
+        assert_eq!(one_line(&e), "outer: refused");
     }
 }
