@@ -564,3 +564,64 @@ fn records_offline_with_json_binary_values_and_truthful_repeats() {
         "the same key signing again adds nothing"
     );
 }
+
+#[test]
+fn parallel_record_writers_on_one_local_store_lose_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let store = h.join("store");
+    let st = s(&store);
+    let addr = ok_in(h, &["mutable", "create", "busy", "--local-store", st]);
+    // Many processes at once: each either lands its write or is refused
+    // as stale (it read a version someone else replaced); none is lost.
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_safe"))
+                .args([
+                    "mutable",
+                    "set",
+                    &addr,
+                    &format!("k{i}"),
+                    "v",
+                    "--local-store",
+                    st,
+                ])
+                .env("SAFE_HOME", h)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut landed = Vec::new();
+    for (i, child) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            landed.push(format!("k{i}"));
+        } else {
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                e.contains("stale or replayed") || e.contains("different state"),
+                "{e}"
+            );
+        }
+    }
+    assert!(!landed.is_empty());
+    let r: serde_json::Value = serde_json::from_str(&ok_in(
+        h,
+        &["mutable", "get", &addr, "--local-store", st, "--json"],
+    ))
+    .unwrap();
+    let keys: Vec<&str> = r["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    landed.sort();
+    assert_eq!(
+        keys, landed,
+        "every write that said it landed is there, and only those"
+    );
+    assert_eq!(r["version"], landed.len());
+}

@@ -9,6 +9,7 @@
 //!                       fanned out by the first byte
 //! DIR/records/abcd…     one file per mutable record, the record encoded
 //!                       as on the wire (its own format byte first)
+//! DIR/records.lock      flock(2)ed by a record write, across processes
 //! DIR/tmp/              files being written
 //! ```
 //!
@@ -47,10 +48,10 @@ pub struct LocalStore {
 #[derive(Debug)]
 struct Inner {
     root: PathBuf,
-    tmp_counter: AtomicU64,
     direct: Direct,
-    /// Held across a record's read, apply and write, so two writes to a
-    /// store never both apply to the same old state.
+    /// Held across a record's read, apply and write by this store's
+    /// threads; [`RecordsLock`] does the same across processes and other
+    /// stores on the same directory.
     records: std::sync::Mutex<()>,
 }
 
@@ -91,8 +92,13 @@ impl LocalStore {
                         ),
                     });
                 }
-                write_durably(&root.join("FORMAT.tmp"), &format_path, FORMAT.as_bytes())
-                    .map_err(io(format!("initialising {}", root.display())))?;
+                write_durably(
+                    &Direct::new(),
+                    &root.join("FORMAT.tmp"),
+                    &format_path,
+                    FORMAT.as_bytes(),
+                )
+                .map_err(io(format!("initialising {}", root.display())))?;
             }
             Err(e) => return Err(io(format!("reading {}", format_path.display()))(e)),
         }
@@ -102,7 +108,6 @@ impl LocalStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 root,
-                tmp_counter: AtomicU64::new(0),
                 direct: Direct::new(),
                 records: std::sync::Mutex::new(()),
             }),
@@ -117,29 +122,12 @@ impl LocalStore {
 
     /// Stores `chunk` durably on the calling thread (see the module docs).
     pub fn put_blocking(&self, chunk: &Chunk) -> Result<(), StoreError> {
-        self.put_with(chunk, true).map(|_| ())
-    }
-
-    /// Stores `chunk` atomically (temp file and rename: a crashed process
-    /// leaves it complete or absent) but without waiting for the disk; the
-    /// caller makes it durable later with [`LocalStore::sync`]. Returns the
-    /// path written, or `None` if the chunk was already there.
-    pub fn put_deferred(&self, chunk: &Chunk) -> Result<Option<PathBuf>, StoreError> {
-        self.put_with(chunk, false)
-    }
-
-    fn put_with(&self, chunk: &Chunk, durable: bool) -> Result<Option<PathBuf>, StoreError> {
         let path = self.chunk_path(chunk.name());
         if path.exists() {
-            return Ok(None);
+            return Ok(());
         }
-        let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.inner.root.join("tmp").join(format!(
-            "{}.{}.{n}",
-            chunk.name().to_hex(),
-            std::process::id()
-        ));
-        let write = || write_atomically(&self.inner.direct, &tmp, &path, chunk.bytes(), durable);
+        let tmp = self.tmp_path(&chunk.name().to_hex());
+        let write = || write_durably(&self.inner.direct, &tmp, &path, chunk.bytes());
         match write() {
             // The fan-out directory is made the first time it is needed
             // (not checked on every put), and its entry made durable at
@@ -153,35 +141,7 @@ impl LocalStore {
             }
             other => other,
         }
-        .map_err(io(format!("writing chunk {}", chunk.name())))?;
-        Ok(Some(path))
-    }
-
-    /// Makes chunk files written by [`LocalStore::put_deferred`] durable:
-    /// fsyncs each file, then each directory they are in, once.
-    pub fn sync(paths: &[PathBuf]) -> Result<(), StoreError> {
-        let mut dirs: Vec<&Path> = Vec::new();
-        for p in paths {
-            match fs::File::open(p) {
-                Ok(f) => f
-                    .sync_all()
-                    .map_err(io(format!("syncing {}", p.display())))?,
-                // Removed since (handed off or found damaged): nothing to sync.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(format!("syncing {}", p.display()))(e)),
-            }
-            if let Some(d) = p.parent() {
-                dirs.push(d);
-            }
-        }
-        dirs.sort();
-        dirs.dedup();
-        for d in dirs {
-            fs::File::open(d)
-                .and_then(|f| f.sync_all())
-                .map_err(io(format!("syncing {}", d.display())))?;
-        }
-        Ok(())
+        .map_err(io(format!("writing chunk {}", chunk.name())))
     }
 
     /// Reads and verifies the chunk called `name` on the calling thread.
@@ -200,6 +160,17 @@ impl LocalStore {
 }
 
 impl LocalStore {
+    /// A temporary file name no other writer uses: this process's id and a
+    /// counter shared by every store in the process.
+    fn tmp_path(&self, stem: &str) -> PathBuf {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .root
+            .join("tmp")
+            .join(format!("{stem}.{}.{n}", std::process::id()))
+    }
+
     /// Where the record at `name` lives.
     pub fn record_path(&self, name: &XorName) -> PathBuf {
         self.inner.root.join("records").join(name.to_hex())
@@ -234,67 +205,52 @@ impl LocalStore {
             .records
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _nor_any_other = RecordsLock::take(&self.inner.root).map_err(io(format!(
+            "locking the records of {}",
+            self.inner.root.display()
+        )))?;
         let current = self.record_blocking(name)?;
         let Some(next) = apply_write(current, write).map_err(MutableError::Refused)? else {
             return Ok(());
         };
         let bytes = next.encode().map_err(MutableError::Refused)?;
-        let n = self.inner.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self.inner.root.join("tmp").join(format!(
-            "record.{}.{}.{n}",
-            name.to_hex(),
-            std::process::id()
-        ));
+        let tmp = self.tmp_path(&format!("record.{}", name.to_hex()));
         let path = self.record_path(&name);
-        write_durably(&tmp, &path, &bytes)
+        write_durably(&self.inner.direct, &tmp, &path, &bytes)
             .map_err(io(format!("writing record {name}")))
             .map_err(MutableError::Store)
     }
+}
 
-    /// Deletes the chunk called `name`; absent is not an error.
-    pub fn remove_blocking(&self, name: &XorName) -> Result<(), StoreError> {
-        match fs::remove_file(self.chunk_path(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io(format!("removing chunk {name}"))(e))
-            }
-            _ => Ok(()),
-        }
-    }
+/// An exclusive lock on a store's records (`DIR/records.lock`, with
+/// `flock`), held while one write reads, applies and replaces a record:
+/// two processes, or two stores on one directory, never both apply a
+/// write to the same old state. Released when dropped.
+struct RecordsLock {
+    #[cfg(unix)]
+    _file: fs::File,
+}
 
-    /// The names of every chunk file, one fan-out directory at a time
-    /// (memory stays bounded by one directory). Stray files are skipped.
-    pub fn for_each_name(&self, mut f: impl FnMut(XorName)) -> Result<(), StoreError> {
-        let chunks = self.inner.root.join("chunks");
-        for dir in fs::read_dir(&chunks).map_err(io(format!("listing {}", chunks.display())))? {
-            let dir = dir.map_err(io("listing chunks"))?.path();
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let file = entry.file_name();
-                if let Some(name) = file.to_str().and_then(XorName::from_hex) {
-                    f(name);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Removes leftovers of interrupted writes in `tmp/`.
-    pub fn clear_tmp(&self) -> Result<(), StoreError> {
-        let tmp = self.inner.root.join("tmp");
-        for entry in fs::read_dir(&tmp)
-            .map_err(io(format!("listing {}", tmp.display())))?
-            .flatten()
+impl RecordsLock {
+    fn take(root: &Path) -> std::io::Result<Self> {
+        #[cfg(unix)]
         {
-            let _ = fs::remove_file(entry.path());
+            let file = fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(root.join("records.lock"))?;
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+            Ok(Self { _file: file })
         }
-        Ok(())
+        #[cfg(not(unix))]
+        {
+            let _ = root;
+            Ok(Self {})
+        }
     }
 }
 
-/// Writes `bytes` to `tmp`, fsyncs, renames to `dest` and fsyncs the
-/// destination directory.
 /// Reads a whole file of at most `max` bytes (a larger one is an error,
 /// never read into memory).
 fn read_at_most(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
@@ -311,26 +267,14 @@ fn read_at_most(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_atomically(&Direct::new(), tmp, dest, bytes, true)
-}
-
-/// Writes `bytes` to `tmp` and renames it to `dest`; with `durable`, fsyncs
-/// the file before the rename and the directory after it.
-fn write_atomically(
-    direct: &Direct,
-    tmp: &Path,
-    dest: &Path,
-    bytes: &[u8],
-    durable: bool,
-) -> std::io::Result<()> {
+/// Writes `bytes` to `tmp`, fsyncs it, renames it to `dest` and fsyncs
+/// the directory: after a crash `dest` is whole or absent.
+fn write_durably(direct: &Direct, tmp: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let result = (|| {
         let f = direct.write(tmp, bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
+        f.sync_all()?;
         fs::rename(tmp, dest)?;
-        if durable && let Some(dir) = dest.parent() {
+        if let Some(dir) = dest.parent() {
             fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
