@@ -514,7 +514,10 @@ async fn owner_op(
             }
             return Ok(());
         }
-        client.submit(&write).await.map_err(user_error)?;
+        client
+            .submit_against(Some(&record), &write)
+            .await
+            .map_err(user_error)?;
         print_version(name, version, out.json, false);
         Ok(())
     })

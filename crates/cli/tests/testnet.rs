@@ -246,6 +246,17 @@ fn mutable_records_through_the_cli() {
     );
     let r = json(&ok(h, &["mutable", "get", &addr, "--json"]));
     assert_eq!(r["version"], 3);
+    // Alice repeating her create after the record changed hands: the
+    // truth, with who owns it now.
+    let again = safe(h, &["mutable", "create", "profile", "--key", "alice"]);
+    assert_eq!(again.status.code(), Some(3));
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains(&format!(
+            "already exists (created by you, now at version 3, owned by {bob})"
+        )),
+        "{said}"
+    );
     assert_eq!(r["owners"], serde_json::json!([bob]));
     assert_eq!(
         r["entries"],

@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use safe_network::libp2p::Multiaddr;
 use safe_protocol::mutable::{
-    Change, Hash, PublicKey, Record, RecordError, Signed, SigningKey, Write, record_address,
+    Change, Hash, PublicKey, Record, Signed, SigningKey, Write, record_address,
 };
 use safe_protocol::{Address, Chunk, DataKind, XorName};
 use safe_selfenc::{Config, Secret};
@@ -371,19 +371,41 @@ impl Client {
     /// Sends a signed write (a create, an owner operation, e.g. one from a
     /// prepared file, or an append).
     ///
-    /// A create or operation the record already shows is not sent again:
-    /// it is reported as [`MutableError::AlreadyCreated`] or
-    /// [`MutableError::AlreadyApplied`], so callers can tell a retry from
-    /// a change.
+    /// A create or operation the record already shows is still sent (the
+    /// copy that shows it may be a minority's: a retry is what gets it to
+    /// a majority), and once confirmed is reported as
+    /// [`MutableError::AlreadyCreated`] or [`MutableError::AlreadyApplied`],
+    /// so callers can tell a retry from a change. An operation the record
+    /// has since moved past is reported without sending (nodes could only
+    /// refuse it as stale).
     pub async fn submit(&self, write: &Write) -> Result<(), MutableError> {
-        if let Write::Create(_) | Write::Op(_) = write {
-            match self.get_record(write.address()).await {
-                Ok(current) => check_not_applied(&current, write)?,
-                Err(MutableError::NotFound(_)) => {}
+        let current = match write {
+            Write::Append(_) => None,
+            _ => match self.get_record(write.address()).await {
+                Ok(current) => Some(current),
+                Err(MutableError::NotFound(_)) => None,
                 Err(e) => return Err(e),
-            }
+            },
+        };
+        self.submit_against(current.as_ref(), write).await
+    }
+
+    /// [`Client::submit`] for a caller that has just read the record
+    /// (`current`; `None`: there was none), saving a second read.
+    pub async fn submit_against(
+        &self,
+        current: Option<&Record>,
+        write: &Write,
+    ) -> Result<(), MutableError> {
+        let shown = current.and_then(|r| already_shown(r, write));
+        if let Some(Shown::Past(e)) = shown {
+            return Err(e);
         }
-        RecordStore::write_record(self, write).await
+        RecordStore::write_record(self, write).await?;
+        match shown {
+            Some(Shown::Current(e)) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     fn store(&self) -> Arc<Self> {
@@ -391,25 +413,43 @@ impl Client {
     }
 }
 
-/// Refuses a write `record` already shows (see [`Client::submit`]); lets
-/// any other through for the store to judge.
-fn check_not_applied(record: &Record, write: &Write) -> Result<(), MutableError> {
+/// How far a record already shows a write.
+enum Shown {
+    /// The write is what the record is now: sending it again is harmless
+    /// (and makes sure a majority holds it); report this once it is done.
+    Current(MutableError),
+    /// The record has moved past the write: report this without sending.
+    Past(MutableError),
+}
+
+/// Whether `record` already shows `write` (see [`Client::submit`]); other
+/// writes are for the store to judge.
+fn already_shown(record: &Record, write: &Write) -> Option<Shown> {
     let state = &record.state;
     match write {
-        Write::Create(c) if c.body == record.genesis.body => Err(MutableError::AlreadyCreated {
-            version: state.version,
-            owners: state.owners.clone(),
-            threshold: state.threshold,
-        }),
-        Write::Create(_) => Err(MutableError::Refused(RecordError::AlreadyExists)),
-        Write::Op(op)
-            if op.body.result == state.hash() || state.ancestry.contains(&op.body.result) =>
-        {
-            Err(MutableError::AlreadyApplied {
+        Write::Create(c) if c.body == record.genesis.body => {
+            let by_you = c
+                .sigs
+                .iter()
+                .any(|s| record.genesis.sigs.iter().any(|g| g.key == s.key));
+            Some(Shown::Current(MutableError::AlreadyCreated {
+                by_you,
                 version: state.version,
-            })
+                owners: state.owners.clone(),
+                threshold: state.threshold,
+            }))
         }
-        _ => Ok(()),
+        Write::Op(op) if op.body.result == state.hash() => {
+            Some(Shown::Current(MutableError::AlreadyApplied {
+                version: state.version,
+            }))
+        }
+        Write::Op(op) if state.ancestry.contains(&op.body.result) => {
+            Some(Shown::Past(MutableError::AlreadyApplied {
+                version: state.version,
+            }))
+        }
+        _ => None,
     }
 }
 
@@ -480,6 +520,7 @@ pub fn signed_create(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use safe_protocol::mutable::RecordError;
 
     fn key(n: u8) -> SigningKey {
         SigningKey::from_bytes(&[n; 32])
@@ -526,7 +567,14 @@ mod tests {
             .create_record(NewRecord::named("profile"), &alice)
             .await;
         assert!(
-            matches!(again, Err(MutableError::AlreadyCreated { version: 1, .. })),
+            matches!(
+                again,
+                Err(MutableError::AlreadyCreated {
+                    by_you: true,
+                    version: 1,
+                    ..
+                })
+            ),
             "{again:?}"
         );
         let theirs = client

@@ -71,13 +71,18 @@ pub enum MutableError {
     #[error("{0}")]
     Network(String),
     /// A create that was already applied: the record exists with exactly
-    /// this genesis (the caller created it before). Safe to treat as done;
+    /// this claim (the caller, or a co-owner, created it before). The
+    /// write was sent again and confirmed, so it is safe to treat as done;
     /// reported so a user is told the truth.
     #[error(
-        "already exists (created by you, now at version {version}, owned by {})",
+        "already exists (created by {}, now at version {version}, owned by {})",
+        if *by_you { "you" } else { "a co-owner with this same claim" },
         show_owners(owners, *threshold)
     )]
     AlreadyCreated {
+        /// Whether a key that signed this create also signed the record's
+        /// genesis.
+        by_you: bool,
         /// The record's version now.
         version: u64,
         /// Its owners now (ownership may have changed hands since).
