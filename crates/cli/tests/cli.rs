@@ -382,6 +382,43 @@ fn get_output_writes_devices_follows_symlinks_and_honours_the_umask() {
     assert_eq!(reader.join().unwrap(), bytes);
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
 
+    // /dev/stdout is standard output, whatever it is: appending to a log
+    // keeps what was there.
+    let log = dir.path().join("log");
+    std::fs::write(&log, b"before\n").unwrap();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec \"$0\" get {address} --local-store {} -o /dev/stdout >> {}",
+            s(&store),
+            s(&log)
+        ))
+        .arg(env!("CARGO_BIN_EXE_safe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut want = b"before\n".to_vec();
+    want.extend_from_slice(&bytes);
+    assert_eq!(std::fs::read(&log).unwrap(), want);
+
+    // A replaced file keeps its mode.
+    let private = dir.path().join("private");
+    std::fs::write(&private, b"old").unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    ok(&[
+        "get",
+        address,
+        "--local-store",
+        s(&store),
+        "-o",
+        s(&private),
+    ]);
+    assert_eq!(
+        std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(std::fs::read(&private).unwrap(), bytes);
+
     // A new file's mode is 0666 less the umask, as with cp.
     for (umask, mode) in [("022", 0o644), ("077", 0o600)] {
         let out_path = dir.path().join(format!("new-{umask}"));

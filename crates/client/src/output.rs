@@ -3,11 +3,17 @@
 //! - A regular file (or a path where nothing is yet) is written to a
 //!   temporary file beside it, fsynced and renamed into place only when
 //!   every byte is verified: a failed get leaves nothing new at the path
-//!   and the old file, if any, untouched. The new file's mode is 0666 less
-//!   the umask.
+//!   and the old file, if any, untouched. A new file's mode is 0666 less
+//!   the umask; a replaced file keeps its mode (and, where the process may
+//!   set them, its owner and group). As with any rename, other hard links
+//!   to the old file keep the old contents.
 //! - A symlink is followed: the file it points to is what is written.
 //! - A device, FIFO or socket (`/dev/null`, a named pipe) is opened and
 //!   written directly; it is never replaced.
+//! - `/dev/stdout` (and `/dev/fd/1`, `/proc/self/fd/1`) is this process's
+//!   standard output, whatever it is connected to; other paths under
+//!   `/dev/fd/`, `/proc/` and `/dev/std*` are opened and written in place,
+//!   never replaced.
 //! - A directory is refused.
 
 use std::fs::{self, File, OpenOptions};
@@ -48,6 +54,21 @@ enum Kind {
     Replace(tempfile::NamedTempFile),
     /// A device or pipe written in place.
     InPlace(File),
+    /// This process's standard output.
+    Stdout(std::io::Stdout),
+}
+
+/// Paths that name this process's standard output.
+const STDOUT_ALIASES: [&str; 3] = ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"];
+
+/// Whether `path` names an open file of some process rather than a place
+/// in the file system: written in place, never replaced.
+fn is_descriptor_path(path: &Path) -> bool {
+    path.starts_with("/proc")
+        || path.starts_with("/dev/fd")
+        || ["/dev/stdin", "/dev/stdout", "/dev/stderr"]
+            .iter()
+            .any(|p| path == Path::new(p))
 }
 
 impl OutputFile {
@@ -58,17 +79,36 @@ impl OutputFile {
             path: path.to_path_buf(),
             source,
         };
-        let target = follow_symlinks(path)?;
-        let kind = match fs::metadata(&target) {
+        if STDOUT_ALIASES.iter().any(|p| path == Path::new(p)) {
+            return Ok(Self {
+                path: path.to_path_buf(),
+                kind: Kind::Stdout(std::io::stdout()),
+            });
+        }
+        // The kernel follows symlinks (and /proc's magic links) here.
+        let (target, kind) = match fs::metadata(path) {
             Ok(m) if m.is_dir() => return Err(OutputError::IsDirectory(path.to_path_buf())),
-            Ok(m) if !m.is_file() => {
-                Kind::InPlace(OpenOptions::new().write(true).open(&target).map_err(io)?)
+            Ok(m) if !m.is_file() || is_descriptor_path(path) => {
+                let file = OpenOptions::new().write(true).open(path).map_err(io)?;
+                (path.to_path_buf(), Kind::InPlace(file))
             }
-            Ok(_) => Kind::Replace(temp_beside(&target).map_err(io)?),
+            Ok(m) => {
+                let target = fs::canonicalize(path).map_err(io)?;
+                let tmp = temp_beside(&target).map_err(io)?;
+                keep_mode_and_owner(&tmp, &m).map_err(io)?;
+                (target, Kind::Replace(tmp))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Kind::Replace(temp_beside(&target).map_err(io)?)
+                // Nothing there yet, or a symlink to nothing: create what
+                // the link names.
+                let target = follow_symlinks(path)?;
+                (
+                    target.clone(),
+                    Kind::Replace(temp_beside(&target).map_err(io)?),
+                )
             }
-            Err(e) => return Err(io(e)),
+            // A loop of symlinks is named as such; anything else as it is.
+            Err(e) => return Err(follow_symlinks(path).err().unwrap_or_else(|| io(e))),
         };
         Ok(Self { path: target, kind })
     }
@@ -78,6 +118,7 @@ impl OutputFile {
         match &mut self.kind {
             Kind::Replace(tmp) => tmp.as_file_mut(),
             Kind::InPlace(f) => f,
+            Kind::Stdout(out) => out,
         }
     }
 
@@ -95,6 +136,7 @@ impl OutputFile {
                 Ok(())
             }
             Kind::InPlace(mut f) => f.flush().map_err(io),
+            Kind::Stdout(mut out) => out.flush().map_err(io),
         }
     }
 }
@@ -114,6 +156,19 @@ fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
         builder.permissions(fs::Permissions::from_mode(0o666));
     }
     builder.tempfile_in(dir)
+}
+
+/// Gives the temporary file the mode of the file it will replace, and its
+/// owner and group where this process may (as `cp` does without `-p`,
+/// failing to keep the owner is not an error).
+fn keep_mode_and_owner(tmp: &tempfile::NamedTempFile, old: &fs::Metadata) -> std::io::Result<()> {
+    tmp.as_file().set_permissions(old.permissions())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()));
+    }
+    Ok(())
 }
 
 /// The path `path` names once every symlink is followed (the final target
@@ -184,6 +239,31 @@ mod tests {
         drop(out);
         assert_eq!(fs::read(&file).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[test]
+    fn descriptor_paths_are_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("log");
+        fs::write(&file, b"kept").unwrap();
+        let f = OpenOptions::new().append(true).open(&file).unwrap();
+        use std::os::fd::AsRawFd;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd()));
+        let out = OutputFile::create(&by_fd).unwrap();
+        assert!(
+            matches!(out.kind, Kind::InPlace(_)),
+            "never replaced by rename"
+        );
+        drop(out);
+        assert_eq!(
+            fs::read(&file).unwrap(),
+            b"kept",
+            "nothing replaced or truncated"
+        );
+        assert!(matches!(
+            OutputFile::create(Path::new("/dev/stdout")).unwrap().kind,
+            Kind::Stdout(_)
+        ));
     }
 
     #[test]
