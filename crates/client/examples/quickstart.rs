@@ -29,7 +29,7 @@ pub async fn run(client: &Client) -> Result<Outcome, Box<dyn std::error::Error>>
     let report = client
         .put_bytes(b"hello from a third-party app".to_vec())
         .await?;
-    let read_back = client.get_bytes(&report.address).await?;
+    let read_back = client.get_bytes(&report.address, 1 << 20).await?;
 
     // A record only our key may change.
     let key = new_signing_key();

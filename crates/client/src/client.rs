@@ -12,7 +12,7 @@
 //! use safe_client::Client;
 //! let client = Client::from_env().await?; // SAFE_PEERS, else the local testnet
 //! let report = client.put_bytes(b"hello".to_vec()).await?;
-//! assert_eq!(client.get_bytes(&report.address).await?, b"hello");
+//! assert_eq!(client.get_bytes(&report.address, 1 << 20).await?, b"hello");
 //! client.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -248,10 +248,19 @@ impl Client {
         files::read_range(&self.store(), opened, range, out).await
     }
 
-    /// The whole of a (public) file or chunk, in memory.
-    pub async fn get_bytes(&self, address: &Address) -> Result<Vec<u8>, GetError> {
+    /// The whole of a (public) file or chunk, in memory, if it holds at
+    /// most `max` bytes ([`GetError::TooLarge`] otherwise, before anything
+    /// but the root is fetched).
+    pub async fn get_bytes(&self, address: &Address, max: u64) -> Result<Vec<u8>, GetError> {
         let opened = self.open_file(address, None).await?;
-        let mut out = Vec::new();
+        if opened.size > max {
+            return Err(GetError::TooLarge {
+                address: *address,
+                size: opened.size,
+                max,
+            });
+        }
+        let mut out = Vec::with_capacity(opened.size as usize);
         self.read_range(&opened, 0..opened.size, &mut out).await?;
         Ok(out)
     }
@@ -533,7 +542,7 @@ mod tests {
         let client = Client::local(dir.path()).unwrap();
         let report = client.put_bytes(b"hello world".to_vec()).await.unwrap();
         assert_eq!(
-            client.get_bytes(&report.address).await.unwrap(),
+            client.get_bytes(&report.address, 1 << 20).await.unwrap(),
             b"hello world"
         );
 
@@ -626,6 +635,34 @@ mod tests {
         assert!(
             matches!(replay, Err(MutableError::AlreadyApplied { version: 4 })),
             "{replay:?}"
+        );
+
+        // A caller's memory bound is kept.
+        let big = client.put_bytes(vec![7; 10_000]).await.unwrap();
+        assert!(matches!(
+            client.get_bytes(&big.address, 9_999).await,
+            Err(GetError::TooLarge { size: 10_000, .. })
+        ));
+        // A backwards range reads nothing rather than failing or panicking.
+        #[allow(clippy::reversed_empty_ranges)]
+        let backwards = 10..5;
+        let opened = client.open_file(&big.address, None).await.unwrap();
+        let mut out = Vec::new();
+        assert_eq!(
+            client
+                .read_range(&opened, backwards.clone(), &mut out)
+                .await
+                .unwrap(),
+            0
+        );
+        let chunk = client.get_chunk(big.address.name).await.unwrap();
+        let raw = client
+            .open_file(&Address::new(DataKind::Chunk, *chunk.name()), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            client.read_range(&raw, backwards, &mut out).await.unwrap(),
+            0
         );
 
         // Reopened from disk: everything is still there.

@@ -33,8 +33,10 @@ pub const PUT_CONCURRENCY: usize = 8;
 pub const GET_CONCURRENCY: usize = 8;
 /// Largest input read from a pipe or standard input. Self-encryption needs
 /// the size before it starts, so such input is first copied to an
-/// unnamed temporary file (in `$TMPDIR`), never held in memory.
-pub const MAX_SPOOL_BYTES: u64 = 256 << 30;
+/// unnamed temporary file (in `$TMPDIR`, which may be memory-backed: point
+/// it at a disk for large input), never held in memory. A full temporary
+/// directory fails the put with its own error and frees the space.
+pub const MAX_SPOOL_BYTES: u64 = 64 << 30;
 
 /// What a put stored.
 #[derive(Clone, Debug)]
@@ -87,6 +89,16 @@ pub enum GetError {
     /// The chunk the address names is damaged.
     #[error("root chunk {0} is corrupt: content does not match its name")]
     CorruptRoot(XorName),
+    /// More than the caller will take into memory.
+    #[error("{address} holds {size} bytes, more than the {max} asked for")]
+    TooLarge {
+        /// The address.
+        address: Address,
+        /// Its size.
+        size: u64,
+        /// The most the caller would take.
+        max: u64,
+    },
     /// The address is of a kind this client cannot read yet.
     #[error("{0} is a {kind}, which this version cannot read", kind = .0.kind.describe())]
     Unsupported(Address),
@@ -349,7 +361,8 @@ pub async fn read_range<S: ChunkStore>(
         }
         .into());
     }
-    let range = range.start..range.end.min(opened.size);
+    // An end before the start (a caller's mistake) reads nothing.
+    let range = range.start..range.end.min(opened.size).max(range.start);
     match &opened.content {
         Content::Chunk(chunk) => {
             let part = &chunk.bytes()[range.start as usize..range.end as usize];

@@ -30,7 +30,7 @@ async fn quickstart_runs_against_a_testnet() {
         b"hello, network"
     );
     let file: safe_client::Address = o.file.parse().unwrap();
-    assert_eq!(other.get_bytes(&file).await.unwrap(), o.read_back);
+    assert_eq!(other.get_bytes(&file, 1 << 20).await.unwrap(), o.read_back);
     other.shutdown().await;
     client.shutdown().await;
     net.down().await;
