@@ -135,7 +135,7 @@ pub enum ConnectError {
         source_of: PeerSource,
         /// Each address tried and why it failed (the details; the message
         /// summarises them).
-        tried: Vec<(Multiaddr, String)>,
+        tried: Vec<(Multiaddr, DialFailure)>,
     },
     /// Peers answered but none takes part in routing.
     #[error(
@@ -152,21 +152,90 @@ pub enum ConnectError {
     Stack(#[source] safe_network::BuildError),
 }
 
+/// Why one bootstrap peer could not be dialled.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialFailure {
+    /// The dial failed.
+    #[error(transparent)]
+    Dial(#[from] safe_network::driver::DialError),
+    /// No connection within the time allowed.
+    #[error("no answer in {0:?}")]
+    TimedOut(std::time::Duration),
+}
+
+impl DialFailure {
+    /// A short, common reason for the failure, if it is one: from the OS
+    /// errors inside it where there are some, else from libp2p's words.
+    pub fn cause(&self) -> Option<&'static str> {
+        let dial = match self {
+            DialFailure::TimedOut(_) => return Some("timed out"),
+            DialFailure::Dial(safe_network::driver::DialError::Failed(dial)) => dial,
+            DialFailure::Dial(_) => return cause_in_words(&self.to_string()),
+        };
+        let mut kinds = Vec::new();
+        if let safe_network::libp2p::swarm::DialError::Transport(attempts) = dial {
+            for (_, e) in attempts {
+                io_kinds(e, &mut kinds, 0);
+            }
+        }
+        io_kinds(dial, &mut kinds, 0);
+        kinds
+            .into_iter()
+            .find_map(cause_of_kind)
+            .or_else(|| cause_in_words(&self.to_string()))
+    }
+}
+
+/// The kinds of every `io::Error` in an error's chain (inner errors of
+/// custom I/O errors included), at most 16 deep.
+fn io_kinds(
+    e: &(dyn std::error::Error + 'static),
+    out: &mut Vec<std::io::ErrorKind>,
+    depth: usize,
+) {
+    if depth > 16 {
+        return;
+    }
+    if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        out.push(io.kind());
+        if let Some(inner) = io.get_ref() {
+            io_kinds(inner, out, depth + 1);
+        }
+    }
+    if let Some(next) = e.source() {
+        io_kinds(next, out, depth + 1);
+    }
+}
+
+fn cause_of_kind(kind: std::io::ErrorKind) -> Option<&'static str> {
+    use std::io::ErrorKind::*;
+    Some(match kind {
+        ConnectionRefused => "connection refused",
+        TimedOut => "timed out",
+        NetworkUnreachable => "network unreachable",
+        HostUnreachable => "no route to host",
+        AddrNotAvailable => "address not available",
+        ConnectionReset | ConnectionAborted => "connection reset",
+        _ => return None,
+    })
+}
+
 /// "none of the 10 peers in …/contacts answered (connection refused) — is
 /// 'safe testnet up' running?": the per-peer errors are summarised by
 /// kind, each kind once.
-fn unreachable(source: &PeerSource, tried: &[(Multiaddr, String)]) -> String {
+fn unreachable(source: &PeerSource, tried: &[(Multiaddr, DialFailure)]) -> String {
     let mut causes: Vec<&'static str> = Vec::new();
-    let mut other: Option<&str> = None;
+    let mut other: Option<String> = None;
     for (_, e) in tried {
-        match cause_of(e) {
+        match e.cause() {
             Some(c) if !causes.contains(&c) => causes.push(c),
             Some(_) => {}
-            None => other = other.or(Some(e.as_str())),
+            None => other = other.or_else(|| Some(e.to_string())),
         }
     }
     let mut summary = causes.join(", ");
-    if let Some(e) = other {
+    if let Some(e) = &other {
         let first = e.lines().next().unwrap_or(e);
         let short: String = first.chars().take(100).collect();
         if !summary.is_empty() {
@@ -193,8 +262,10 @@ fn unreachable(source: &PeerSource, tried: &[(Multiaddr, String)]) -> String {
     format!("{who} {verb} ({summary}){hint}")
 }
 
-/// A short, common reason for a failed dial, recognised in libp2p's text.
-fn cause_of(error: &str) -> Option<&'static str> {
+/// A short, common reason for a failed dial, recognised in libp2p's words
+/// (for failures that carry no OS error: a wrong peer id, an address no
+/// transport takes).
+fn cause_in_words(error: &str) -> Option<&'static str> {
     let e = error.to_ascii_lowercase();
     [
         ("connection refused", "connection refused"),
@@ -228,10 +299,16 @@ mod tests {
         format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()
     }
 
+    fn refused(a: &Multiaddr) -> DialFailure {
+        use safe_network::libp2p::{TransportError, swarm};
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let dial = swarm::DialError::Transport(vec![(a.clone(), TransportError::Other(io))]);
+        DialFailure::Dial(safe_network::driver::DialError::Failed(dial))
+    }
+
     #[test]
     fn unreachable_is_one_short_line() {
-        let long = "Failed to negotiate transport protocol(s): [(/ip4/127.0.0.1/tcp/1/p2p/12D3: : Connection refused (os error 111))(/ip4/127.0.0.1/udp/1/quic-v1: : Handshake with the remote timed out.)]".repeat(5);
-        let tried: Vec<_> = (1..=10).map(|p| (addr(p), long.clone())).collect();
+        let tried: Vec<_> = (1..=10).map(|p| (addr(p), refused(&addr(p)))).collect();
         let e = ConnectError::Unreachable {
             source_of: PeerSource::Contacts("/home/u/.local/share/safe/contacts".into()),
             tried,
@@ -244,17 +321,37 @@ mod tests {
     }
 
     #[test]
-    fn unknown_causes_are_cut_short() {
-        let tried = vec![(addr(1), format!("weird {}\nsecond line", "x".repeat(300)))];
+    fn causes_are_summarised_by_kind_and_others_cut_short() {
+        let tried = vec![
+            (addr(1), refused(&addr(1))),
+            (
+                addr(2),
+                DialFailure::TimedOut(std::time::Duration::from_secs(5)),
+            ),
+            (addr(3), refused(&addr(3))),
+        ];
         let text = ConnectError::Unreachable {
-            source_of: PeerSource::Given,
+            source_of: PeerSource::Env,
             tried,
         }
         .to_string();
-        assert!(text.len() < 200, "{text}");
-        assert!(!text.contains('\n'));
         assert!(
-            text.contains("the peer /ip4/127.0.0.1/tcp/1 given with --peer did not answer (weird"),
+            text.ends_with(
+                "none of the 3 peers in SAFE_PEERS answered (connection refused, timed out)"
+            ),
+            "{text}"
+        );
+        let aborted = DialFailure::Dial(safe_network::driver::DialError::Failed(
+            safe_network::libp2p::swarm::DialError::Aborted,
+        ));
+        let text = ConnectError::Unreachable {
+            source_of: PeerSource::Given,
+            tried: vec![(addr(1), aborted)],
+        }
+        .to_string();
+        assert!(text.len() < 200 && !text.contains('\n'), "{text}");
+        assert!(
+            text.contains("the peer /ip4/127.0.0.1/tcp/1 given with --peer did not answer ("),
             "{text}"
         );
     }

@@ -43,7 +43,7 @@ use safe_network::{Role, build_swarm};
 use safe_protocol::messages::{Refusal, Request, Response};
 use safe_protocol::{Chunk, XorName};
 
-use crate::bootstrap::{Bootstrap, ConnectError};
+use crate::bootstrap::{Bootstrap, ConnectError, DialFailure};
 use crate::store::{ChunkStore, StoreError};
 
 /// How long connecting to the bootstrap peers may take.
@@ -127,21 +127,22 @@ impl Connection {
             let net = net.clone();
             async move {
                 let r = match tokio::time::timeout(CONNECT_TIMEOUT, net.dial(addr.clone())).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("no answer in {CONNECT_TIMEOUT:?}")),
+                    Ok(r) => r.map_err(DialFailure::Dial),
+                    Err(_) => Err(DialFailure::TimedOut(CONNECT_TIMEOUT)),
                 };
                 (addr.clone(), r)
             }
         }))
         .await;
-        let tried: Vec<(Multiaddr, String)> = dials
-            .iter()
-            .filter_map(|(a, r)| r.as_ref().err().map(|e| (a.clone(), e.clone())))
+        let total = dials.len();
+        let tried: Vec<(Multiaddr, DialFailure)> = dials
+            .into_iter()
+            .filter_map(|(a, r)| r.err().map(|e| (a, e)))
             .collect();
         for (addr, e) in &tried {
             tracing::debug!(%addr, "cannot dial: {e}");
         }
-        if tried.len() == dials.len() {
+        if tried.len() == total {
             net.shutdown().await;
             return Err(ConnectError::Unreachable {
                 source_of: bootstrap.source.clone(),
