@@ -396,11 +396,9 @@ pub(crate) async fn run(command: MutableCommand, network: Network) -> Result<()>
             json,
         } => sign(&file, &signers, json),
         MutableCommand::Submit { file, target, json } => {
-            let write = prepared::read(&file)?;
-            let Write::Op(op) = &write else {
-                bail!("{} does not hold an owner operation", file.display());
-            };
+            let op = prepared::read_op(&file)?;
             let (name, version) = (op.body.address, op.body.replaces + 1);
+            let write = Write::Op(op);
             let client = target.client(network, false).await?;
             with_client(client, |client| async move {
                 client.submit(&write).await.map_err(user_error)?;
@@ -421,7 +419,7 @@ fn print_entry(record: &Record, address: &str, key: &str, json: bool) -> Result<
     if json {
         let mut object = serde_json::Map::new();
         object.insert("key".into(), key.into());
-        show::put_bytes(&mut object, "value", value);
+        safe_client::json::put_bytes(&mut object, "value", value);
         object.insert("version".into(), record.state.version.into());
         println!("{}", serde_json::Value::Object(object));
     } else {
@@ -431,22 +429,15 @@ fn print_entry(record: &Record, address: &str, key: &str, json: bool) -> Result<
 }
 
 fn sign(file: &Path, signers: &Signers, json: bool) -> Result<()> {
-    let mut op = prepared::read(file)?;
-    let Write::Op(signed) = &mut op else {
-        bail!("{} does not hold an owner operation", file.display());
-    };
+    let mut op = prepared::read_op(file)?;
     eprintln!(
         "signing: {} on {}, replacing version {}",
-        describe(&signed.body.change),
-        record_address(signed.body.address),
-        signed.body.replaces
+        describe(&op.body.change),
+        record_address(op.body.address),
+        op.body.replaces
     );
     let keys = signers.keys()?;
-    for key in &keys {
-        signed.sign(key);
-    }
-    let count = signed.sigs.len();
-    prepared::write(file, &op)?;
+    let count = prepared::sign(file, &mut op, &keys)?;
     let by: Vec<String> = keys
         .iter()
         .map(|k| hex::encode(k.verifying_key().to_bytes()))

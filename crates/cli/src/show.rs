@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use data_encoding::BASE64;
-use safe_client::mutable::{append_time, appends_in_order};
+use safe_client::mutable::appends_in_order;
 use safe_protocol::mutable::Record;
 use safe_protocol::{Address, DataKind, XorName};
 
@@ -37,64 +37,10 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     }
 }
 
-/// Adds `bytes` to a JSON object as `NAME` (a string, when UTF-8) or
-/// `NAME_base64` (when not): a reader always knows which it got.
-pub(crate) fn put_bytes(
-    object: &mut serde_json::Map<String, serde_json::Value>,
-    name: &str,
-    bytes: &[u8],
-) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => object.insert(name.to_string(), s.into()),
-        Err(_) => object.insert(format!("{name}_base64"), BASE64.encode(bytes).into()),
-    };
-}
-
-fn entry_json(pairs: &[(&str, &[u8])]) -> serde_json::Value {
-    let mut object = serde_json::Map::new();
-    for (name, bytes) in pairs {
-        put_bytes(&mut object, name, bytes);
-    }
-    object.into()
-}
-
-/// A record as JSON: entries and appends are lists of objects whose
-/// byte fields are strings, or `…_base64` when not UTF-8.
-pub(crate) fn record_json(name: XorName, r: &Record) -> serde_json::Value {
-    let entries: Vec<_> = r
-        .state
-        .entries
-        .iter()
-        .map(|(k, v)| entry_json(&[("key", k), ("value", v)]))
-        .collect();
-    let appends: Vec<_> = appends_in_order(r)
-        .into_iter()
-        .map(|a| {
-            let mut v = entry_json(&[("value", &a.body.value)]);
-            v["id"] = hex::encode(a.id()).into();
-            if let Some(t) = append_time(&a.body)
-                && let Ok(since) = t.duration_since(std::time::UNIX_EPOCH)
-            {
-                v["time_unix_ms"] = (since.as_millis() as u64).into();
-            }
-            v
-        })
-        .collect();
-    serde_json::json!({
-        "address": record_address(name),
-        "version": r.state.version,
-        "owners": r.state.owners.iter().map(hex::encode).collect::<Vec<_>>(),
-        "threshold": r.state.threshold,
-        "public_append": r.state.public_append,
-        "entries": entries,
-        "appends": appends,
-    })
-}
-
 /// Prints a record, as text or JSON.
 pub(crate) fn print_record(name: XorName, r: &Record, json: bool) {
     if json {
-        println!("{}", record_json(name, r));
+        println!("{}", safe_client::json::record(name, r));
         return;
     }
     let s = &r.state;
@@ -133,13 +79,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_are_strings_or_explicit_base64() {
-        let v = entry_json(&[("key", b"k"), ("value", b"\x1b[31mred")]);
-        assert_eq!(v["value"], "\u{1b}[31mred");
-        let v = entry_json(&[("key", b"k"), ("value", &[0xff, 0x00])]);
-        assert_eq!(v["value_base64"], "/wA=");
-        assert!(v.get("value").is_none());
+    fn text_is_safe_on_a_terminal() {
         assert_eq!(text(&[0xff, 0x00]), "base64:/wA=");
         assert_eq!(text(b"a\nb"), "a\\nb");
+        assert_eq!(text(b"plain"), "plain");
     }
 }

@@ -15,7 +15,8 @@
 //! Modules, by layer:
 //! - front-end support: [`home`] (the data directory), [`bootstrap`]
 //!   (finding peers), [`range`] (byte ranges), [`output`] (writing to a
-//!   user's path), [`prepared`] (multisig operation files), [`keys`];
+//!   user's path), [`prepared`] (multisig operation files), [`keys`],
+//!   [`json`] (JSON views for front ends);
 //! - logic: [`files`], [`mutable`];
 //! - stores: [`store`] (the traits), [`local`], [`network`].
 
@@ -26,6 +27,7 @@ pub mod bootstrap;
 mod client;
 pub mod files;
 pub mod home;
+pub mod json;
 pub mod keys;
 pub mod local;
 pub mod mutable;

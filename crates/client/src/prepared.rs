@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use safe_protocol::mutable::{MAX_WRITE_SIZE, RecordError, Write};
+use safe_protocol::mutable::{MAX_WRITE_SIZE, Op, RecordError, Signed, SigningKey, Write};
 
 /// First line of a prepared-operation file.
 pub const PREPARED_HEADER: &str = "safe prepared operation v1";
@@ -45,6 +45,9 @@ pub enum PreparedError {
     /// The file starts right but its operation does not decode.
     #[error("{} is damaged", .0.display())]
     Damaged(PathBuf, #[source] Option<RecordError>),
+    /// The file holds a write that is not an owner operation.
+    #[error("{} does not hold an owner operation", .0.display())]
+    NotAnOperation(PathBuf),
     /// The write does not encode (over a limit).
     #[error("the operation cannot be saved")]
     Encode(#[source] RecordError),
@@ -93,6 +96,24 @@ pub fn read(path: &Path) -> Result<Write, PreparedError> {
     Write::decode(&bytes).map_err(|e| PreparedError::Damaged(path.to_path_buf(), Some(e)))
 }
 
+/// Reads the owner operation saved in `path`.
+pub fn read_op(path: &Path) -> Result<Signed<Op>, PreparedError> {
+    match read(path)? {
+        Write::Op(op) => Ok(op),
+        _ => Err(PreparedError::NotAnOperation(path.to_path_buf())),
+    }
+}
+
+/// Adds the signatures of `keys` to `op` (read from `path` with
+/// [`read_op`]) and saves it back; returns how many signatures it now has.
+pub fn sign(path: &Path, op: &mut Signed<Op>, keys: &[SigningKey]) -> Result<usize, PreparedError> {
+    for key in keys {
+        op.sign(key);
+    }
+    write(path, &Write::Op(op.clone()))?;
+    Ok(op.sigs.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +138,12 @@ mod tests {
         assert!(matches!(
             read(&path),
             Err(PreparedError::Damaged(_, Some(_)))
+        ));
+        // A create is not an operation to sign.
+        super::write(&path, &w).unwrap();
+        assert!(matches!(
+            read_op(&path),
+            Err(PreparedError::NotAnOperation(_))
         ));
         let missing = dir.path().join("missing");
         assert!(matches!(read(&missing), Err(PreparedError::Io { .. })));
