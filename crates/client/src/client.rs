@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use safe_network::libp2p::Multiaddr;
 use safe_protocol::mutable::{
-    Change, Hash, PublicKey, Record, Signed, SigningKey, Write, record_address,
+    Change, Hash, PublicKey, Record, RecordError, Signed, SigningKey, Write, record_address,
 };
 use safe_protocol::{Address, Chunk, DataKind, XorName};
 use safe_selfenc::{Config, Secret};
@@ -36,6 +36,10 @@ use crate::local::LocalStore;
 use crate::mutable::{MutableError, new_append, new_create};
 use crate::network::Connection;
 use crate::store::{ChunkStore, RecordStore, StoreError};
+
+/// Most rounds of [`Client::update_with`] before a record that keeps
+/// changing underneath it is reported as the last refusal.
+pub const UPDATE_ATTEMPTS: usize = 8;
 
 /// How to join the network.
 #[derive(Clone, Debug)]
@@ -377,6 +381,36 @@ impl Client {
         crate::mutable::update(self, address, change, signers).await
     }
 
+    /// Read, decide, write, and again if someone else wrote in between: reads
+    /// the record, asks `change` what to do with it as it now is, signs and
+    /// writes that. When the write is refused because the record moved on
+    /// meanwhile (a stale version, or a different state of that version),
+    /// it starts over, up to [`UPDATE_ATTEMPTS`] times. This is the
+    /// compare-and-swap a filesystem or account layer builds on: `change`
+    /// sees every state it acts on, and no other writer's change is lost.
+    pub async fn update_with<F>(
+        &self,
+        address: XorName,
+        signers: &[SigningKey],
+        mut change: F,
+    ) -> Result<Record, MutableError>
+    where
+        F: FnMut(&Record) -> Result<Change, MutableError>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = self.get_record(address).await?;
+            let wanted = change(&current)?;
+            match crate::mutable::update_from(self, current, wanted, signers).await {
+                Err(MutableError::Refused(
+                    RecordError::WrongVersion { .. } | RecordError::Conflict,
+                )) if attempt < UPDATE_ATTEMPTS => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// Sends a signed write (a create, an owner operation, e.g. one from a
     /// prepared file, or an append).
     ///
@@ -529,7 +563,6 @@ pub fn signed_create(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use safe_protocol::mutable::RecordError;
 
     fn key(n: u8) -> SigningKey {
         SigningKey::from_bytes(&[n; 32])
@@ -673,6 +706,58 @@ mod tests {
             client.get_record(XorName([3; 32])).await,
             Err(MutableError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn update_with_starts_over_when_another_writer_got_in_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::local(dir.path()).unwrap();
+        let other = Client::local(dir.path()).unwrap();
+        let owner = key(9);
+        let address = client
+            .create_record(NewRecord::named("counter"), &owner)
+            .await
+            .unwrap();
+        let count = |r: &Record| -> u64 {
+            r.state
+                .entries
+                .get(b"n".as_slice())
+                .map_or(0, |v| String::from_utf8_lossy(v).parse().unwrap())
+        };
+        let mut seen = Vec::new();
+        let r = client
+            .update_with(address, std::slice::from_ref(&owner), |r| {
+                seen.push(r.state.version);
+                if seen.len() == 1 {
+                    // Another writer gets in between this read and write.
+                    let (other, owner) = (other.clone(), owner.clone());
+                    std::thread::spawn(move || {
+                        tokio::runtime::Runtime::new().unwrap().block_on(async {
+                            other.set_entry(address, "n", "10", &[owner]).await.unwrap();
+                        })
+                    })
+                    .join()
+                    .unwrap();
+                }
+                let n = count(r) + 1;
+                Ok(Change::Set {
+                    key: b"n".to_vec(),
+                    value: n.to_string().into_bytes(),
+                })
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            seen,
+            [0, 1],
+            "the second round saw the other writer's state"
+        );
+        assert_eq!(
+            count(&r),
+            11,
+            "built on the other writer's 10, not lost over it"
+        );
+        assert_eq!(r.state.version, 2);
     }
 
     #[tokio::test]

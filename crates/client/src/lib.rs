@@ -39,7 +39,8 @@ pub mod store;
 
 pub use bootstrap::{Bootstrap, ConnectError, PeerSource};
 pub use client::{
-    Client, ConnectOptions, NewRecord, OpenError, Opening, PutOptions, signed_create,
+    Client, ConnectOptions, NewRecord, OpenError, Opening, PutOptions, UPDATE_ATTEMPTS,
+    signed_create,
 };
 pub use files::{GetError, Opened, PutError, PutReport};
 pub use home::Home;

@@ -427,7 +427,17 @@ pub async fn update<S: RecordStore>(
     change: Change,
     signers: &[SigningKey],
 ) -> Result<Record, MutableError> {
-    let mut record = store.get_record(name).await?;
+    let record = store.get_record(name).await?;
+    update_from(store, record, change, signers).await
+}
+
+/// [`update`] of a record the caller has just read.
+pub async fn update_from<S: RecordStore>(
+    store: &S,
+    mut record: Record,
+    change: Change,
+    signers: &[SigningKey],
+) -> Result<Record, MutableError> {
     let mut op = prepare(&record, change)?;
     for key in signers {
         op.sign(key);
