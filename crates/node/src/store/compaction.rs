@@ -84,7 +84,7 @@ impl NodeStore {
             // Made durable by the next flush; the segment goes after that.
             return Ok(());
         }
-        // Nothing may still point into the segment (a record its walk
+        // Nothing may still point into the segment (an entry its walk
         // could not reach, say).
         let left = self
             .page(CHUNKS, None, usize::MAX, |_, v| (v.0 == id).then_some(()))?

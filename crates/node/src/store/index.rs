@@ -1,4 +1,4 @@
-//! The index (redb): which segment record holds each chunk, the segments'
+//! The index (redb): which segment entry holds each chunk, the segments'
 //! watermarks, the store format, and the tables' paging. Chunk entries are
 //! written with fast commits; [`NodeStore::flush`] makes them durable.
 
@@ -66,7 +66,7 @@ impl NodeStore {
         Ok(self.lookup(name)?.is_some())
     }
 
-    /// Where the record called `name` is, if the index has it.
+    /// Where the chunk called `name` is, if the index has it.
     pub(super) fn lookup(&self, name: &XorName) -> Result<Option<Location>, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
         let table = match txn.open_table(CHUNKS) {
@@ -96,7 +96,7 @@ impl NodeStore {
     }
 
     /// Up to `limit` names after `after` (or from the start), in order:
-    /// callers page through every record without holding them all.
+    /// callers page through every chunk without holding them all.
     pub fn chunk_names_after(
         &self,
         after: Option<XorName>,

@@ -29,7 +29,7 @@ impl NodeStore {
                 let mark = marks.get(id).map_err(index_err)?.map_or(0, |v| v.value());
                 // A segment shorter than its watermark lost bytes it had
                 // made durable (a disk that lied about a flush): where its
-                // last whole record ends is unknown, so check all of it.
+                // last whole entry ends is unknown, so check all of it.
                 let from = if len < mark { 0 } else { mark };
                 let mut failed = None;
                 let valid = self
@@ -100,7 +100,7 @@ impl NodeStore {
                     damaged,
                     missing = gone.len(),
                     "store recovered: indexed chunks written before a crash, \
-                     dropped damaged ones and index entries with no record"
+                     dropped damaged ones and index entries with no segment entry"
                 );
             }
             tracing::debug!(chunks = count, segments = found.len(), "store reconciled");
