@@ -6,8 +6,9 @@
 //! characters), so a browser gateway can later give every site its own origin.
 //!
 //! The kind byte is chosen so that its top five bits spell a letter: every
-//! file address starts `safe://f`, every raw chunk `safe://c`, and every
-//! mutable record `safe://m` — a reader can tell them apart at a glance. The
+//! file address starts `safe://f`, every raw chunk `safe://c`, every
+//! mutable record `safe://m` and every directory snapshot `safe://d` — a
+//! reader can tell them apart at a glance. The
 //! low three bits are the address format version (0 today).
 //!
 //! 33 bytes are 264 bits, and 53 characters hold 265: the last character
@@ -46,15 +47,19 @@ pub enum DataKind {
     Chunk,
     /// A mutable record (reserved for the mutable-data layer).
     Mutable,
+    /// A directory snapshot: the name is that of the root chunk of the
+    /// self-encrypted [`crate::manifest::Manifest`] of its top directory.
+    Directory,
 }
 
 impl DataKind {
     fn to_byte(self) -> u8 {
         // Top five bits: base32 index of the letter; low three bits: version 0.
         match self {
-            DataKind::File => 5 << 3,     // 'f'
-            DataKind::Chunk => 2 << 3,    // 'c'
-            DataKind::Mutable => 12 << 3, // 'm'
+            DataKind::File => 5 << 3,      // 'f'
+            DataKind::Chunk => 2 << 3,     // 'c'
+            DataKind::Mutable => 12 << 3,  // 'm'
+            DataKind::Directory => 3 << 3, // 'd'
         }
     }
 
@@ -66,16 +71,18 @@ impl DataKind {
             5 => Ok(DataKind::File),
             2 => Ok(DataKind::Chunk),
             12 => Ok(DataKind::Mutable),
+            3 => Ok(DataKind::Directory),
             _ => Err(AddressError::UnknownKind),
         }
     }
 
-    /// A word for messages: "file", "chunk", "mutable record".
+    /// A word for messages: "file", "chunk", "mutable record", "directory".
     pub fn describe(self) -> &'static str {
         match self {
             DataKind::File => "file",
             DataKind::Chunk => "chunk",
             DataKind::Mutable => "mutable record",
+            DataKind::Directory => "directory",
         }
     }
 }
@@ -122,7 +129,7 @@ pub enum AddressError {
         character: char,
     },
     /// The kind byte names no known kind.
-    #[error("address is of an unknown kind (its first character should be f, c or m)")]
+    #[error("address is of an unknown kind (its first character should be f, c, m or d)")]
     UnknownKind,
     /// The address format version is newer than this program understands.
     #[error("address uses format version {0}, which this version of safe does not understand")]

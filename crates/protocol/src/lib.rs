@@ -12,11 +12,14 @@
 pub mod address;
 pub mod chunk;
 pub mod codec;
+pub mod manifest;
 pub mod messages;
 pub mod mutable;
+pub mod url;
 pub mod xorname;
 
 pub use address::{Address, AddressError, DataKind};
 pub use chunk::{Chunk, ChunkError, MAX_CHUNK_SIZE};
 pub use codec::CodecError;
+pub use url::{SafeUrl, UrlError};
 pub use xorname::XorName;
