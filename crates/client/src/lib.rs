@@ -17,7 +17,7 @@
 //!   (finding peers), [`range`] (byte ranges), [`output`] (writing to a
 //!   user's path), [`prepared`] (multisig operation files), [`keys`],
 //!   [`json`] (JSON views for front ends);
-//! - logic: [`files`], [`mutable`];
+//! - logic: [`files`], [`tree`] (directory snapshots), [`mutable`];
 //! - stores: [`store`] (the traits), [`local`], [`network`].
 
 #![deny(missing_docs)]
@@ -36,6 +36,7 @@ pub mod output;
 pub mod prepared;
 pub mod range;
 pub mod store;
+pub mod tree;
 
 pub use bootstrap::{Bootstrap, ConnectError, PeerSource};
 pub use client::{
@@ -53,3 +54,4 @@ pub use safe_protocol::mutable::{PublicKey, Record, SigningKey};
 pub use safe_protocol::{Address, DataKind, XorName};
 pub use safe_selfenc::Secret;
 pub use store::{ChunkStore, RecordStore, StoreError};
+pub use tree::{Found, TreeError, TreeReport};

@@ -1,0 +1,699 @@
+//! Directory snapshots: a local tree in, a `safe://d…` address out, and
+//! back.
+//!
+//! A tree is stored bottom-up: every directory's files first (small ones
+//! inline in its manifest, the rest as self-encrypted files), then its
+//! manifest ([`safe_protocol::manifest`]) as a self-encrypted file, so a
+//! directory's address exists only once everything under it is stored, and
+//! an unchanged subtree gets the address it had.
+//!
+//! - Symlinks are stored as links and never followed, so a link cannot
+//!   pull in anything outside the tree, and a loop of links is harmless.
+//! - Devices, FIFOs and sockets are refused, as are names that are not
+//!   UTF-8 or not valid entry names, and files that cannot be read: the
+//!   error names the path, and no address is printed for a partial tree.
+//! - A tree is fetched into a temporary directory beside the output and
+//!   renamed into place only when every file is verified.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{StreamExt, TryStreamExt};
+use safe_protocol::manifest::{
+    Entry, FileData, MAX_INLINE_BYTES, MAX_MANIFEST_BYTES, Manifest, ManifestError, Meta, Node,
+    check_name,
+};
+use safe_protocol::url::MAX_PATH_DEPTH;
+use safe_protocol::{Address, DataKind, XorName};
+
+use crate::client::{Client, PutOptions};
+use crate::files::{GetError, PutError};
+
+/// Files of at most this many bytes go inline in their directory's
+/// manifest (while the directory's inline budget lasts).
+pub const INLINE_FILE_BYTES: u64 = MAX_INLINE_BYTES as u64;
+/// Inline bytes one manifest takes at most; further small files are
+/// stored as files of their own. Bounds what one change re-uploads.
+pub const INLINE_BUDGET_BYTES: u64 = 4 * 1024 * 1024;
+/// Files stored (or fetched) at once within a directory.
+pub const FILE_CONCURRENCY: usize = 8;
+
+/// What a tree put or get did.
+#[derive(Clone, Debug)]
+pub struct TreeReport {
+    /// The snapshot's address (`safe://d…`).
+    pub address: Address,
+    /// Files in the tree.
+    pub files: u64,
+    /// Directories in the tree, the top one included.
+    pub dirs: u64,
+    /// Symlinks in the tree.
+    pub links: u64,
+    /// Bytes of all files.
+    pub bytes: u64,
+}
+
+/// What a path inside a snapshot names.
+#[derive(Clone, Debug)]
+pub enum Found {
+    /// A directory, with its manifest.
+    Dir {
+        /// The manifest's name (its address as a `safe://d…`).
+        manifest: XorName,
+        /// The manifest.
+        listing: Manifest,
+    },
+    /// A file, or a symlink.
+    Entry(Entry),
+}
+
+/// Why a tree could not be put, fetched or walked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TreeError {
+    /// A local path could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A local path could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A name that cannot be stored (not UTF-8, or not a valid entry name).
+    #[error("{}: {reason}", path.display())]
+    BadName {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A device, FIFO or socket.
+    #[error("{} is not a file, directory or symlink (devices, FIFOs and sockets are not stored)", .0.display())]
+    Special(PathBuf),
+    /// Deeper than [`MAX_PATH_DEPTH`].
+    #[error("{} is nested more than {MAX_PATH_DEPTH} directories deep", .0.display())]
+    TooDeep(PathBuf),
+    /// The output exists already.
+    #[error("{} exists and is not an empty directory; give a new path with -o", .0.display())]
+    Exists(PathBuf),
+    /// No such path in the snapshot.
+    #[error("no {0} in the snapshot")]
+    NotFound(String),
+    /// A path goes through something that is not a directory.
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    /// A manifest is not valid.
+    #[error("a directory manifest is invalid: {0}")]
+    Manifest(#[from] ManifestError),
+    /// Storing a file or manifest failed.
+    #[error(transparent)]
+    Put(#[from] PutError),
+    /// Fetching a file or manifest failed.
+    #[error(transparent)]
+    Get(#[from] GetError),
+}
+
+/// A local directory as the walk found it.
+struct Listing {
+    path: PathBuf,
+    entries: Vec<Local>,
+}
+
+enum Local {
+    File {
+        name: String,
+        size: u64,
+        meta: Meta,
+    },
+    Dir {
+        name: String,
+        meta: Meta,
+    },
+    Link {
+        name: String,
+        target: String,
+        meta: Meta,
+    },
+}
+
+fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
+    move |source| TreeError::Read {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn meta_of(m: &std::fs::Metadata) -> Meta {
+    #[cfg(unix)]
+    let executable = {
+        use std::os::unix::fs::PermissionsExt;
+        m.is_file() && m.permissions().mode() & 0o100 != 0
+    };
+    #[cfg(not(unix))]
+    let executable = false;
+    let modified = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_secs()).ok());
+    Meta {
+        executable,
+        modified,
+    }
+}
+
+/// Every directory under `root`, children before parents, with its
+/// entries (symlinks not followed).
+fn walk(root: &Path) -> Result<Vec<Listing>, TreeError> {
+    let mut out = Vec::new();
+    // (path, depth, listed yet): a directory is emitted after its children.
+    let mut stack = vec![(root.to_path_buf(), 0usize, false)];
+    let mut pending: HashMap<PathBuf, Vec<Local>> = HashMap::new();
+    while let Some((dir, depth, listed)) = stack.pop() {
+        if listed {
+            let entries = pending.remove(&dir).unwrap_or_default();
+            out.push(Listing { path: dir, entries });
+            continue;
+        }
+        if depth > MAX_PATH_DEPTH {
+            return Err(TreeError::TooDeep(dir));
+        }
+        stack.push((dir.clone(), depth, true));
+        let mut entries = Vec::new();
+        for item in std::fs::read_dir(&dir).map_err(read_err(&dir))? {
+            let item = item.map_err(read_err(&dir))?;
+            let path = item.path();
+            let name = item
+                .file_name()
+                .into_string()
+                .map_err(|_| TreeError::BadName {
+                    path: path.clone(),
+                    reason: "the name is not UTF-8".into(),
+                })?;
+            check_name(&name).map_err(|e| TreeError::BadName {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            let m = std::fs::symlink_metadata(&path).map_err(read_err(&path))?;
+            let meta = meta_of(&m);
+            if m.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).map_err(read_err(&path))?;
+                let target =
+                    target
+                        .into_os_string()
+                        .into_string()
+                        .map_err(|_| TreeError::BadName {
+                            path: path.clone(),
+                            reason: "the link's target is not UTF-8".into(),
+                        })?;
+                entries.push(Local::Link { name, target, meta });
+            } else if m.is_dir() {
+                stack.push((path, depth + 1, false));
+                entries.push(Local::Dir { name, meta });
+            } else if m.is_file() {
+                entries.push(Local::File {
+                    name,
+                    size: m.len(),
+                    meta,
+                });
+            } else {
+                return Err(TreeError::Special(path));
+            }
+        }
+        pending.insert(dir, entries);
+    }
+    Ok(out)
+}
+
+impl Client {
+    /// Stores the directory tree at `root` as a snapshot and returns its
+    /// `safe://d…` address. `progress` is called with files stored so far
+    /// and the total.
+    pub async fn put_tree(
+        &self,
+        root: &Path,
+        progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    ) -> Result<TreeReport, TreeError> {
+        let owned = root.to_path_buf();
+        let listings = tokio::task::spawn_blocking(move || walk(&owned))
+            .await
+            .map_err(|e| TreeError::Read {
+                path: root.to_path_buf(),
+                source: std::io::Error::other(e),
+            })??;
+        let total_files: u64 = listings
+            .iter()
+            .map(|l| {
+                l.entries
+                    .iter()
+                    .filter(|e| matches!(e, Local::File { .. }))
+                    .count() as u64
+            })
+            .sum();
+        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut stored: HashMap<PathBuf, (XorName, u64, u64)> = HashMap::new();
+        let (mut dirs, mut links) = (0u64, 0u64);
+        for listing in listings {
+            let dir = listing.path;
+            let mut budget = INLINE_BUDGET_BYTES;
+            let mut jobs = Vec::new();
+            for local in listing.entries {
+                match local {
+                    Local::Dir { name, meta } => {
+                        let (manifest, size, files) = stored
+                            .remove(&dir.join(&name))
+                            .ok_or_else(|| TreeError::NotFound(name.clone()))?;
+                        jobs.push(Job::Ready(Entry {
+                            name,
+                            node: Node::Dir {
+                                manifest,
+                                size,
+                                files,
+                            },
+                            meta,
+                        }));
+                    }
+                    Local::Link { name, target, meta } => {
+                        links += 1;
+                        if target.is_empty()
+                            || target.len() > safe_protocol::manifest::MAX_LINK_BYTES
+                        {
+                            return Err(TreeError::BadName {
+                                path: dir.join(&name),
+                                reason: "the link's target is empty or too long".into(),
+                            });
+                        }
+                        jobs.push(Job::Ready(Entry {
+                            name,
+                            node: Node::Symlink { target },
+                            meta,
+                        }));
+                    }
+                    Local::File { name, size, meta } => {
+                        let inline = size <= INLINE_FILE_BYTES && size <= budget;
+                        if inline {
+                            budget -= size;
+                        }
+                        jobs.push(Job::File {
+                            path: dir.join(&name),
+                            name,
+                            inline,
+                            meta,
+                        });
+                    }
+                }
+            }
+            let entries: Vec<Entry> = futures::stream::iter(jobs)
+                .map(|job| {
+                    let done = done.clone();
+                    let progress = progress.clone();
+                    async move {
+                        let entry = self.store_job(job).await?;
+                        if matches!(entry.node, Node::File { .. }) {
+                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                            if let Some(p) = &progress {
+                                p(n, total_files);
+                            }
+                        }
+                        Ok::<_, TreeError>(entry)
+                    }
+                })
+                .buffered(FILE_CONCURRENCY)
+                .try_collect()
+                .await?;
+            let manifest = Manifest::new(entries)?;
+            let (size, files) = (manifest.total_size(), manifest.total_files());
+            let report = self.put_bytes(manifest.encode()?).await?;
+            dirs += 1;
+            stored.insert(dir, (report.address.name, size, files));
+        }
+        let (name, bytes, files) = stored
+            .remove(root)
+            .ok_or_else(|| TreeError::NotFound(root.display().to_string()))?;
+        Ok(TreeReport {
+            address: Address::new(DataKind::Directory, name),
+            files,
+            dirs,
+            links,
+            bytes,
+        })
+    }
+
+    async fn store_job(&self, job: Job) -> Result<Entry, TreeError> {
+        let (path, name, inline, meta) = match job {
+            Job::Ready(entry) => return Ok(entry),
+            Job::File {
+                path,
+                name,
+                inline,
+                meta,
+            } => (path, name, inline, meta),
+        };
+        if inline {
+            let bytes = tokio::fs::read(&path).await.map_err(read_err(&path))?;
+            // A file that grew past the inline size since the walk is
+            // stored as a file of its own.
+            if bytes.len() <= MAX_INLINE_BYTES {
+                return Ok(Entry {
+                    name,
+                    node: Node::File {
+                        size: bytes.len() as u64,
+                        data: FileData::Inline(bytes),
+                    },
+                    meta,
+                });
+            }
+        }
+        let report = self.put_file(&path, &PutOptions::default()).await?;
+        Ok(Entry {
+            name,
+            node: Node::File {
+                size: report.size,
+                data: FileData::Stored(report.address.name),
+            },
+            meta,
+        })
+    }
+
+    /// The manifest stored under `name`, checked.
+    pub async fn read_manifest(&self, name: XorName) -> Result<Manifest, TreeError> {
+        let address = Address::new(DataKind::File, name);
+        let bytes = self.get_bytes(&address, MAX_MANIFEST_BYTES as u64).await?;
+        Ok(Manifest::decode(&bytes)?)
+    }
+
+    /// What `path` names inside the snapshot whose top manifest is `root`.
+    pub async fn find(&self, root: XorName, path: &[String]) -> Result<Found, TreeError> {
+        let mut manifest = root;
+        let mut listing = self.read_manifest(root).await?;
+        for (i, component) in path.iter().enumerate() {
+            let shown = || path[..=i].join("/");
+            let entry = listing
+                .get(component)
+                .cloned()
+                .ok_or_else(|| TreeError::NotFound(shown()))?;
+            match entry.node {
+                Node::Dir { manifest: next, .. } => {
+                    manifest = next;
+                    listing = self.read_manifest(next).await?;
+                }
+                _ if i + 1 == path.len() => return Ok(Found::Entry(entry)),
+                _ => return Err(TreeError::NotADirectory(shown())),
+            }
+        }
+        Ok(Found::Dir { manifest, listing })
+    }
+
+    /// Recreates the snapshot directory whose manifest is `root` at `out`
+    /// (which must not exist, or be an empty directory). Files are
+    /// verified as they arrive; the tree appears at `out` only when whole.
+    pub async fn get_tree(&self, root: XorName, out: &Path) -> Result<TreeReport, TreeError> {
+        match std::fs::read_dir(out).map(|mut items| items.next().is_none()) {
+            Ok(true) => {}
+            Ok(false) => return Err(TreeError::Exists(out.to_path_buf())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+                return Err(TreeError::Exists(out.to_path_buf()));
+            }
+            Err(e) => return Err(read_err(out)(e)),
+        }
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| TreeError::Write { path, source }
+        };
+        let staging = tempfile::Builder::new()
+            .prefix(".safe-get-")
+            .tempdir_in(parent)
+            .map_err(write_err(parent))?;
+        let mut report = TreeReport {
+            address: Address::new(DataKind::Directory, root),
+            files: 0,
+            dirs: 0,
+            links: 0,
+            bytes: 0,
+        };
+        let mut stack = vec![(root, staging.path().to_path_buf())];
+        while let Some((manifest, dir)) = stack.pop() {
+            report.dirs += 1;
+            let listing = self.read_manifest(manifest).await?;
+            let mut files = Vec::new();
+            for entry in listing.entries() {
+                let path = dir.join(&entry.name);
+                match &entry.node {
+                    Node::Dir { manifest, .. } => {
+                        std::fs::create_dir(&path).map_err(write_err(&path))?;
+                        stack.push((*manifest, path));
+                    }
+                    Node::Symlink { target } => {
+                        report.links += 1;
+                        #[cfg(unix)]
+                        std::os::unix::fs::symlink(target, &path).map_err(write_err(&path))?;
+                        #[cfg(not(unix))]
+                        let _ = target;
+                    }
+                    Node::File { size, .. } => {
+                        report.files += 1;
+                        report.bytes += size;
+                        files.push((entry.clone(), path));
+                    }
+                }
+            }
+            futures::stream::iter(files)
+                .map(|(entry, path)| async move { self.write_file(&entry, &path).await })
+                .buffer_unordered(FILE_CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        let staged = staging.keep();
+        if let Err(e) = std::fs::rename(&staged, out) {
+            let _ = std::fs::remove_dir_all(&staged);
+            return Err(write_err(out)(e));
+        }
+        Ok(report)
+    }
+
+    /// Writes one file entry to `path`, with its mode and time.
+    async fn write_file(&self, entry: &Entry, path: &Path) -> Result<(), TreeError> {
+        let write_err = |source| TreeError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let Node::File { data, .. } = &entry.node else {
+            return Ok(());
+        };
+        let mut file = std::fs::File::create(path).map_err(write_err)?;
+        match data {
+            FileData::Inline(bytes) => {
+                std::io::Write::write_all(&mut file, bytes).map_err(write_err)?;
+            }
+            FileData::Stored(name) => {
+                let address = Address::new(DataKind::File, *name);
+                let opened = self.open_file(&address, None).await?;
+                let mut out = std::io::BufWriter::new(&mut file);
+                self.read_range(&opened, 0..opened.size, &mut out).await?;
+                std::io::Write::flush(&mut out).map_err(write_err)?;
+            }
+        }
+        #[cfg(unix)]
+        if entry.meta.executable {
+            use std::os::unix::fs::PermissionsExt;
+            let mut perms = file.metadata().map_err(write_err)?.permissions();
+            let mode = perms.mode();
+            perms.set_mode(mode | ((mode & 0o444) >> 2));
+            file.set_permissions(perms).map_err(write_err)?;
+        }
+        if let Some(secs) = entry.meta.modified.and_then(|s| u64::try_from(s).ok()) {
+            let when = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+            file.set_modified(when).map_err(write_err)?;
+        }
+        Ok(())
+    }
+}
+
+enum Job {
+    Ready(Entry),
+    File {
+        path: PathBuf,
+        name: String,
+        inline: bool,
+        meta: Meta,
+    },
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, bytes: &[u8]) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn tree(root: &Path) {
+        write(&root.join("a.txt"), b"hello");
+        write(&root.join("docs/index.html"), b"<h1>hi</h1>");
+        write(&root.join("docs/big.bin"), &vec![7u8; 200_000]);
+        write(&root.join("docs/deep/er/x"), b"x");
+        std::fs::create_dir_all(root.join("empty")).unwrap();
+        write(&root.join("run.sh"), b"#!/bin/sh\n");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("docs/link")).unwrap();
+    }
+
+    /// The names at the top of a local directory, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn trees_round_trip_and_a_change_touches_only_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        tree(&src);
+        let client = Client::local(dir.path().join("store")).unwrap();
+        let put = client.put_tree(&src, None).await.unwrap();
+        assert_eq!(
+            (put.files, put.dirs, put.links),
+            (5, 5, 1),
+            "src, docs, deep, er, empty"
+        );
+        let again = client.put_tree(&src, None).await.unwrap();
+        assert_eq!(
+            again.address, put.address,
+            "the same tree, the same address"
+        );
+
+        let out = dir.path().join("out");
+        client.get_tree(put.address.name, &out).await.unwrap();
+        for f in [
+            "a.txt",
+            "docs/index.html",
+            "docs/big.bin",
+            "docs/deep/er/x",
+            "run.sh",
+        ] {
+            assert_eq!(
+                std::fs::read(out.join(f)).unwrap(),
+                std::fs::read(src.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+        assert!(out.join("empty").is_dir());
+        assert_eq!(
+            std::fs::read_link(out.join("docs/link")).unwrap(),
+            Path::new("../outside")
+        );
+        use std::os::unix::fs::PermissionsExt;
+        assert_ne!(
+            std::fs::metadata(out.join("run.sh"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o100,
+            0
+        );
+        assert_eq!(
+            std::fs::metadata(out.join("a.txt"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o100,
+            0
+        );
+        assert_eq!(names_in(&out), names_in(&src));
+
+        // One file deep down changes: its directories' manifests change,
+        // every other subtree keeps its address.
+        let before = client.find(put.address.name, &[]).await.unwrap();
+        write(&src.join("docs/deep/er/x"), b"changed");
+        let changed = client.put_tree(&src, None).await.unwrap();
+        assert_ne!(changed.address, put.address);
+        let after = client.find(changed.address.name, &[]).await.unwrap();
+        let (Found::Dir { listing: b, .. }, Found::Dir { listing: a, .. }) = (before, after) else {
+            panic!("the top is a directory");
+        };
+        for (x, y) in b.entries().iter().zip(a.entries()) {
+            assert_eq!(x.name, y.name);
+            if x.name == "docs" {
+                assert_ne!(x, y, "on the path to the change");
+            } else {
+                assert_eq!(x, y, "{} is off the path and unchanged", x.name);
+            }
+        }
+
+        // Paths inside the snapshot.
+        let found = client
+            .find(put.address.name, &["docs".into(), "index.html".into()])
+            .await
+            .unwrap();
+        assert!(matches!(
+            found,
+            Found::Entry(Entry {
+                node: Node::File { size: 11, .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            client.find(put.address.name, &["nope".into()]).await,
+            Err(TreeError::NotFound(_))
+        ));
+        assert!(matches!(
+            client
+                .find(put.address.name, &["a.txt".into(), "x".into()])
+                .await,
+            Err(TreeError::NotADirectory(_))
+        ));
+        // An existing, non-empty output is refused and left alone.
+        assert!(matches!(
+            client.get_tree(put.address.name, &out).await,
+            Err(TreeError::Exists(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn special_files_and_bad_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        write(&src.join("ok"), b"ok");
+        let fifo = src.join("pipe");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let client = Client::local(dir.path().join("store")).unwrap();
+        assert!(matches!(
+            client.put_tree(&src, None).await,
+            Err(TreeError::Special(_))
+        ));
+        std::fs::remove_file(&fifo).unwrap();
+        use std::os::unix::ffi::OsStrExt;
+        let bad = src.join(std::ffi::OsStr::from_bytes(b"bad\xff"));
+        std::fs::write(&bad, b"x").unwrap();
+        let err = client.put_tree(&src, None).await.unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
+    }
+}
