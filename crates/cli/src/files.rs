@@ -8,8 +8,9 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use safe_client::files::read_secret_file;
 use safe_client::output::OutputFile;
-use safe_client::{ByteRange, Client, Opened, Opening, PutOptions, Secret};
-use safe_protocol::Address;
+use safe_client::{ByteRange, Client, Found, Opened, Opening, PutOptions, Secret, TreeReport};
+use safe_protocol::manifest::{FileData, Node};
+use safe_protocol::{Address, DataKind, SafeUrl};
 
 use crate::args::{Network, Target, with_client};
 use crate::show;
@@ -19,7 +20,8 @@ const PROGRESS_MIN_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(clap::Args)]
 pub(crate) struct PutArgs {
-    /// The file to store, or `-` for standard input.
+    /// The file or directory to store, or `-` for standard input. A
+    /// directory becomes a snapshot (safe://d…).
     path: PathBuf,
     #[command(flatten)]
     target: Target,
@@ -34,7 +36,8 @@ pub(crate) struct PutArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct GetArgs {
-    /// A safe:// address (a file, chunk or mutable record).
+    /// A safe:// address (a file, chunk, record or directory snapshot), or
+    /// a path inside a snapshot (safe://d…/path/to/file).
     address: String,
     #[command(flatten)]
     target: Target,
@@ -70,10 +73,11 @@ pub(crate) async fn put(args: PutArgs, network: Network) -> Result<()> {
         let meta = std::fs::metadata(&args.path)
             .with_context(|| format!("cannot read {}", args.path.display()))?;
         if meta.is_dir() {
-            bail!(
-                "{} is a directory; only single files can be put for now",
-                args.path.display()
-            );
+            if secret.is_some() {
+                bail!("--secret-file is for single files; directories are public snapshots");
+            }
+            let client = args.target.client(network, true).await?;
+            return with_client(client, |client| put_tree(client, args.path, args.json)).await;
         }
         meta.is_file().then_some(meta.len())
     };
@@ -115,8 +119,60 @@ pub(crate) async fn put(args: PutArgs, network: Network) -> Result<()> {
     .await
 }
 
+async fn put_tree(client: Client, dir: PathBuf, json: bool) -> Result<()> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) =
+            ProgressStyle::with_template("storing {bar:40} {pos}/{len} files {per_sec} eta {eta}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let progress = bar.clone().map(|bar| {
+        let f: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+        f
+    });
+    let report = client.put_tree(&dir, progress).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let report = report?;
+    if json {
+        println!("{}", tree_json(&report, &client));
+    } else {
+        println!("{}", report.address);
+    }
+    Ok(())
+}
+
+fn tree_json(report: &TreeReport, client: &Client) -> serde_json::Value {
+    serde_json::json!({
+        "address": report.address.to_string(),
+        "files": report.files,
+        "dirs": report.dirs,
+        "links": report.links,
+        "bytes": report.bytes,
+        "sent_bytes": client.bytes_sent(),
+    })
+}
+
 pub(crate) async fn get(args: GetArgs, network: Network) -> Result<()> {
-    let address = show::parse_address(&args.address)?;
+    let url = show::parse_url(&args.address)?;
+    if url.address.kind == DataKind::Directory {
+        return get_in_tree(args, url, network).await;
+    }
+    if !url.path.is_empty() {
+        bail!(
+            "{} is a {}: only a directory snapshot (safe://d…) has paths",
+            url.address,
+            url.address.kind.describe()
+        );
+    }
+    let address = url.address;
     let range = args
         .range
         .as_deref()
@@ -147,6 +203,140 @@ pub(crate) async fn get(args: GetArgs, network: Network) -> Result<()> {
                 write_file(&client, &address, &opened, range, output, args.json).await
             }
         }
+    })
+    .await
+}
+
+/// `safe get` of a snapshot or a path inside one.
+async fn get_in_tree(args: GetArgs, url: SafeUrl, network: Network) -> Result<()> {
+    let range = args
+        .range
+        .as_deref()
+        .map(str::parse::<ByteRange>)
+        .transpose()?;
+    let client = args.target.client(network, false).await?;
+    with_client(client, |client| async move {
+        match client.find(url.address.name, &url.path).await? {
+            Found::Dir { manifest, .. } => {
+                let out = match args.output.as_deref() {
+                    Some(o) if o.as_os_str() != "-" => o,
+                    _ => bail!(
+                        "{url} is a directory: give -o OUTDIR to fetch it (or `safe ls {url}` to list it)"
+                    ),
+                };
+                if range.is_some() {
+                    bail!("--range is for files; {url} is a directory");
+                }
+                let report = client.get_tree(manifest, out).await?;
+                if args.json {
+                    println!("{}", tree_json(&report, &client));
+                }
+                Ok(())
+            }
+            Found::Entry(entry) => {
+                let opened = match entry.node {
+                    Node::File {
+                        data: FileData::Inline(bytes),
+                        ..
+                    } => Opened::inline(bytes)?,
+                    Node::File {
+                        data: FileData::Stored(name),
+                        ..
+                    } => {
+                        client
+                            .open_file(&Address::new(DataKind::File, name), None)
+                            .await?
+                    }
+                    Node::Symlink { target } => bail!("{url} is a symlink to {target:?}"),
+                    Node::Dir { .. } => bail!("{url} is a directory"),
+                };
+                let to_stdout = args.output.as_ref().is_none_or(|o| o.as_os_str() == "-");
+                if args.json && to_stdout {
+                    bail!("--json with a file needs -o OUT (without it the file itself goes to stdout)");
+                }
+                let output = args.output.as_deref().filter(|_| !to_stdout);
+                write_file(&client, &url.address, &opened, range, output, args.json).await
+            }
+        }
+    })
+    .await
+}
+
+#[derive(clap::Args)]
+pub(crate) struct LsArgs {
+    /// A directory snapshot, or a path inside one (safe://d…/path).
+    url: String,
+    #[command(flatten)]
+    target: Target,
+    /// Print JSON: a list of {name, kind, size, address}.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `safe ls`: name, kind, size and address of each entry.
+pub(crate) async fn ls(args: LsArgs, network: Network) -> Result<()> {
+    let url = show::parse_url(&args.url)?;
+    if url.address.kind != DataKind::Directory {
+        bail!(
+            "{} is a {}; `safe ls` lists directory snapshots (safe://d…)",
+            url.address,
+            url.address.kind.describe()
+        );
+    }
+    let client = args.target.client(network, false).await?;
+    with_client(client, |client| async move {
+        let entries = match client.find(url.address.name, &url.path).await? {
+            Found::Dir { listing, .. } => listing.entries().to_vec(),
+            Found::Entry(entry) => vec![entry],
+        };
+        let rows: Vec<(String, &str, u64, String)> = entries
+            .iter()
+            .map(|e| {
+                let (kind, size, address) = match &e.node {
+                    Node::File {
+                        size,
+                        data: FileData::Stored(n),
+                    } => ("file", *size, Address::new(DataKind::File, *n).to_string()),
+                    Node::File {
+                        size,
+                        data: FileData::Inline(_),
+                    } => ("file", *size, String::new()),
+                    Node::Dir { manifest, size, .. } => (
+                        "dir",
+                        *size,
+                        Address::new(DataKind::Directory, *manifest).to_string(),
+                    ),
+                    Node::Symlink { target } => ("link", 0, format!("-> {target}")),
+                };
+                (e.name.clone(), kind, size, address)
+            })
+            .collect();
+        if args.json {
+            let list: Vec<_> = rows
+                .iter()
+                .map(|(name, kind, size, address)| {
+                    let mut v = serde_json::json!({ "name": name, "kind": kind, "size": size });
+                    if let Some(target) = address.strip_prefix("-> ") {
+                        v["target"] = target.into();
+                    } else if !address.is_empty() {
+                        v["address"] = address.as_str().into();
+                    }
+                    v
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(list));
+        } else {
+            for (name, kind, size, address) in rows {
+                let name = show::text(name.as_bytes());
+                let shown = if address.is_empty() {
+                    "(inline)".to_string()
+                } else {
+                    address
+                };
+                println!("{kind:<4} {size:>12} {name}  {shown}");
+            }
+        }
+        Ok(())
     })
     .await
 }

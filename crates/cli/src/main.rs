@@ -47,11 +47,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Self-encrypt a file (or standard input) into chunks and print its
-    /// safe:// address.
+    /// Self-encrypt a file (or standard input) into chunks, or a directory
+    /// into a snapshot, and print its safe:// address.
     Put(files::PutArgs),
-    /// Fetch a file (or part of it), or show a record, by its safe:// address.
+    /// Fetch a file (or part of it), a directory snapshot, or show a
+    /// record, by its safe:// address.
     Get(files::GetArgs),
+    /// List a directory snapshot (safe://d…[/path]).
+    Ls(files::LsArgs),
     /// Run a node.
     Node {
         #[command(subcommand)]
@@ -79,6 +82,7 @@ async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Put(args) => files::put(args, network).await,
         Command::Get(args) => files::get(args, network).await,
+        Command::Ls(args) => files::ls(args, network).await,
         Command::Node { command } => node::node(command, network).await,
         Command::Testnet { command } => node::testnet(command, network).await,
         Command::Keys { command } => keys::run(command),

@@ -12,6 +12,12 @@ pub(crate) fn parse_address(text: &str) -> Result<Address> {
         .with_context(|| format!("invalid address {text:?}"))
 }
 
+/// Parses a safe:// URL (an address, and a path inside a snapshot).
+pub(crate) fn parse_url(text: &str) -> Result<safe_protocol::SafeUrl> {
+    text.parse()
+        .with_context(|| format!("invalid address {text:?}"))
+}
+
 /// A record's address as users see it.
 pub(crate) fn record_address(name: XorName) -> String {
     Address::new(DataKind::Mutable, name).to_string()

@@ -217,8 +217,6 @@ fn range_reads() {
 fn bad_input_gives_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
-    let e = err(&["put", s(dir.path()), "--local-store", s(&store)]);
-    assert!(e.contains("is a directory"), "{e}");
     let e = err(&["put", "/definitely/not/here", "--local-store", s(&store)]);
     assert!(e.contains("cannot read"), "{e}");
     let e = err(&["get", "safe://nope", "--local-store", s(&store)]);
@@ -240,6 +238,22 @@ fn bad_input_gives_one_clear_line() {
     let e = err(&["get", &typo, "--local-store", s(&store)]);
     assert!(
         e.contains("the last character of an address must be one of"),
+        "{e}"
+    );
+    // A directory with a FIFO in it is refused, naming it (directories
+    // themselves are snapshots now: see directory_snapshots_round_trip).
+    let odd = dir.path().join("odd");
+    std::fs::create_dir(&odd).unwrap();
+    assert!(
+        Command::new("mkfifo")
+            .arg(odd.join("pipe"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let e = err(&["put", s(&odd), "--local-store", s(&store)]);
+    assert!(
+        e.contains("pipe") && e.contains("not a file, directory or symlink"),
         "{e}"
     );
     let nobody = format!("safe://f{}aa", "ab".repeat(25));
@@ -661,4 +675,116 @@ fn parallel_record_writers_on_one_local_store_lose_nothing() {
         "every write that said it landed is there, and only those"
     );
     assert_eq!(r["version"], landed.len());
+}
+
+#[cfg(unix)]
+#[test]
+fn directory_snapshots_round_trip() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let st = s(&store);
+    let src = dir.path().join("site");
+    std::fs::create_dir_all(src.join("css")).unwrap();
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::fs::write(src.join("index.html"), b"<h1>hello</h1>").unwrap();
+    std::fs::write(src.join("css/site.css"), b"body{}").unwrap();
+    let big = data(300_000, 9);
+    std::fs::write(src.join("big.bin"), &big).unwrap();
+    std::fs::write(src.join("tool.sh"), b"#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(src.join("tool.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("css/site.css", src.join("style")).unwrap();
+
+    let address = ok(&["put", s(&src), "--local-store", st]);
+    let address = address.trim();
+    assert!(address.starts_with("safe://d"), "{address}");
+    // The same tree, the same address.
+    assert_eq!(ok(&["put", s(&src), "--local-store", st]).trim(), address);
+
+    // The whole tree back, identical (diff -r compares contents and links).
+    let out = dir.path().join("out");
+    ok(&["get", address, "--local-store", st, "-o", s(&out)]);
+    let diff = Command::new("diff")
+        .args(["-r", "--no-dereference", s(&src), s(&out)])
+        .output()
+        .unwrap();
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    assert!(out.join("empty").is_dir());
+    assert_ne!(
+        std::fs::metadata(out.join("tool.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o100,
+        0
+    );
+    // An output that exists is refused, and left as it was.
+    let e = err(&["get", address, "--local-store", st, "-o", s(&out)]);
+    assert!(e.contains("exists"), "{e}");
+
+    // One file, a range of one, a subdirectory.
+    let one = safe(&[
+        "get",
+        &format!("{address}/css/site.css"),
+        "--local-store",
+        st,
+    ]);
+    assert_eq!(one.stdout, b"body{}");
+    let part = safe(&[
+        "get",
+        &format!("{address}/big.bin"),
+        "--local-store",
+        st,
+        "--range",
+        "-100",
+    ]);
+    assert_eq!(part.stdout, &big[big.len() - 100..]);
+    let sub = dir.path().join("css-only");
+    ok(&[
+        "get",
+        &format!("{address}/css"),
+        "--local-store",
+        st,
+        "-o",
+        s(&sub),
+    ]);
+    assert_eq!(std::fs::read(sub.join("site.css")).unwrap(), b"body{}");
+
+    // ls, in text and JSON.
+    let listing = ok(&["ls", address, "--local-store", st]);
+    assert!(
+        listing.contains("index.html")
+            && listing.contains("dir ")
+            && listing.contains("-> css/site.css"),
+        "{listing}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&["ls", address, "--local-store", st, "--json"])).unwrap();
+    let names: Vec<&str> = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["big.bin", "css", "empty", "index.html", "style", "tool.sh"]
+    );
+    assert!(
+        json[0]["address"].as_str().unwrap().starts_with("safe://f"),
+        "big files are files of their own"
+    );
+    assert_eq!(json[4]["target"], "css/site.css");
+
+    // Bad input: one clear line each.
+    let e = err(&["get", address, "--local-store", st]);
+    assert!(e.contains("give -o OUTDIR"), "{e}");
+    let e = err(&["get", &format!("{address}/nope"), "--local-store", st]);
+    assert!(e.contains("no nope in the snapshot"), "{e}");
+    let e = err(&["get", &format!("{address}/../etc"), "--local-store", st]);
+    assert!(e.contains("invalid"), "{e}");
 }

@@ -128,6 +128,28 @@ fn testnet_put_get_stop_restart() {
         assert_eq!(std::fs::read(&out).unwrap(), bytes, "{name} round trip");
         stored.push((address, bytes));
     }
+    // The whole directory as a snapshot over the network, back identical.
+    let tree = ok(home.path(), &["put", data_dir.path().to_str().unwrap()]);
+    assert!(tree.starts_with("safe://d"), "{tree}");
+    let tree_out = home.path().join("tree-out");
+    ok(
+        home.path(),
+        &["get", &tree, "-o", tree_out.to_str().unwrap()],
+    );
+    let diff = Command::new("diff")
+        .arg("-r")
+        .arg(data_dir.path())
+        .arg(&tree_out)
+        .output()
+        .unwrap();
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stdout)
+    );
+    let listing = ok(home.path(), &["ls", &tree]);
+    assert!(listing.contains("big.bin"), "{listing}");
+
     // A mutable record, to read back after the restart.
     let record = ok(home.path(), &["mutable", "create", "survivor"]);
     ok(home.path(), &["mutable", "set", &record, "k", "kept"]);

@@ -299,6 +299,18 @@ pub struct Opened {
     content: Content,
 }
 
+impl Opened {
+    /// Bytes already at hand (a file kept inline in a directory manifest),
+    /// read like any other: at most a chunk's worth.
+    pub fn inline(bytes: Vec<u8>) -> Result<Self, safe_protocol::ChunkError> {
+        let chunk = Chunk::new(bytes)?;
+        Ok(Self {
+            size: chunk.len() as u64,
+            content: Content::Chunk(chunk),
+        })
+    }
+}
+
 enum Content {
     File {
         map: Arc<DataMap>,
