@@ -37,8 +37,14 @@ pub const INLINE_FILE_BYTES: u64 = MAX_INLINE_BYTES as u64;
 /// Inline bytes one manifest takes at most; further small files are
 /// stored as files of their own. Bounds what one change re-uploads.
 pub const INLINE_BUDGET_BYTES: u64 = 4 * 1024 * 1024;
-/// Files stored (or fetched) at once within a directory.
+/// Files fetched at once within a directory.
 pub const FILE_CONCURRENCY: usize = 8;
+/// Files stored on their own at once, across the whole tree (each is
+/// itself a few chunks in flight).
+pub const TREE_CONCURRENCY: usize = 16;
+/// Directory manifests built and stored at once (each holds at most
+/// [`INLINE_BUDGET_BYTES`] of inline files in memory).
+pub const MANIFEST_CONCURRENCY: usize = 8;
 
 /// What a tree put or get did.
 #[derive(Clone, Debug)]
@@ -239,6 +245,12 @@ impl Client {
     /// Stores the directory tree at `root` as a snapshot and returns its
     /// `safe://d…` address. `progress` is called with files stored so far
     /// and the total.
+    ///
+    /// Two passes keep memory bounded and the network busy: first every
+    /// file too large to go inline is stored, [`TREE_CONCURRENCY`] at once
+    /// across the whole tree (only their addresses are kept); then the
+    /// manifests, deepest directories first, [`MANIFEST_CONCURRENCY`] at
+    /// once, each reading its inline files as it is built.
     pub async fn put_tree(
         &self,
         root: &Path,
@@ -251,93 +263,60 @@ impl Client {
                 path: root.to_path_buf(),
                 source: std::io::Error::other(e),
             })??;
-        let total_files: u64 = listings
-            .iter()
-            .map(|l| {
-                l.entries
-                    .iter()
-                    .filter(|e| matches!(e, Local::File { .. }))
-                    .count() as u64
-            })
-            .sum();
-        let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut stored: HashMap<PathBuf, (XorName, u64, u64)> = HashMap::new();
-        let (mut dirs, mut links) = (0u64, 0u64);
-        for listing in listings {
-            let dir = listing.path;
-            let mut budget = INLINE_BUDGET_BYTES;
-            let mut jobs = Vec::new();
-            for local in listing.entries {
-                match local {
-                    Local::Dir { name, meta } => {
-                        let (manifest, size, files) = stored
-                            .remove(&dir.join(&name))
-                            .ok_or_else(|| TreeError::NotFound(name.clone()))?;
-                        jobs.push(Job::Ready(Entry {
-                            name,
-                            node: Node::Dir {
-                                manifest,
-                                size,
-                                files,
-                            },
-                            meta,
-                        }));
-                    }
-                    Local::Link { name, target, meta } => {
-                        links += 1;
-                        if target.is_empty()
-                            || target.len() > safe_protocol::manifest::MAX_LINK_BYTES
-                        {
-                            return Err(TreeError::BadName {
-                                path: dir.join(&name),
-                                reason: "the link's target is empty or too long".into(),
-                            });
-                        }
-                        jobs.push(Job::Ready(Entry {
-                            name,
-                            node: Node::Symlink { target },
-                            meta,
-                        }));
-                    }
-                    Local::File { name, size, meta } => {
-                        let inline = size <= INLINE_FILE_BYTES && size <= budget;
-                        if inline {
-                            budget -= size;
-                        }
-                        jobs.push(Job::File {
-                            path: dir.join(&name),
-                            name,
-                            inline,
-                            meta,
-                        });
-                    }
-                }
+        let plans: Vec<DirPlan> = listings.into_iter().map(DirPlan::new).collect();
+        let total_files: u64 = plans.iter().map(|p| p.files).sum();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let tick = |n: u64| {
+            let n = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+            if let Some(p) = &progress {
+                p(n, total_files);
             }
-            let entries: Vec<Entry> = futures::stream::iter(jobs)
-                .map(|job| {
-                    let done = done.clone();
-                    let progress = progress.clone();
-                    async move {
-                        let entry = self.store_job(job).await?;
-                        if matches!(entry.node, Node::File { .. }) {
-                            let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            if let Some(p) = &progress {
-                                p(n, total_files);
-                            }
-                        }
-                        Ok::<_, TreeError>(entry)
-                    }
+        };
+
+        // Pass 1: files stored on their own, across the whole tree.
+        let to_store: Vec<PathBuf> = plans.iter().flat_map(|p| p.stored_paths()).collect();
+        let tick = &tick;
+        let stored_files: HashMap<PathBuf, (XorName, u64)> = futures::stream::iter(to_store)
+            .map(|path| async move {
+                let report = self.put_file(&path, &PutOptions::default()).await?;
+                tick(1);
+                Ok::<_, TreeError>((path, (report.address.name, report.size)))
+            })
+            .buffer_unordered(TREE_CONCURRENCY)
+            .try_collect()
+            .await?;
+
+        // Pass 2: manifests, deepest first (a directory's children are
+        // always deeper than it).
+        let mut by_depth: std::collections::BTreeMap<usize, Vec<DirPlan>> = Default::default();
+        for plan in plans {
+            by_depth.entry(plan.depth(root)).or_default().push(plan);
+        }
+        let mut dirs_done: HashMap<PathBuf, (XorName, u64, u64)> = HashMap::new();
+        let (mut dirs, mut links) = (0u64, 0u64);
+        while let Some((_, level)) = by_depth.pop_last() {
+            let children = &dirs_done;
+            let stored_files = &stored_files;
+            let built: Vec<(PathBuf, (XorName, u64, u64), u64)> = futures::stream::iter(level)
+                .map(|plan| async move {
+                    let (entries, inline_files, links) =
+                        plan.entries(children, stored_files).await?;
+                    tick(inline_files);
+                    let manifest = Manifest::new(entries)?;
+                    let (size, files) = (manifest.total_size(), manifest.total_files());
+                    let report = self.put_bytes(manifest.encode()?).await?;
+                    Ok::<_, TreeError>((plan.path, (report.address.name, size, files), links))
                 })
-                .buffered(FILE_CONCURRENCY)
+                .buffer_unordered(MANIFEST_CONCURRENCY)
                 .try_collect()
                 .await?;
-            let manifest = Manifest::new(entries)?;
-            let (size, files) = (manifest.total_size(), manifest.total_files());
-            let report = self.put_bytes(manifest.encode()?).await?;
-            dirs += 1;
-            stored.insert(dir, (report.address.name, size, files));
+            for (path, done, n) in built {
+                dirs += 1;
+                links += n;
+                dirs_done.insert(path, done);
+            }
         }
-        let (name, bytes, files) = stored
+        let (name, bytes, files) = dirs_done
             .remove(root)
             .ok_or_else(|| TreeError::NotFound(root.display().to_string()))?;
         Ok(TreeReport {
@@ -346,42 +325,6 @@ impl Client {
             dirs,
             links,
             bytes,
-        })
-    }
-
-    async fn store_job(&self, job: Job) -> Result<Entry, TreeError> {
-        let (path, name, inline, meta) = match job {
-            Job::Ready(entry) => return Ok(entry),
-            Job::File {
-                path,
-                name,
-                inline,
-                meta,
-            } => (path, name, inline, meta),
-        };
-        if inline {
-            let bytes = tokio::fs::read(&path).await.map_err(read_err(&path))?;
-            // A file that grew past the inline size since the walk is
-            // stored as a file of its own.
-            if bytes.len() <= MAX_INLINE_BYTES {
-                return Ok(Entry {
-                    name,
-                    node: Node::File {
-                        size: bytes.len() as u64,
-                        data: FileData::Inline(bytes),
-                    },
-                    meta,
-                });
-            }
-        }
-        let report = self.put_file(&path, &PutOptions::default()).await?;
-        Ok(Entry {
-            name,
-            node: Node::File {
-                size: report.size,
-                data: FileData::Stored(report.address.name),
-            },
-            meta,
         })
     }
 
@@ -524,14 +467,130 @@ impl Client {
     }
 }
 
-enum Job {
-    Ready(Entry),
-    File {
-        path: PathBuf,
-        name: String,
-        inline: bool,
-        meta: Meta,
-    },
+/// One directory's listing, with each file's place decided: inline in
+/// the manifest (while [`INLINE_BUDGET_BYTES`] lasts) or stored on its own.
+struct DirPlan {
+    path: PathBuf,
+    entries: Vec<(Local, bool)>,
+    files: u64,
+}
+
+impl DirPlan {
+    fn new(listing: Listing) -> Self {
+        let mut budget = INLINE_BUDGET_BYTES;
+        let mut files = 0;
+        let entries = listing
+            .entries
+            .into_iter()
+            .map(|local| {
+                let inline = match &local {
+                    Local::File { size, .. } => {
+                        files += 1;
+                        let fits = *size <= INLINE_FILE_BYTES && *size <= budget;
+                        if fits {
+                            budget -= size;
+                        }
+                        fits
+                    }
+                    _ => false,
+                };
+                (local, inline)
+            })
+            .collect();
+        Self {
+            path: listing.path,
+            entries,
+            files,
+        }
+    }
+
+    fn depth(&self, root: &Path) -> usize {
+        self.path
+            .strip_prefix(root)
+            .map_or(0, |p| p.components().count())
+    }
+
+    /// Files of this directory stored on their own.
+    fn stored_paths(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        self.entries
+            .iter()
+            .filter_map(|(local, inline)| match local {
+                Local::File { name, .. } if !inline => Some(self.path.join(name)),
+                _ => None,
+            })
+    }
+
+    /// The manifest entries, reading inline files now; also how many
+    /// inline files and links there were.
+    async fn entries(
+        &self,
+        children: &HashMap<PathBuf, (XorName, u64, u64)>,
+        stored: &HashMap<PathBuf, (XorName, u64)>,
+    ) -> Result<(Vec<Entry>, u64, u64), TreeError> {
+        let (mut out, mut inline_files, mut links) = (Vec::new(), 0, 0);
+        for (local, inline) in &self.entries {
+            let (name, node, meta) = match local {
+                Local::Dir { name, meta } => {
+                    let (manifest, size, files) = *children
+                        .get(&self.path.join(name))
+                        .ok_or_else(|| TreeError::NotFound(name.clone()))?;
+                    let node = Node::Dir {
+                        manifest,
+                        size,
+                        files,
+                    };
+                    (name, node, meta)
+                }
+                Local::Link { name, target, meta } => {
+                    links += 1;
+                    if target.is_empty() || target.len() > safe_protocol::manifest::MAX_LINK_BYTES {
+                        return Err(TreeError::BadName {
+                            path: self.path.join(name),
+                            reason: "the link's target is empty or too long".into(),
+                        });
+                    }
+                    let node = Node::Symlink {
+                        target: target.clone(),
+                    };
+                    (name, node, meta)
+                }
+                Local::File { name, meta, .. } if *inline => {
+                    inline_files += 1;
+                    let path = self.path.join(name);
+                    let bytes = tokio::fs::read(&path).await.map_err(read_err(&path))?;
+                    if bytes.len() > MAX_INLINE_BYTES {
+                        // It grew since the walk: this would not be a
+                        // snapshot of what was walked.
+                        return Err(TreeError::Read {
+                            path,
+                            source: std::io::Error::other("the file changed while it was stored"),
+                        });
+                    }
+                    let node = Node::File {
+                        size: bytes.len() as u64,
+                        data: FileData::Inline(bytes),
+                    };
+                    (name, node, meta)
+                }
+                Local::File { name, meta, .. } => {
+                    let (file, size) = *stored
+                        .get(&self.path.join(name))
+                        .ok_or_else(|| TreeError::NotFound(name.clone()))?;
+                    let node = Node::File {
+                        size,
+                        data: FileData::Stored(file),
+                    };
+                    (name, node, meta)
+                }
+            };
+            out.push(Entry {
+                name: name.clone(),
+                node,
+                meta: *meta,
+            });
+        }
+        Ok((out, inline_files, links))
+    }
 }
 
 #[cfg(all(test, unix))]
