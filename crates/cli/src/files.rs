@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use safe_client::files::read_secret_file;
 use safe_client::output::OutputFile;
-use safe_client::{ByteRange, Client, Found, Opened, Opening, PutOptions, Secret, TreeReport};
+use safe_client::{
+    ByteRange, Client, Found, Home, Opened, Opening, PutOptions, Secret, TreeOptions, TreeReport,
+};
 use safe_protocol::manifest::{FileData, Node};
 use safe_protocol::{Address, DataKind, SafeUrl};
 
@@ -136,7 +138,11 @@ async fn put_tree(client: Client, dir: PathBuf, json: bool) -> Result<()> {
         });
         f
     });
-    let report = client.put_tree(&dir, progress).await;
+    let options = TreeOptions {
+        progress,
+        cache: Some(Home::from_env().put_cache()),
+    };
+    let report = client.put_tree(&dir, &options).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -149,6 +149,25 @@ fn testnet_put_get_stop_restart() {
     );
     let listing = ok(home.path(), &["ls", &tree]);
     assert!(listing.contains("big.bin"), "{listing}");
+    // Put again: the put cache and the network agree nothing changed, so
+    // nothing is sent; one changed file sends a little.
+    let again = json(&ok(
+        home.path(),
+        &["put", data_dir.path().to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(again["address"], tree.as_str());
+    assert_eq!(again["sent_bytes"], 0, "{again}");
+    std::fs::write(data_dir.path().join("small.txt"), b"changed").unwrap();
+    let changed = json(&ok(
+        home.path(),
+        &["put", data_dir.path().to_str().unwrap(), "--json"],
+    ));
+    assert_ne!(changed["address"], tree.as_str());
+    let sent = changed["sent_bytes"].as_u64().unwrap();
+    assert!(
+        sent > 0 && sent < 1_000_000,
+        "only the changed manifest: {changed}"
+    );
 
     // A mutable record, to read back after the restart.
     let record = ok(home.path(), &["mutable", "create", "survivor"]);

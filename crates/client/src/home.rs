@@ -6,6 +6,7 @@
 //! ```text
 //! contacts    peers of the local testnet (`safe testnet up` writes it)
 //! keys/       signing keys, one file each (mode 0600), see [`crate::keys`]
+//! put-cache   what earlier directory puts stored, see [`crate::tree_cache`]
 //! testnet/    the default local testnet's nodes
 //! ```
 //!
@@ -63,6 +64,11 @@ impl Home {
     /// Where the user's signing keys are kept.
     pub fn keys(&self) -> KeyDir {
         KeyDir::new(self.dir.join("keys"))
+    }
+
+    /// What earlier directory puts stored ([`crate::tree_cache`]).
+    pub fn put_cache(&self) -> PathBuf {
+        self.dir.join("put-cache")
     }
 
     /// The default local testnet's directory.

@@ -37,6 +37,7 @@ pub mod prepared;
 pub mod range;
 pub mod store;
 pub mod tree;
+pub mod tree_cache;
 
 pub use bootstrap::{Bootstrap, ConnectError, PeerSource};
 pub use client::{
@@ -54,4 +55,4 @@ pub use safe_protocol::mutable::{PublicKey, Record, SigningKey};
 pub use safe_protocol::{Address, DataKind, XorName};
 pub use safe_selfenc::Secret;
 pub use store::{ChunkStore, RecordStore, StoreError};
-pub use tree::{Found, TreeError, TreeReport};
+pub use tree::{Found, TreeError, TreeOptions, TreeReport};

@@ -30,6 +30,7 @@ use safe_protocol::{Address, DataKind, XorName};
 
 use crate::client::{Client, PutOptions};
 use crate::files::{GetError, PutError};
+use crate::tree_cache::{Key, PutCache};
 
 /// Files of at most this many bytes go inline in their directory's
 /// manifest (while the directory's inline budget lasts).
@@ -45,6 +46,17 @@ pub const TREE_CONCURRENCY: usize = 16;
 /// Directory manifests built and stored at once (each holds at most
 /// [`INLINE_BUDGET_BYTES`] of inline files in memory).
 pub const MANIFEST_CONCURRENCY: usize = 8;
+
+/// Options of [`Client::put_tree`].
+#[derive(Clone, Default)]
+pub struct TreeOptions {
+    /// Called with files stored so far and the total.
+    pub progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    /// A file remembering what earlier puts stored (see
+    /// [`crate::tree_cache`]); with it, putting a tree again sends only
+    /// what changed.
+    pub cache: Option<PathBuf>,
+}
 
 /// What a tree put or get did.
 #[derive(Clone, Debug)]
@@ -140,6 +152,7 @@ enum Local {
         name: String,
         size: u64,
         meta: Meta,
+        key: Key,
     },
     Dir {
         name: String,
@@ -181,6 +194,9 @@ fn meta_of(m: &std::fs::Metadata) -> Meta {
 /// Every directory under `root`, children before parents, with its
 /// entries (symlinks not followed).
 fn walk(root: &Path) -> Result<Vec<Listing>, TreeError> {
+    // Absolute paths, so that cache keys do not depend on the directory
+    // the put was run from.
+    let root = &std::fs::canonicalize(root).map_err(read_err(root))?;
     let mut out = Vec::new();
     // (path, depth, listed yet): a directory is emitted after its children.
     let mut stack = vec![(root.to_path_buf(), 0usize, false)];
@@ -231,6 +247,7 @@ fn walk(root: &Path) -> Result<Vec<Listing>, TreeError> {
                     name,
                     size: m.len(),
                     meta,
+                    key: PutCache::file_key(&path, &m),
                 });
             } else {
                 return Err(TreeError::Special(path));
@@ -254,8 +271,11 @@ impl Client {
     pub async fn put_tree(
         &self,
         root: &Path,
-        progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+        options: &TreeOptions,
     ) -> Result<TreeReport, TreeError> {
+        let progress = options.progress.clone();
+        let cache_file = PutCache::open(options.cache.as_deref());
+        let root = &std::fs::canonicalize(root).map_err(read_err(root))?;
         let owned = root.to_path_buf();
         let listings = tokio::task::spawn_blocking(move || walk(&owned))
             .await
@@ -274,11 +294,23 @@ impl Client {
         };
 
         // Pass 1: files stored on their own, across the whole tree.
-        let to_store: Vec<PathBuf> = plans.iter().flat_map(|p| p.stored_paths()).collect();
+        let to_store: Vec<(PathBuf, Key, u64)> =
+            plans.iter().flat_map(|p| p.stored_paths()).collect();
         let tick = &tick;
+        let cache = &cache_file;
         let stored_files: HashMap<PathBuf, (XorName, u64)> = futures::stream::iter(to_store)
-            .map(|path| async move {
+            .map(|(path, key, size)| async move {
+                // Stored by an earlier put and still on the network: its
+                // root is there, so everything under it is.
+                if let Some(name) = cache.get(&key)
+                    && self.get_chunk(name).await.is_ok()
+                {
+                    cache.note(key, name);
+                    tick(1);
+                    return Ok((path, (name, size)));
+                }
                 let report = self.put_file(&path, &PutOptions::default()).await?;
+                cache.note(key, report.address.name);
                 tick(1);
                 Ok::<_, TreeError>((path, (report.address.name, report.size)))
             })
@@ -304,8 +336,16 @@ impl Client {
                     tick(inline_files);
                     let manifest = Manifest::new(entries)?;
                     let (size, files) = (manifest.total_size(), manifest.total_files());
-                    let report = self.put_bytes(manifest.encode()?).await?;
-                    Ok::<_, TreeError>((plan.path, (report.address.name, size, files), links))
+                    let bytes = manifest.encode()?;
+                    let key = PutCache::manifest_key(&bytes);
+                    let name = match cache.get(&key) {
+                        // The manifest is stored after everything under
+                        // it: its root being there means the subtree is.
+                        Some(name) if self.get_chunk(name).await.is_ok() => name,
+                        _ => self.put_bytes(bytes).await?.address.name,
+                    };
+                    cache.note(key, name);
+                    Ok::<_, TreeError>((plan.path, (name, size, files), links))
                 })
                 .buffer_unordered(MANIFEST_CONCURRENCY)
                 .try_collect()
@@ -319,6 +359,9 @@ impl Client {
         let (name, bytes, files) = dirs_done
             .remove(root)
             .ok_or_else(|| TreeError::NotFound(root.display().to_string()))?;
+        if let Err(e) = cache_file.save() {
+            tracing::warn!("cannot save the put cache (the next put sends everything again): {e}");
+        }
         Ok(TreeReport {
             address: Address::new(DataKind::Directory, name),
             files,
@@ -510,12 +553,15 @@ impl DirPlan {
             .map_or(0, |p| p.components().count())
     }
 
-    /// Files of this directory stored on their own.
-    fn stored_paths(&self) -> impl Iterator<Item = PathBuf> + '_ {
+    /// Files of this directory stored on their own, with their cache
+    /// keys and sizes.
+    fn stored_paths(&self) -> impl Iterator<Item = (PathBuf, Key, u64)> + '_ {
         self.entries
             .iter()
             .filter_map(|(local, inline)| match local {
-                Local::File { name, .. } if !inline => Some(self.path.join(name)),
+                Local::File {
+                    name, key, size, ..
+                } if !inline => Some((self.path.join(name), *key, *size)),
                 _ => None,
             })
     }
@@ -631,13 +677,19 @@ mod tests {
         let src = dir.path().join("src");
         tree(&src);
         let client = Client::local(dir.path().join("store")).unwrap();
-        let put = client.put_tree(&src, None).await.unwrap();
+        let put = client
+            .put_tree(&src, &TreeOptions::default())
+            .await
+            .unwrap();
         assert_eq!(
             (put.files, put.dirs, put.links),
             (5, 5, 1),
             "src, docs, deep, er, empty"
         );
-        let again = client.put_tree(&src, None).await.unwrap();
+        let again = client
+            .put_tree(&src, &TreeOptions::default())
+            .await
+            .unwrap();
         assert_eq!(
             again.address, put.address,
             "the same tree, the same address"
@@ -686,7 +738,10 @@ mod tests {
         // every other subtree keeps its address.
         let before = client.find(put.address.name, &[]).await.unwrap();
         write(&src.join("docs/deep/er/x"), b"changed");
-        let changed = client.put_tree(&src, None).await.unwrap();
+        let changed = client
+            .put_tree(&src, &TreeOptions::default())
+            .await
+            .unwrap();
         assert_ne!(changed.address, put.address);
         let after = client.find(changed.address.name, &[]).await.unwrap();
         let (Found::Dir { listing: b, .. }, Found::Dir { listing: a, .. }) = (before, after) else {
@@ -731,6 +786,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cache_from_another_store_costs_uploads_never_a_broken_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        tree(&src);
+        let options = TreeOptions {
+            progress: None,
+            cache: Some(dir.path().join("cache")),
+        };
+        let a = Client::local(dir.path().join("a")).unwrap();
+        let first = a.put_tree(&src, &options).await.unwrap();
+        assert!(dir.path().join("cache").exists());
+        // The cache names roots that store b does not hold: b gets every
+        // chunk anyway, and the tree reads back whole from b.
+        let b = Client::local(dir.path().join("b")).unwrap();
+        let second = b.put_tree(&src, &options).await.unwrap();
+        assert_eq!(second.address, first.address);
+        let out = dir.path().join("out");
+        b.get_tree(second.address.name, &out).await.unwrap();
+        assert_eq!(
+            std::fs::read(out.join("docs/big.bin")).unwrap(),
+            vec![7u8; 200_000]
+        );
+    }
+
+    #[tokio::test]
     async fn special_files_and_bad_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
@@ -745,14 +825,17 @@ mod tests {
         );
         let client = Client::local(dir.path().join("store")).unwrap();
         assert!(matches!(
-            client.put_tree(&src, None).await,
+            client.put_tree(&src, &TreeOptions::default()).await,
             Err(TreeError::Special(_))
         ));
         std::fs::remove_file(&fifo).unwrap();
         use std::os::unix::ffi::OsStrExt;
         let bad = src.join(std::ffi::OsStr::from_bytes(b"bad\xff"));
         std::fs::write(&bad, b"x").unwrap();
-        let err = client.put_tree(&src, None).await.unwrap_err();
+        let err = client
+            .put_tree(&src, &TreeOptions::default())
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("not UTF-8"), "{err}");
     }
 }
