@@ -312,7 +312,9 @@ pub(crate) async fn ls(args: LsArgs, network: Network) -> Result<()> {
                         *size,
                         Address::new(DataKind::Directory, *manifest).to_string(),
                     ),
-                    Node::Symlink { target } => ("link", 0, format!("-> {target}")),
+                    Node::Symlink { target } => {
+                        ("link", 0, format!("-> {}", show::text(target.as_bytes())))
+                    }
                 };
                 (e.name.clone(), kind, size, address)
             })

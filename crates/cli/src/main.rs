@@ -80,14 +80,29 @@ enum Command {
 async fn run(cli: Cli) -> Result<()> {
     let network = cli.network;
     match cli.command {
-        Command::Put(args) => files::put(args, network).await,
-        Command::Get(args) => files::get(args, network).await,
-        Command::Ls(args) => files::ls(args, network).await,
+        Command::Put(args) => interruptible(files::put(args, network)).await,
+        Command::Get(args) => interruptible(files::get(args, network)).await,
+        Command::Ls(args) => interruptible(files::ls(args, network)).await,
         Command::Node { command } => node::node(command, network).await,
         Command::Testnet { command } => node::testnet(command, network).await,
         Command::Keys { command } => keys::run(command),
-        Command::Mutable { command } => mutable::run(command, network).await,
+        Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
     }
+}
+
+/// Runs a client command until it ends or Ctrl-C comes. On Ctrl-C the
+/// command is dropped, so what it was writing (a temporary file or
+/// directory beside the output) is removed, and the program exits with
+/// status 130, as a shell reports an interrupted command.
+async fn interruptible(command: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::select! {
+        result = command => return result,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    // The command's future is dropped by now, and with it its temporary
+    // files.
+    eprintln!("interrupted: nothing was left half-written");
+    std::process::exit(130);
 }
 
 fn main() {

@@ -38,6 +38,8 @@ pub const INLINE_FILE_BYTES: u64 = MAX_INLINE_BYTES as u64;
 /// Inline bytes one manifest takes at most; further small files are
 /// stored as files of their own. Bounds what one change re-uploads.
 pub const INLINE_BUDGET_BYTES: u64 = 4 * 1024 * 1024;
+/// Most directories fetched in one snapshot.
+pub const MAX_TREE_DIRS: u64 = 1 << 20;
 /// Files fetched at once within a directory.
 pub const FILE_CONCURRENCY: usize = 8;
 /// Files stored on their own at once, across the whole tree (each is
@@ -121,6 +123,17 @@ pub enum TreeError {
     /// Deeper than [`MAX_PATH_DEPTH`].
     #[error("{} is nested more than {MAX_PATH_DEPTH} directories deep", .0.display())]
     TooDeep(PathBuf),
+    /// Not enough free space for the tree.
+    #[error("the snapshot holds {need} bytes but only {free} are free there")]
+    NoSpace {
+        /// Bytes of all files in the snapshot.
+        need: u64,
+        /// Bytes free where it would go.
+        free: u64,
+    },
+    /// More directories than a snapshot may have.
+    #[error("the snapshot has more than {0} directories")]
+    TooMany(u64),
     /// The output exists already.
     #[error("{} exists and is not an empty directory; give a new path with -o", .0.display())]
     Exists(PathBuf),
@@ -152,7 +165,10 @@ enum Local {
         name: String,
         size: u64,
         meta: Meta,
-        key: Key,
+        /// Its put-cache key; `None` for a file changed in the last
+        /// [`RACY_SECONDS`], whose bytes may change again within the same
+        /// timestamp (git's "racily clean" files).
+        key: Option<Key>,
     },
     Dir {
         name: String,
@@ -189,6 +205,16 @@ fn meta_of(m: &std::fs::Metadata) -> Meta {
         executable,
         modified,
     }
+}
+
+/// Files modified this recently are not cached (see `Local::File::key`).
+pub const RACY_SECONDS: u64 = 2;
+
+/// Whether a file was last changed long enough ago for its metadata to
+/// stand for its bytes.
+fn settled(m: &std::fs::Metadata) -> bool {
+    let limit = SystemTime::now() - Duration::from_secs(RACY_SECONDS);
+    m.modified().is_ok_and(|t| t < limit)
 }
 
 /// Every directory under `root`, children before parents, with its
@@ -247,7 +273,7 @@ fn walk(root: &Path) -> Result<Vec<Listing>, TreeError> {
                     name,
                     size: m.len(),
                     meta,
-                    key: PutCache::file_key(&path, &m),
+                    key: settled(&m).then(|| PutCache::file_key(&path, &m)),
                 });
             } else {
                 return Err(TreeError::Special(path));
@@ -294,7 +320,7 @@ impl Client {
         };
 
         // Pass 1: files stored on their own, across the whole tree.
-        let to_store: Vec<(PathBuf, Key, u64)> =
+        let to_store: Vec<(PathBuf, Option<Key>, u64)> =
             plans.iter().flat_map(|p| p.stored_paths()).collect();
         let tick = &tick;
         let cache = &cache_file;
@@ -302,7 +328,8 @@ impl Client {
             .map(|(path, key, size)| async move {
                 // Stored by an earlier put and still on the network: its
                 // root is there, so everything under it is.
-                if let Some(name) = cache.get(&key)
+                if let Some(key) = key
+                    && let Some(name) = cache.get(&key)
                     && self.get_chunk(name).await.is_ok()
                 {
                     cache.note(key, name);
@@ -310,7 +337,9 @@ impl Client {
                     return Ok((path, (name, size)));
                 }
                 let report = self.put_file(&path, &PutOptions::default()).await?;
-                cache.note(key, report.address.name);
+                if let Some(key) = key {
+                    cache.note(key, report.address.name);
+                }
                 tick(1);
                 Ok::<_, TreeError>((path, (report.address.name, report.size)))
             })
@@ -432,17 +461,56 @@ impl Client {
             links: 0,
             bytes: 0,
         };
-        let mut stack = vec![(root, staging.path().to_path_buf())];
-        while let Some((manifest, dir)) = stack.pop() {
+        // (manifest, where it goes, depth, the totals its parent declared).
+        // Every manifest must hold what its parent said it does, so the
+        // top's totals are true all the way down: a snapshot that reuses
+        // one manifest many times to grow without bound is caught by the
+        // free-space check below, one deeper than any put makes is
+        // refused, and one that lies about its sizes stops at the lie.
+        let top = self.read_manifest(root).await?;
+        let need = top.total_size();
+        #[cfg(unix)]
+        if let Ok(fs) = rustix::fs::statvfs(parent) {
+            let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+            if need > free {
+                return Err(TreeError::NoSpace { need, free });
+            }
+        }
+        let mut stack = vec![(
+            root,
+            staging.path().to_path_buf(),
+            0usize,
+            (need, top.total_files()),
+        )];
+        let mut cached_top = Some(top);
+        while let Some((manifest, dir, depth, declared)) = stack.pop() {
+            if depth > MAX_PATH_DEPTH {
+                return Err(TreeError::TooDeep(dir));
+            }
+            if report.dirs >= MAX_TREE_DIRS {
+                return Err(TreeError::TooMany(MAX_TREE_DIRS));
+            }
             report.dirs += 1;
-            let listing = self.read_manifest(manifest).await?;
+            let listing = match cached_top.take() {
+                Some(top) => top,
+                None => self.read_manifest(manifest).await?,
+            };
+            if (listing.total_size(), listing.total_files()) != declared {
+                return Err(TreeError::Manifest(ManifestError::TooLarge(
+                    "a directory's contents, against what its parent declared",
+                )));
+            }
             let mut files = Vec::new();
             for entry in listing.entries() {
                 let path = dir.join(&entry.name);
                 match &entry.node {
-                    Node::Dir { manifest, .. } => {
+                    Node::Dir {
+                        manifest,
+                        size,
+                        files,
+                    } => {
                         std::fs::create_dir(&path).map_err(write_err(&path))?;
-                        stack.push((*manifest, path));
+                        stack.push((*manifest, path, depth + 1, (*size, *files)));
                     }
                     Node::Symlink { target } => {
                         report.links += 1;
@@ -453,13 +521,13 @@ impl Client {
                     }
                     Node::File { size, .. } => {
                         report.files += 1;
-                        report.bytes += size;
-                        files.push((entry.clone(), path));
+                        report.bytes = report.bytes.saturating_add(*size);
+                        files.push((entry, path));
                     }
                 }
             }
             futures::stream::iter(files)
-                .map(|(entry, path)| async move { self.write_file(&entry, &path).await })
+                .map(|(entry, path)| async move { self.write_file(entry, &path).await })
                 .buffer_unordered(FILE_CONCURRENCY)
                 .try_collect::<Vec<()>>()
                 .await?;
@@ -478,10 +546,16 @@ impl Client {
             path: path.to_path_buf(),
             source,
         };
-        let Node::File { data, .. } = &entry.node else {
+        let Node::File { data, size } = &entry.node else {
             return Ok(());
         };
-        let mut file = std::fs::File::create(path).map_err(write_err)?;
+        // A new file only: never through a symlink or over an entry a
+        // case-insensitive file system takes for the same name.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(write_err)?;
         match data {
             FileData::Inline(bytes) => {
                 std::io::Write::write_all(&mut file, bytes).map_err(write_err)?;
@@ -489,6 +563,11 @@ impl Client {
             FileData::Stored(name) => {
                 let address = Address::new(DataKind::File, *name);
                 let opened = self.open_file(&address, None).await?;
+                if opened.size != *size {
+                    return Err(TreeError::Manifest(ManifestError::TooLarge(
+                        "a file's size, against what its directory declared",
+                    )));
+                }
                 let mut out = std::io::BufWriter::new(&mut file);
                 self.read_range(&opened, 0..opened.size, &mut out).await?;
                 std::io::Write::flush(&mut out).map_err(write_err)?;
@@ -555,7 +634,7 @@ impl DirPlan {
 
     /// Files of this directory stored on their own, with their cache
     /// keys and sizes.
-    fn stored_paths(&self) -> impl Iterator<Item = (PathBuf, Key, u64)> + '_ {
+    fn stored_paths(&self) -> impl Iterator<Item = (PathBuf, Option<Key>, u64)> + '_ {
         self.entries
             .iter()
             .filter_map(|(local, inline)| match local {
@@ -808,6 +887,55 @@ mod tests {
             std::fs::read(out.join("docs/big.bin")).unwrap(),
             vec![7u8; 200_000]
         );
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_that_lies_about_its_contents_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::local(dir.path().join("store")).unwrap();
+        let leaf = Manifest::new(vec![Entry {
+            name: "f".into(),
+            node: Node::File {
+                size: 3,
+                data: FileData::Inline(b"abc".to_vec()),
+            },
+            meta: Meta::default(),
+        }])
+        .unwrap();
+        let leaf_name = client
+            .put_bytes(leaf.encode().unwrap())
+            .await
+            .unwrap()
+            .address
+            .name;
+        // A parent that says its child holds one byte, not three: a bomb
+        // would under-declare to get past the free-space check.
+        let liar = Manifest::new(vec![Entry {
+            name: "d".into(),
+            node: Node::Dir {
+                manifest: leaf_name,
+                size: 1,
+                files: 1,
+            },
+            meta: Meta::default(),
+        }])
+        .unwrap();
+        let liar_name = client
+            .put_bytes(liar.encode().unwrap())
+            .await
+            .unwrap()
+            .address
+            .name;
+        let out = dir.path().join("out");
+        let err = client.get_tree(liar_name, &out).await.unwrap_err();
+        assert!(err.to_string().contains("declared"), "{err}");
+        assert!(!out.exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".safe-get-"))
+            .collect();
+        assert!(leftovers.is_empty(), "the staging directory is removed");
     }
 
     #[tokio::test]

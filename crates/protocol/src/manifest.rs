@@ -147,8 +147,12 @@ impl Entry {
                     return Err(ManifestError::TooLarge("an inline file's stated size"));
                 }
             }
-            Node::Symlink { target } if target.len() > MAX_LINK_BYTES || target.is_empty() => {
-                return Err(ManifestError::TooLarge("a symlink target"));
+            Node::Symlink { target }
+                if target.len() > MAX_LINK_BYTES || target.is_empty() || target.contains('\0') =>
+            {
+                return Err(ManifestError::TooLarge(
+                    "a symlink target (or one with NUL)",
+                ));
             }
             _ => {}
         }
