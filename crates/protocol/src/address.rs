@@ -163,16 +163,20 @@ impl fmt::Display for Address {
     }
 }
 
+/// What follows `safe://` (in any case) in `text`, trimmed of white space.
+pub(crate) fn strip_scheme(text: &str) -> Result<&str, AddressError> {
+    let text = text.trim();
+    text.get(..SCHEME.len())
+        .filter(|p| p.eq_ignore_ascii_case(SCHEME))
+        .map(|_| &text[SCHEME.len()..])
+        .ok_or(AddressError::MissingScheme)
+}
+
 impl FromStr for Address {
     type Err = AddressError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let rest = s
-            .get(..SCHEME.len())
-            .filter(|p| p.eq_ignore_ascii_case(SCHEME))
-            .map(|_| &s[SCHEME.len()..])
-            .ok_or(AddressError::MissingScheme)?;
+        let rest = strip_scheme(s)?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.chars().count() != ENCODED_LEN {
             return Err(AddressError::BadLength(rest.chars().count()));

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::address::{Address, AddressError, ENCODED_LEN, SCHEME};
+use crate::address::{Address, AddressError, ENCODED_LEN, SCHEME, strip_scheme};
 use crate::manifest::{ManifestError, check_name};
 
 /// Most path components in a URL.
@@ -43,12 +43,7 @@ impl FromStr for SafeUrl {
     type Err = UrlError;
 
     fn from_str(text: &str) -> Result<Self, UrlError> {
-        let text = text.trim();
-        let after = text
-            .get(..SCHEME.len())
-            .filter(|p| p.eq_ignore_ascii_case(SCHEME))
-            .map(|_| &text[SCHEME.len()..])
-            .ok_or(AddressError::MissingScheme)?;
+        let after = strip_scheme(text)?;
         let (address, path) = match after.find('/') {
             Some(i) => (&after[..i], &after[i + 1..]),
             None => (after, ""),
