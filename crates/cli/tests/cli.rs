@@ -33,6 +33,17 @@ fn safe_in(home: &Path, args: &[&str], stdin: &[u8]) -> Output {
     out
 }
 
+/// Runs a shell `script` in which `$0` is the `safe` binary (for umasks
+/// and redirections a test needs around it).
+fn safe_in_shell(script: &str) -> std::process::ExitStatus {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(env!("CARGO_BIN_EXE_safe"))
+        .status()
+        .expect("run sh")
+}
+
 fn ok_in(home: &Path, args: &[&str]) -> String {
     let out = safe_in(home, args, b"");
     assert!(
@@ -400,16 +411,11 @@ fn get_output_writes_devices_follows_symlinks_and_honours_the_umask() {
     // keeps what was there.
     let log = dir.path().join("log");
     std::fs::write(&log, b"before\n").unwrap();
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec \"$0\" get {address} --local-store {} -o /dev/stdout >> {}",
-            s(&store),
-            s(&log)
-        ))
-        .arg(env!("CARGO_BIN_EXE_safe"))
-        .status()
-        .unwrap();
+    let status = safe_in_shell(&format!(
+        "exec \"$0\" get {address} --local-store {} -o /dev/stdout >> {}",
+        s(&store),
+        s(&log)
+    ));
     assert!(status.success());
     let mut want = b"before\n".to_vec();
     want.extend_from_slice(&bytes);
@@ -436,16 +442,11 @@ fn get_output_writes_devices_follows_symlinks_and_honours_the_umask() {
     // A new file's mode is 0666 less the umask, as with cp.
     for (umask, mode) in [("022", 0o644), ("077", 0o600)] {
         let out_path = dir.path().join(format!("new-{umask}"));
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "umask {umask} && exec \"$0\" get {address} --local-store {} -o {}",
-                s(&store),
-                s(&out_path)
-            ))
-            .arg(env!("CARGO_BIN_EXE_safe"))
-            .status()
-            .unwrap();
+        let status = safe_in_shell(&format!(
+            "umask {umask} && exec \"$0\" get {address} --local-store {} -o {}",
+            s(&store),
+            s(&out_path)
+        ));
         assert!(status.success());
         let got = std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777;
         assert_eq!(got, mode, "umask {umask}");
