@@ -542,6 +542,17 @@ impl RecordStore for Client {
             Backend::Local(s) => RecordStore::get_record(s, name).await,
         }
     }
+
+    async fn fetch_account(
+        &self,
+        address: XorName,
+        signer: &SigningKey,
+    ) -> Result<Record, MutableError> {
+        match &self.backend {
+            Backend::Network(c) => c.fetch_account(address, signer).await,
+            Backend::Local(s) => s.fetch_account(address, signer).await,
+        }
+    }
 }
 
 /// The signed create of `new`, for callers that save or inspect it before

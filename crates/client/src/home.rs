@@ -7,6 +7,7 @@
 //! contacts    peers of the local testnet (`safe testnet up` writes it)
 //! keys/       signing keys, one file each (mode 0600), see [`crate::keys`]
 //! put-cache   what earlier directory puts stored, see [`crate::tree_cache`]
+//! session     the logged-in account (mode 0600), see [`crate::account::Session`]
 //! testnet/    the default local testnet's nodes
 //! ```
 //!
@@ -53,6 +54,11 @@ impl Home {
     /// The directory itself (it may not exist yet).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The session file (the logged-in account).
+    pub fn session(&self) -> crate::account::Session {
+        crate::account::Session::at(self.dir.join("session"))
     }
 
     /// The contacts file of the default local testnet, which clients read

@@ -62,6 +62,22 @@ pub fn new_signing_key() -> SigningKey {
     SigningKey::from_bytes(&bytes)
 }
 
+/// Checks a key name: 1 to [`MAX_KEY_NAME`] of `A-Z a-z 0-9 _ - .`, not
+/// starting with `.`.
+pub fn check_key_name(name: &str) -> Result<(), KeyError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_KEY_NAME
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::BadName(name.to_string()))
+    }
+}
+
 /// The key used when none is named.
 pub const DEFAULT_KEY: &str = "default";
 
@@ -110,15 +126,7 @@ impl KeyDir {
     }
 
     fn path(&self, name: &str) -> Result<PathBuf, KeyError> {
-        let ok = !name.is_empty()
-            && name.len() <= MAX_KEY_NAME
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-        if !ok {
-            return Err(KeyError::BadName(name.to_string()));
-        }
+        check_key_name(name)?;
         Ok(self.dir.join(format!("{name}.key")))
     }
 

@@ -17,12 +17,14 @@
 //!   (finding peers), [`range`] (byte ranges), [`output`] (writing to a
 //!   user's path), [`prepared`] (multisig operation files), [`keys`],
 //!   [`json`] (JSON views for front ends);
-//! - logic: [`files`], [`tree`] (directory snapshots), [`mutable`];
+//! - logic: [`files`], [`tree`] (directory snapshots), [`mutable`],
+//!   [`account`] (log in with a username and password);
 //! - stores: [`store`] (the traits), [`local`], [`network`].
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod bootstrap;
 mod client;
 pub mod files;
@@ -39,6 +41,7 @@ pub mod store;
 pub mod tree;
 pub mod tree_cache;
 
+pub use account::{Account, AccountError, RootSecret, Session};
 pub use bootstrap::{Bootstrap, ConnectError, PeerSource};
 pub use client::{
     Client, ConnectOptions, NewRecord, OpenError, Opening, PutOptions, UPDATE_ATTEMPTS,

@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use safe_direct::Direct;
-use safe_protocol::mutable::{MAX_RECORD_SIZE, Record, RecordError, Write, apply_write};
+use safe_protocol::mutable::{
+    MAX_RECORD_SIZE, Record, RecordError, SigningKey, Write, apply_write,
+};
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
 use crate::mutable::MutableError;
@@ -315,6 +317,20 @@ impl RecordStore for LocalStore {
             .await
             .map_err(|e| MutableError::Store(io("record reader task")(std::io::Error::other(e))))??
             .ok_or(MutableError::NotFound(name))
+    }
+
+    /// The same rule as the nodes': only an owner or the login key.
+    async fn fetch_account(
+        &self,
+        address: XorName,
+        signer: &SigningKey,
+    ) -> Result<Record, MutableError> {
+        let record = RecordStore::get_record(self, address).await?;
+        let key = signer.verifying_key().to_bytes();
+        match safe_protocol::account::may_fetch(&record, &key) {
+            Some(_) => Ok(record),
+            None => Err(MutableError::NotFound(address)),
+        }
     }
 }
 

@@ -20,9 +20,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use safe_network::close_group::{key_to_peer, majority};
+use safe_network::close_group::{key_to_peer, majority, peer_to_key};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
+use safe_protocol::account::AccountFetch;
 use safe_protocol::messages::{Refusal, Request, Response};
 use safe_protocol::mutable::{
     Append, Change, Create, Op, PublicKey, Record, RecordError, Signed, SigningKey, Write,
@@ -96,6 +97,10 @@ pub enum MutableError {
         /// The record's version now.
         version: u64,
     },
+    /// The close group refuses more requests for this address for now
+    /// (account logins: a few a minute).
+    #[error("too many attempts for this account lately; wait a minute and try again")]
+    RateLimited,
     /// A local store failed.
     #[error(transparent)]
     Store(#[from] crate::StoreError),
@@ -249,7 +254,7 @@ impl Connection {
         .await;
         let mut signers: Vec<PeerId> = Vec::new();
         let mut refusals: BTreeMap<String, (usize, RecordError)> = BTreeMap::new();
-        let (mut full, mut errors) = (0, Vec::new());
+        let (mut full, mut limited, mut errors) = (0, 0, Vec::new());
         for (peer, answer) in group.iter().zip(answers) {
             match answer {
                 Ok(Ok(Response::RecordStored(r))) => {
@@ -267,6 +272,7 @@ impl Connection {
                     refusals.entry(format!("{e:?}")).or_insert((0, e)).0 += 1;
                 }
                 Ok(Ok(Response::Refused(Refusal::Full))) => full += 1,
+                Ok(Ok(Response::Refused(Refusal::RateLimited))) => limited += 1,
                 Ok(Ok(other)) => {
                     errors.push(format!("{peer}: unexpected answer ({})", other.kind()))
                 }
@@ -288,6 +294,9 @@ impl Connection {
         if full > 0 {
             return Err(MutableError::Full);
         }
+        if limited > 0 {
+            return Err(MutableError::RateLimited);
+        }
         Err(MutableError::NoMajority {
             got: signers.len(),
             group: group.len(),
@@ -299,21 +308,64 @@ impl Connection {
     /// Reads the record at `name` from its whole close group, verifying
     /// every copy, and returns the one the group's majority stands for.
     pub async fn get_record(&self, name: XorName) -> Result<Record, MutableError> {
+        self.read_record(name, |_| Some(Request::GetRecord { name }))
+            .await
+    }
+
+    /// Reads the account record at `address` with fetches signed by
+    /// `signer` (its login key or an owner; see
+    /// [`safe_protocol::account`]), one per member, then as
+    /// [`Connection::get_record`]. A missing account and a key that may
+    /// not fetch it are both [`MutableError::NotFound`].
+    pub async fn fetch_account(
+        &self,
+        address: XorName,
+        signer: &SigningKey,
+    ) -> Result<Record, MutableError> {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.read_record(address, |peer| {
+            let to = peer_to_key(&peer)?;
+            Some(Request::GetAccount(AccountFetch::new(
+                address, to, time, signer,
+            )))
+        })
+        .await
+    }
+
+    /// Reads the record at `name` from its whole close group, sending each
+    /// member the request `request_for` makes for it.
+    async fn read_record(
+        &self,
+        name: XorName,
+        request_for: impl Fn(PeerId) -> Option<Request>,
+    ) -> Result<Record, MutableError> {
         let group = self.close_group(&name).await;
         if group.is_empty() {
             return Err(MutableError::Network(format!(
                 "record {name}: no nodes found"
             )));
         }
-        let answers = join_all(group.iter().map(|p| self.fetch_record(*p, name))).await;
-        let (mut not_found, mut errors) = (0, Vec::new());
+        let answers = join_all(group.iter().map(|p| async {
+            match request_for(*p) {
+                Some(request) => self.fetch_record(*p, request).await,
+                None => Err(MutableError::Network("not a node key".into())),
+            }
+        }))
+        .await;
+        let (mut not_found, mut limited, mut errors) = (0, 0, Vec::new());
         let mut served: Vec<(PeerId, bytes::Bytes)> = Vec::new();
         for (peer, answer) in group.iter().zip(answers) {
             match answer {
                 Ok(Some(bytes)) => served.push((*peer, bytes)),
                 Ok(None) => not_found += 1,
+                Err(MutableError::RateLimited) => limited += 1,
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
+        }
+        if limited >= majority(group.len()) {
+            return Err(MutableError::RateLimited);
         }
         let total: usize = served.iter().map(|(_, b)| b.len()).sum();
         // Copies are usually byte-identical, so each distinct one is
@@ -379,7 +431,7 @@ impl Connection {
         peer: PeerId,
         name: XorName,
     ) -> Result<Option<Record>, MutableError> {
-        match self.fetch_record(peer, name).await? {
+        match self.fetch_record(peer, Request::GetRecord { name }).await? {
             Some(bytes) => verify_copy(peer, &name, &bytes).map(Some),
             None => Ok(None),
         }
@@ -389,12 +441,13 @@ impl Connection {
     async fn fetch_record(
         &self,
         peer: PeerId,
-        name: XorName,
+        request: Request,
     ) -> Result<Option<bytes::Bytes>, MutableError> {
-        let request = self.net.request(peer, Request::GetRecord { name });
+        let request = self.net.request(peer, request);
         match tokio::time::timeout(RECORD_TIMEOUT, request).await {
             Ok(Ok(Response::Record(bytes))) => Ok(Some(bytes)),
             Ok(Ok(Response::NotFound)) => Ok(None),
+            Ok(Ok(Response::Refused(Refusal::RateLimited))) => Err(MutableError::RateLimited),
             Ok(Ok(other)) => Err(MutableError::Network(format!(
                 "unexpected answer ({})",
                 other.kind()
@@ -456,5 +509,13 @@ impl RecordStore for Connection {
 
     async fn get_record(&self, name: XorName) -> Result<Record, MutableError> {
         Connection::get_record(self, name).await
+    }
+
+    async fn fetch_account(
+        &self,
+        address: XorName,
+        signer: &SigningKey,
+    ) -> Result<Record, MutableError> {
+        Connection::fetch_account(self, address, signer).await
     }
 }

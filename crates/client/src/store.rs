@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use safe_protocol::mutable::{Record, Write};
+use safe_protocol::mutable::{Record, SigningKey, Write};
 use safe_protocol::{Chunk, ChunkError, XorName};
 
 use crate::mutable::MutableError;
@@ -65,5 +65,14 @@ pub trait RecordStore: Send + Sync + 'static {
     fn get_record(
         &self,
         name: XorName,
+    ) -> impl Future<Output = Result<Record, MutableError>> + Send;
+
+    /// The account record at `address`, verified, fetched with requests
+    /// signed by `signer` (its login key or an owner). A missing account
+    /// and a key that may not fetch it are both [`MutableError::NotFound`].
+    fn fetch_account(
+        &self,
+        address: XorName,
+        signer: &SigningKey,
     ) -> impl Future<Output = Result<Record, MutableError>> + Send;
 }

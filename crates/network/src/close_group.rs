@@ -67,6 +67,17 @@ pub fn key_to_peer(node_key: &[u8; 32]) -> Option<PeerId> {
     Some(PublicKey::from(key).to_peer_id())
 }
 
+/// The node key behind a peer id, if the id carries an ed25519 key (as
+/// every safe node's does: ids of ed25519 keys inline the key).
+pub fn peer_to_key(peer: &PeerId) -> Option<[u8; 32]> {
+    let multihash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(key.try_into_ed25519().ok()?.to_bytes())
+}
+
 /// The peer id behind a receipt's key, if the key is a valid ed25519 key.
 pub fn receipt_signer(receipt: &Receipt) -> Option<PeerId> {
     key_to_peer(&receipt.node_key)

@@ -18,6 +18,7 @@ use libp2p::request_response::Codec;
 use safe_protocol::messages::{
     DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, RecordReceipt, Refusal, Request, Response,
 };
+use safe_protocol::account::AccountFetch;
 use safe_protocol::mutable::RecordError;
 use safe_protocol::{XorName, codec};
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,7 @@ enum RequestRef<'a> {
     OfferRecords {
         items: Vec<(XorName, [u8; 32])>,
     },
+    GetAccount(AccountFetch),
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -260,6 +262,7 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
         },
         RequestRef::GetRecord { name } => Request::GetRecord { name },
         RequestRef::OfferRecords { items } => Request::OfferRecords { items },
+        RequestRef::GetAccount(f) => Request::GetAccount(f),
     })
 }
 

@@ -7,7 +7,7 @@ use safe_protocol::messages::{Request, Response};
 
 use crate::metrics::Kind;
 use crate::node::Node;
-use crate::{chunks, records};
+use crate::{accounts, chunks, records};
 
 /// Answers one inbound request.
 pub(crate) async fn handle(node: &Node, inbound: Inbound) {
@@ -35,11 +35,15 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
         }
         Request::GetRecord { name } => {
             node.metrics.request(Kind::GetRecord);
-            records::get(node, name).await
+            records::get(node, peer, name).await
         }
         Request::OfferRecords { items } => {
             node.metrics.request(Kind::OfferRecords);
             records::offer(node, peer, items).await
+        }
+        Request::GetAccount(fetch) => {
+            node.metrics.request(Kind::GetAccount);
+            accounts::get(node, fetch).await
         }
     };
     match &response {

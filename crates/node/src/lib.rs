@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod chunks;
 mod faults;
 mod fetch;
@@ -200,6 +201,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         faults: faults::Faults::default(),
         fetches,
         disk_full: AtomicBool::new(false),
+        limits: accounts::RateLimits::default(),
     });
 
     // Inbound requests, at most MAX_CONCURRENT_HANDLERS at a time.

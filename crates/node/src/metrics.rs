@@ -42,6 +42,8 @@ pub enum Kind {
     GetRecord,
     /// OfferRecords.
     OfferRecords,
+    /// GetAccount.
+    GetAccount,
 }
 
 /// Counters a node keeps.
@@ -53,6 +55,7 @@ pub struct Metrics {
     put_record: AtomicU64,
     get_record: AtomicU64,
     offer_records: AtomicU64,
+    get_account: AtomicU64,
     refused: AtomicU64,
     served_bytes: AtomicU64,
     replicated: AtomicU64,
@@ -68,6 +71,7 @@ impl Metrics {
             Kind::PutRecord => &self.put_record,
             Kind::GetRecord => &self.get_record,
             Kind::OfferRecords => &self.offer_records,
+            Kind::GetAccount => &self.get_account,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -97,6 +101,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
          safe_requests_total{{kind=\"put\"}} {}\nsafe_requests_total{{kind=\"get\"}} {}\nsafe_requests_total{{kind=\"offer\"}} {}\n\
          safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
+         safe_requests_total{{kind=\"get_account\"}} {}\n\
          # HELP safe_mutable_records Mutable records stored.\n# TYPE safe_mutable_records gauge\nsafe_mutable_records {}\n\
          # HELP safe_refused_total Requests refused.\n# TYPE safe_refused_total counter\nsafe_refused_total {}\n\
          # HELP safe_served_bytes_total Chunk bytes served.\n# TYPE safe_served_bytes_total counter\nsafe_served_bytes_total {}\n\
@@ -111,6 +116,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.put_record),
         r(&m.get_record),
         r(&m.offer_records),
+        r(&m.get_account),
         node.store.record_count(),
         r(&m.refused),
         r(&m.served_bytes),

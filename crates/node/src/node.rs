@@ -34,6 +34,8 @@ pub(crate) struct Node {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) faults: Faults,
     pub(crate) fetches: Fetcher,
+    /// Per-address rate limits of account requests.
+    pub(crate) limits: crate::accounts::RateLimits,
     /// Set while puts fail for want of disk space (logged once per spell).
     pub(crate) disk_full: AtomicBool,
 }
@@ -62,6 +64,14 @@ impl Node {
             .into_iter()
             .filter(|p| *p != me)
             .collect()
+    }
+
+    /// Whether `peer` (or this node) is among the K closest to `name` in
+    /// this node's view (this node included): a member of its close group.
+    pub(crate) async fn is_near(&self, peer: &PeerId, name: &XorName) -> bool {
+        let mut peers = self.net.routing_peers().await;
+        peers.push(self.net.peer_id());
+        safe_network::close_group::closest(name, peers, self.k).contains(peer)
     }
 
     /// Whom an offer from `peer` may make this node fetch from, and what,

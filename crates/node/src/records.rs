@@ -20,28 +20,51 @@ use futures::future::join_all;
 use safe_network::close_group::{majority, sign_record_receipt};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
+use safe_protocol::account::{is_account, signed_by_owner};
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::mutable::{Hash, Merge, Record, RecordError, Write, apply_write, resolve};
 
+use crate::accounts;
 use crate::fetch::Kind;
 use crate::node::{FORWARD_TIMEOUT, Node};
 use crate::store::NodeStoreError;
 
 /// Validates and applies a write; answers with this node's receipt.
+///
+/// On an account record, only a write signed by an owner gets its true
+/// answer: any other refused operation or append is answered as if
+/// nothing were there, and creates of account addresses draw on the
+/// address's rate limit (see [`crate::accounts`]).
 pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
     let write = match Write::decode(&bytes) {
         Ok(w) => w,
         Err(e) => return Response::RecordRefused(e),
     };
     let name = write.address();
+    if let Write::Create(c) = &write
+        && accounts::is_account_tag(c.body.tag)
+        && !node.limits.take(&name)
+    {
+        return Response::Refused(Refusal::RateLimited);
+    }
     if !node.faults.drops_record_writes() {
         let w = write.clone();
         let result = node
-            .blocking(move |s| s.update_record(&name, move |current| apply(current, &w)))
+            .blocking(move |s| {
+                s.update_record(&name, move |current| {
+                    let hidden = !matches!(w, Write::Create(_))
+                        && current
+                            .as_ref()
+                            .is_some_and(|r| is_account(r) && !signed_by_owner(r, &w));
+                    let (next, result) = apply(current, &w);
+                    (next, result.map_err(|e| (e, hidden)))
+                })
+            })
             .await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Response::RecordRefused(e),
+            Ok(Err((_, true))) => return Response::RecordRefused(RecordError::NotFound),
+            Ok(Err((e, false))) => return Response::RecordRefused(e),
             Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
             Err(e @ NodeStoreError::DiskFull { .. }) => {
                 node.note_disk_full(&e);
@@ -68,8 +91,11 @@ fn apply(current: Option<Record>, write: &Write) -> (Option<Record>, Result<(), 
     }
 }
 
-/// Serves the record at `name`.
-pub(crate) async fn get(node: &Node, name: XorName) -> Response {
+/// Serves the record at `name` to `peer`. An account record is served
+/// here only to nodes near its address (replication and settling): to
+/// anyone else it is "not found", as if absent; clients fetch accounts
+/// with a signed [`crate::accounts::get`].
+pub(crate) async fn get(node: &Node, peer: PeerId, name: XorName) -> Response {
     // A failure is not "not found": readers count that as a vote.
     let record = match node.blocking(move |s| s.record(&name)).await {
         Ok(Some(r)) => r,
@@ -79,6 +105,9 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
             return Response::Refused(Refusal::StorageFailed);
         }
     };
+    if is_account(&record) && !node.is_near(&peer, &name).await {
+        return Response::NotFound;
+    }
     let record = node.faults.record(record);
     match record.encode() {
         Ok(bytes) => {

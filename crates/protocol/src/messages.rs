@@ -69,6 +69,11 @@ pub enum Request {
         /// At most [`MAX_OFFER_NAMES`] (address, digest) pairs.
         items: Vec<(XorName, [u8; 32])>,
     },
+    /// Send the account record this fetch names, if its signer may have
+    /// it (see [`crate::account`]). Every refusal is `NotFound`, alike
+    /// for a missing account and a wrong key; `Refused(RateLimited)` is
+    /// given alike too.
+    GetAccount(crate::account::AccountFetch),
 }
 
 /// Why a node refused a request.
@@ -87,6 +92,9 @@ pub enum Refusal {
     /// The node failed to store the chunk.
     #[error("node failed to store the chunk")]
     StorageFailed,
+    /// Too many requests for this address lately (account fetches).
+    #[error("too many requests for this address; wait and try again")]
+    RateLimited,
 }
 
 /// A node's answer.

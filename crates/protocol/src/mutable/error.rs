@@ -71,6 +71,10 @@ pub enum RecordError {
     /// The record's proof chain does not hold together.
     #[error("the record's history does not verify")]
     BrokenChain,
+    /// A write or record that breaks the rules of its kind (an account
+    /// record allows only setting its login entry).
+    #[error("not allowed on a record of this kind")]
+    NotAllowed,
 }
 
 /// Maps a codec error to [`RecordError`], naming `limit` if the bytes were

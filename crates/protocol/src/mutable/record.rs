@@ -64,6 +64,7 @@ impl Record {
             return Err(RecordError::TooLarge(Limit::Name));
         }
         check_owners(&c.owners, c.threshold)?;
+        crate::account::check_create(c)?;
         // The creator is one of the owners.
         genesis.check(&c.owners, 1)?;
         let state = State::genesis(c);
@@ -202,7 +203,7 @@ impl Record {
             self.state.check_append(address, a)?;
             prev = Some(id);
         }
-        Ok(())
+        crate::account::check_record(self)
     }
 
     /// Applies a write to this (valid) record, as a node does: every rule
@@ -212,14 +213,19 @@ impl Record {
         if write.address() != address {
             return Err(RecordError::WrongAddress);
         }
-        let mut next = self.clone();
-        let applied = match write {
+        match write {
             Write::Create(c) if *c == self.genesis => return Ok(Applied::AlreadyApplied),
             Write::Create(c) if c.body == self.genesis.body => {
                 // Same claim, other signatures: still the same record.
                 Record::create(c.clone())?;
                 return Ok(Applied::AlreadyApplied);
             }
+            Write::Create(_) => return Err(RecordError::AlreadyExists),
+            w if crate::account::is_account(self) => crate::account::check_write(w)?,
+            _ => {}
+        }
+        let mut next = self.clone();
+        let applied = match write {
             Write::Create(_) => return Err(RecordError::AlreadyExists),
             Write::Op(op) => {
                 if self.last.as_ref().is_some_and(|l| l.body == op.body) {
