@@ -14,6 +14,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use safe_client::MutableError;
 
+mod account;
 mod args;
 mod files;
 mod keys;
@@ -65,7 +66,13 @@ enum Command {
         #[command(subcommand)]
         command: node::TestnetCommand,
     },
-    /// Your signing keys (for owning mutable data).
+    /// Your account: log in from anywhere with a username and password.
+    Account {
+        #[command(subcommand)]
+        command: account::AccountCommand,
+    },
+    /// Your signing keys (for owning mutable data; kept in your account
+    /// while you are logged in).
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
@@ -85,7 +92,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ls(args) => interruptible(files::ls(args, network)).await,
         Command::Node { command } => node::node(command, network).await,
         Command::Testnet { command } => node::testnet(command, network).await,
-        Command::Keys { command } => keys::run(command),
+        Command::Account { command } => interruptible(account::run(command, network)).await,
+        Command::Keys { command } => interruptible(keys::run(command, network)).await,
         Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
     }
 }

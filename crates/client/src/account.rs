@@ -396,9 +396,22 @@ pub struct Account {
     username: String,
     address: XorName,
     root: RootSecret,
+    /// The names of the account's keys as last read (kept in the session
+    /// so that naming a key needs no network).
+    known_keys: Vec<String>,
 }
 
 impl Account {
+    /// The names of the account's keys as last read.
+    pub fn known_keys(&self) -> &[String] {
+        &self.known_keys
+    }
+
+    /// Records the names of the account's keys as just read.
+    pub fn set_known_keys(&mut self, names: Vec<String>) {
+        self.known_keys = names;
+    }
+
     /// The username.
     pub fn username(&self) -> &str {
         &self.username
@@ -436,7 +449,7 @@ impl std::fmt::Debug for Account {
 /// The session file: the logged-in account of a data directory.
 ///
 /// Format 1: the line `safe session v1`, then one line of JSON
-/// `{"username": …, "address": hex, "root": hex}`. Created with
+/// `{"username": …, "address": hex, "root": hex, "keys": [names]}`. Created with
 /// `O_EXCL | O_NOFOLLOW` and mode 0600; refused on read when it is not a
 /// regular file owned by this user with no group or other permissions.
 pub struct Session {
@@ -452,6 +465,8 @@ struct SessionBody {
     username: String,
     address: String,
     root: String,
+    #[serde(default)]
+    keys: Vec<String>,
 }
 
 impl Drop for SessionBody {
@@ -484,6 +499,7 @@ impl Session {
             username: account.username.clone(),
             address: hex::encode(account.address.as_bytes()),
             root: account.root.hex().to_string(),
+            keys: account.known_keys.clone(),
         };
         let json = Zeroizing::new(
             serde_json::to_string(&body).map_err(|e| self.err(e.to_string()))?,
@@ -542,6 +558,7 @@ impl Session {
             username: body.username.clone(),
             address: XorName(address),
             root: RootSecret(Zeroizing::new(root)),
+            known_keys: body.keys.clone(),
         }))
     }
 
@@ -676,6 +693,7 @@ impl Client {
             username,
             address,
             root,
+            known_keys: Vec::new(),
         })
     }
 
@@ -715,6 +733,7 @@ impl Client {
                 username,
                 address,
                 root,
+                known_keys: Vec::new(),
             },
             record,
             stretched,
@@ -761,6 +780,7 @@ impl Client {
             username,
             address,
             root,
+            known_keys: Vec::new(),
         };
         self.set_password(account, record, &new).await
     }
