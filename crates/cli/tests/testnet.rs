@@ -532,3 +532,160 @@ fn an_unreachable_network_is_one_short_line() {
     let err = fails(h, &["put", file.to_str().unwrap()]);
     assert!(err.contains("safe testnet up"), "{err}");
 }
+
+/// `safe` in `home` reaching the network through `peers`, with `stdin`.
+fn safe_with(home: &Path, peers: &str, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(SAFE)
+        .args(args)
+        .env("SAFE_HOME", home)
+        .env("SAFE_PEERS", peers)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run safe");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().expect("run safe")
+}
+
+fn ok_with(home: &Path, peers: &str, args: &[&str], stdin: &str) -> String {
+    let out = safe_with(home, peers, args, stdin);
+    assert!(
+        out.status.success(),
+        "safe {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn fails_with(home: &Path, peers: &str, args: &[&str], stdin: &str) -> String {
+    let out = safe_with(home, peers, args, stdin);
+    assert!(!out.status.success(), "safe {args:?} should fail");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: "), "{err}");
+    err.trim().to_string()
+}
+
+#[test]
+fn an_account_opens_from_another_home_with_the_password_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let guard = up(&one, &one.join("testnet"));
+    let contacts = std::fs::read_to_string(one.join("contacts")).unwrap();
+    let peers: Vec<&str> = contacts
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let peers = peers.join(",");
+    let p = peers.as_str();
+    let pw = "correct horse battery\n";
+    let login = ["account", "login", "alice", "--password-stdin"];
+
+    assert_eq!(
+        ok_with(&one, p, &["account", "status"], ""),
+        "not logged in"
+    );
+    let short = fails_with(
+        &one,
+        p,
+        &["account", "create", "alice", "--password-stdin"],
+        "short\n",
+    );
+    assert!(short.contains("at least 10 characters"), "{short}");
+    let no_tty = fails_with(&one, p, &["account", "login", "alice"], "");
+    assert!(no_tty.contains("--password-stdin"), "{no_tty}");
+    let fs_free = fails_with(&one, p, &["account", "password", "--password-stdin"], "");
+    assert!(fs_free.contains("log in first"), "{fs_free}");
+
+    // Create: the phrase is printed once, the session is private.
+    let phrase = ok_with(
+        &one,
+        p,
+        &["account", "create", "alice", "--password-stdin"],
+        pw,
+    );
+    assert_eq!(phrase.split_whitespace().count(), 24, "{phrase}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(one.join("session"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let status = json(&ok_with(&one, p, &["account", "status", "--json"], ""));
+    assert_eq!(status["username"], "alice");
+    let work = ok_with(&one, p, &["keys", "create", "work"], "");
+    // A record owned by the account's default key.
+    let record = ok_with(&one, p, &["mutable", "create", "profile"], "");
+    ok_with(&one, p, &["mutable", "set", &record, "colour", "blue"], "");
+
+    // Another machine: a wrong password and an unknown user are one
+    // answer; the right one gives back every key and the records.
+    let wrong = fails_with(&two, p, &login, "wrong horse battery\n");
+    let unknown = fails_with(
+        &two,
+        p,
+        &["account", "login", "nobody", "--password-stdin"],
+        pw,
+    );
+    assert_eq!(wrong, "error: wrong username or password");
+    assert_eq!(unknown, wrong);
+    let keys_before = json(&ok_with(&one, p, &["keys", "list", "--json"], ""));
+    ok_with(&two, p, &login, pw);
+    let keys_after = json(&ok_with(&two, p, &["keys", "list", "--json"], ""));
+    assert_eq!(keys_after, keys_before);
+    assert!(keys_after.to_string().contains(&work));
+    ok_with(&two, p, &["mutable", "set", &record, "colour", "red"], "");
+    assert_eq!(
+        ok_with(&one, p, &["mutable", "get", &record, "colour"], ""),
+        "red"
+    );
+
+    // A new password from the second machine; then the phrase sets another.
+    ok_with(
+        &two,
+        p,
+        &["account", "password", "--password-stdin"],
+        "correct horse battery\nnew password 1234\n",
+    );
+    assert_eq!(fails_with(&one, p, &login, pw), wrong);
+    ok_with(&one, p, &login, "new password 1234\n");
+    let bad_phrase = fails_with(
+        &two,
+        p,
+        &["account", "recover", "alice", "--password-stdin"],
+        "not a phrase\nrecovered pw 5678\n",
+    );
+    assert!(bad_phrase.contains("recovery phrase"), "{bad_phrase}");
+    ok_with(
+        &two,
+        p,
+        &["account", "recover", "alice", "--password-stdin"],
+        &format!("{phrase}\nrecovered pw 5678\n"),
+    );
+
+    // Logout erases the session; the name stays taken.
+    ok_with(&two, p, &["account", "logout"], "");
+    assert!(!two.join("session").exists());
+    assert_eq!(
+        ok_with(&two, p, &["account", "status"], ""),
+        "not logged in"
+    );
+    let taken = fails_with(
+        &two,
+        p,
+        &["account", "create", "alice", "--password-stdin"],
+        "another long password\n",
+    );
+    assert!(taken.contains("taken"), "{taken}");
+    down(guard);
+}

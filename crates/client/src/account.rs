@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use safe_protocol::XorName;
 use safe_protocol::account::{ACCOUNT_TAG, KEYS_TAG, LOGIN_KEY, LoginEntry};
 use safe_protocol::codec;
 use safe_protocol::mutable::{Change, PublicKey, Record, SigningKey, Write, record_address};
-use safe_protocol::XorName;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, Zeroizing};
@@ -87,7 +87,9 @@ pub enum AccountError {
     #[error("no account {0:?} is opened by this recovery phrase")]
     PhraseMismatch(String),
     /// Another client changed the password meanwhile; nothing was changed.
-    #[error("the password was changed from elsewhere meanwhile; nothing was changed (log in with the new one)")]
+    #[error(
+        "the password was changed from elsewhere meanwhile; nothing was changed (log in with the new one)"
+    )]
     ChangedElsewhere,
     /// The account was claimed but its login could not be set.
     #[error(
@@ -135,14 +137,20 @@ pub fn check_username(name: &str) -> Result<String, AccountError> {
         && name.len() <= MAX_USERNAME_BYTES
         && !name.chars().any(char::is_control)
         && name.trim() == name;
-    if ok { Ok(name) } else { Err(AccountError::BadUsername) }
+    if ok {
+        Ok(name)
+    } else {
+        Err(AccountError::BadUsername)
+    }
 }
 
 /// The password, normalised (NFC), if it is long enough (`new`: one being
 /// set) and not too long.
 pub fn check_password(password: &str, new: bool) -> Result<Zeroizing<String>, AccountError> {
     let p = Zeroizing::new(password.nfc().collect::<String>());
-    if p.len() > MAX_PASSWORD_BYTES || p.is_empty() || (new && p.chars().count() < MIN_PASSWORD_CHARS)
+    if p.len() > MAX_PASSWORD_BYTES
+        || p.is_empty()
+        || (new && p.chars().count() < MIN_PASSWORD_CHARS)
     {
         return Err(AccountError::BadPassword);
     }
@@ -180,7 +188,8 @@ impl KdfSet {
         let mut out = Zeroizing::new([0u8; 32]);
         let params = argon2::Params::new(self.memory_kib, self.passes, 1, Some(32));
         if let Ok(params) = params {
-            let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+            let a =
+                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
             // Fails only for out-of-range parameters or salts, which ours
             // are not (checked by a test).
             let _ = a.hash_password_into(input, salt, out.as_mut());
@@ -341,7 +350,11 @@ fn login_aad(address: &XorName, kdf: u8, auth: &PublicKey) -> Vec<u8> {
 }
 
 /// Seals `root` for `username` under the stretched password.
-fn seal(stretched: &Stretched, root: &RootSecret, username: &str) -> Result<LoginEntry, AccountError> {
+fn seal(
+    stretched: &Stretched,
+    root: &RootSecret,
+    username: &str,
+) -> Result<LoginEntry, AccountError> {
     let address = stretched.address();
     let auth = stretched.auth().verifying_key().to_bytes();
     let nonce = random::<24>()?;
@@ -356,7 +369,13 @@ fn seal(stretched: &Stretched, root: &RootSecret, username: &str) -> Result<Logi
     let aad = login_aad(&address, stretched.kdf, &auth);
     let sealed = stretched
         .wrap()
-        .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plain, aad: &aad })
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: &aad,
+            },
+        )
         .map_err(|_| AccountError::Random("sealing failed".into()))?;
     Ok(LoginEntry {
         kdf: stretched.kdf,
@@ -501,15 +520,16 @@ impl Session {
             root: account.root.hex().to_string(),
             keys: account.known_keys.clone(),
         };
-        let json = Zeroizing::new(
-            serde_json::to_string(&body).map_err(|e| self.err(e.to_string()))?,
-        );
+        let json =
+            Zeroizing::new(serde_json::to_string(&body).map_err(|e| self.err(e.to_string()))?);
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| self.err(e.to_string()))?;
         }
         // Written beside, then renamed over: a reader never sees half a
         // session, and the old one is replaced whole.
-        let tmp = self.path.with_extension(format!("tmp{}", std::process::id()));
+        let tmp = self
+            .path
+            .with_extension(format!("tmp{}", std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         let result = (|| {
             let mut f = create_private(&tmp)?;
@@ -660,15 +680,22 @@ impl Client {
         let claim = RecordStore::write_record(self, &Write::Create(create)).await;
         let record = match claim {
             Ok(()) => None,
-            Err(e @ (MutableError::Refused(_) | MutableError::NoMajority { .. } | MutableError::Network(_))) => {
+            Err(
+                e @ (MutableError::Refused(_)
+                | MutableError::NoMajority { .. }
+                | MutableError::Network(_)),
+            ) => {
                 // Taken, or unclear: ours only if our owner key opens it (a
                 // retry, or a split the group settled our way).
                 match self.fetch_account(address, &owner).await {
                     Ok(r) => Some(r),
                     Err(MutableError::NotFound(_))
-                        if matches!(e, MutableError::Refused(
-                            safe_protocol::mutable::RecordError::AlreadyExists
-                        )) =>
+                        if matches!(
+                            e,
+                            MutableError::Refused(
+                                safe_protocol::mutable::RecordError::AlreadyExists
+                            )
+                        ) =>
                     {
                         return Err(AccountError::Taken(username));
                     }
@@ -711,7 +738,8 @@ impl Client {
     ) -> Result<(Account, Record, Stretched), AccountError> {
         // Checked, but not refused for being short: an old password may
         // predate a rule.
-        let (username, password) = match (check_username(username), check_password(password, false)) {
+        let (username, password) = match (check_username(username), check_password(password, false))
+        {
             (Ok(u), Ok(p)) => (u, p),
             _ => return Err(AccountError::WrongCredentials),
         };
@@ -811,14 +839,19 @@ impl Client {
                     if current != read {
                         return Err(AccountError::ChangedElsewhere);
                     }
-                    if !matches!(first, MutableError::NoMajority { .. } | MutableError::Network(_)) {
+                    if !matches!(
+                        first,
+                        MutableError::NoMajority { .. } | MutableError::Network(_)
+                    ) {
                         return Err(first.into());
                     }
                     record = now;
                 }
             }
         }
-        Err(AccountError::Unfinished("no majority confirmed the change".into()))
+        Err(AccountError::Unfinished(
+            "no majority confirmed the change".into(),
+        ))
     }
 
     /// The names of the keys kept in the account (sorted).
@@ -854,7 +887,10 @@ impl Client {
                         &owner,
                     )?;
                     match RecordStore::write_record(self, &Write::Create(create)).await {
-                        Ok(()) | Err(MutableError::Refused(safe_protocol::mutable::RecordError::AlreadyExists)) => {}
+                        Ok(())
+                        | Err(MutableError::Refused(
+                            safe_protocol::mutable::RecordError::AlreadyExists,
+                        )) => {}
                         Err(e) => return Err(e.into()),
                     }
                     self.get_record(address).await?
@@ -966,7 +1002,10 @@ mod tests {
             assert!(check_username(bad).is_err(), "{bad:?}");
         }
         assert!(check_password("short", true).is_err());
-        assert!(check_password("short", false).is_ok(), "old passwords are not judged");
+        assert!(
+            check_password("short", false).is_ok(),
+            "old passwords are not judged"
+        );
         assert!(check_password("long enough!", true).is_ok());
         assert!(check_password(&"x".repeat(MAX_PASSWORD_BYTES + 1), false).is_err());
     }
@@ -1002,7 +1041,12 @@ mod tests {
         assert!(open(&tampered, &s, "alice").is_none());
         // A fresh nonce every time.
         assert_ne!(seal(&s, &root, "alice").unwrap().nonce, entry.nonce);
-        assert_ne!(s.address(), Stretched::new("bob", "correct horse", KDF_SET).unwrap().address());
+        assert_ne!(
+            s.address(),
+            Stretched::new("bob", "correct horse", KDF_SET)
+                .unwrap()
+                .address()
+        );
         assert_eq!(s.address(), account_address("alice"));
     }
 }

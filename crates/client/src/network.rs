@@ -319,6 +319,22 @@ impl Connection {
         }
     }
 
+    /// Sends one request to one node and returns its answer, unchecked
+    /// (for tools and tests that speak the protocol directly). At most
+    /// [`crate::mutable::RECORD_TIMEOUT`].
+    pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, StoreError> {
+        match tokio::time::timeout(
+            crate::mutable::RECORD_TIMEOUT,
+            self.net.request(peer, request),
+        )
+        .await
+        {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(StoreError::Network(format!("{peer}: {e}"))),
+            Err(_) => Err(StoreError::Network(format!("{peer}: no answer"))),
+        }
+    }
+
     /// Closes every connection.
     pub async fn shutdown(&self) {
         self.net.shutdown().await;

@@ -104,6 +104,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn node_keys_and_peer_ids_convert_both_ways() {
+        let key = Keypair::generate_ed25519();
+        let bytes = key.public().try_into_ed25519().unwrap().to_bytes();
+        let peer = key_to_peer(&bytes).unwrap();
+        assert_eq!(peer, key.public().to_peer_id());
+        assert_eq!(peer_to_key(&peer), Some(bytes));
+        // A peer id that hashes its key (not ed25519) carries none.
+        assert_eq!(peer_to_key(&PeerId::random()), None);
+    }
+
+    #[test]
     fn closest_orders_and_truncates() {
         let peers: Vec<PeerId> = (0..20).map(|_| PeerId::random()).collect();
         let name = XorName([3; 32]);

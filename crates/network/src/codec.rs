@@ -15,10 +15,10 @@ use bytes::Bytes;
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
+use safe_protocol::account::AccountFetch;
 use safe_protocol::messages::{
     DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, RecordReceipt, Refusal, Request, Response,
 };
-use safe_protocol::account::AccountFetch;
 use safe_protocol::mutable::RecordError;
 use safe_protocol::{XorName, codec};
 use serde::{Deserialize, Serialize};

@@ -27,7 +27,11 @@ pub(crate) async fn get(node: &Node, fetch: AccountFetch) -> Response {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let me = node.keypair.public().try_into_ed25519().map(|k| k.to_bytes());
+    let me = node
+        .keypair
+        .public()
+        .try_into_ed25519()
+        .map(|k| k.to_bytes());
     // Checked before the lookup: the same work whatever is stored.
     let valid = me.is_ok_and(|me| fetch.verify(&me, now));
     let name = fetch.address;
@@ -93,10 +97,8 @@ struct Bucket {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        let key = *blake3::hash(
-            &safe_network::libp2p::identity::ed25519::SecretKey::generate().as_ref()[..],
-        )
-        .as_bytes();
+        let secret = safe_network::libp2p::identity::ed25519::SecretKey::generate();
+        let key = *blake3::hash(secret.as_ref()).as_bytes();
         RateLimits {
             key,
             start: Instant::now(),
@@ -164,7 +166,10 @@ mod tests {
             assert!(limits.take_at(&name, t0));
         }
         assert!(!limits.take_at(&name, t0));
-        assert!(limits.take_at(&XorName([2; 32]), t0), "other addresses are apart");
+        assert!(
+            limits.take_at(&XorName([2; 32]), t0),
+            "other addresses are apart"
+        );
         let later = t0 + RATE_REFILL_SECS as u32;
         assert!(limits.take_at(&name, later));
         assert!(!limits.take_at(&name, later));
@@ -172,7 +177,10 @@ mod tests {
         for _ in 0..RATE_BURST {
             assert!(limits.take_at(&name, much_later));
         }
-        assert!(!limits.take_at(&name, much_later), "never more than the burst");
+        assert!(
+            !limits.take_at(&name, much_later),
+            "never more than the burst"
+        );
     }
 
     #[test]

@@ -106,12 +106,7 @@ impl AccountFetch {
     }
 
     /// A fetch of `address` from the node `to`, signed by `key`.
-    pub fn new(
-        address: XorName,
-        to: [u8; 32],
-        time: u64,
-        key: &ed25519_dalek::SigningKey,
-    ) -> Self {
+    pub fn new(address: XorName, to: [u8; 32], time: u64, key: &ed25519_dalek::SigningKey) -> Self {
         use ed25519_dalek::Signer;
         let public = key.verifying_key().to_bytes();
         let signature = key.sign(&Self::signed_bytes(&address, &to, time, &public));
@@ -231,6 +226,7 @@ pub enum Fetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mutable::{Op, Signed};
     use ed25519_dalek::SigningKey;
 
     #[test]
@@ -251,6 +247,109 @@ mod tests {
         let mut short = f;
         short.signature.truncate(63);
         assert!(!short.verify(&node, 1_000_000));
+    }
+
+    fn account_create(owners: &[u8], threshold: u8, public_append: bool) -> Signed<Create> {
+        let mut keys: Vec<PublicKey> = owners
+            .iter()
+            .map(|i| SigningKey::from_bytes(&[*i; 32]).verifying_key().to_bytes())
+            .collect();
+        keys.sort();
+        let mut c = Signed::new(Create {
+            name: b"locator".to_vec(),
+            tag: ACCOUNT_TAG,
+            owners: keys,
+            threshold,
+            public_append,
+        });
+        c.sign(&SigningKey::from_bytes(&[owners[0]; 32]));
+        c
+    }
+
+    fn op_on(r: &Record, change: Change, by: u8) -> Write {
+        let result = r.state.apply(&change).map(|s| s.hash()).unwrap_or_default();
+        let mut o = Signed::new(Op {
+            address: r.address(),
+            replaces: r.state.version,
+            prev: r.state.hash(),
+            change,
+            result,
+        });
+        o.sign(&SigningKey::from_bytes(&[by; 32]));
+        Write::Op(o)
+    }
+
+    fn login_value() -> Vec<u8> {
+        LoginEntry {
+            kdf: 1,
+            auth: [5; 32],
+            nonce: [6; 24],
+            sealed: vec![7; 40],
+        }
+        .encode()
+        .unwrap()
+    }
+
+    #[test]
+    fn account_records_have_one_owner_and_only_a_login() {
+        for (owners, threshold, public) in [(&[1u8, 2][..], 1, false), (&[1][..], 1, true)] {
+            assert_eq!(
+                Record::create(account_create(owners, threshold, public)).unwrap_err(),
+                RecordError::NotAllowed
+            );
+        }
+        let mut r = Record::create(account_create(&[1], 1, false)).unwrap();
+        let refused = [
+            Change::Set {
+                key: b"other".to_vec(),
+                value: vec![1],
+            },
+            Change::Set {
+                key: LOGIN_KEY.to_vec(),
+                value: b"not a login entry".to_vec(),
+            },
+            Change::Remove {
+                key: LOGIN_KEY.to_vec(),
+            },
+            Change::Owners {
+                owners: vec![SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes()],
+                threshold: 1,
+            },
+        ];
+        for change in refused {
+            let before = r.clone();
+            assert_eq!(r.apply(&op_on(&r, change, 1)), Err(RecordError::NotAllowed));
+            assert_eq!(r, before, "nothing changes on a refusal");
+        }
+        let login = Change::Set {
+            key: LOGIN_KEY.to_vec(),
+            value: login_value(),
+        };
+        assert!(r.apply(&op_on(&r, login, 1)).is_ok());
+        assert!(r.verify(&r.address()).is_ok());
+        assert!(LoginEntry::of(&r).is_some());
+        let mut append = Signed::new(crate::mutable::Append {
+            address: r.address(),
+            value: vec![1],
+            nonce: 1,
+        });
+        append.sign(&SigningKey::from_bytes(&[1; 32]));
+        assert_eq!(
+            r.apply(&Write::Append(append)),
+            Err(RecordError::NotAllowed)
+        );
+        // The rule is the account rule; only account records follow it.
+        assert!(check_write(&op_on(&r, Change::Remove { key: b"x".to_vec() }, 1)).is_err());
+        assert!(!is_account(
+            &Record::create({
+                let mut c = account_create(&[1], 1, false);
+                c.body.tag = 7;
+                c.sigs.clear();
+                c.sign(&SigningKey::from_bytes(&[1; 32]));
+                c
+            })
+            .unwrap()
+        ));
     }
 
     #[test]
