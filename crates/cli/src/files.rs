@@ -121,7 +121,13 @@ pub(crate) async fn put(args: PutArgs, network: Network) -> Result<()> {
     .await
 }
 
-async fn put_tree(client: Client, dir: PathBuf, json: bool) -> Result<()> {
+/// A progress bar of files stored (on a terminal only), and the callback
+/// that moves it.
+#[allow(clippy::type_complexity)]
+pub(crate) fn tree_progress() -> (
+    Option<ProgressBar>,
+    Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+) {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
         if let Ok(style) =
@@ -138,9 +144,15 @@ async fn put_tree(client: Client, dir: PathBuf, json: bool) -> Result<()> {
         });
         f
     });
+    (bar, progress)
+}
+
+async fn put_tree(client: Client, dir: PathBuf, json: bool) -> Result<()> {
+    let (bar, progress) = tree_progress();
     let options = TreeOptions {
         progress,
         cache: Some(Home::from_env().put_cache()),
+        secret: None,
     };
     let report = client.put_tree(&dir, &options).await;
     if let Some(bar) = bar {

@@ -17,6 +17,7 @@ use safe_client::MutableError;
 mod account;
 mod args;
 mod files;
+mod fs;
 mod keys;
 mod mutable;
 mod node;
@@ -71,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         command: account::AccountCommand,
     },
+    /// Your own filesystem (private, versioned), after `safe account login`.
+    Fs {
+        #[command(subcommand)]
+        command: fs::FsCommand,
+    },
     /// Your signing keys (for owning mutable data; kept in your account
     /// while you are logged in).
     Keys {
@@ -94,6 +100,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Testnet { command } => node::testnet(command, network).await,
         Command::Account { command } => interruptible(account::run(command, network)).await,
         Command::Keys { command } => interruptible(keys::run(command, network)).await,
+        Command::Fs { command } => interruptible(fs::run(command, network)).await,
         Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
     }
 }

@@ -225,9 +225,22 @@ impl Client {
 
     /// Self-encrypts `bytes` and stores them as a file.
     pub async fn put_bytes(&self, bytes: Vec<u8>) -> Result<PutReport, PutError> {
+        self.put_bytes_with(bytes, None).await
+    }
+
+    /// [`Client::put_bytes`], in private mode with `secret`.
+    pub async fn put_bytes_with(
+        &self,
+        bytes: Vec<u8>,
+        secret: Option<&Secret>,
+    ) -> Result<PutReport, PutError> {
         let size = bytes.len() as u64;
         let reader = std::io::Cursor::new(bytes);
-        let (config, progress) = PutOptions::default().split();
+        let options = PutOptions {
+            secret: secret.cloned(),
+            progress: None,
+        };
+        let (config, progress) = options.split();
         files::put_reader(self.store(), reader, size, config, progress).await
     }
 
@@ -256,7 +269,17 @@ impl Client {
     /// most `max` bytes ([`GetError::TooLarge`] otherwise, before anything
     /// but the root is fetched).
     pub async fn get_bytes(&self, address: &Address, max: u64) -> Result<Vec<u8>, GetError> {
-        let opened = self.open_file(address, None).await?;
+        self.get_bytes_in(address, max, None).await
+    }
+
+    /// [`Client::get_bytes`] of a private file (`secret`).
+    pub async fn get_bytes_in(
+        &self,
+        address: &Address,
+        max: u64,
+        secret: Option<&Secret>,
+    ) -> Result<Vec<u8>, GetError> {
+        let opened = self.open_file(address, secret).await?;
         if opened.size > max {
             return Err(GetError::TooLarge {
                 address: *address,

@@ -8,6 +8,8 @@
 //! keys/       signing keys, one file each (mode 0600), see [`crate::keys`]
 //! put-cache   what earlier directory puts stored, see [`crate::tree_cache`]
 //! session     the logged-in account (mode 0600), see [`crate::account::Session`]
+//! fs-cache-…  the put cache of an account's filesystem
+//! tmp/        scratch space (`safe fs publish`)
 //! testnet/    the default local testnet's nodes
 //! ```
 //!
@@ -54,6 +56,19 @@ impl Home {
     /// The directory itself (it may not exist yet).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The put cache of a logged-in account's filesystem (one per
+    /// account: its files are encrypted with the account's secret).
+    pub fn fs_cache(&self, account: &crate::account::Account) -> PathBuf {
+        let id = account.address().to_string();
+        self.dir
+            .join(format!("fs-cache-{}", &id[..16.min(id.len())]))
+    }
+
+    /// A directory for scratch files (publishing fetches there).
+    pub fn scratch(&self) -> PathBuf {
+        self.dir.join("tmp")
     }
 
     /// The session file (the logged-in account).

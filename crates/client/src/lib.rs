@@ -28,6 +28,7 @@ pub mod account;
 pub mod bootstrap;
 mod client;
 pub mod files;
+pub mod fs;
 pub mod home;
 pub mod json;
 pub mod keys;

@@ -31,6 +31,7 @@ use safe_protocol::{Address, DataKind, XorName};
 use crate::client::{Client, PutOptions};
 use crate::files::{GetError, PutError};
 use crate::tree_cache::{Key, PutCache};
+use safe_selfenc::Secret;
 
 /// Files of at most this many bytes go inline in their directory's
 /// manifest (while the directory's inline budget lasts).
@@ -56,8 +57,12 @@ pub struct TreeOptions {
     pub progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
     /// A file remembering what earlier puts stored (see
     /// [`crate::tree_cache`]); with it, putting a tree again sends only
-    /// what changed.
+    /// what changed. Use one cache file per `secret`.
     pub cache: Option<PathBuf>,
+    /// Private mode: files and manifests are self-encrypted with this
+    /// secret mixed into every key, so only its holder can list or read
+    /// the tree. `None`: public (convergent).
+    pub secret: Option<Secret>,
 }
 
 /// What a tree put or get did.
@@ -188,7 +193,8 @@ fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> TreeError + '_ {
     }
 }
 
-fn meta_of(m: &std::fs::Metadata) -> Meta {
+/// The metadata a manifest keeps of a local file or directory.
+pub(crate) fn meta_of(m: &std::fs::Metadata) -> Meta {
     #[cfg(unix)]
     let executable = {
         use std::os::unix::fs::PermissionsExt;
@@ -336,7 +342,11 @@ impl Client {
                     tick(1);
                     return Ok((path, (name, size)));
                 }
-                let report = self.put_file(&path, &PutOptions::default()).await?;
+                let put = PutOptions {
+                    secret: options.secret.clone(),
+                    ..PutOptions::default()
+                };
+                let report = self.put_file(&path, &put).await?;
                 if let Some(key) = key {
                     cache.note(key, report.address.name);
                 }
@@ -371,7 +381,12 @@ impl Client {
                         // The manifest is stored after everything under
                         // it: its root being there means the subtree is.
                         Some(name) if self.get_chunk(name).await.is_ok() => name,
-                        _ => self.put_bytes(bytes).await?.address.name,
+                        _ => {
+                            self.put_bytes_with(bytes, options.secret.as_ref())
+                                .await?
+                                .address
+                                .name
+                        }
                     };
                     cache.note(key, name);
                     Ok::<_, TreeError>((plan.path, (name, size, files), links))
@@ -402,15 +417,36 @@ impl Client {
 
     /// The manifest stored under `name`, checked.
     pub async fn read_manifest(&self, name: XorName) -> Result<Manifest, TreeError> {
+        self.read_manifest_in(name, None).await
+    }
+
+    /// [`Client::read_manifest`] of a private tree (`secret`).
+    pub async fn read_manifest_in(
+        &self,
+        name: XorName,
+        secret: Option<&Secret>,
+    ) -> Result<Manifest, TreeError> {
         let address = Address::new(DataKind::File, name);
-        let bytes = self.get_bytes(&address, MAX_MANIFEST_BYTES as u64).await?;
+        let bytes = self
+            .get_bytes_in(&address, MAX_MANIFEST_BYTES as u64, secret)
+            .await?;
         Ok(Manifest::decode(&bytes)?)
     }
 
     /// What `path` names inside the snapshot whose top manifest is `root`.
     pub async fn find(&self, root: XorName, path: &[String]) -> Result<Found, TreeError> {
+        self.find_in(root, path, None).await
+    }
+
+    /// [`Client::find`] in a private tree (`secret`).
+    pub async fn find_in(
+        &self,
+        root: XorName,
+        path: &[String],
+        secret: Option<&Secret>,
+    ) -> Result<Found, TreeError> {
         let mut manifest = root;
-        let mut listing = self.read_manifest(root).await?;
+        let mut listing = self.read_manifest_in(root, secret).await?;
         for (i, component) in path.iter().enumerate() {
             let shown = || path[..=i].join("/");
             let entry = listing
@@ -420,7 +456,7 @@ impl Client {
             match entry.node {
                 Node::Dir { manifest: next, .. } => {
                     manifest = next;
-                    listing = self.read_manifest(next).await?;
+                    listing = self.read_manifest_in(next, secret).await?;
                 }
                 _ if i + 1 == path.len() => return Ok(Found::Entry(entry)),
                 _ => return Err(TreeError::NotADirectory(shown())),
@@ -433,6 +469,16 @@ impl Client {
     /// (which must not exist, or be an empty directory). Files are
     /// verified as they arrive; the tree appears at `out` only when whole.
     pub async fn get_tree(&self, root: XorName, out: &Path) -> Result<TreeReport, TreeError> {
+        self.get_tree_in(root, out, None).await
+    }
+
+    /// [`Client::get_tree`] of a private tree (`secret`).
+    pub async fn get_tree_in(
+        &self,
+        root: XorName,
+        out: &Path,
+        secret: Option<&Secret>,
+    ) -> Result<TreeReport, TreeError> {
         match std::fs::read_dir(out).map(|mut items| items.next().is_none()) {
             Ok(true) => {}
             Ok(false) => return Err(TreeError::Exists(out.to_path_buf())),
@@ -467,7 +513,7 @@ impl Client {
         // one manifest many times to grow without bound is caught by the
         // free-space check below, one deeper than any put makes is
         // refused, and one that lies about its sizes stops at the lie.
-        let top = self.read_manifest(root).await?;
+        let top = self.read_manifest_in(root, secret).await?;
         let need = top.total_size();
         #[cfg(unix)]
         if let Ok(fs) = rustix::fs::statvfs(parent) {
@@ -493,7 +539,7 @@ impl Client {
             report.dirs += 1;
             let listing = match cached_top.take() {
                 Some(top) => top,
-                None => self.read_manifest(manifest).await?,
+                None => self.read_manifest_in(manifest, secret).await?,
             };
             if (listing.total_size(), listing.total_files()) != declared {
                 return Err(TreeError::Manifest(ManifestError::TooLarge(
@@ -527,7 +573,7 @@ impl Client {
                 }
             }
             futures::stream::iter(files)
-                .map(|(entry, path)| async move { self.write_file(entry, &path).await })
+                .map(|(entry, path)| async move { self.write_file(entry, &path, secret).await })
                 .buffer_unordered(FILE_CONCURRENCY)
                 .try_collect::<Vec<()>>()
                 .await?;
@@ -540,8 +586,14 @@ impl Client {
         Ok(report)
     }
 
-    /// Writes one file entry to `path`, with its mode and time.
-    async fn write_file(&self, entry: &Entry, path: &Path) -> Result<(), TreeError> {
+    /// Writes one file entry to `path` (a new file), with its mode and
+    /// time.
+    pub async fn write_file(
+        &self,
+        entry: &Entry,
+        path: &Path,
+        secret: Option<&Secret>,
+    ) -> Result<(), TreeError> {
         let write_err = |source| TreeError::Write {
             path: path.to_path_buf(),
             source,
@@ -562,7 +614,7 @@ impl Client {
             }
             FileData::Stored(name) => {
                 let address = Address::new(DataKind::File, *name);
-                let opened = self.open_file(&address, None).await?;
+                let opened = self.open_file(&address, secret).await?;
                 if opened.size != *size {
                     return Err(TreeError::Manifest(ManifestError::TooLarge(
                         "a file's size, against what its directory declared",
@@ -872,6 +924,7 @@ mod tests {
         let options = TreeOptions {
             progress: None,
             cache: Some(dir.path().join("cache")),
+            secret: None,
         };
         let a = Client::local(dir.path().join("a")).unwrap();
         let first = a.put_tree(&src, &options).await.unwrap();

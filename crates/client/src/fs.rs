@@ -1,0 +1,944 @@
+//! The user's own filesystem: private directory snapshots with a version
+//! log, changed by compare-and-swap and merged three ways when two
+//! machines change it at once.
+//!
+//! - **Private.** The tree is a snapshot ([`crate::tree`]) whose files and
+//!   manifests are self-encrypted in private mode with a secret derived
+//!   from the account's root secret, so nobody without the account can
+//!   list or read anything. Unchanged subtrees keep their addresses, so a
+//!   change costs the path from it to the root.
+//! - **Versions.** A record owned by a key derived from the root secret
+//!   (tag [`FS_TAG`]) keeps the last [`MAX_VERSIONS`] versions, each the
+//!   root manifest with its number, parent, time, size and file count,
+//!   sealed (XChaCha20-Poly1305, a key from the root secret). The head is
+//!   the highest number. Every command builds a new root from the head and
+//!   commits it as the next version with one owner operation on the
+//!   record's version (compare-and-swap): interrupted before that, nothing
+//!   changed.
+//! - **Two machines at once.** When the commit finds that another version
+//!   got in first, the change is merged three ways (the version it started
+//!   from, its own result, the other's) and committed again: changes to
+//!   different files both survive; the same file changed on both sides
+//!   keeps both, the other's under its name and ours under
+//!   `NAME.conflict-N`; a file removed on one side and changed on the
+//!   other is kept.
+//!
+//! Design notes: docs/DESIGN-fs.md.
+
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use safe_protocol::manifest::{Entry, FileData, Manifest, Meta, Node, check_name};
+use safe_protocol::mutable::{Change, Record, RecordError, SigningKey, Write, record_address};
+use safe_protocol::{Address, DataKind, XorName, codec};
+use safe_selfenc::Secret;
+use serde::{Deserialize, Serialize};
+
+use crate::account::Account;
+use crate::client::{Client, PutOptions};
+use crate::mutable::{MutableError, new_create, update_from};
+use crate::store::RecordStore;
+use crate::tree::{Found, TreeError, TreeOptions, TreeReport};
+
+/// Type tag of an account's version log.
+pub const FS_TAG: u64 = 0x5afe_acc0_0000_0003;
+/// Versions kept in the log (older ones drop out, oldest first).
+pub const MAX_VERSIONS: u64 = 1000;
+/// Commits tried before giving up on a log that keeps changing.
+pub const COMMIT_ATTEMPTS: usize = 8;
+/// Format of a sealed version.
+const VERSION_FORMAT: u8 = 1;
+/// Largest sealed version, decoded.
+const MAX_VERSION_BYTES: usize = 1024;
+
+/// Why a filesystem operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsError {
+    /// No such path.
+    #[error("no {0} in your filesystem")]
+    NotFound(String),
+    /// A path that must be a directory is not.
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    /// The path exists already.
+    #[error("{0} exists already")]
+    Exists(String),
+    /// `rm` of a non-empty directory without `-r`.
+    #[error("{0} is a directory that is not empty (use -r to remove it and everything in it)")]
+    NotEmpty(String),
+    /// A path that is not valid.
+    #[error("invalid path {0:?}: {1}")]
+    BadPath(String, String),
+    /// No such version.
+    #[error("no version {0} (see `safe fs history`)")]
+    NoVersion(u64),
+    /// The root itself cannot be changed this way.
+    #[error("this cannot be done to the root directory")]
+    Root,
+    /// Moving a directory into itself.
+    #[error("cannot move or copy {0} into itself")]
+    IntoItself(String),
+    /// A tree operation failed.
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    /// The version log could not be read or written.
+    #[error(transparent)]
+    Mutable(#[from] MutableError),
+    /// Another machine kept committing.
+    #[error("the filesystem kept changing underneath; nothing was changed, try again")]
+    Busy,
+    /// Sealing failed (no randomness).
+    #[error("{0}")]
+    Seal(String),
+    /// The output could not be written.
+    #[error(transparent)]
+    Output(#[from] crate::output::OutputError),
+}
+
+impl From<crate::files::PutError> for FsError {
+    fn from(e: crate::files::PutError) -> Self {
+        FsError::Tree(TreeError::Put(e))
+    }
+}
+
+impl From<crate::files::GetError> for FsError {
+    fn from(e: crate::files::GetError) -> Self {
+        FsError::Tree(TreeError::Get(e))
+    }
+}
+
+/// One version of the filesystem.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// 1, 2, … (0 is the empty filesystem, never stored).
+    pub number: u64,
+    /// The root directory's manifest (private).
+    pub root: XorName,
+    /// When it was committed, seconds since the Unix epoch.
+    pub time: i64,
+    /// Bytes of all files.
+    pub size: u64,
+    /// Files.
+    pub files: u64,
+    /// What made it (the command, for `history`).
+    pub note: String,
+}
+
+/// A path in the filesystem: its components (empty: the root).
+pub fn parse_path(text: &str) -> Result<Vec<String>, FsError> {
+    let mut out = Vec::new();
+    for part in text.split('/') {
+        if part.is_empty() || part == "." {
+            continue;
+        }
+        check_name(part).map_err(|e| FsError::BadPath(text.to_string(), e.to_string()))?;
+        out.push(part.to_string());
+    }
+    if out.len() > safe_protocol::url::MAX_PATH_DEPTH {
+        return Err(FsError::BadPath(text.to_string(), "too deep".into()));
+    }
+    Ok(out)
+}
+
+fn shown(path: &[String]) -> String {
+    format!("/{}", path.join("/"))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The filesystem of one account, through one client.
+pub struct Fs<'a> {
+    client: &'a Client,
+    secret: Secret,
+    log: XorName,
+    log_name: Vec<u8>,
+    owner: SigningKey,
+    seal: XChaCha20Poly1305,
+}
+
+/// What a change did, for the user.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// The version committed (`None`: nothing changed, nothing committed).
+    pub version: Option<Version>,
+    /// Names kept under conflict names by a merge.
+    pub conflicts: Vec<String>,
+}
+
+/// What `sync` found different.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Diff {
+    /// Files (and links) new.
+    pub added: u64,
+    /// Files (and links) changed.
+    pub changed: u64,
+    /// Files (and links) gone.
+    pub removed: u64,
+}
+
+impl<'a> Fs<'a> {
+    /// The filesystem of `account`.
+    pub fn new(client: &'a Client, account: &Account) -> Self {
+        let root = account.root();
+        let log_name = root.derive("fs log").to_vec();
+        Fs {
+            client,
+            secret: Secret::from_bytes(*root.derive("fs data")),
+            log: record_address(&log_name, FS_TAG),
+            log_name,
+            owner: SigningKey::from_bytes(&root.derive("fs owner")),
+            seal: XChaCha20Poly1305::new(root.derive("fs seal").as_ref().into()),
+        }
+    }
+
+    /// The secret the tree is encrypted with (for a put cache's name).
+    pub fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    // ---- the version log ----
+
+    fn slot(number: u64) -> Vec<u8> {
+        format!("v{:04}", number % MAX_VERSIONS).into_bytes()
+    }
+
+    fn seal_version(&self, v: &Version) -> Result<Vec<u8>, FsError> {
+        let plain = codec::encode(VERSION_FORMAT, v).map_err(|e| FsError::Seal(e.to_string()))?;
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).map_err(|e| FsError::Seal(e.to_string()))?;
+        let aad = [self.log.as_bytes().as_slice(), &Self::slot(v.number)].concat();
+        let sealed = self
+            .seal
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| FsError::Seal("sealing failed".into()))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    fn open_version(&self, slot: &[u8], value: &[u8]) -> Option<Version> {
+        if value.len() < 24 {
+            return None;
+        }
+        let (nonce, sealed) = value.split_at(24);
+        let aad = [self.log.as_bytes().as_slice(), slot].concat();
+        let plain = self
+            .seal
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
+            .ok()?;
+        let v: Version = codec::decode(VERSION_FORMAT, &plain, MAX_VERSION_BYTES).ok()?;
+        (Self::slot(v.number) == slot).then_some(v)
+    }
+
+    /// Every version kept, oldest first, and the log record (`None`: no
+    /// version yet).
+    async fn log(&self) -> Result<(Vec<Version>, Option<Record>), FsError> {
+        match self.client.get_record(self.log).await {
+            Ok(r) => {
+                let mut versions: Vec<Version> = r
+                    .state
+                    .entries
+                    .iter()
+                    .filter_map(|(k, v)| self.open_version(k, v))
+                    .collect();
+                versions.sort_by_key(|v| v.number);
+                Ok((versions, Some(r)))
+            }
+            Err(MutableError::NotFound(_)) => Ok((Vec::new(), None)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every version kept, oldest first.
+    pub async fn history(&self) -> Result<Vec<Version>, FsError> {
+        Ok(self.log().await?.0)
+    }
+
+    /// The latest version (`None`: the filesystem is empty, never
+    /// changed).
+    pub async fn head(&self) -> Result<Option<Version>, FsError> {
+        Ok(self.log().await?.0.pop())
+    }
+
+    /// The root manifest of version `number` (`None`: the latest).
+    pub async fn root_of(&self, number: Option<u64>) -> Result<Option<XorName>, FsError> {
+        let versions = self.history().await?;
+        match number {
+            None => Ok(versions.last().map(|v| v.root)),
+            Some(0) => Ok(None),
+            Some(n) => versions
+                .iter()
+                .find(|v| v.number == n)
+                .map(|v| Some(v.root))
+                .ok_or(FsError::NoVersion(n)),
+        }
+    }
+
+    // ---- reading ----
+
+    async fn manifest(&self, name: Option<XorName>) -> Result<Manifest, FsError> {
+        match name {
+            Some(n) => Ok(self.client.read_manifest_in(n, Some(&self.secret)).await?),
+            None => Ok(Manifest::default()),
+        }
+    }
+
+    /// What `path` names in version `version` (`None`: the latest).
+    pub async fn find(&self, path: &[String], version: Option<u64>) -> Result<Found, FsError> {
+        let root = self.root_of(version).await?;
+        self.find_in(root, path).await
+    }
+
+    async fn find_in(&self, root: Option<XorName>, path: &[String]) -> Result<Found, FsError> {
+        match root {
+            Some(r) => match self.client.find_in(r, path, Some(&self.secret)).await {
+                Ok(f) => Ok(f),
+                Err(TreeError::NotFound(p)) => Err(FsError::NotFound(format!("/{p}"))),
+                Err(TreeError::NotADirectory(p)) => Err(FsError::NotADirectory(format!("/{p}"))),
+                Err(e) => Err(e.into()),
+            },
+            None if path.is_empty() => Ok(Found::Dir {
+                manifest: XorName([0; 32]),
+                listing: Manifest::default(),
+            }),
+            None => Err(FsError::NotFound(shown(path))),
+        }
+    }
+
+    /// Writes what `path` names (a file or a whole directory) to `out`,
+    /// from version `version` (`None`: the latest).
+    pub async fn get(
+        &self,
+        path: &[String],
+        version: Option<u64>,
+        out: &Path,
+    ) -> Result<TreeReport, FsError> {
+        match self.find(path, version).await? {
+            Found::Dir { manifest, listing } => {
+                if listing.entries().is_empty() {
+                    std::fs::create_dir(out).map_err(|source| TreeError::Write {
+                        path: out.to_path_buf(),
+                        source,
+                    })?;
+                    return Ok(TreeReport {
+                        address: Address::new(DataKind::Directory, manifest),
+                        files: 0,
+                        dirs: 1,
+                        links: 0,
+                        bytes: 0,
+                    });
+                }
+                Ok(self
+                    .client
+                    .get_tree_in(manifest, out, Some(&self.secret))
+                    .await?)
+            }
+            Found::Entry(entry) => {
+                let Node::File { data, size } = &entry.node else {
+                    return Err(FsError::BadPath(
+                        shown(path),
+                        "a symlink; get the directory it is in instead".into(),
+                    ));
+                };
+                let mut file = crate::output::OutputFile::create(out)?;
+                match data {
+                    FileData::Inline(b) => {
+                        file.writer()
+                            .write_all(b)
+                            .map_err(|source| TreeError::Write {
+                                path: out.to_path_buf(),
+                                source,
+                            })?
+                    }
+                    FileData::Stored(name) => {
+                        let address = Address::new(DataKind::File, *name);
+                        let opened = self.client.open_file(&address, Some(&self.secret)).await?;
+                        self.client
+                            .read_range(&opened, 0..*size, file.writer())
+                            .await?;
+                    }
+                }
+                file.finish()?;
+                Ok(TreeReport {
+                    address: Address::new(DataKind::File, XorName([0; 32])),
+                    files: 1,
+                    dirs: 0,
+                    links: 0,
+                    bytes: *size,
+                })
+            }
+        }
+    }
+
+    // ---- changing ----
+
+    /// Stores `manifest` (private); its name.
+    async fn store(&self, manifest: &Manifest) -> Result<XorName, FsError> {
+        let bytes = manifest.encode().map_err(TreeError::Manifest)?;
+        Ok(self
+            .client
+            .put_bytes_with(bytes, Some(&self.secret))
+            .await?
+            .address
+            .name)
+    }
+
+    /// A directory entry for the stored `manifest`.
+    fn dir_entry(name: &str, manifest: XorName, listing: &Manifest, meta: Meta) -> Entry {
+        Entry {
+            name: name.to_string(),
+            node: Node::Dir {
+                manifest,
+                size: listing.total_size(),
+                files: listing.total_files(),
+            },
+            meta,
+        }
+    }
+
+    /// The root after replacing what `path` names by `f(what is there)`
+    /// (`None` removes it). Missing parents are made (as `mkdir -p`).
+    async fn edit(
+        &self,
+        root: Option<XorName>,
+        path: &[String],
+        f: impl FnOnce(Option<&Entry>) -> Result<Option<Entry>, FsError>,
+    ) -> Result<XorName, FsError> {
+        let Some((last, parents)) = path.split_last() else {
+            return Err(FsError::Root);
+        };
+        // Down: the manifests along the way.
+        let mut chain: Vec<(Manifest, Meta)> = Vec::new();
+        let mut here = Some(self.manifest(root).await?);
+        for (i, part) in parents.iter().enumerate() {
+            let listing = here.take().unwrap_or_default();
+            let next = match listing.get(part) {
+                Some(Entry {
+                    node: Node::Dir { manifest, .. },
+                    meta,
+                    ..
+                }) => Some((self.manifest(Some(*manifest)).await?, *meta)),
+                Some(_) => return Err(FsError::NotADirectory(shown(&path[..=i]))),
+                None => None,
+            };
+            let (child, meta) = next.unwrap_or_else(|| {
+                (
+                    Manifest::default(),
+                    Meta {
+                        executable: false,
+                        modified: Some(now()),
+                    },
+                )
+            });
+            chain.push((listing, meta));
+            here = Some(child);
+        }
+        let leaf = here.unwrap_or_default();
+        let mut entries: Vec<Entry> = leaf.entries().to_vec();
+        let replaced = f(leaf.get(last))?;
+        entries.retain(|e| e.name != *last);
+        entries.extend(replaced);
+        let mut listing = Manifest::new(entries).map_err(TreeError::Manifest)?;
+        let mut name = self.store(&listing).await?;
+        // Up: each parent now names its new child.
+        for (depth, (parent, meta)) in chain.into_iter().enumerate().rev() {
+            let part = &parents[depth];
+            let mut entries: Vec<Entry> = parent.entries().to_vec();
+            entries.retain(|e| e.name != *part);
+            entries.push(Self::dir_entry(part, name, &listing, meta));
+            listing = Manifest::new(entries).map_err(TreeError::Manifest)?;
+            name = self.store(&listing).await?;
+        }
+        Ok(name)
+    }
+
+    /// Runs `change` on the latest root and commits the result as the next
+    /// version; when another machine committed first, merges three ways
+    /// and commits again.
+    pub async fn commit<F, Fut>(&self, note: &str, change: F) -> Result<Committed, FsError>
+    where
+        F: FnOnce(Option<XorName>) -> Fut,
+        Fut: std::future::Future<Output = Result<XorName, FsError>>,
+    {
+        let (versions, mut record) = self.log().await?;
+        let base = versions.last().cloned();
+        let base_root = base.as_ref().map(|v| v.root);
+        let ours = change(base_root).await?;
+        if Some(ours) == base_root {
+            return Ok(Committed {
+                version: None,
+                conflicts: Vec::new(),
+            });
+        }
+        let (mut parent, mut root, mut conflicts) = (base, ours, Vec::new());
+        for _ in 0..COMMIT_ATTEMPTS {
+            let listing = self.manifest(Some(root)).await?;
+            let version = Version {
+                number: parent.as_ref().map_or(0, |v| v.number) + 1,
+                root,
+                time: now(),
+                size: listing.total_size(),
+                files: listing.total_files(),
+                note: short(note),
+            };
+            let record_now = match record.take() {
+                Some(r) => r,
+                None => self.create_log().await?,
+            };
+            let change = Change::Set {
+                key: Self::slot(version.number),
+                value: self.seal_version(&version)?,
+            };
+            match update_from(
+                self.client,
+                record_now,
+                change,
+                std::slice::from_ref(&self.owner),
+            )
+            .await
+            {
+                Ok(_) => {
+                    return Ok(Committed {
+                        version: Some(version),
+                        conflicts,
+                    });
+                }
+                Err(MutableError::Refused(
+                    RecordError::WrongVersion { .. } | RecordError::Conflict,
+                )) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // Another machine got in first: merge its version with ours.
+            let (versions, fresh) = self.log().await?;
+            let theirs = versions.last().cloned();
+            if let Some(t) = &theirs
+                && t.root == root
+            {
+                // Ours, committed after all (a retry after a timeout).
+                return Ok(Committed {
+                    version: Some(t.clone()),
+                    conflicts,
+                });
+            }
+            let theirs_root = theirs.as_ref().map(|v| v.root);
+            let mut found = Vec::new();
+            root = self
+                .merge(base_root, Some(root), theirs_root, &mut found)
+                .await?;
+            conflicts.extend(found);
+            parent = theirs;
+            record = fresh;
+        }
+        Err(FsError::Busy)
+    }
+
+    async fn create_log(&self) -> Result<Record, FsError> {
+        let create = new_create(
+            &self.log_name,
+            FS_TAG,
+            vec![self.owner.verifying_key().to_bytes()],
+            1,
+            false,
+            &self.owner,
+        )?;
+        match RecordStore::write_record(self.client, &Write::Create(create)).await {
+            Ok(()) | Err(MutableError::Refused(RecordError::AlreadyExists)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.client.get_record(self.log).await?)
+    }
+
+    /// The three-way merge of directory manifests `base`, `ours` and
+    /// `theirs` (`None`: empty); names kept under a conflict name go to
+    /// `conflicts`.
+    fn merge<'b>(
+        &'b self,
+        base: Option<XorName>,
+        ours: Option<XorName>,
+        theirs: Option<XorName>,
+        conflicts: &'b mut Vec<String>,
+    ) -> futures::future::BoxFuture<'b, Result<XorName, FsError>> {
+        Box::pin(async move {
+            let (b, o, t) = (
+                self.manifest(base).await?,
+                self.manifest(ours).await?,
+                self.manifest(theirs).await?,
+            );
+            let mut names: Vec<&str> = o
+                .entries()
+                .iter()
+                .chain(t.entries())
+                .chain(b.entries())
+                .map(|e| e.name.as_str())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            let mut out: Vec<Entry> = Vec::new();
+            let mut extra: Vec<Entry> = Vec::new();
+            for name in names {
+                let (be, oe, te) = (b.get(name), o.get(name), t.get(name));
+                let pick = if oe == be {
+                    te.cloned()
+                } else if te == be || oe == te {
+                    oe.cloned()
+                } else {
+                    match (oe, te) {
+                        (
+                            Some(
+                                oe @ Entry {
+                                    node: Node::Dir { manifest: om, .. },
+                                    ..
+                                },
+                            ),
+                            Some(Entry {
+                                node: Node::Dir { manifest: tm, .. },
+                                ..
+                            }),
+                        ) => {
+                            let bm = match be {
+                                Some(Entry {
+                                    node: Node::Dir { manifest, .. },
+                                    ..
+                                }) => Some(*manifest),
+                                _ => None,
+                            };
+                            let merged = self.merge(bm, Some(*om), Some(*tm), conflicts).await?;
+                            let listing = self.manifest(Some(merged)).await?;
+                            Some(Self::dir_entry(name, merged, &listing, oe.meta))
+                        }
+                        // Changed on one side, removed on the other: kept.
+                        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+                        (Some(mine), Some(other)) => {
+                            let mut n = 1;
+                            let taken = |c: &str| {
+                                b.get(c).is_some()
+                                    || o.get(c).is_some()
+                                    || t.get(c).is_some()
+                                    || extra.iter().any(|e| e.name == c)
+                            };
+                            let mut candidate = format!("{name}.conflict-{n}");
+                            while taken(&candidate) {
+                                n += 1;
+                                candidate = format!("{name}.conflict-{n}");
+                            }
+                            check_name(&candidate)
+                                .map_err(|e| FsError::BadPath(candidate.clone(), e.to_string()))?;
+                            conflicts.push(candidate.clone());
+                            extra.push(Entry {
+                                name: candidate,
+                                ..mine.clone()
+                            });
+                            Some(other.clone())
+                        }
+                        (None, None) => None,
+                    }
+                };
+                out.extend(pick);
+            }
+            out.extend(extra);
+            let listing = Manifest::new(out).map_err(TreeError::Manifest)?;
+            self.store(&listing).await
+        })
+    }
+
+    // ---- commands ----
+
+    /// `mkdir`: an empty directory at `path` (parents made as needed).
+    pub async fn mkdir(&self, path: &[String]) -> Result<Committed, FsError> {
+        let note = format!("mkdir {}", shown(path));
+        let empty = self.store(&Manifest::default()).await?;
+        self.commit(&note, |root| async move {
+            self.edit(root, path, |there| match there {
+                Some(_) => Err(FsError::Exists(shown(path))),
+                None => Ok(Some(Self::dir_entry(
+                    path.last().map_or("", String::as_str),
+                    empty,
+                    &Manifest::default(),
+                    Meta {
+                        executable: false,
+                        modified: Some(now()),
+                    },
+                ))),
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Stores the local file or directory `local` at `path`, replacing
+    /// what is there. `cache`: the put cache (for directories).
+    pub async fn put(
+        &self,
+        local: &Path,
+        path: &[String],
+        options: &TreeOptions,
+    ) -> Result<(Committed, TreeReport), FsError> {
+        let entry = self.upload(local, path, options).await?;
+        let report = entry.1;
+        let entry = entry.0;
+        let note = format!("put {}", shown(path));
+        let committed = self
+            .commit(&note, |root| async move {
+                self.edit(root, path, |_| Ok(Some(entry))).await
+            })
+            .await?;
+        Ok((committed, report))
+    }
+
+    /// The entry `local` becomes at `path` (stored, private).
+    async fn upload(
+        &self,
+        local: &Path,
+        path: &[String],
+        options: &TreeOptions,
+    ) -> Result<(Entry, TreeReport), FsError> {
+        let Some(name) = path.last() else {
+            return Err(FsError::Root);
+        };
+        let meta = std::fs::metadata(local).map_err(|source| TreeError::Read {
+            path: local.to_path_buf(),
+            source,
+        })?;
+        let options = TreeOptions {
+            secret: Some(self.secret.clone()),
+            ..options.clone()
+        };
+        if meta.is_dir() {
+            let report = self.client.put_tree(local, &options).await?;
+            let listing = self.manifest(Some(report.address.name)).await?;
+            let entry = Self::dir_entry(
+                name,
+                report.address.name,
+                &listing,
+                crate::tree::meta_of(&meta),
+            );
+            return Ok((entry, report));
+        }
+        let put = PutOptions {
+            secret: Some(self.secret.clone()),
+            ..PutOptions::default()
+        };
+        let stored = self.client.put_file(local, &put).await?;
+        let entry = Entry {
+            name: name.clone(),
+            node: Node::File {
+                size: stored.size,
+                data: FileData::Stored(stored.address.name),
+            },
+            meta: crate::tree::meta_of(&meta),
+        };
+        let report = TreeReport {
+            address: stored.address,
+            files: 1,
+            dirs: 0,
+            links: 0,
+            bytes: stored.size,
+        };
+        Ok((entry, report))
+    }
+
+    /// Removes `path`; a non-empty directory only with `recursive`.
+    pub async fn rm(&self, path: &[String], recursive: bool) -> Result<Committed, FsError> {
+        let note = format!("rm {}", shown(path));
+        self.commit(&note, |root| async move {
+            if let Found::Dir { listing, .. } = self.find_in(root, path).await?
+                && !recursive
+                && !listing.entries().is_empty()
+            {
+                return Err(FsError::NotEmpty(shown(path)));
+            }
+            self.edit(root, path, |there| match there {
+                None => Err(FsError::NotFound(shown(path))),
+                Some(_) => Ok(None),
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Copies (`keep`) or moves `from` to `to`. Copying costs nothing on
+    /// the network beyond the new manifests: the entry is the same data.
+    pub async fn copy(
+        &self,
+        from: &[String],
+        to: &[String],
+        keep: bool,
+    ) -> Result<Committed, FsError> {
+        if from.is_empty() || to.is_empty() {
+            return Err(FsError::Root);
+        }
+        if to.len() > from.len() && to.starts_with(from) {
+            return Err(FsError::IntoItself(shown(from)));
+        }
+        let note = format!(
+            "{} {} {}",
+            if keep { "cp" } else { "mv" },
+            shown(from),
+            shown(to)
+        );
+        self.commit(&note, |root| async move {
+            let entry = match self.find_in(root, from).await? {
+                Found::Entry(e) => e,
+                Found::Dir { manifest, listing } => {
+                    let meta = match self.find_in(root, &from[..from.len() - 1]).await? {
+                        Found::Dir {
+                            listing: parent, ..
+                        } => parent
+                            .get(&from[from.len() - 1])
+                            .map(|e| e.meta)
+                            .unwrap_or_default(),
+                        Found::Entry(_) => Meta::default(),
+                    };
+                    Self::dir_entry("", manifest, &listing, meta)
+                }
+            };
+            let name = to[to.len() - 1].clone();
+            let root = if keep {
+                root
+            } else {
+                Some(self.edit(root, from, |_| Ok(None)).await?)
+            };
+            self.edit(root, to, |there| match there {
+                Some(_) => Err(FsError::Exists(shown(to))),
+                None => Ok(Some(Entry { name, ..entry })),
+            })
+            .await
+        })
+        .await
+    }
+
+    /// Makes the directory at `path` hold exactly the local directory
+    /// `local`, sending only what changed (with the put cache); says what
+    /// changed. Commits nothing when nothing did.
+    pub async fn sync(
+        &self,
+        local: &Path,
+        path: &[String],
+        options: &TreeOptions,
+    ) -> Result<(Committed, Diff, TreeReport), FsError> {
+        if !local.is_dir() {
+            return Err(FsError::NotADirectory(local.display().to_string()));
+        }
+        let (entry, report) = self.upload(local, path, options).await?;
+        let Node::Dir { manifest: new, .. } = entry.node else {
+            return Err(FsError::NotADirectory(local.display().to_string()));
+        };
+        let old = match self.find(path, None).await {
+            Ok(Found::Dir { manifest, .. }) => Some(manifest),
+            Ok(Found::Entry(_)) => return Err(FsError::NotADirectory(shown(path))),
+            Err(FsError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let mut diff = Diff::default();
+        self.diff(old, Some(new), &mut diff).await?;
+        if diff == Diff::default() && old.is_some() {
+            let committed = Committed {
+                version: None,
+                conflicts: Vec::new(),
+            };
+            return Ok((committed, diff, report));
+        }
+        let note = format!("sync {}", shown(path));
+        let committed = self
+            .commit(&note, |root| async move {
+                self.edit(root, path, |_| Ok(Some(entry))).await
+            })
+            .await?;
+        Ok((committed, diff, report))
+    }
+
+    /// Counts what differs between two trees, skipping equal subtrees.
+    fn diff<'b>(
+        &'b self,
+        old: Option<XorName>,
+        new: Option<XorName>,
+        out: &'b mut Diff,
+    ) -> futures::future::BoxFuture<'b, Result<(), FsError>> {
+        Box::pin(async move {
+            if old == new {
+                return Ok(());
+            }
+            let (a, b) = (self.manifest(old).await?, self.manifest(new).await?);
+            let count = |e: &Entry| match &e.node {
+                Node::Dir { files, .. } => *files,
+                _ => 1,
+            };
+            for e in b.entries() {
+                match a.get(&e.name) {
+                    None => out.added += count(e),
+                    Some(x) if x == e => {}
+                    Some(x) => match (&x.node, &e.node) {
+                        (Node::Dir { manifest: m1, .. }, Node::Dir { manifest: m2, .. }) => {
+                            self.diff(Some(*m1), Some(*m2), out).await?;
+                        }
+                        _ => out.changed += 1,
+                    },
+                }
+            }
+            for e in a.entries() {
+                if b.get(&e.name).is_none() {
+                    out.removed += count(e);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Publishes `path`: the same contents as a public snapshot or file
+    /// that anyone can read, and only them (what `path` holds is fetched
+    /// and stored again in public mode; nothing outside it is touched).
+    pub async fn publish(&self, path: &[String], scratch: &Path) -> Result<Address, FsError> {
+        let out = scratch.join("publish");
+        let _ = std::fs::remove_dir_all(&out);
+        let result = async {
+            match self.find(path, None).await? {
+                Found::Dir { .. } => {
+                    self.get(path, None, &out).await?;
+                    let report = self.client.put_tree(&out, &TreeOptions::default()).await?;
+                    Ok(report.address)
+                }
+                Found::Entry(Entry {
+                    node: Node::File { .. },
+                    ..
+                }) => {
+                    self.get(path, None, &out).await?;
+                    let report = self.client.put_file(&out, &PutOptions::default()).await?;
+                    Ok(report.address)
+                }
+                Found::Entry(_) => Err(FsError::BadPath(
+                    shown(path),
+                    "a symlink cannot be published on its own".into(),
+                )),
+            }
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&out);
+        let _ = std::fs::remove_file(&out);
+        result
+    }
+}
+
+/// A note cut to at most 200 bytes (on a character boundary).
+fn short(note: &str) -> String {
+    let mut end = note.len().min(200);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note[..end].to_string()
+}
