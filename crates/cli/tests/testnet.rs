@@ -689,3 +689,175 @@ fn an_account_opens_from_another_home_with_the_password_alone() {
     assert!(taken.contains("taken"), "{taken}");
     down(guard);
 }
+
+/// A tree with a bit of everything the filesystem keeps.
+fn sample_tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub/deep")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    std::fs::write(root.join("index.html"), b"<h1>hello</h1>").unwrap();
+    std::fs::write(
+        root.join("sub/big.bin"),
+        safe_testkit::bytes_for(7, 700_000),
+    )
+    .unwrap();
+    std::fs::write(root.join("sub/deep/x.txt"), b"deep").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::os::unix::fs::symlink("index.html", root.join("link")).unwrap();
+        let run = root.join("run.sh");
+        std::fs::write(&run, b"#!/bin/sh\necho hi\n").unwrap();
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let status = Command::new("diff")
+        .arg("-r")
+        .arg(a)
+        .arg(b)
+        .status()
+        .expect("run diff");
+    assert!(
+        status.success(),
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
+#[test]
+fn the_filesystem_follows_the_account_to_another_home() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (one, two, three) = (d.join("one"), d.join("two"), d.join("three"));
+    let guard = up(&one, &one.join("testnet"));
+    let contacts = std::fs::read_to_string(one.join("contacts")).unwrap();
+    let peers: Vec<&str> = contacts
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let peers = peers.join(",");
+    let p = peers.as_str();
+    let pw = "correct horse battery\n";
+
+    let logged_out = fails_with(&three, p, &["fs", "ls"], "");
+    assert!(logged_out.contains("not logged in"), "{logged_out}");
+
+    ok_with(
+        &one,
+        p,
+        &["account", "create", "alice", "--password-stdin"],
+        pw,
+    );
+    let tree = d.join("tree");
+    sample_tree(&tree);
+    let original = d.join("original");
+    sample_tree(&original);
+    ok_with(&one, p, &["fs", "put", tree.to_str().unwrap(), "/site"], "");
+
+    // Another home, the password alone: the same tree back.
+    ok_with(
+        &two,
+        p,
+        &["account", "login", "alice", "--password-stdin"],
+        pw,
+    );
+    let listed = json(&ok_with(&two, p, &["fs", "ls", "/site", "--json"], ""));
+    assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    let got = d.join("got");
+    ok_with(
+        &two,
+        p,
+        &["fs", "get", "/site", "-o", got.to_str().unwrap()],
+        "",
+    );
+    same_tree(&tree, &got);
+
+    // A change, synced from the first home: only it is reported; the old
+    // version stays readable.
+    std::thread::sleep(Duration::from_millis(2100)); // past the racy window
+    std::fs::write(tree.join("sub/deep/x.txt"), b"deeper").unwrap();
+    let synced = ok_with(
+        &one,
+        p,
+        &["fs", "sync", tree.to_str().unwrap(), "/site"],
+        "",
+    );
+    assert_eq!(synced, "0 added, 1 changed, 0 removed");
+    let history = json(&ok_with(&two, p, &["fs", "history", "/site", "--json"], ""));
+    let versions = history.as_array().unwrap();
+    assert_eq!(versions.len(), 2, "{history}");
+    assert_eq!(versions[0]["version"], 1);
+    let old = d.join("old");
+    ok_with(
+        &two,
+        p,
+        &[
+            "fs",
+            "get",
+            "/site",
+            "--version",
+            "1",
+            "-o",
+            old.to_str().unwrap(),
+        ],
+        "",
+    );
+    same_tree(&original, &old);
+
+    // Two homes changing different files at the same moment: both kept.
+    std::fs::write(d.join("a.txt"), b"from one").unwrap();
+    std::fs::write(d.join("b.txt"), b"from two").unwrap();
+    let spawn = |home: &Path, file: &str, to: &str| {
+        Command::new(SAFE)
+            .args(["fs", "put"])
+            .arg(d.join(file))
+            .arg(to)
+            .env("SAFE_HOME", home)
+            .env("SAFE_PEERS", p)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (
+        spawn(&one, "a.txt", "/inbox/a.txt"),
+        spawn(&two, "b.txt", "/inbox/b.txt"),
+    );
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let inbox = json(&ok_with(&one, p, &["fs", "ls", "/inbox", "--json"], ""));
+    let names: Vec<&str> = inbox
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a.txt", "b.txt"]);
+
+    // Bad input: one line each, nothing changed.
+    let not_empty = fails_with(&one, p, &["fs", "rm", "/site"], "");
+    assert!(not_empty.contains("not empty"), "{not_empty}");
+    let missing = fails_with(&one, p, &["fs", "get", "/nope"], "");
+    assert!(missing.contains("no /nope"), "{missing}");
+
+    // Publishing: anyone, logged in or not, reads that path and no more.
+    let public = ok_with(&one, p, &["fs", "publish", "/site"], "");
+    assert!(public.starts_with("safe://d"), "{public}");
+    let published = d.join("published");
+    ok_with(
+        &three,
+        p,
+        &["get", &public, "-o", published.to_str().unwrap()],
+        "",
+    );
+    same_tree(&tree, &published);
+    down(guard);
+}

@@ -942,3 +942,223 @@ fn short(note: &str) -> String {
     }
     note[..end].to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Vec<String> {
+        parse_path(text).unwrap()
+    }
+
+    fn file(dir: &Path, name: &str, bytes: &[u8]) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+
+    async fn names(fs: &Fs<'_>, path: &str) -> Vec<String> {
+        match fs.find(&p(path), None).await.unwrap() {
+            Found::Dir { listing, .. } => {
+                listing.entries().iter().map(|e| e.name.clone()).collect()
+            }
+            Found::Entry(e) => vec![e.name],
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_private_versioned_tree_with_merges() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::local(dir.path().join("store")).unwrap();
+        let account = client
+            .create_account("tester", "a long enough password", |_| {})
+            .await
+            .unwrap();
+        let fs = Fs::new(&client, &account);
+        let other = Fs::new(&client, &account); // a second machine
+        let (fs, other) = (&fs, &other);
+        let local = dir.path().join("local");
+        file(&local.join("sub"), "a.txt", b"alpha");
+        file(&local, "big.bin", &vec![7u8; 200_000]);
+        std::fs::create_dir_all(local.join("empty")).unwrap();
+
+        // Put, list, get back whole; versions count up.
+        let (c, report) = fs
+            .put(&local, &p("/docs"), &TreeOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(c.version.as_ref().unwrap().number, 1);
+        assert_eq!(report.files, 2);
+        assert_eq!(names(&fs, "/docs").await, ["big.bin", "empty", "sub"]);
+        let out = dir.path().join("out");
+        fs.get(&p("/docs"), None, &out).await.unwrap();
+        assert_eq!(std::fs::read(out.join("sub/a.txt")).unwrap(), b"alpha");
+        assert!(out.join("empty").is_dir());
+
+        // Private: the root manifest does not open without the secret.
+        let head = fs.head().await.unwrap().unwrap();
+        assert!(client.read_manifest(head.root).await.is_err());
+        assert!(
+            client
+                .read_manifest_in(head.root, Some(fs.secret()))
+                .await
+                .is_ok()
+        );
+
+        // rm refuses a non-empty directory without -r; old versions stay.
+        assert!(matches!(
+            fs.rm(&p("/docs"), false).await.unwrap_err(),
+            FsError::NotEmpty(_)
+        ));
+        fs.rm(&p("/docs/empty"), false).await.unwrap();
+        fs.rm(&p("/docs"), true).await.unwrap();
+        assert!(matches!(
+            fs.find(&p("/docs"), None).await.unwrap_err(),
+            FsError::NotFound(_)
+        ));
+        assert_eq!(names(&fs, "/").await, Vec::<String>::new());
+        let back = dir.path().join("back");
+        fs.get(&p("/docs/sub/a.txt"), Some(1), &back).await.unwrap();
+        assert_eq!(std::fs::read(&back).unwrap(), b"alpha");
+        assert_eq!(fs.history().await.unwrap().len(), 3);
+        assert!(matches!(
+            fs.get(&p("/x"), Some(99), &dir.path().join("no"))
+                .await
+                .unwrap_err(),
+            FsError::NoVersion(99)
+        ));
+
+        // Two machines, different files: both changes survive.
+        fs.mkdir(&p("/shared")).await.unwrap();
+        let one = dir.path().join("one.txt");
+        std::fs::write(&one, b"from one").unwrap();
+        let two = dir.path().join("two.txt");
+        std::fs::write(&two, b"from two").unwrap();
+        let (one, two) = (&one, &two);
+        let merged = fs
+            .commit("put one", |root| async move {
+                // The other machine commits while this one works.
+                other
+                    .put(&two, &p("/shared/two.txt"), &TreeOptions::default())
+                    .await
+                    .unwrap();
+                let (entry, _) = fs
+                    .upload(&one, &p("/shared/one.txt"), &TreeOptions::default())
+                    .await?;
+                fs.edit(root, &p("/shared/one.txt"), |_| Ok(Some(entry)))
+                    .await
+            })
+            .await
+            .unwrap();
+        assert!(merged.conflicts.is_empty());
+        assert_eq!(names(&fs, "/shared").await, ["one.txt", "two.txt"]);
+
+        // The same file on both: both kept, ours under a conflict name.
+        std::fs::write(&one, b"ours").unwrap();
+        std::fs::write(&two, b"theirs").unwrap();
+        let clash = fs
+            .commit("put same", |root| async move {
+                other
+                    .put(&two, &p("/shared/same.txt"), &TreeOptions::default())
+                    .await
+                    .unwrap();
+                let (entry, _) = fs
+                    .upload(&one, &p("/shared/same.txt"), &TreeOptions::default())
+                    .await?;
+                fs.edit(root, &p("/shared/same.txt"), |_| Ok(Some(entry)))
+                    .await
+            })
+            .await
+            .unwrap();
+        assert_eq!(clash.conflicts, ["same.txt.conflict-1"]);
+        let got = dir.path().join("got");
+        fs.get(&p("/shared/same.txt"), None, &got).await.unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), b"theirs");
+        std::fs::remove_file(&got).unwrap();
+        fs.get(&p("/shared/same.txt.conflict-1"), None, &got)
+            .await
+            .unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), b"ours");
+
+        // Removed here, changed there: the change is kept.
+        std::fs::write(&two, b"changed there").unwrap();
+        fs.commit("rm one", |root| async move {
+            other
+                .put(&two, &p("/shared/one.txt"), &TreeOptions::default())
+                .await
+                .unwrap();
+            fs.edit(root, &p("/shared/one.txt"), |_| Ok(None)).await
+        })
+        .await
+        .unwrap();
+        fs.get(&p("/shared/one.txt"), None, &got).await.unwrap();
+        assert_eq!(std::fs::read(&got).unwrap(), b"changed there");
+
+        // mv, cp, and sync reporting what changed.
+        fs.copy(&p("/shared"), &p("/copy"), true).await.unwrap();
+        fs.copy(&p("/copy/two.txt"), &p("/copy/moved.txt"), false)
+            .await
+            .unwrap();
+        assert!(names(&fs, "/copy").await.contains(&"moved.txt".to_string()));
+        assert!(!names(&fs, "/copy").await.contains(&"two.txt".to_string()));
+        assert!(names(&fs, "/shared").await.contains(&"two.txt".to_string()));
+        assert!(matches!(
+            fs.copy(&p("/copy"), &p("/copy/inner"), false)
+                .await
+                .unwrap_err(),
+            FsError::IntoItself(_)
+        ));
+        let (c, diff, _) = fs
+            .sync(&local, &p("/synced"), &TreeOptions::default())
+            .await
+            .unwrap();
+        assert!(c.version.is_some());
+        assert_eq!(diff.added, 2);
+        let (c, diff, _) = fs
+            .sync(&local, &p("/synced"), &TreeOptions::default())
+            .await
+            .unwrap();
+        assert!(c.version.is_none(), "nothing changed, nothing committed");
+        assert_eq!(diff, Diff::default());
+        file(&local.join("sub"), "a.txt", b"alpha, changed");
+        file(&local, "new.txt", b"new");
+        std::fs::remove_file(local.join("big.bin")).unwrap();
+        let (_, diff, _) = fs
+            .sync(&local, &p("/synced"), &TreeOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            diff,
+            Diff {
+                added: 1,
+                changed: 1,
+                removed: 1
+            }
+        );
+
+        // Publishing: a public snapshot with that subtree and nothing else.
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let public = fs.publish(&p("/shared"), &scratch).await.unwrap();
+        assert_eq!(public.kind, DataKind::Directory);
+        let listing = client.read_manifest(public.name).await.unwrap();
+        let published: Vec<&str> = listing.entries().iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            published,
+            ["one.txt", "same.txt", "same.txt.conflict-1", "two.txt"]
+        );
+        let f = fs.publish(&p("/shared/two.txt"), &scratch).await.unwrap();
+        assert_eq!(f.kind, DataKind::File);
+        assert_eq!(
+            client.get_bytes(&f, 1 << 20).await.unwrap(),
+            b"from two".to_vec()
+        );
+    }
+
+    #[test]
+    fn paths_are_checked() {
+        assert_eq!(p("/a//b/./c/"), ["a", "b", "c"]);
+        assert!(p("/").is_empty());
+        assert!(parse_path("/a/../b").is_err());
+        assert!(parse_path(&format!("/{}", "x".repeat(256))).is_err());
+    }
+}
