@@ -102,10 +102,12 @@ impl Secrets {
     fn ask(&mut self, prompt: &str) -> Result<Zeroizing<String>> {
         match &mut self.stdin {
             Some(lines) => {
-                let line = lines
-                    .next()
-                    .context("standard input ended before the password")?
-                    .context("cannot read standard input")?;
+                let line = Zeroizing::new(
+                    lines
+                        .next()
+                        .context("standard input ended before the password")?
+                        .context("cannot read standard input")?,
+                );
                 Ok(Zeroizing::new(line.trim_end_matches('\r').to_string()))
             }
             None => Ok(Zeroizing::new(
@@ -139,15 +141,19 @@ pub(crate) async fn run(command: AccountCommand, network: Network) -> Result<()>
             json,
             net,
         } => {
-            safe_client::account::check_username(&username)?;
+            let username = safe_client::account::check_username(&username)?;
             let mut secrets = Secrets::new(&input)?;
             let password = secrets.new_password()?;
             let client = net.connect(network).await?;
+            // Kept until the account is whole: running the same create
+            // again after a failure or Ctrl-C finishes it.
+            let pending = home.pending_create();
+            let root = pending.root_for(&username)?;
             with_client(client, |client| async move {
                 let terminal = std::io::stdout().is_terminal();
                 let mut shown = None;
                 let created = client
-                    .create_account(&username, &password, |root| {
+                    .create_account(&username, &password, root, |root| {
                         let phrase = root.phrase();
                         if !json {
                             if terminal {
@@ -160,9 +166,27 @@ pub(crate) async fn run(command: AccountCommand, network: Network) -> Result<()>
                         shown = Some(phrase);
                     })
                     .await;
-                let mut account = created?;
-                finish_login(&client, &mut account).await?;
+                let finished = match created {
+                    Ok(mut account) => finish_login(&client, &mut account)
+                        .await
+                        .map(|()| account),
+                    Err(e) => Err(e),
+                };
+                let account = match finished {
+                    Ok(account) => account,
+                    Err(e) => {
+                        if matches!(e, AccountError::Taken(_)) {
+                            pending.clear();
+                        } else if let (true, Some(phrase)) = (json, &shown) {
+                            // The name is claimed: the phrase must not be
+                            // lost with the error.
+                            eprintln!("recovery phrase: {}", **phrase);
+                        }
+                        return Err(e.into());
+                    }
+                };
                 session.save(&account)?;
+                pending.clear();
                 if json {
                     println!(
                         "{}",
@@ -241,10 +265,15 @@ pub(crate) async fn run(command: AccountCommand, network: Network) -> Result<()>
             let old = secrets.ask("Current password: ")?;
             let new = secrets.new_password()?;
             let client = net.connect(network).await?;
+            let replaces_session = current.is_some_and(|a| a.username() != username);
             with_client(client, |client| async move {
                 let mut account = client.change_password(&username, &old, &new).await?;
                 finish_login(&client, &mut account).await?;
-                session.save(&account)?;
+                if replaces_session {
+                    eprintln!("(still logged in as before: the session is unchanged)");
+                } else {
+                    session.save(&account)?;
+                }
                 eprintln!(
                     "password changed; logged in as {:?}. Note: this does not revoke anything: whoever knew the old password may have kept the account's root secret",
                     account.username()

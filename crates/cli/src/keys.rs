@@ -64,7 +64,7 @@ pub(crate) async fn run(command: KeysCommand, network: Network) -> Result<()> {
                         let key = client.add_account_key(&account, &name).await?;
                         let names = client.account_keys(&account).await?;
                         account.set_known_keys(names);
-                        session.save(&account)?;
+                        session.save_if_current(&account)?;
                         Ok((key, format!("your account {:?}", account.username())))
                     })
                     .await?
@@ -97,7 +97,7 @@ pub(crate) async fn run(command: KeysCommand, network: Network) -> Result<()> {
                     list.push((n.clone(), pk, "account"));
                 }
                 account.set_known_keys(names);
-                session.save(&account)?;
+                session.save_if_current(&account)?;
             }
             for (n, pk) in store.list()? {
                 list.push((n, pk, "local"));

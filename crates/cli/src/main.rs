@@ -98,7 +98,13 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ls(args) => interruptible(files::ls(args, network)).await,
         Command::Node { command } => node::node(command, network).await,
         Command::Testnet { command } => node::testnet(command, network).await,
-        Command::Account { command } => interruptible(account::run(command, network)).await,
+        Command::Account { command } => {
+            interruptible_with(
+                account::run(command, network),
+                "interrupted; run the same command again to finish it",
+            )
+            .await
+        }
         Command::Keys { command } => interruptible(keys::run(command, network)).await,
         Command::Fs { command } => interruptible(fs::run(command, network)).await,
         Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
@@ -110,13 +116,21 @@ async fn run(cli: Cli) -> Result<()> {
 /// directory beside the output) is removed, and the program exits with
 /// status 130, as a shell reports an interrupted command.
 async fn interruptible(command: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    interruptible_with(command, "interrupted: nothing was left half-written").await
+}
+
+/// [`interruptible`], saying `message` when interrupted.
+async fn interruptible_with(
+    command: impl std::future::Future<Output = Result<()>>,
+    message: &str,
+) -> Result<()> {
     tokio::select! {
         result = command => return result,
         _ = tokio::signal::ctrl_c() => {}
     }
     // The command's future is dropped by now, and with it its temporary
     // files.
-    eprintln!("interrupted: nothing was left half-written");
+    eprintln!("{message}");
     std::process::exit(130);
 }
 

@@ -119,6 +119,12 @@ pub enum AccountError {
     /// The operating system's random generator failed.
     #[error("no randomness from the operating system: {0}")]
     Random(String),
+    /// Something that should not fail did (encoding, sealing, a task).
+    #[error("{0}")]
+    Internal(String),
+    /// The account's list of keys cannot be opened (left unchanged).
+    #[error("the account's list of keys cannot be read; nothing was changed")]
+    KeysUnreadable,
 }
 
 impl From<MutableError> for AccountError {
@@ -184,17 +190,15 @@ impl KdfSet {
         }
     }
 
-    fn stretch(&self, input: &[u8], salt: &[u8]) -> Zeroizing<[u8; 32]> {
+    /// The stretch, or `None` if Argon2 refuses (out-of-range parameters
+    /// or salt: never for ours, checked by the tests). Never a fallback
+    /// value: that would put every account at one address.
+    fn stretch(&self, input: &[u8], salt: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
         let mut out = Zeroizing::new([0u8; 32]);
-        let params = argon2::Params::new(self.memory_kib, self.passes, 1, Some(32));
-        if let Ok(params) = params {
-            let a =
-                argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-            // Fails only for out-of-range parameters or salts, which ours
-            // are not (checked by a test).
-            let _ = a.hash_password_into(input, salt, out.as_mut());
-        }
-        out
+        let params = argon2::Params::new(self.memory_kib, self.passes, 1, Some(32)).ok()?;
+        let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        a.hash_password_into(input, salt, out.as_mut()).ok()?;
+        Some(out)
     }
 }
 
@@ -212,8 +216,8 @@ impl Stretched {
     /// thread.
     pub fn new(username: &str, password: &str, kdf: u8) -> Option<Self> {
         let set = KdfSet::password(kdf)?;
-        let locator = locator(username);
-        let secret = set.stretch(password.as_bytes(), &password_salt(username));
+        let locator = locator(username)?;
+        let secret = set.stretch(password.as_bytes(), &password_salt(username))?;
         Some(Stretched {
             locator: *locator,
             secret,
@@ -238,13 +242,13 @@ impl Stretched {
 }
 
 /// The locator `L` of `username` (the record's name).
-fn locator(username: &str) -> Zeroizing<[u8; 32]> {
+fn locator(username: &str) -> Option<Zeroizing<[u8; 32]>> {
     KdfSet::LOCATOR.stretch(username.as_bytes(), b"safe-account-loc")
 }
 
 /// The address of `username`'s account (one locator stretch: ~0.2 s).
-pub fn account_address(username: &str) -> XorName {
-    record_address(&*locator(username), ACCOUNT_TAG)
+pub fn account_address(username: &str) -> Option<XorName> {
+    Some(record_address(&*locator(username)?, ACCOUNT_TAG))
 }
 
 fn password_salt(username: &str) -> [u8; 16] {
@@ -364,7 +368,7 @@ fn seal(
     };
     let plain = Zeroizing::new(
         codec::encode(SECRETS_FORMAT, &secrets)
-            .map_err(|e| AccountError::Random(format!("cannot encode secrets: {e}")))?,
+            .map_err(|e| AccountError::Internal(format!("cannot encode secrets: {e}")))?,
     );
     let aad = login_aad(&address, stretched.kdf, &auth);
     let sealed = stretched
@@ -376,7 +380,7 @@ fn seal(
                 aad: &aad,
             },
         )
-        .map_err(|_| AccountError::Random("sealing failed".into()))?;
+        .map_err(|_| AccountError::Internal("sealing failed".into()))?;
     Ok(LoginEntry {
         kdf: stretched.kdf,
         auth,
@@ -522,42 +526,28 @@ impl Session {
         };
         let json =
             Zeroizing::new(serde_json::to_string(&body).map_err(|e| self.err(e.to_string()))?);
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| self.err(e.to_string()))?;
+        let text = Zeroizing::new(format!("{SESSION_HEADER}\n{}\n", *json));
+        write_private(&self.path, &text).map_err(|e| self.err(e.to_string()))
+    }
+
+    /// Saves `account` (with the key names it now knows) only if the
+    /// session is still that account's: a logout or another login since
+    /// it was loaded is not undone.
+    pub fn save_if_current(&self, account: &Account) -> Result<bool, AccountError> {
+        match self.load()? {
+            Some(now) if now.address == account.address && *now.root.0 == *account.root.0 => {
+                self.save(account)?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        // Written beside, then renamed over: a reader never sees half a
-        // session, and the old one is replaced whole.
-        let tmp = self
-            .path
-            .with_extension(format!("tmp{}", std::process::id()));
-        let _ = std::fs::remove_file(&tmp);
-        let result = (|| {
-            let mut f = create_private(&tmp)?;
-            f.write_all(format!("{SESSION_HEADER}\n{}\n", *json).as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)
-        })();
-        if let Err(e) = result {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(self.err(e.to_string()));
-        }
-        Ok(())
     }
 
     /// The logged-in account, if any.
     pub fn load(&self) -> Result<Option<Account>, AccountError> {
-        let meta = match std::fs::symlink_metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(e.to_string())),
+        let Some(text) = read_private(&self.path).map_err(|reason| self.err(reason))? else {
+            return Ok(None);
         };
-        if !meta.file_type().is_file() || meta.len() > MAX_SESSION_BYTES {
-            return Err(self.err("not a session file"));
-        }
-        check_private(&meta).map_err(|reason| self.err(reason))?;
-        let text = Zeroizing::new(
-            std::fs::read_to_string(&self.path).map_err(|e| self.err(e.to_string()))?,
-        );
         let mut lines = text.lines();
         if lines.next() != Some(SESSION_HEADER) {
             return Err(self.err("damaged or of an unknown format"));
@@ -566,10 +556,12 @@ impl Session {
             .next()
             .and_then(|l| serde_json::from_str(l).ok())
             .ok_or_else(|| self.err("damaged"))?;
-        let root: [u8; 32] = hex::decode(&body.root)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| self.err("damaged"))?;
+        let root = Zeroizing::new(
+            hex::decode(&body.root)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .ok_or_else(|| self.err("damaged"))?,
+        );
         let address: [u8; 32] = hex::decode(&body.address)
             .ok()
             .and_then(|b| b.try_into().ok())
@@ -577,7 +569,7 @@ impl Session {
         Ok(Some(Account {
             username: body.username.clone(),
             address: XorName(address),
-            root: RootSecret(Zeroizing::new(root)),
+            root: RootSecret(root),
             known_keys: body.keys.clone(),
         }))
     }
@@ -587,16 +579,161 @@ impl Session {
         self.load()?.ok_or(AccountError::NotLoggedIn)
     }
 
-    /// Ends the session: removes the file. (Overwriting it first would be
-    /// no assurance on SSDs or copy-on-write file systems.) `false` if
-    /// there was none.
+    /// Ends the session: removes the file (and any temporary copy a
+    /// crash left beside it). Overwriting it first would be no assurance
+    /// on SSDs or copy-on-write file systems. `false` if there was none.
     pub fn erase(&self) -> Result<bool, AccountError> {
+        remove_leftovers(&self.path);
         match std::fs::remove_file(&self.path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.err(e.to_string())),
         }
     }
+}
+
+/// The root secret of an account being created, kept (mode 0600) from
+/// before the name is claimed until the account is whole, so that an
+/// interrupted or failed create can be finished by running it again.
+///
+/// Format 1: the line `safe pending account v1`, then one line of JSON
+/// `{"username": …, "root": hex}`.
+pub struct PendingCreate {
+    path: PathBuf,
+}
+
+const PENDING_HEADER: &str = "safe pending account v1";
+
+#[derive(Serialize, Deserialize)]
+struct PendingBody {
+    username: String,
+    root: String,
+}
+
+impl Drop for PendingBody {
+    fn drop(&mut self) {
+        self.root.zeroize();
+    }
+}
+
+impl PendingCreate {
+    /// The file at `path`.
+    pub fn at(path: impl Into<PathBuf>) -> Self {
+        PendingCreate { path: path.into() }
+    }
+
+    fn err(&self, reason: impl Into<String>) -> AccountError {
+        AccountError::Session {
+            path: self.path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The root secret to create `username` with: the one kept from an
+    /// unfinished create of that name, else a new one (kept now).
+    pub fn root_for(&self, username: &str) -> Result<RootSecret, AccountError> {
+        if let Some(text) = read_private(&self.path).map_err(|r| self.err(r))? {
+            let mut lines = text.lines();
+            if lines.next() == Some(PENDING_HEADER)
+                && let Some(body) = lines
+                    .next()
+                    .and_then(|l| serde_json::from_str::<PendingBody>(l).ok())
+                && body.username == username
+                && let Some(root) = hex::decode(&body.root)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+            {
+                return Ok(RootSecret(Zeroizing::new(root)));
+            }
+        }
+        let root = RootSecret::generate()?;
+        let body = PendingBody {
+            username: username.to_string(),
+            root: root.hex().to_string(),
+        };
+        let json =
+            Zeroizing::new(serde_json::to_string(&body).map_err(|e| self.err(e.to_string()))?);
+        let text = Zeroizing::new(format!("{PENDING_HEADER}\n{}\n", *json));
+        write_private(&self.path, &text).map_err(|e| self.err(e.to_string()))?;
+        Ok(root)
+    }
+
+    /// Forgets the kept secret (the account is whole, or the name taken).
+    pub fn clear(&self) {
+        remove_leftovers(&self.path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes `text` to `path` whole: into a new private file beside it
+/// (`O_EXCL | O_NOFOLLOW`, mode 0600), synced, then renamed over it.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let result = (|| {
+        let mut f = create_private(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Removes temporary copies of `path` a crash may have left.
+fn remove_leftovers(path: &Path) {
+    let (Some(dir), Some(stem)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!("{}.tmp", stem.to_string_lossy());
+    if let Ok(items) = std::fs::read_dir(dir) {
+        for item in items.flatten() {
+            if item.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(item.path());
+            }
+        }
+    }
+}
+
+/// The contents of the private file at `path` (`None`: there is none),
+/// opened without following a symlink and checked on the open file: a
+/// regular file of at most 4 KiB, this user's, readable by no one else.
+fn read_private(path: &Path) -> Result<Option<Zeroizing<String>>, String> {
+    use std::io::Read;
+    let file = match open_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.file_type().is_file() || meta.len() > MAX_SESSION_BYTES {
+        return Err("not a session file".into());
+    }
+    check_private(&meta)?;
+    let mut text = Zeroizing::new(String::new());
+    file.take(MAX_SESSION_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(text))
+}
+
+#[cfg(unix)]
+fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_nofollow())
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_nofollow(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 #[cfg(unix)]
@@ -648,25 +785,28 @@ async fn stretch(username: &str, password: &str) -> Result<Stretched, AccountErr
     let (u, p) = (username.to_string(), Zeroizing::new(password.to_string()));
     tokio::task::spawn_blocking(move || Stretched::new(&u, &p, KDF_SET))
         .await
-        .map_err(|e| AccountError::Random(format!("stretching failed: {e}")))?
-        .ok_or_else(|| AccountError::Random("unknown parameter set".into()))
+        .map_err(|e| AccountError::Internal(format!("stretching failed: {e}")))?
+        .ok_or_else(|| AccountError::Internal("the password could not be stretched".into()))
 }
 
 impl Client {
-    /// Creates the account `username` with `password` (both checked),
-    /// calling `claimed` with the new root secret as soon as the name is
-    /// claimed and before the login is set, so the caller can show the
-    /// recovery phrase even if what follows fails.
+    /// Creates the account `username` with `password` (both checked) and
+    /// the new root secret `root` ([`RootSecret::generate`]), calling
+    /// `claimed` as soon as the name is claimed and before the login is
+    /// set, so the caller can show the recovery phrase even if what
+    /// follows fails. A caller that keeps `root` until this returns (see
+    /// [`PendingCreate`]) can call again with it after a failure or an
+    /// interruption: a name claimed with this root is taken up again.
     pub async fn create_account(
         &self,
         username: &str,
         password: &str,
+        root: RootSecret,
         claimed: impl FnOnce(&RootSecret),
     ) -> Result<Account, AccountError> {
         let username = check_username(username)?;
         let password = check_password(password, true)?;
         let stretched = stretch(&username, &password).await?;
-        let root = RootSecret::generate()?;
         let owner = root.owner_key();
         let create = new_create(
             &stretched.locator,
@@ -689,7 +829,7 @@ impl Client {
                 // retry, or a split the group settled our way).
                 match self.fetch_account(address, &owner).await {
                     Ok(r) => Some(r),
-                    Err(MutableError::NotFound(_))
+                    Err(MutableError::NotFound(_) | MutableError::RateLimited)
                         if matches!(
                             e,
                             MutableError::Refused(
@@ -797,13 +937,19 @@ impl Client {
             let u = username.clone();
             tokio::task::spawn_blocking(move || account_address(&u))
                 .await
-                .map_err(|e| AccountError::Random(format!("stretching failed: {e}")))?
+                .map_err(|e| AccountError::Internal(format!("stretching failed: {e}")))?
+                .ok_or_else(|| {
+                    AccountError::Internal("the username could not be stretched".into())
+                })?
         };
         let record = match self.fetch_account(address, &root.owner_key()).await {
             Ok(r) => r,
             Err(MutableError::NotFound(_)) => return Err(AccountError::PhraseMismatch(username)),
             Err(e) => return Err(e.into()),
         };
+        if record.state.owners != [root.owner_key().verifying_key().to_bytes()] {
+            return Err(AccountError::PhraseMismatch(username));
+        }
         let account = Account {
             username,
             address,
@@ -831,7 +977,14 @@ impl Client {
                 Err(first) => {
                     // Ours may have landed even so (a timeout, a split the
                     // group settled our way): compare with what we sealed.
-                    let now = self.fetch_account(account.address, &owner).await?;
+                    let now = self
+                        .fetch_account(account.address, &owner)
+                        .await
+                        .map_err(|e| {
+                            AccountError::Unfinished(format!(
+                                "{first}, then {e}: the new password may or may not be in force; try both"
+                            ))
+                        })?;
                     let current = LoginEntry::of(&now);
                     if current.as_ref() == Some(&entry) {
                         return Ok(account);
@@ -857,7 +1010,7 @@ impl Client {
     /// The names of the keys kept in the account (sorted).
     pub async fn account_keys(&self, account: &Account) -> Result<Vec<String>, AccountError> {
         match self.get_record(account.keys_record()).await {
-            Ok(r) => Ok(names_of(account, &r)),
+            Ok(r) => names_of(account, &r),
             Err(MutableError::NotFound(_)) => Ok(Vec::new()),
             Err(e) => Err(e.into()),
         }
@@ -897,7 +1050,7 @@ impl Client {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let mut names = names_of(account, &record);
+            let mut names = names_of(account, &record)?;
             if names.iter().any(|n| n == name) {
                 return Ok(account.root.named_key(name));
             }
@@ -945,7 +1098,7 @@ async fn set_login(
 
 fn seal_names(account: &Account, names: &[String]) -> Result<Vec<u8>, AccountError> {
     let plain = codec::encode(NAMES_FORMAT, &names)
-        .map_err(|e| AccountError::Random(format!("cannot encode key names: {e}")))?;
+        .map_err(|e| AccountError::Internal(format!("cannot encode key names: {e}")))?;
     let nonce = random::<24>()?;
     let aad = account.keys_record();
     let sealed = account
@@ -957,33 +1110,35 @@ fn seal_names(account: &Account, names: &[String]) -> Result<Vec<u8>, AccountErr
                 aad: aad.as_bytes(),
             },
         )
-        .map_err(|_| AccountError::Random("sealing failed".into()))?;
+        .map_err(|_| AccountError::Internal("sealing failed".into()))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
     Ok(out)
 }
 
-/// The key names in the keys record (none if it cannot be opened: only
-/// the account's own writes can be).
-fn names_of(account: &Account, record: &Record) -> Vec<String> {
+/// The key names in the keys record (none yet: an empty list). A list
+/// that does not open is an error, never an empty list: adding a key would
+/// then overwrite it.
+fn names_of(account: &Account, record: &Record) -> Result<Vec<String>, AccountError> {
     let Some(value) = record.state.entries.get(NAMES_KEY) else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     if value.len() < 24 {
-        return Vec::new();
+        return Err(AccountError::KeysUnreadable);
     }
     let (nonce, sealed) = value.split_at(24);
     let aad = account.keys_record();
-    let Ok(plain) = account.keys_cipher().decrypt(
-        XNonce::from_slice(nonce),
-        Payload {
-            msg: sealed,
-            aad: aad.as_bytes(),
-        },
-    ) else {
-        return Vec::new();
-    };
-    codec::decode(NAMES_FORMAT, &plain, MAX_NAMES_BYTES).unwrap_or_default()
+    let plain = account
+        .keys_cipher()
+        .decrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: sealed,
+                aad: aad.as_bytes(),
+            },
+        )
+        .map_err(|_| AccountError::KeysUnreadable)?;
+    codec::decode(NAMES_FORMAT, &plain, MAX_NAMES_BYTES).map_err(|_| AccountError::KeysUnreadable)
 }
 
 #[cfg(test)]
@@ -1047,6 +1202,6 @@ mod tests {
                 .unwrap()
                 .address()
         );
-        assert_eq!(s.address(), account_address("alice"));
+        assert_eq!(Some(s.address()), account_address("alice"));
     }
 }

@@ -946,6 +946,7 @@ fn short(note: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::RootSecret;
 
     fn p(text: &str) -> Vec<String> {
         parse_path(text).unwrap()
@@ -970,7 +971,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let client = Client::local(dir.path().join("store")).unwrap();
         let account = client
-            .create_account("tester", "a long enough password", |_| {})
+            .create_account(
+                "tester",
+                "a long enough password",
+                RootSecret::generate().unwrap(),
+                |_| {},
+            )
             .await
             .unwrap();
         let fs = Fs::new(&client, &account);
@@ -988,7 +994,7 @@ mod tests {
             .unwrap();
         assert_eq!(c.version.as_ref().unwrap().number, 1);
         assert_eq!(report.files, 2);
-        assert_eq!(names(&fs, "/docs").await, ["big.bin", "empty", "sub"]);
+        assert_eq!(names(fs, "/docs").await, ["big.bin", "empty", "sub"]);
         let out = dir.path().join("out");
         fs.get(&p("/docs"), None, &out).await.unwrap();
         assert_eq!(std::fs::read(out.join("sub/a.txt")).unwrap(), b"alpha");
@@ -1015,7 +1021,7 @@ mod tests {
             fs.find(&p("/docs"), None).await.unwrap_err(),
             FsError::NotFound(_)
         ));
-        assert_eq!(names(&fs, "/").await, Vec::<String>::new());
+        assert_eq!(names(fs, "/").await, Vec::<String>::new());
         let back = dir.path().join("back");
         fs.get(&p("/docs/sub/a.txt"), Some(1), &back).await.unwrap();
         assert_eq!(std::fs::read(&back).unwrap(), b"alpha");
@@ -1038,11 +1044,11 @@ mod tests {
             .commit("put one", |root| async move {
                 // The other machine commits while this one works.
                 other
-                    .put(&two, &p("/shared/two.txt"), &TreeOptions::default())
+                    .put(two, &p("/shared/two.txt"), &TreeOptions::default())
                     .await
                     .unwrap();
                 let (entry, _) = fs
-                    .upload(&one, &p("/shared/one.txt"), &TreeOptions::default())
+                    .upload(one, &p("/shared/one.txt"), &TreeOptions::default())
                     .await?;
                 fs.edit(root, &p("/shared/one.txt"), |_| Ok(Some(entry)))
                     .await
@@ -1050,19 +1056,19 @@ mod tests {
             .await
             .unwrap();
         assert!(merged.conflicts.is_empty());
-        assert_eq!(names(&fs, "/shared").await, ["one.txt", "two.txt"]);
+        assert_eq!(names(fs, "/shared").await, ["one.txt", "two.txt"]);
 
         // The same file on both: both kept, ours under a conflict name.
-        std::fs::write(&one, b"ours").unwrap();
-        std::fs::write(&two, b"theirs").unwrap();
+        std::fs::write(one, b"ours").unwrap();
+        std::fs::write(two, b"theirs").unwrap();
         let clash = fs
             .commit("put same", |root| async move {
                 other
-                    .put(&two, &p("/shared/same.txt"), &TreeOptions::default())
+                    .put(two, &p("/shared/same.txt"), &TreeOptions::default())
                     .await
                     .unwrap();
                 let (entry, _) = fs
-                    .upload(&one, &p("/shared/same.txt"), &TreeOptions::default())
+                    .upload(one, &p("/shared/same.txt"), &TreeOptions::default())
                     .await?;
                 fs.edit(root, &p("/shared/same.txt"), |_| Ok(Some(entry)))
                     .await
@@ -1080,10 +1086,10 @@ mod tests {
         assert_eq!(std::fs::read(&got).unwrap(), b"ours");
 
         // Removed here, changed there: the change is kept.
-        std::fs::write(&two, b"changed there").unwrap();
+        std::fs::write(two, b"changed there").unwrap();
         fs.commit("rm one", |root| async move {
             other
-                .put(&two, &p("/shared/one.txt"), &TreeOptions::default())
+                .put(two, &p("/shared/one.txt"), &TreeOptions::default())
                 .await
                 .unwrap();
             fs.edit(root, &p("/shared/one.txt"), |_| Ok(None)).await
@@ -1098,9 +1104,9 @@ mod tests {
         fs.copy(&p("/copy/two.txt"), &p("/copy/moved.txt"), false)
             .await
             .unwrap();
-        assert!(names(&fs, "/copy").await.contains(&"moved.txt".to_string()));
-        assert!(!names(&fs, "/copy").await.contains(&"two.txt".to_string()));
-        assert!(names(&fs, "/shared").await.contains(&"two.txt".to_string()));
+        assert!(names(fs, "/copy").await.contains(&"moved.txt".to_string()));
+        assert!(!names(fs, "/copy").await.contains(&"two.txt".to_string()));
+        assert!(names(fs, "/shared").await.contains(&"two.txt".to_string()));
         assert!(matches!(
             fs.copy(&p("/copy"), &p("/copy/inner"), false)
                 .await

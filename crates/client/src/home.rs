@@ -8,6 +8,7 @@
 //! keys/       signing keys, one file each (mode 0600), see [`crate::keys`]
 //! put-cache   what earlier directory puts stored, see [`crate::tree_cache`]
 //! session     the logged-in account (mode 0600), see [`crate::account::Session`]
+//! pending-account  the root secret of an account being created (0600)
 //! fs-cache-…  the put cache of an account's filesystem
 //! tmp/        scratch space (`safe fs publish`)
 //! testnet/    the default local testnet's nodes
@@ -69,6 +70,12 @@ impl Home {
     /// A directory for scratch files (publishing fetches there).
     pub fn scratch(&self) -> PathBuf {
         self.dir.join("tmp")
+    }
+
+    /// Where an account being created keeps its root secret until it is
+    /// whole.
+    pub fn pending_create(&self) -> crate::account::PendingCreate {
+        crate::account::PendingCreate::at(self.dir.join("pending-account"))
     }
 
     /// The session file (the logged-in account).

@@ -42,7 +42,7 @@ pub mod store;
 pub mod tree;
 pub mod tree_cache;
 
-pub use account::{Account, AccountError, RootSecret, Session};
+pub use account::{Account, AccountError, PendingCreate, RootSecret, Session};
 pub use bootstrap::{Bootstrap, ConnectError, PeerSource};
 pub use client::{
     Client, ConnectOptions, NewRecord, OpenError, Opening, PutOptions, UPDATE_ATTEMPTS,

@@ -364,9 +364,6 @@ impl Connection {
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
         }
-        if limited >= majority(group.len()) {
-            return Err(MutableError::RateLimited);
-        }
         let total: usize = served.iter().map(|(_, b)| b.len()).sum();
         // Copies are usually byte-identical, so each distinct one is
         // checked once. Verifying checks every signature in the record: a
@@ -415,6 +412,12 @@ impl Connection {
             if backing >= not_found {
                 return Ok(winner);
             }
+        }
+        // Members that would not answer may hold what the rest do not
+        // (an account's login: a few served it, the rest refused for
+        // now): not "not found".
+        if limited > 0 {
+            return Err(MutableError::RateLimited);
         }
         if not_found >= majority(group.len()) || (not_found > 0 && errors.is_empty()) {
             return Err(MutableError::NotFound(name));

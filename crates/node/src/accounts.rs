@@ -145,6 +145,11 @@ impl RateLimits {
                 bucket.at + earned * refill
             };
         }
+        if bucket.tokens == RATE_BURST {
+            // A full bucket's refill starts from its first use, not from
+            // when it was last topped up.
+            bucket.at = now;
+        }
         if bucket.tokens == 0 {
             return false;
         }

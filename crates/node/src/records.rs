@@ -20,7 +20,7 @@ use futures::future::join_all;
 use safe_network::close_group::{majority, sign_record_receipt};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
-use safe_protocol::account::{is_account, signed_by_owner};
+use safe_protocol::account::{is_account, signatures_valid, signed_by_owner};
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::mutable::{Hash, Merge, Record, RecordError, Write, apply_write, resolve};
 
@@ -41,6 +41,9 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
         Err(e) => return Response::RecordRefused(e),
     };
     let name = write.address();
+    // Checked before the lookup, whatever is stored (see
+    // `signed_by_owner` below).
+    let signatures_ok = signatures_valid(&write);
     if let Write::Create(c) = &write
         && accounts::is_account_tag(c.body.tag)
         && !node.limits.take(&name)
@@ -53,9 +56,9 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
             .blocking(move |s| {
                 s.update_record(&name, move |current| {
                     let hidden = !matches!(w, Write::Create(_))
-                        && current
-                            .as_ref()
-                            .is_some_and(|r| is_account(r) && !signed_by_owner(r, &w));
+                        && current.as_ref().is_some_and(|r| {
+                            is_account(r) && !(signatures_ok && signed_by_owner(r, &w))
+                        });
                     let (next, result) = apply(current, &w);
                     (next, result.map_err(|e| (e, hidden)))
                 })
@@ -96,6 +99,9 @@ fn apply(current: Option<Record>, write: &Write) -> (Option<Record>, Result<(), 
 /// anyone else it is "not found", as if absent; clients fetch accounts
 /// with a signed [`crate::accounts::get`].
 pub(crate) async fn get(node: &Node, peer: PeerId, name: XorName) -> Response {
+    // Asked whatever is stored, so the time taken does not tell whether
+    // an account is there.
+    let near = node.is_near(&peer, &name).await;
     // A failure is not "not found": readers count that as a vote.
     let record = match node.blocking(move |s| s.record(&name)).await {
         Ok(Some(r)) => r,
@@ -105,7 +111,7 @@ pub(crate) async fn get(node: &Node, peer: PeerId, name: XorName) -> Response {
             return Response::Refused(Refusal::StorageFailed);
         }
     };
-    if is_account(&record) && !node.is_near(&peer, &name).await {
+    if is_account(&record) && !near {
         return Response::NotFound;
     }
     let record = node.faults.record(record);
