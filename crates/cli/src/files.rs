@@ -147,6 +147,32 @@ pub(crate) fn tree_progress() -> (
     (bar, progress)
 }
 
+/// A progress bar of bytes fetched (on a terminal only), and the callback
+/// that moves it.
+#[allow(clippy::type_complexity)]
+pub(crate) fn fetch_progress() -> (
+    Option<ProgressBar>,
+    Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+) {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        if let Ok(style) = ProgressStyle::with_template(
+            "fetching {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let progress = bar.clone().map(|bar| {
+        let f: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        });
+        f
+    });
+    (bar, progress)
+}
+
 async fn put_tree(client: Client, dir: PathBuf, json: bool) -> Result<()> {
     let (bar, progress) = tree_progress();
     let options = TreeOptions {
@@ -245,7 +271,12 @@ async fn get_in_tree(args: GetArgs, url: SafeUrl, network: Network) -> Result<()
                 if range.is_some() {
                     bail!("--range is for files; {url} is a directory");
                 }
-                let report = client.get_tree(manifest, out).await?;
+                let (bar, progress) = fetch_progress();
+                let report = client.get_tree_with(manifest, out, None, progress).await;
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                }
+                let report = report?;
                 if args.json {
                     println!("{}", tree_json(&report, &client));
                 }

@@ -11,7 +11,7 @@ use safe_client::{Account, Client, Home};
 use safe_protocol::manifest::{Entry, Node};
 
 use crate::args::{Network, Peers, with_client};
-use crate::files::tree_progress;
+use crate::files::{fetch_progress, tree_progress};
 use crate::show;
 
 #[derive(Subcommand)]
@@ -148,7 +148,10 @@ fn said(committed: &Committed, what: &str) {
         None => eprintln!("{what}: nothing changed"),
     }
     for c in &committed.conflicts {
-        eprintln!("conflict: changed on another machine too; yours is kept as {c}");
+        eprintln!(
+            "conflict: changed on another machine too; yours is kept as {}",
+            show::text(c.as_bytes())
+        );
     }
 }
 
@@ -211,7 +214,12 @@ async fn run_with(
                 (None, Some(name)) => PathBuf::from(name),
                 (None, None) => bail!("give -o LOCAL to fetch the whole filesystem"),
             };
-            let report = fs.get(&parts, version, &out).await?;
+            let (bar, progress) = fetch_progress();
+            let report = fs.get_with(&parts, version, &out, progress).await;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            let report = report?;
             eprintln!(
                 "fetched {} files, {} bytes into {}",
                 report.files,
@@ -263,6 +271,7 @@ async fn run_with(
             let path = parse_path(&path)?;
             let scratch = home.scratch();
             std::fs::create_dir_all(&scratch)?;
+            remove_stale(&scratch);
             let dir = tempfile::tempdir_in(&scratch)?;
             let address = fs.publish(&path, dir.path()).await?;
             println!("{address}");
@@ -278,7 +287,7 @@ async fn changes_of(fs: &Fs<'_>, path: &[String], versions: Vec<Version>) -> Res
     // Before the first version, nothing was anywhere.
     let mut before: Option<Entry> = None;
     for v in versions {
-        let now = match fs.find(path, Some(v.number)).await {
+        let now = match fs.find_at(Some(v.root), path).await {
             Ok(Found::Entry(e)) => Some(e),
             Ok(Found::Dir { manifest, listing }) => Some(Entry {
                 name: String::new(),
@@ -289,7 +298,9 @@ async fn changes_of(fs: &Fs<'_>, path: &[String], versions: Vec<Version>) -> Res
                 },
                 meta: Default::default(),
             }),
-            Err(safe_client::fs::FsError::NotFound(_)) => None,
+            Err(
+                safe_client::fs::FsError::NotFound(_) | safe_client::fs::FsError::NotADirectory(_),
+            ) => None,
             Err(e) => return Err(e.into()),
         };
         if before != now {
@@ -324,7 +335,7 @@ fn print_history(versions: &[Version], json: bool) {
             show::time(v.time),
             v.size,
             v.files,
-            v.note
+            show::text(v.note.as_bytes())
         );
     }
 }
@@ -360,6 +371,24 @@ fn print_entries(entries: &[Entry], json: bool) {
                 show::text(t.as_bytes())
             ),
             None => println!("{kind:<4} {size:>12} {name}"),
+        }
+    }
+}
+
+/// Removes what publishes killed an hour or more ago left in `scratch`
+/// (decrypted copies of private files).
+fn remove_stale(scratch: &std::path::Path) {
+    let Ok(items) = std::fs::read_dir(scratch) else {
+        return;
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    for item in items.flatten() {
+        let old = item
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > hour));
+        if old {
+            let _ = std::fs::remove_dir_all(item.path());
         }
     }
 }

@@ -823,18 +823,28 @@ fn the_filesystem_follows_the_account_to_another_home() {
             .spawn()
             .unwrap()
     };
+    let versions = |home: &Path| {
+        json(&ok_with(home, p, &["fs", "history", "--json"], ""))
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = versions(&one);
     let (a, b) = (
         spawn(&one, "a.txt", "/inbox/a.txt"),
         spawn(&two, "b.txt", "/inbox/b.txt"),
     );
     for child in [a, b] {
         let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{said}");
+        assert!(!said.contains("conflict"), "{said}");
     }
+    assert_eq!(versions(&two), before + 2, "one version each");
+    let last = json(&ok_with(&one, p, &["fs", "history", "--json"], ""));
+    let last = last.as_array().unwrap().last().unwrap().clone();
+    assert!(last["time"].as_i64().unwrap() > 1_700_000_000, "{last}");
+    assert!(last["size"].as_u64().unwrap() > 700_000, "{last}");
     let inbox = json(&ok_with(&one, p, &["fs", "ls", "/inbox", "--json"], ""));
     let names: Vec<&str> = inbox
         .as_array()
@@ -845,10 +855,62 @@ fn the_filesystem_follows_the_account_to_another_home() {
     assert_eq!(names, ["a.txt", "b.txt"]);
 
     // Bad input: one line each, nothing changed.
+    let before = versions(&one);
     let not_empty = fails_with(&one, p, &["fs", "rm", "/site"], "");
     assert!(not_empty.contains("not empty"), "{not_empty}");
     let missing = fails_with(&one, p, &["fs", "get", "/nope"], "");
     assert!(missing.contains("no /nope"), "{missing}");
+    let long = format!("/{}", "n".repeat(256));
+    let too_long = fails_with(&one, p, &["fs", "mkdir", &long], "");
+    assert!(too_long.contains("invalid path"), "{too_long}");
+    assert_eq!(versions(&one), before, "no version for a refused command");
+    ok_with(&one, p, &["fs", "cp", "/site", "/copy"], "");
+    ok_with(&one, p, &["fs", "rm", "-r", "/copy"], "");
+    assert_eq!(versions(&one), before + 2);
+
+    // kill -9 in the middle of a put: the filesystem is at a committed
+    // version, whole (the one before, or the put's if it got that far).
+    let big = d.join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..4 {
+        std::fs::write(
+            big.join(format!("{i}.bin")),
+            safe_testkit::bytes_for(i, 8 << 20),
+        )
+        .unwrap();
+    }
+    let before = versions(&one);
+    let mut put = Command::new(SAFE)
+        .args(["fs", "put"])
+        .arg(&big)
+        .arg("/big")
+        .env("SAFE_HOME", &one)
+        .env("SAFE_PEERS", p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    put.kill().unwrap(); // SIGKILL
+    put.wait().unwrap();
+    let after = versions(&one);
+    assert!(
+        after == before || after == before + 1,
+        "{before} -> {after}"
+    );
+    let listing = json(&ok_with(&one, p, &["fs", "ls", "--json"], ""));
+    let has_big = listing.to_string().contains("\"big\"");
+    assert_eq!(has_big, after == before + 1, "{listing}");
+    if has_big {
+        let back = d.join("big-back");
+        ok_with(
+            &one,
+            p,
+            &["fs", "get", "/big", "-o", back.to_str().unwrap()],
+            "",
+        );
+        same_tree(&big, &back);
+    }
 
     // Publishing: anyone, logged in or not, reads that path and no more.
     let public = ok_with(&one, p, &["fs", "publish", "/site"], "");

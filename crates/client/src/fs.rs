@@ -49,8 +49,10 @@ pub const MAX_VERSIONS: u64 = 1000;
 pub const COMMIT_ATTEMPTS: usize = 8;
 /// Format of a sealed version.
 const VERSION_FORMAT: u8 = 1;
-/// Largest sealed version, decoded.
+/// Largest encoded version.
 const MAX_VERSION_BYTES: usize = 1024;
+/// Every version is padded to this many bytes before it is sealed.
+const SEALED_VERSION_BYTES: usize = 512;
 
 /// Why a filesystem operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +97,14 @@ pub enum FsError {
     /// The output could not be written.
     #[error(transparent)]
     Output(#[from] crate::output::OutputError),
+    /// The version log holds an entry this program cannot open.
+    #[error(
+        "your filesystem's version log holds an entry this program cannot read (written by a newer version?); nothing was changed"
+    )]
+    Damaged,
+    /// A change of kind that would lose what is there.
+    #[error("{0}; nothing was changed")]
+    KindChange(String),
 }
 
 impl From<crate::files::PutError> for FsError {
@@ -171,14 +181,15 @@ pub struct Committed {
     pub conflicts: Vec<String>,
 }
 
-/// What `sync` found different.
+/// What `sync` found different, in files (a link counts as one file; a
+/// directory added or removed counts the files in it).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Diff {
-    /// Files (and links) new.
+    /// Files new.
     pub added: u64,
-    /// Files (and links) changed.
+    /// Files changed.
     pub changed: u64,
-    /// Files (and links) gone.
+    /// Files gone.
     pub removed: u64,
 }
 
@@ -209,7 +220,16 @@ impl<'a> Fs<'a> {
     }
 
     fn seal_version(&self, v: &Version) -> Result<Vec<u8>, FsError> {
-        let plain = codec::encode(VERSION_FORMAT, v).map_err(|e| FsError::Seal(e.to_string()))?;
+        let encoded = codec::encode(VERSION_FORMAT, v).map_err(|e| FsError::Seal(e.to_string()))?;
+        // Padded to one size, so the sealed length tells nothing of the
+        // note (the command and its path).
+        let len = u16::try_from(encoded.len())
+            .ok()
+            .filter(|n| usize::from(*n) + 2 <= SEALED_VERSION_BYTES)
+            .ok_or_else(|| FsError::Seal("version too large".into()))?;
+        let mut plain = len.to_be_bytes().to_vec();
+        plain.extend_from_slice(&encoded);
+        plain.resize(SEALED_VERSION_BYTES, 0);
         let mut nonce = [0u8; 24];
         getrandom::fill(&mut nonce).map_err(|e| FsError::Seal(e.to_string()))?;
         let aad = [self.log.as_bytes().as_slice(), &Self::slot(v.number)].concat();
@@ -242,24 +262,29 @@ impl<'a> Fs<'a> {
                 },
             )
             .ok()?;
-        let v: Version = codec::decode(VERSION_FORMAT, &plain, MAX_VERSION_BYTES).ok()?;
+        let len = usize::from(u16::from_be_bytes([*plain.first()?, *plain.get(1)?]));
+        let encoded = plain.get(2..2 + len)?;
+        let v: Version = codec::decode(VERSION_FORMAT, encoded, MAX_VERSION_BYTES).ok()?;
         (Self::slot(v.number) == slot).then_some(v)
+    }
+
+    /// The versions a log record holds, oldest first. A slot that does not
+    /// open (a newer format, damage) is an error, never skipped: skipping
+    /// it could make an older version look like the head.
+    fn versions_of(&self, record: &Record) -> Result<Vec<Version>, FsError> {
+        let mut versions = Vec::with_capacity(record.state.entries.len());
+        for (k, v) in &record.state.entries {
+            versions.push(self.open_version(k, v).ok_or(FsError::Damaged)?);
+        }
+        versions.sort_by_key(|v| v.number);
+        Ok(versions)
     }
 
     /// Every version kept, oldest first, and the log record (`None`: no
     /// version yet).
     async fn log(&self) -> Result<(Vec<Version>, Option<Record>), FsError> {
         match self.client.get_record(self.log).await {
-            Ok(r) => {
-                let mut versions: Vec<Version> = r
-                    .state
-                    .entries
-                    .iter()
-                    .filter_map(|(k, v)| self.open_version(k, v))
-                    .collect();
-                versions.sort_by_key(|v| v.number);
-                Ok((versions, Some(r)))
-            }
+            Ok(r) => Ok((self.versions_of(&r)?, Some(r))),
             Err(MutableError::NotFound(_)) => Ok((Vec::new(), None)),
             Err(e) => Err(e.into()),
         }
@@ -305,6 +330,12 @@ impl<'a> Fs<'a> {
         self.find_in(root, path).await
     }
 
+    /// What `path` names under the root manifest `root` (a
+    /// [`Version::root`]; `None`: the empty filesystem).
+    pub async fn find_at(&self, root: Option<XorName>, path: &[String]) -> Result<Found, FsError> {
+        self.find_in(root, path).await
+    }
+
     async fn find_in(&self, root: Option<XorName>, path: &[String]) -> Result<Found, FsError> {
         match root {
             Some(r) => match self.client.find_in(r, path, Some(&self.secret)).await {
@@ -329,13 +360,41 @@ impl<'a> Fs<'a> {
         version: Option<u64>,
         out: &Path,
     ) -> Result<TreeReport, FsError> {
-        match self.find(path, version).await? {
+        self.get_with(path, version, out, None).await
+    }
+
+    /// [`Fs::get`], calling `progress` with bytes written so far and the
+    /// total.
+    pub async fn get_with(
+        &self,
+        path: &[String],
+        version: Option<u64>,
+        out: &Path,
+        progress: Option<std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    ) -> Result<TreeReport, FsError> {
+        let root = self.root_of(version).await?;
+        self.get_at(root, path, out, progress).await
+    }
+
+    /// [`Fs::get_with`] under the root manifest `root`.
+    async fn get_at(
+        &self,
+        root: Option<XorName>,
+        path: &[String],
+        out: &Path,
+        progress: Option<std::sync::Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    ) -> Result<TreeReport, FsError> {
+        match self.find_in(root, path).await? {
             Found::Dir { manifest, listing } => {
                 if listing.entries().is_empty() {
-                    std::fs::create_dir(out).map_err(|source| TreeError::Write {
-                        path: out.to_path_buf(),
-                        source,
-                    })?;
+                    let empty_already =
+                        std::fs::read_dir(out).is_ok_and(|mut items| items.next().is_none());
+                    if !empty_already {
+                        std::fs::create_dir(out).map_err(|source| TreeError::Write {
+                            path: out.to_path_buf(),
+                            source,
+                        })?;
+                    }
                     return Ok(TreeReport {
                         address: Address::new(DataKind::Directory, manifest),
                         files: 0,
@@ -346,7 +405,7 @@ impl<'a> Fs<'a> {
                 }
                 Ok(self
                     .client
-                    .get_tree_in(manifest, out, Some(&self.secret))
+                    .get_tree_with(manifest, out, Some(&self.secret), progress)
                     .await?)
             }
             Found::Entry(entry) => {
@@ -369,9 +428,13 @@ impl<'a> Fs<'a> {
                     FileData::Stored(name) => {
                         let address = Address::new(DataKind::File, *name);
                         let opened = self.client.open_file(&address, Some(&self.secret)).await?;
-                        self.client
-                            .read_range(&opened, 0..*size, file.writer())
-                            .await?;
+                        let mut w = Counting {
+                            inner: file.writer(),
+                            done: 0,
+                            total: *size,
+                            progress: progress.as_deref(),
+                        };
+                        self.client.read_range(&opened, 0..*size, &mut w).await?;
                     }
                 }
                 file.finish()?;
@@ -471,35 +534,60 @@ impl<'a> Fs<'a> {
     /// Runs `change` on the latest root and commits the result as the next
     /// version; when another machine committed first, merges three ways
     /// and commits again.
+    ///
+    /// Each attempt takes the head and the next number from the very log
+    /// record its compare-and-swap runs against, and after a merge the
+    /// head merged with becomes the base of the next merge.
     pub async fn commit<F, Fut>(&self, note: &str, change: F) -> Result<Committed, FsError>
     where
         F: FnOnce(Option<XorName>) -> Fut,
         Fut: std::future::Future<Output = Result<XorName, FsError>>,
     {
         let (versions, mut record) = self.log().await?;
-        let base = versions.last().cloned();
-        let base_root = base.as_ref().map(|v| v.root);
-        let ours = change(base_root).await?;
-        if Some(ours) == base_root {
+        let mut base = versions.last().map(|v| v.root);
+        let mut root = change(base).await?;
+        if Some(root) == base {
             return Ok(Committed {
                 version: None,
                 conflicts: Vec::new(),
             });
         }
-        let (mut parent, mut root, mut conflicts) = (base, ours, Vec::new());
+        let mut conflicts = Vec::new();
         for _ in 0..COMMIT_ATTEMPTS {
+            let record_now = match record.take() {
+                Some(r) => r,
+                None => self.create_log().await?,
+            };
+            let head = self.versions_of(&record_now)?.pop();
+            let head_root = head.as_ref().map(|v| v.root);
+            if head_root != base {
+                if head_root == Some(root) {
+                    // Ours, committed after all (a retry after a timeout).
+                    return Ok(Committed {
+                        version: head,
+                        conflicts,
+                    });
+                }
+                // Another machine got in first: merge its version with ours.
+                root = self
+                    .merge(base, Some(root), head_root, &mut conflicts, &mut Vec::new())
+                    .await?;
+                base = head_root;
+                if Some(root) == head_root {
+                    return Ok(Committed {
+                        version: None,
+                        conflicts,
+                    });
+                }
+            }
             let listing = self.manifest(Some(root)).await?;
             let version = Version {
-                number: parent.as_ref().map_or(0, |v| v.number) + 1,
+                number: head.as_ref().map_or(0, |v| v.number) + 1,
                 root,
                 time: now(),
                 size: listing.total_size(),
                 files: listing.total_files(),
                 note: short(note),
-            };
-            let record_now = match record.take() {
-                Some(r) => r,
-                None => self.create_log().await?,
             };
             let change = Change::Set {
                 key: Self::slot(version.number),
@@ -521,29 +609,9 @@ impl<'a> Fs<'a> {
                 }
                 Err(MutableError::Refused(
                     RecordError::WrongVersion { .. } | RecordError::Conflict,
-                )) => {}
+                )) => record = self.log().await?.1,
                 Err(e) => return Err(e.into()),
             }
-            // Another machine got in first: merge its version with ours.
-            let (versions, fresh) = self.log().await?;
-            let theirs = versions.last().cloned();
-            if let Some(t) = &theirs
-                && t.root == root
-            {
-                // Ours, committed after all (a retry after a timeout).
-                return Ok(Committed {
-                    version: Some(t.clone()),
-                    conflicts,
-                });
-            }
-            let theirs_root = theirs.as_ref().map(|v| v.root);
-            let mut found = Vec::new();
-            root = self
-                .merge(base_root, Some(root), theirs_root, &mut found)
-                .await?;
-            conflicts.extend(found);
-            parent = theirs;
-            record = fresh;
         }
         Err(FsError::Busy)
     }
@@ -565,16 +633,20 @@ impl<'a> Fs<'a> {
     }
 
     /// The three-way merge of directory manifests `base`, `ours` and
-    /// `theirs` (`None`: empty); names kept under a conflict name go to
-    /// `conflicts`.
+    /// `theirs` (`None`: empty); the full paths of entries kept under a
+    /// conflict name go to `conflicts`. `at` is the directory's path.
     fn merge<'b>(
         &'b self,
         base: Option<XorName>,
         ours: Option<XorName>,
         theirs: Option<XorName>,
         conflicts: &'b mut Vec<String>,
+        at: &'b mut Vec<String>,
     ) -> futures::future::BoxFuture<'b, Result<XorName, FsError>> {
         Box::pin(async move {
+            if at.len() > safe_protocol::url::MAX_PATH_DEPTH {
+                return Err(FsError::BadPath(shown(at), "too deep".into()));
+            }
             let (b, o, t) = (
                 self.manifest(base).await?,
                 self.manifest(ours).await?,
@@ -593,61 +665,62 @@ impl<'a> Fs<'a> {
             let mut extra: Vec<Entry> = Vec::new();
             for name in names {
                 let (be, oe, te) = (b.get(name), o.get(name), t.get(name));
-                let pick = if oe == be {
-                    te.cloned()
-                } else if te == be || oe == te {
-                    oe.cloned()
-                } else {
-                    match (oe, te) {
-                        (
-                            Some(
-                                oe @ Entry {
-                                    node: Node::Dir { manifest: om, .. },
-                                    ..
-                                },
-                            ),
-                            Some(Entry {
-                                node: Node::Dir { manifest: tm, .. },
+                let pick = match (oe, te) {
+                    _ if oe == be => te.cloned(),
+                    _ if te == be || oe == te => oe.cloned(),
+                    // The same content both sides (times aside): theirs.
+                    (Some(x), Some(y)) if x.node == y.node => te.cloned(),
+                    (
+                        Some(
+                            x @ Entry {
+                                node: Node::Dir { manifest: om, .. },
                                 ..
-                            }),
-                        ) => {
-                            let bm = match be {
-                                Some(Entry {
-                                    node: Node::Dir { manifest, .. },
-                                    ..
-                                }) => Some(*manifest),
-                                _ => None,
-                            };
-                            let merged = self.merge(bm, Some(*om), Some(*tm), conflicts).await?;
-                            let listing = self.manifest(Some(merged)).await?;
-                            Some(Self::dir_entry(name, merged, &listing, oe.meta))
-                        }
-                        // Changed on one side, removed on the other: kept.
-                        (Some(x), None) | (None, Some(x)) => Some(x.clone()),
-                        (Some(mine), Some(other)) => {
-                            let mut n = 1;
-                            let taken = |c: &str| {
-                                b.get(c).is_some()
-                                    || o.get(c).is_some()
-                                    || t.get(c).is_some()
-                                    || extra.iter().any(|e| e.name == c)
-                            };
-                            let mut candidate = format!("{name}.conflict-{n}");
-                            while taken(&candidate) {
-                                n += 1;
-                                candidate = format!("{name}.conflict-{n}");
-                            }
-                            check_name(&candidate)
-                                .map_err(|e| FsError::BadPath(candidate.clone(), e.to_string()))?;
-                            conflicts.push(candidate.clone());
-                            extra.push(Entry {
-                                name: candidate,
-                                ..mine.clone()
-                            });
-                            Some(other.clone())
-                        }
-                        (None, None) => None,
+                            },
+                        ),
+                        Some(Entry {
+                            node: Node::Dir { manifest: tm, .. },
+                            ..
+                        }),
+                    ) => {
+                        let bm = match be {
+                            Some(Entry {
+                                node: Node::Dir { manifest, .. },
+                                ..
+                            }) => Some(*manifest),
+                            _ => None,
+                        };
+                        at.push(name.to_string());
+                        let merged = self.merge(bm, Some(*om), Some(*tm), conflicts, at).await;
+                        at.pop();
+                        let merged = merged?;
+                        let listing = self.manifest(Some(merged)).await?;
+                        Some(Self::dir_entry(name, merged, &listing, x.meta))
                     }
+                    // Changed on one side, removed on the other: kept.
+                    (Some(x), None) | (None, Some(x)) => Some(x.clone()),
+                    (Some(mine), Some(other)) => {
+                        let taken = |c: &str| {
+                            b.get(c).is_some()
+                                || o.get(c).is_some()
+                                || t.get(c).is_some()
+                                || extra.iter().any(|e| e.name == c)
+                        };
+                        let mut n = 1;
+                        let mut candidate = conflict_name(name, n);
+                        while taken(&candidate) {
+                            n += 1;
+                            candidate = conflict_name(name, n);
+                        }
+                        at.push(candidate.clone());
+                        conflicts.push(shown(at));
+                        at.pop();
+                        extra.push(Entry {
+                            name: candidate,
+                            ..mine.clone()
+                        });
+                        Some(other.clone())
+                    }
+                    (None, None) => None,
                 };
                 out.extend(pick);
             }
@@ -689,13 +762,38 @@ impl<'a> Fs<'a> {
         path: &[String],
         options: &TreeOptions,
     ) -> Result<(Committed, TreeReport), FsError> {
-        let entry = self.upload(local, path, options).await?;
-        let report = entry.1;
-        let entry = entry.0;
+        // A file put at a directory goes into it, under its own name.
+        let mut path = path.to_vec();
+        let is_dir = local.is_dir();
+        if !is_dir
+            && let Ok(Found::Dir { .. }) = self.find(&path, None).await
+            && let Some(name) = local.file_name().and_then(|n| n.to_str())
+        {
+            path.push(name.to_string());
+        }
+        let path = &path[..];
+        let (entry, report) = self.upload(local, path, options).await?;
         let note = format!("put {}", shown(path));
         let committed = self
             .commit(&note, |root| async move {
-                self.edit(root, path, |_| Ok(Some(entry))).await
+                self.edit(root, path, |there| match there {
+                    Some(Entry {
+                        node: Node::Dir { .. },
+                        ..
+                    }) if !is_dir => Err(FsError::KindChange(format!(
+                        "{} is a directory",
+                        shown(path)
+                    ))),
+                    Some(Entry {
+                        node: Node::File { .. } | Node::Symlink { .. },
+                        ..
+                    }) if is_dir => Err(FsError::KindChange(format!(
+                        "{} is a file; remove it first to put a directory there",
+                        shown(path)
+                    ))),
+                    _ => Ok(Some(entry)),
+                })
+                .await
             })
             .await?;
         Ok((committed, report))
@@ -808,6 +906,11 @@ impl<'a> Fs<'a> {
                     Self::dir_entry("", manifest, &listing, meta)
                 }
             };
+            let parent = &to[..to.len() - 1];
+            match self.find_in(root, parent).await? {
+                Found::Dir { .. } => {}
+                Found::Entry(_) => return Err(FsError::NotADirectory(shown(parent))),
+            }
             let name = to[to.len() - 1].clone();
             let root = if keep {
                 root
@@ -846,8 +949,10 @@ impl<'a> Fs<'a> {
             Err(e) => return Err(e),
         };
         let mut diff = Diff::default();
-        self.diff(old, Some(new), &mut diff).await?;
-        if diff == Diff::default() && old.is_some() {
+        self.diff(old, Some(new), &mut diff, 0).await?;
+        // Committed whenever the tree differs, even by what the counts
+        // leave out (an empty directory, a time).
+        if old == Some(new) {
             let committed = Committed {
                 version: None,
                 conflicts: Vec::new(),
@@ -869,12 +974,17 @@ impl<'a> Fs<'a> {
         old: Option<XorName>,
         new: Option<XorName>,
         out: &'b mut Diff,
+        depth: usize,
     ) -> futures::future::BoxFuture<'b, Result<(), FsError>> {
         Box::pin(async move {
             if old == new {
                 return Ok(());
             }
+            if depth > safe_protocol::url::MAX_PATH_DEPTH {
+                return Err(FsError::BadPath(String::new(), "too deep".into()));
+            }
             let (a, b) = (self.manifest(old).await?, self.manifest(new).await?);
+            // A directory counts its files; a file or link, one.
             let count = |e: &Entry| match &e.node {
                 Node::Dir { files, .. } => *files,
                 _ => 1,
@@ -885,7 +995,11 @@ impl<'a> Fs<'a> {
                     Some(x) if x == e => {}
                     Some(x) => match (&x.node, &e.node) {
                         (Node::Dir { manifest: m1, .. }, Node::Dir { manifest: m2, .. }) => {
-                            self.diff(Some(*m1), Some(*m2), out).await?;
+                            self.diff(Some(*m1), Some(*m2), out, depth + 1).await?;
+                        }
+                        (Node::Dir { .. }, _) | (_, Node::Dir { .. }) => {
+                            out.removed += count(x);
+                            out.added += count(e);
                         }
                         _ => out.changed += 1,
                     },
@@ -907,9 +1021,11 @@ impl<'a> Fs<'a> {
         let out = scratch.join("publish");
         let _ = std::fs::remove_dir_all(&out);
         let result = async {
-            match self.find(path, None).await? {
+            // One version throughout.
+            let root = self.root_of(None).await?;
+            match self.find_in(root, path).await? {
                 Found::Dir { .. } => {
-                    self.get(path, None, &out).await?;
+                    self.get_at(root, path, &out, None).await?;
                     let report = self.client.put_tree(&out, &TreeOptions::default()).await?;
                     Ok(report.address)
                 }
@@ -917,7 +1033,7 @@ impl<'a> Fs<'a> {
                     node: Node::File { .. },
                     ..
                 }) => {
-                    self.get(path, None, &out).await?;
+                    self.get_at(root, path, &out, None).await?;
                     let report = self.client.put_file(&out, &PutOptions::default()).await?;
                     Ok(report.address)
                 }
@@ -931,6 +1047,41 @@ impl<'a> Fs<'a> {
         let _ = std::fs::remove_dir_all(&out);
         let _ = std::fs::remove_file(&out);
         result
+    }
+}
+
+/// `NAME.conflict-N`, the name cut (on a character boundary) so that the
+/// whole stays a valid name of at most 255 bytes.
+fn conflict_name(name: &str, n: u32) -> String {
+    let suffix = format!(".conflict-{n}");
+    let room = safe_protocol::manifest::MAX_NAME_BYTES - suffix.len();
+    let mut end = name.len().min(room);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &name[..end])
+}
+
+/// A writer that reports bytes written.
+struct Counting<'w> {
+    inner: &'w mut (dyn std::io::Write + Send),
+    done: u64,
+    total: u64,
+    progress: Option<&'w (dyn Fn(u64, u64) + Send + Sync)>,
+}
+
+impl std::io::Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if let Some(p) = self.progress {
+            p(self.done, self.total);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -1075,7 +1226,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(clash.conflicts, ["same.txt.conflict-1"]);
+        assert_eq!(clash.conflicts, ["/shared/same.txt.conflict-1"]);
         let got = dir.path().join("got");
         fs.get(&p("/shared/same.txt"), None, &got).await.unwrap();
         assert_eq!(std::fs::read(&got).unwrap(), b"theirs");
@@ -1158,6 +1309,149 @@ mod tests {
             client.get_bytes(&f, 1 << 20).await.unwrap(),
             b"from two".to_vec()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn merges_races_and_kinds() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::local(dir.path().join("store")).unwrap();
+        let account = client
+            .create_account(
+                "racer",
+                "a long enough password",
+                RootSecret::generate().unwrap(),
+                |_| {},
+            )
+            .await
+            .unwrap();
+        let (a, b) = (Fs::new(&client, &account), Fs::new(&client, &account));
+        let (a, b) = (&a, &b);
+        let f = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        };
+        let (one, two) = (f("one", b"one"), f("two", b"two"));
+        let (one, two) = (&one, &two);
+        let opts = TreeOptions::default();
+        let opts = &opts;
+
+        // Two first commits at once (no log yet on either side): both
+        // kept, numbered 1 and 2.
+        let c = a
+            .commit("first", |root| async move {
+                assert!(root.is_none());
+                b.put(two, &p("/b.txt"), opts).await.unwrap();
+                let (entry, _) = a.upload(one, &p("/a.txt"), opts).await?;
+                a.edit(root, &p("/a.txt"), |_| Ok(Some(entry))).await
+            })
+            .await
+            .unwrap();
+        assert_eq!(c.version.as_ref().unwrap().number, 2);
+        assert_eq!(names(a, "/").await, ["a.txt", "b.txt"]);
+        let numbers: Vec<u64> = a
+            .history()
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.number)
+            .collect();
+        assert_eq!(numbers, [1, 2]);
+
+        // A conflict deep down, next to an existing conflict name: the
+        // full path is reported, and the name is not reused.
+        a.mkdir(&p("/d/e")).await.unwrap();
+        a.put(one, &p("/d/e/x"), opts).await.unwrap();
+        a.put(two, &p("/d/e/x.conflict-1"), opts).await.unwrap();
+        let (mine, theirs) = (f("mine", b"mine"), f("theirs", b"theirs!"));
+        let (mine, theirs) = (&mine, &theirs);
+        let c = a
+            .commit("put x", |root| async move {
+                b.put(theirs, &p("/d/e/x"), opts).await.unwrap();
+                let (entry, _) = a.upload(mine, &p("/d/e/x"), opts).await?;
+                a.edit(root, &p("/d/e/x"), |_| Ok(Some(entry))).await
+            })
+            .await
+            .unwrap();
+        assert_eq!(c.conflicts, ["/d/e/x.conflict-2"]);
+        // The version's totals are its tree's.
+        let v = c.version.unwrap();
+        let listing = a.manifest(Some(v.root)).await.unwrap();
+        assert_eq!(
+            (v.size, v.files),
+            (listing.total_size(), listing.total_files())
+        );
+        assert_eq!(
+            (v.files, v.size),
+            (5, 20),
+            "a.txt b.txt x x.conflict-1 x.conflict-2"
+        );
+        // A conflict name never grows past the limit.
+        let long = "n".repeat(255);
+        assert_eq!(conflict_name(&long, 12).len(), 255);
+
+        // A file put at a directory goes into it; a directory is not put
+        // over a file.
+        a.put(one, &p("/d"), opts).await.unwrap();
+        assert!(names(a, "/d").await.contains(&"one".to_string()));
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(tree.join("empty")).unwrap();
+        assert!(matches!(
+            a.put(&tree, &p("/a.txt"), opts).await.unwrap_err(),
+            FsError::KindChange(_)
+        ));
+        // mv needs the destination's directory.
+        assert!(matches!(
+            a.copy(&p("/a.txt"), &p("/nowhere/a.txt"), false)
+                .await
+                .unwrap_err(),
+            FsError::NotFound(_)
+        ));
+
+        // A sync that adds only an empty directory still commits.
+        std::fs::remove_dir(tree.join("empty")).unwrap();
+        a.sync(&tree, &p("/t"), opts).await.unwrap();
+        std::fs::create_dir_all(tree.join("empty")).unwrap();
+        let (c, diff, _) = a.sync(&tree, &p("/t"), opts).await.unwrap();
+        assert_eq!(diff, Diff::default());
+        assert!(c.version.is_some(), "the tree changed");
+
+        // Publishing a directory gives exactly its subtree.
+        let scratch = dir.path().join("scratch");
+        std::fs::create_dir_all(&scratch).unwrap();
+        let public = a.publish(&p("/d"), &scratch).await.unwrap();
+        let out = dir.path().join("published");
+        client.get_tree(public.name, &out).await.unwrap();
+        let mut found: Vec<String> = walkdir(&out);
+        found.sort();
+        assert_eq!(found, ["e/x", "e/x.conflict-1", "e/x.conflict-2", "one"]);
+        assert_eq!(std::fs::read(out.join("e/x")).unwrap(), b"theirs!");
+        assert_eq!(
+            std::fs::read_dir(&scratch).unwrap().count(),
+            0,
+            "scratch left clean"
+        );
+    }
+
+    fn walkdir(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    let rel = e
+                        .path()
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
+                    out.push(rel);
+                }
+            }
+        }
+        out
     }
 
     #[test]

@@ -479,6 +479,18 @@ impl Client {
         out: &Path,
         secret: Option<&Secret>,
     ) -> Result<TreeReport, TreeError> {
+        self.get_tree_with(root, out, secret, None).await
+    }
+
+    /// [`Client::get_tree_in`], calling `progress` with the bytes of
+    /// files written so far and the tree's total.
+    pub async fn get_tree_with(
+        &self,
+        root: XorName,
+        out: &Path,
+        secret: Option<&Secret>,
+        progress: Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
+    ) -> Result<TreeReport, TreeError> {
         match std::fs::read_dir(out).map(|mut items| items.next().is_none()) {
             Ok(true) => {}
             Ok(false) => return Err(TreeError::Exists(out.to_path_buf())),
@@ -529,6 +541,7 @@ impl Client {
             (need, top.total_files()),
         )];
         let mut cached_top = Some(top);
+        let written = std::sync::atomic::AtomicU64::new(0);
         while let Some((manifest, dir, depth, declared)) = stack.pop() {
             if depth > MAX_PATH_DEPTH {
                 return Err(TreeError::TooDeep(dir));
@@ -572,8 +585,17 @@ impl Client {
                     }
                 }
             }
+            let progress = &progress;
+            let written = &written;
             futures::stream::iter(files)
-                .map(|(entry, path)| async move { self.write_file(entry, &path, secret).await })
+                .map(|(entry, path)| async move {
+                    self.write_file(entry, &path, secret).await?;
+                    if let (Some(p), Node::File { size, .. }) = (progress, &entry.node) {
+                        let done = written.fetch_add(*size, std::sync::atomic::Ordering::Relaxed);
+                        p(done + size, need);
+                    }
+                    Ok::<(), TreeError>(())
+                })
                 .buffer_unordered(FILE_CONCURRENCY)
                 .try_collect::<Vec<()>>()
                 .await?;
