@@ -305,8 +305,42 @@ impl Client {
         root: &Path,
         options: &TreeOptions,
     ) -> Result<TreeReport, TreeError> {
+        match self.put_tree_once(root, options, false).await? {
+            Ok(report) => Ok(report),
+            // A name the cache gave is gone from the network (another
+            // network, or lost data): the whole tree again, and a cache
+            // started afresh.
+            Err(StaleCache) => {
+                tracing::warn!("the put cache names data the network lacks; storing everything");
+                match self.put_tree_once(root, options, true).await? {
+                    Ok(report) => Ok(report),
+                    Err(StaleCache) => Err(TreeError::NotFound("data the put cache named".into())),
+                }
+            }
+        }
+    }
+
+    /// One try of [`Client::put_tree`]. Names from the put cache are used
+    /// unchecked at first; what is checked is only what the result depends
+    /// on: the top, when it comes from the cache, and the cached children
+    /// of every directory stored afresh — each just before that directory
+    /// is stored, so a directory is still stored only after everything
+    /// under it is on the network. A cached name that is there stands for
+    /// its whole subtree (stored before it). `fresh`: ignore what the
+    /// cache file holds.
+    async fn put_tree_once(
+        &self,
+        root: &Path,
+        options: &TreeOptions,
+        fresh: bool,
+    ) -> Result<Result<TreeReport, StaleCache>, TreeError> {
         let progress = options.progress.clone();
-        let cache_file = PutCache::open(options.cache.as_deref());
+        let started = std::time::Instant::now();
+        let cache_file = match fresh {
+            false => PutCache::open(options.cache.as_deref()),
+            true => PutCache::empty(options.cache.as_deref()),
+        };
+        tracing::debug!("put cache read in {:?}", started.elapsed());
         let root = &std::fs::canonicalize(root).map_err(read_err(root))?;
         let owned = root.to_path_buf();
         let listings = tokio::task::spawn_blocking(move || walk(&owned))
@@ -315,6 +349,11 @@ impl Client {
                 path: root.to_path_buf(),
                 source: std::io::Error::other(e),
             })??;
+        tracing::debug!(
+            "walked {} directories in {:?}",
+            listings.len(),
+            started.elapsed()
+        );
         let plans: Vec<DirPlan> = listings.into_iter().map(DirPlan::new).collect();
         let total_files: u64 = plans.iter().map(|p| p.files).sum();
         let done = std::sync::atomic::AtomicU64::new(0);
@@ -330,17 +369,16 @@ impl Client {
             plans.iter().flat_map(|p| p.stored_paths()).collect();
         let tick = &tick;
         let cache = &cache_file;
-        let stored_files: HashMap<PathBuf, (XorName, u64)> = futures::stream::iter(to_store)
+        let stored_files: HashMap<PathBuf, Stored> = futures::stream::iter(to_store)
             .map(|(path, key, size)| async move {
-                // Stored by an earlier put and still on the network: its
-                // root is there, so everything under it is.
+                // Stored by an earlier put: checked later, if the result
+                // depends on it.
                 if let Some(key) = key
                     && let Some(name) = cache.get(&key)
-                    && self.get_chunk(name).await.is_ok()
                 {
                     cache.note(key, name);
                     tick(1);
-                    return Ok((path, (name, size)));
+                    return Ok((path, (name, size, true)));
                 }
                 let put = PutOptions {
                     secret: options.secret.clone(),
@@ -351,68 +389,86 @@ impl Client {
                     cache.note(key, report.address.name);
                 }
                 tick(1);
-                Ok::<_, TreeError>((path, (report.address.name, report.size)))
+                Ok::<_, TreeError>((path, (report.address.name, report.size, false)))
             })
             .buffer_unordered(TREE_CONCURRENCY)
             .try_collect()
             .await?;
 
+        tracing::debug!("stored files in {:?}", started.elapsed());
         // Pass 2: manifests, deepest first (a directory's children are
         // always deeper than it).
         let mut by_depth: std::collections::BTreeMap<usize, Vec<DirPlan>> = Default::default();
         for plan in plans {
             by_depth.entry(plan.depth(root)).or_default().push(plan);
         }
-        let mut dirs_done: HashMap<PathBuf, (XorName, u64, u64)> = HashMap::new();
+        let mut dirs_done: HashMap<PathBuf, Done> = HashMap::new();
         let (mut dirs, mut links) = (0u64, 0u64);
         while let Some((_, level)) = by_depth.pop_last() {
             let children = &dirs_done;
             let stored_files = &stored_files;
-            let built: Vec<(PathBuf, (XorName, u64, u64), u64)> = futures::stream::iter(level)
+            let built: Vec<Option<(PathBuf, Done, u64)>> = futures::stream::iter(level)
                 .map(|plan| async move {
-                    let (entries, inline_files, links) =
+                    let (entries, inline_files, links, cached) =
                         plan.entries(children, stored_files).await?;
                     tick(inline_files);
                     let manifest = Manifest::new(entries)?;
                     let (size, files) = (manifest.total_size(), manifest.total_files());
                     let bytes = manifest.encode()?;
                     let key = PutCache::manifest_key(&bytes);
-                    let name = match cache.get(&key) {
-                        // The manifest is stored after everything under
-                        // it: its root being there means the subtree is.
-                        Some(name) if self.get_chunk(name).await.is_ok() => name,
-                        _ => {
-                            self.put_bytes_with(bytes, options.secret.as_ref())
-                                .await?
-                                .address
-                                .name
-                        }
-                    };
+                    if let Some(name) = cache.get(&key) {
+                        cache.note(key, name);
+                        return Ok(Some((plan.path, (name, size, files, true), links)));
+                    }
+                    // Stored afresh: first, everything it names from the
+                    // cache must be on the network.
+                    let present = futures::stream::iter(cached)
+                        .map(|name| async move { self.get_chunk(name).await.is_ok() })
+                        .buffer_unordered(TREE_CONCURRENCY)
+                        .all(|ok| async move { ok })
+                        .await;
+                    if !present {
+                        return Ok(None);
+                    }
+                    let name = self
+                        .put_bytes_with(bytes, options.secret.as_ref())
+                        .await?
+                        .address
+                        .name;
                     cache.note(key, name);
-                    Ok::<_, TreeError>((plan.path, (name, size, files), links))
+                    Ok::<_, TreeError>(Some((plan.path, (name, size, files, false), links)))
                 })
                 .buffer_unordered(MANIFEST_CONCURRENCY)
                 .try_collect()
                 .await?;
+            let Some(built) = built.into_iter().collect::<Option<Vec<_>>>() else {
+                return Ok(Err(StaleCache));
+            };
             for (path, done, n) in built {
                 dirs += 1;
                 links += n;
                 dirs_done.insert(path, done);
             }
         }
-        let (name, bytes, files) = dirs_done
+        let (name, bytes, files, hit) = dirs_done
             .remove(root)
             .ok_or_else(|| TreeError::NotFound(root.display().to_string()))?;
+        // The top from the cache: there, it stands for the whole tree.
+        if hit && self.get_chunk(name).await.is_err() {
+            return Ok(Err(StaleCache));
+        }
+        tracing::debug!("manifests in {:?}", started.elapsed());
         if let Err(e) = cache_file.save() {
             tracing::warn!("cannot save the put cache (the next put sends everything again): {e}");
         }
-        Ok(TreeReport {
+        tracing::debug!("put cache saved in {:?}", started.elapsed());
+        Ok(Ok(TreeReport {
             address: Address::new(DataKind::Directory, name),
             files,
             dirs,
             links,
             bytes,
-        })
+        }))
     }
 
     /// The manifest stored under `name`, checked.
@@ -723,16 +779,21 @@ impl DirPlan {
     /// inline files and links there were.
     async fn entries(
         &self,
-        children: &HashMap<PathBuf, (XorName, u64, u64)>,
-        stored: &HashMap<PathBuf, (XorName, u64)>,
-    ) -> Result<(Vec<Entry>, u64, u64), TreeError> {
+        children: &HashMap<PathBuf, Done>,
+        stored: &HashMap<PathBuf, Stored>,
+    ) -> Result<(Vec<Entry>, u64, u64, Vec<XorName>), TreeError> {
         let (mut out, mut inline_files, mut links) = (Vec::new(), 0, 0);
+        // Children taken from the put cache, unverified.
+        let mut cached = Vec::new();
         for (local, inline) in &self.entries {
             let (name, node, meta) = match local {
                 Local::Dir { name, meta } => {
-                    let (manifest, size, files) = *children
+                    let (manifest, size, files, hit) = *children
                         .get(&self.path.join(name))
                         .ok_or_else(|| TreeError::NotFound(name.clone()))?;
+                    if hit {
+                        cached.push(manifest);
+                    }
                     let node = Node::Dir {
                         manifest,
                         size,
@@ -772,9 +833,12 @@ impl DirPlan {
                     (name, node, meta)
                 }
                 Local::File { name, meta, .. } => {
-                    let (file, size) = *stored
+                    let (file, size, hit) = *stored
                         .get(&self.path.join(name))
                         .ok_or_else(|| TreeError::NotFound(name.clone()))?;
+                    if hit {
+                        cached.push(file);
+                    }
                     let node = Node::File {
                         size,
                         data: FileData::Stored(file),
@@ -788,9 +852,19 @@ impl DirPlan {
                 meta: *meta,
             });
         }
-        Ok((out, inline_files, links))
+        Ok((out, inline_files, links, cached))
     }
 }
+
+/// A file stored on its own: its root name, size, and whether the name
+/// came from the put cache (not yet checked on the network).
+type Stored = (XorName, u64, bool);
+/// A directory done: its manifest's name, totals, and whether the name
+/// came from the put cache (not yet checked).
+type Done = (XorName, u64, u64, bool);
+
+/// A name from the put cache that the network no longer holds.
+struct StaleCache;
 
 #[cfg(all(test, unix))]
 mod tests {
@@ -961,6 +1035,24 @@ mod tests {
         assert_eq!(
             std::fs::read(out.join("docs/big.bin")).unwrap(),
             vec![7u8; 200_000]
+        );
+        // The top changed (so it is stored afresh) while the cache names
+        // the rest, which store c lacks: checked before the top is
+        // stored, and stored again.
+        let c = Client::local(dir.path().join("c")).unwrap();
+        std::thread::sleep(Duration::from_millis(10));
+        write(&src.join("new.txt"), b"new at the top");
+        let third = c.put_tree(&src, &options).await.unwrap();
+        assert_ne!(third.address, first.address);
+        let out = dir.path().join("out-c");
+        c.get_tree(third.address.name, &out).await.unwrap();
+        assert_eq!(
+            std::fs::read(out.join("docs/big.bin")).unwrap(),
+            vec![7u8; 200_000]
+        );
+        assert_eq!(
+            std::fs::read(out.join("new.txt")).unwrap(),
+            b"new at the top"
         );
     }
 

@@ -8,10 +8,12 @@
 //!   `rsync` and `git` assume;
 //! - a manifest, keyed by the BLAKE3 of its encoded bytes.
 //!
-//! A hit is used only after the network confirms it still holds that root
-//! chunk; since a root is stored only after everything under it, that
-//! means the whole file (or directory) is there. A wrong or stale cache
-//! therefore costs a re-upload, never a broken snapshot.
+//! A hit is trusted only once the network confirms it holds that root
+//! chunk, or an ancestor from the cache that stands for it (see
+//! [`crate::Client::put_tree`]); since a root is stored only after
+//! everything under it, that means the whole file (or directory) is there.
+//! A wrong or stale cache therefore costs a re-upload, never a broken
+//! snapshot.
 //!
 //! File format (version 1): the codec's format byte, then the postcard
 //! list of `(key, name)` pairs. A missing, damaged or other-version file
@@ -44,6 +46,15 @@ pub(crate) struct PutCache {
 }
 
 impl PutCache {
+    /// A cache saved to `path` that starts empty, whatever the file holds.
+    pub(crate) fn empty(path: Option<&Path>) -> Self {
+        Self {
+            path: path.map(Path::to_path_buf),
+            old: HashMap::new(),
+            used: Mutex::default(),
+        }
+    }
+
     /// The cache in `path` (`None`: no cache at all).
     pub(crate) fn open(path: Option<&Path>) -> Self {
         let old = path
