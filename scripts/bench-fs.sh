@@ -9,28 +9,13 @@
 # files, 650 MB); it is copied first (10 of its files get changed).
 set -euo pipefail
 
-BIN=${SAFE_BIN:-target/release/safe}
 SRC=${1:-$(rustc --print sysroot)/share/doc/rust/html}
 [ -d "$SRC" ] || { echo "no directory $SRC (give one)"; exit 1; }
-W=$(mktemp -d ${BENCH_TMP:-/tmp}/safe-fs-bench.XXXXXX)
-P=
-cleanup() {
-    if [ -n "$P" ]; then kill -TERM "$P" 2>/dev/null || true; wait "$P" 2>/dev/null || true; fi
-    rm -rf "$W"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/testnet-lib.sh"
 cp -a "$SRC" "$W/tree"
 D=$W/tree
-export SAFE_HOME=$W/one
-"$BIN" testnet up > "$W/up.log" 2>&1 &
-P=$!
-for _ in $(seq 200); do grep -q '^ready' "$W/up.log" && break; sleep 0.05; done
-grep -q '^ready' "$W/up.log" || { echo "testnet did not start"; cat "$W/up.log"; exit 1; }
-SAFE_PEERS=$(grep -v '^#' "$W/one/contacts" | paste -sd,)
-export SAFE_PEERS
 
 echo "tree: $(find "$D" -type f | wc -l) files, $(du -sb "$D" | cut -f1) bytes"
-time_it() { /usr/bin/time -f "$1: %e s wall, client %U s user %S s sys, %M KB peak" "${@:2}"; }
 echo 'correct horse battery' | time_it create "$BIN" account create bench --password-stdin > /dev/null
 time_it "fs put" "$BIN" fs put "$D" /docs
 sleep 2.1   # past the put cache's racy window for the files just walked

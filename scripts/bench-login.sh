@@ -9,23 +9,8 @@
 # Usage: cargo build --release && scripts/bench-login.sh
 set -euo pipefail
 
-BIN=${SAFE_BIN:-target/release/safe}
-W=$(mktemp -d ${BENCH_TMP:-/tmp}/safe-login-bench.XXXXXX)
-P=
-cleanup() {
-    if [ -n "$P" ]; then kill -TERM "$P" 2>/dev/null || true; wait "$P" 2>/dev/null || true; fi
-    rm -rf "$W"
-}
-trap cleanup EXIT
-export SAFE_HOME=$W/one
-"$BIN" testnet up > "$W/up.log" 2>&1 &
-P=$!
-for _ in $(seq 200); do grep -q '^ready' "$W/up.log" && break; sleep 0.05; done
-grep -q '^ready' "$W/up.log" || { echo "testnet did not start"; cat "$W/up.log"; exit 1; }
-SAFE_PEERS=$(grep -v '^#' "$W/one/contacts" | paste -sd,)
-export SAFE_PEERS
+. "$(dirname "$0")/testnet-lib.sh"
 
-time_it() { /usr/bin/time -f "$1: %e s wall, %U s user, %M KB peak" "${@:2}"; }
 echo 'correct horse battery' | time_it create "$BIN" account create alice --password-stdin > /dev/null
 export SAFE_HOME=$W/two
 for i in 1 2; do

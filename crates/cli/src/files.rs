@@ -121,18 +121,18 @@ pub(crate) async fn put(args: PutArgs, network: Network) -> Result<()> {
     .await
 }
 
-/// A progress bar of files stored (on a terminal only), and the callback
-/// that moves it.
-#[allow(clippy::type_complexity)]
-pub(crate) fn tree_progress() -> (
+/// A progress callback `(done, total)` and the bar it moves.
+type ProgressCallback = (
     Option<ProgressBar>,
     Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
-) {
+);
+
+/// A progress bar drawn with `template` (on a terminal only), and the
+/// callback that moves it.
+fn progress_with(template: &str) -> ProgressCallback {
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = ProgressBar::new(0);
-        if let Ok(style) =
-            ProgressStyle::with_template("storing {bar:40} {pos}/{len} files {per_sec} eta {eta}")
-        {
+        if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
         }
         bar
@@ -147,30 +147,14 @@ pub(crate) fn tree_progress() -> (
     (bar, progress)
 }
 
-/// A progress bar of bytes fetched (on a terminal only), and the callback
-/// that moves it.
-#[allow(clippy::type_complexity)]
-pub(crate) fn fetch_progress() -> (
-    Option<ProgressBar>,
-    Option<Arc<dyn Fn(u64, u64) + Send + Sync>>,
-) {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
-        if let Ok(style) = ProgressStyle::with_template(
-            "fetching {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    });
-    let progress = bar.clone().map(|bar| {
-        let f: Arc<dyn Fn(u64, u64) + Send + Sync> = Arc::new(move |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        });
-        f
-    });
-    (bar, progress)
+/// A progress bar of files stored.
+pub(crate) fn tree_progress() -> ProgressCallback {
+    progress_with("storing {bar:40} {pos}/{len} files {per_sec} eta {eta}")
+}
+
+/// A progress bar of bytes fetched.
+pub(crate) fn fetch_progress() -> ProgressCallback {
+    progress_with("fetching {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
 }
 
 async fn put_tree(client: Client, dir: PathBuf, json: bool) -> Result<()> {

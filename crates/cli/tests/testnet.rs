@@ -533,6 +533,16 @@ fn an_unreachable_network_is_one_short_line() {
     assert!(err.contains("safe testnet up"), "{err}");
 }
 
+/// The peers in `home`'s contacts file, as `SAFE_PEERS` takes them.
+fn peers_of(home: &Path) -> String {
+    let contacts = std::fs::read_to_string(home.join("contacts")).unwrap();
+    let peers: Vec<&str> = contacts
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    peers.join(",")
+}
+
 /// `safe` in `home` reaching the network through `peers`, with `stdin`.
 fn safe_with(home: &Path, peers: &str, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
@@ -578,12 +588,7 @@ fn an_account_opens_from_another_home_with_the_password_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (one, two) = (dir.path().join("one"), dir.path().join("two"));
     let guard = up(&one, &one.join("testnet"));
-    let contacts = std::fs::read_to_string(one.join("contacts")).unwrap();
-    let peers: Vec<&str> = contacts
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .collect();
-    let peers = peers.join(",");
+    let peers = peers_of(&one);
     let p = peers.as_str();
     let pw = "correct horse battery\n";
     let login = ["account", "login", "alice", "--password-stdin"];
@@ -734,12 +739,7 @@ fn the_filesystem_follows_the_account_to_another_home() {
     let d = dir.path();
     let (one, two, three) = (d.join("one"), d.join("two"), d.join("three"));
     let guard = up(&one, &one.join("testnet"));
-    let contacts = std::fs::read_to_string(one.join("contacts")).unwrap();
-    let peers: Vec<&str> = contacts
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .collect();
-    let peers = peers.join(",");
+    let peers = peers_of(&one);
     let p = peers.as_str();
     let pw = "correct horse battery\n";
 

@@ -1079,6 +1079,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn symlink_loops_are_kept_as_links_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        write(&src.join("sub/file.txt"), b"once");
+        std::os::unix::fs::symlink("b", src.join("a")).unwrap();
+        std::os::unix::fs::symlink("a", src.join("b")).unwrap();
+        std::os::unix::fs::symlink("..", src.join("sub/up")).unwrap();
+        std::os::unix::fs::symlink(".", src.join("self")).unwrap();
+        let client = Client::local(dir.path().join("store")).unwrap();
+        let put = client
+            .put_tree(&src, &TreeOptions::default())
+            .await
+            .unwrap();
+        assert_eq!((put.files, put.links), (1, 4), "nothing followed: {put:?}");
+        let out = dir.path().join("out");
+        client.get_tree(put.address.name, &out).await.unwrap();
+        for (link, target) in [("a", "b"), ("b", "a"), ("sub/up", ".."), ("self", ".")] {
+            assert_eq!(
+                std::fs::read_link(out.join(link)).unwrap(),
+                Path::new(target),
+                "{link}"
+            );
+        }
+        assert_eq!(std::fs::read(out.join("sub/file.txt")).unwrap(), b"once");
+    }
+
+    #[tokio::test]
     async fn a_snapshot_that_lies_about_its_contents_is_refused_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let client = Client::local(dir.path().join("store")).unwrap();

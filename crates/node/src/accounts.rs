@@ -55,16 +55,7 @@ pub(crate) async fn get(node: &Node, fetch: AccountFetch) -> Response {
         return Response::Refused(Refusal::RateLimited);
     }
     match (record, fetcher) {
-        (Some(r), Some(_)) => match r.encode() {
-            Ok(bytes) => {
-                node.metrics.served(bytes.len());
-                Response::Record(bytes.into())
-            }
-            Err(e) => {
-                tracing::error!(%name, "cannot encode a record: {e}");
-                Response::Refused(Refusal::StorageFailed)
-            }
-        },
+        (Some(r), Some(_)) => crate::records::serve(node, name, r),
         _ => Response::NotFound,
     }
 }

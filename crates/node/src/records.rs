@@ -114,7 +114,11 @@ pub(crate) async fn get(node: &Node, peer: PeerId, name: XorName) -> Response {
     if is_account(&record) && !near {
         return Response::NotFound;
     }
-    let record = node.faults.record(record);
+    serve(node, name, node.faults.record(record))
+}
+
+/// The answer that carries `record` (stored at `name`).
+pub(crate) fn serve(node: &Node, name: XorName, record: Record) -> Response {
     match record.encode() {
         Ok(bytes) => {
             node.metrics.served(bytes.len());
