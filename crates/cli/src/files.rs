@@ -12,7 +12,7 @@ use safe_client::{
     ByteRange, Client, Found, Home, Opened, Opening, PutOptions, Secret, TreeOptions, TreeReport,
 };
 use safe_protocol::manifest::{FileData, Node};
-use safe_protocol::{Address, DataKind, SafeUrl};
+use safe_protocol::{Address, DataKind, Host};
 
 use crate::args::{Network, Target, with_client};
 use crate::show;
@@ -38,8 +38,9 @@ pub(crate) struct PutArgs {
 
 #[derive(clap::Args)]
 pub(crate) struct GetArgs {
-    /// A safe:// address (a file, chunk, record or directory snapshot), or
-    /// a path inside a snapshot (safe://d…/path/to/file).
+    /// A safe:// address (a file, chunk, record or directory snapshot), a
+    /// path inside a snapshot (safe://d…/path/to/file), or a name
+    /// (safe://[service.]name[/path][?v=N]).
     address: String,
     #[command(flatten)]
     target: Target,
@@ -188,8 +189,46 @@ fn tree_json(report: &TreeReport, client: &Client) -> serde_json::Value {
     })
 }
 
+/// What a URL names once any name in it is looked up.
+pub(crate) struct Located {
+    /// The address.
+    pub(crate) address: Address,
+    /// The path inside it.
+    pub(crate) path: Vec<String>,
+    /// The URL as the user gave it.
+    shown: String,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Parses `text` and, for a name (`safe://www.name/…`), looks it up.
+pub(crate) async fn locate(text: &str, target: &Target, network: Network) -> Result<Located> {
+    let url = show::parse_url(text)?;
+    let shown = url.to_string();
+    let (address, path) = match &url.host {
+        Host::Address(a) => (*a, url.path.clone()),
+        Host::Name { .. } => {
+            let client = target.client(network, false).await?;
+            with_client(
+                client,
+                |client| async move { Ok(client.resolve(&url).await?) },
+            )
+            .await?
+        }
+    };
+    Ok(Located {
+        address,
+        path,
+        shown,
+    })
+}
+
 pub(crate) async fn get(args: GetArgs, network: Network) -> Result<()> {
-    let url = show::parse_url(&args.address)?;
+    let url = locate(&args.address, &args.target, network).await?;
     if url.address.kind == DataKind::Directory {
         return get_in_tree(args, url, network).await;
     }
@@ -236,7 +275,7 @@ pub(crate) async fn get(args: GetArgs, network: Network) -> Result<()> {
 }
 
 /// `safe get` of a snapshot or a path inside one.
-async fn get_in_tree(args: GetArgs, url: SafeUrl, network: Network) -> Result<()> {
+async fn get_in_tree(args: GetArgs, url: Located, network: Network) -> Result<()> {
     let range = args
         .range
         .as_deref()
@@ -297,7 +336,8 @@ async fn get_in_tree(args: GetArgs, url: SafeUrl, network: Network) -> Result<()
 
 #[derive(clap::Args)]
 pub(crate) struct LsArgs {
-    /// A directory snapshot, or a path inside one (safe://d…/path).
+    /// A directory snapshot, or a path inside one (safe://d…/path), or a
+    /// name that points at one (safe://www.name/path).
     url: String,
     #[command(flatten)]
     target: Target,
@@ -308,7 +348,7 @@ pub(crate) struct LsArgs {
 
 /// `safe ls`: name, kind, size and address of each entry.
 pub(crate) async fn ls(args: LsArgs, network: Network) -> Result<()> {
-    let url = show::parse_url(&args.url)?;
+    let url = locate(&args.url, &args.target, network).await?;
     if url.address.kind != DataKind::Directory {
         bail!(
             "{} is a {}; `safe ls` lists directory snapshots (safe://d…)",

@@ -20,6 +20,7 @@ mod files;
 mod fs;
 mod keys;
 mod mutable;
+mod names;
 mod node;
 mod show;
 
@@ -72,6 +73,13 @@ enum Command {
         #[command(subcommand)]
         command: account::AccountCommand,
     },
+    /// Public names: safe://[service.]name points at your data.
+    Name {
+        #[command(subcommand)]
+        command: names::NameCommand,
+    },
+    /// Publish a directory as a website under a name (registered if free).
+    Publish(names::PublishArgs),
     /// Your own filesystem (private, versioned), after `safe account login`.
     Fs {
         #[command(subcommand)]
@@ -107,6 +115,8 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys { command } => interruptible(keys::run(command, network)).await,
         Command::Fs { command } => interruptible(fs::run(command, network)).await,
+        Command::Name { command } => interruptible(names::run(command, network)).await,
+        Command::Publish(args) => interruptible(names::publish(args, network)).await,
         Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
     }
 }

@@ -789,3 +789,141 @@ fn directory_snapshots_round_trip() {
     let e = err(&["get", &format!("{address}/../etc"), "--local-store", st]);
     assert!(e.contains("invalid"), "{e}");
 }
+
+#[test]
+fn names_point_at_data_and_keep_their_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let store = dir.path().join("store");
+    let st = s(&store);
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(site.join("index.html"), b"<h1>v1</h1>").unwrap();
+    std::fs::write(site.join("css/a.css"), b"body{}").unwrap();
+    let run = |args: &[&str]| safe_in(&home, args, b"");
+    let ok = |args: &[&str]| ok_in(&home, args);
+    let fails = |args: &[&str]| {
+        let out = run(args);
+        assert!(!out.status.success(), "safe {args:?} should fail");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        err
+    };
+
+    // Names follow the DNS label rule, normalised to lowercase.
+    let bad = fails(&["name", "register", "bad_name", "--local-store", st]);
+    assert!(bad.contains("lowercase letters"), "{bad}");
+    assert_eq!(
+        ok(&["name", "register", "MySite", "--local-store", st]),
+        "safe://mysite"
+    );
+    ok(&["keys", "create", "other"]);
+    let taken = fails(&[
+        "name",
+        "register",
+        "mysite",
+        "--key",
+        "other",
+        "--local-store",
+        st,
+    ]);
+    assert!(taken.contains("is taken"), "{taken}");
+
+    // Publish: the snapshot, and the name pointed at it.
+    assert_eq!(
+        ok(&["publish", s(&site), "--name", "mysite", "--local-store", st]),
+        "safe://www.mysite"
+    );
+    assert_eq!(
+        ok(&["get", "safe://mysite/index.html", "--local-store", st]),
+        "<h1>v1</h1>"
+    );
+    let listing = ok(&["ls", "safe://www.mysite/", "--local-store", st]);
+    assert!(
+        listing.contains("index.html") && listing.contains("css"),
+        "{listing}"
+    );
+
+    // A new version; the old one stays resolvable.
+    std::fs::write(site.join("index.html"), b"<h1>v2</h1>").unwrap();
+    ok(&["publish", s(&site), "--name", "mysite", "--local-store", st]);
+    assert_eq!(
+        ok(&["get", "safe://mysite/index.html", "--local-store", st]),
+        "<h1>v2</h1>"
+    );
+    assert_eq!(
+        ok(&["get", "safe://mysite/index.html?v=1", "--local-store", st]),
+        "<h1>v1</h1>"
+    );
+    let shown: serde_json::Value = serde_json::from_str(&ok(&[
+        "name",
+        "show",
+        "mysite",
+        "--json",
+        "--local-store",
+        st,
+    ]))
+    .unwrap();
+    assert_eq!(shown["version"], 2);
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+
+    // Services, and who may change them.
+    let file = ok(&["put", s(&site.join("css/a.css")), "--local-store", st]);
+    ok(&["name", "set", "mysite", "style", &file, "--local-store", st]);
+    assert_eq!(
+        ok(&["get", "safe://style.mysite", "--local-store", st]),
+        "body{}"
+    );
+    let not_owner = fails(&[
+        "name",
+        "set",
+        "mysite",
+        "www",
+        &file,
+        "--key",
+        "other",
+        "--local-store",
+        st,
+    ]);
+    assert!(not_owner.contains("owner"), "{not_owner}");
+    let missing = fails(&["get", "safe://blog.mysite", "--local-store", st]);
+    assert!(missing.contains("no service \"blog\""), "{missing}");
+    let nobody = fails(&["get", "safe://nobody-here", "--local-store", st]);
+    assert!(nobody.contains("no name \"nobody-here\""), "{nobody}");
+
+    // Transfer: the old owner is refused afterwards, the new one is not.
+    let other = ok(&["keys", "list", "--json"]);
+    let other: serde_json::Value = serde_json::from_str(&other).unwrap();
+    let other_pk = other
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "other")
+        .unwrap()["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ok(&[
+        "name",
+        "transfer",
+        "mysite",
+        "--to",
+        &other_pk,
+        "--local-store",
+        st,
+    ]);
+    fails(&["name", "set", "mysite", "www", "none", "--local-store", st]);
+    ok(&[
+        "name",
+        "set",
+        "mysite",
+        "www",
+        "none",
+        "--key",
+        "other",
+        "--local-store",
+        st,
+    ]);
+    let gone = fails(&["get", "safe://mysite", "--local-store", st]);
+    assert!(gone.contains("no service \"www\""), "{gone}");
+}

@@ -923,5 +923,18 @@ fn the_filesystem_follows_the_account_to_another_home() {
         "",
     );
     same_tree(&tree, &published);
+
+    // A public name for it, resolved by anyone.
+    let named = ok_with(
+        &one,
+        p,
+        &["publish", tree.to_str().unwrap(), "--name", "alice-site"],
+        "",
+    );
+    assert_eq!(named, "safe://www.alice-site");
+    assert_eq!(
+        ok_with(&three, p, &["get", "safe://alice-site/index.html"], ""),
+        "<h1>hello</h1>"
+    );
     down(guard);
 }

@@ -34,6 +34,7 @@ pub mod json;
 pub mod keys;
 pub mod local;
 pub mod mutable;
+pub mod names;
 pub mod network;
 pub mod output;
 pub mod prepared;

@@ -16,11 +16,12 @@ pub mod codec;
 pub mod manifest;
 pub mod messages;
 pub mod mutable;
+pub mod name;
 pub mod url;
 pub mod xorname;
 
 pub use address::{Address, AddressError, DataKind};
 pub use chunk::{Chunk, ChunkError, MAX_CHUNK_SIZE};
 pub use codec::CodecError;
-pub use url::{SafeUrl, UrlError};
+pub use url::{Host, SafeUrl, UrlError};
 pub use xorname::XorName;

@@ -1,0 +1,286 @@
+//! `safe name …` and `safe publish`: public names pointing at data.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use safe_client::names::NameInfo;
+use safe_client::tree::TreeOptions;
+use safe_client::{Home, MutableError};
+use safe_protocol::mutable::Change;
+use safe_protocol::name::DEFAULT_SERVICE;
+use safe_protocol::{Address, DataKind};
+
+use crate::args::{Network, Target, with_client};
+use crate::files::tree_progress;
+use crate::keys::{Signers, parse_owners};
+use crate::show;
+
+#[derive(Subcommand)]
+pub(crate) enum NameCommand {
+    /// Register a name: the first registration wins. Lowercase letters,
+    /// digits and '-', 1 to 63 characters.
+    Register {
+        /// The name.
+        name: String,
+        /// Owners: public keys (hex) or names of your keys, comma-separated
+        /// (default: the signing key). The signing key must be one.
+        #[arg(long, value_delimiter = ',', value_name = "PK,...")]
+        owners: Vec<String>,
+        /// Owner signatures each change needs.
+        #[arg(long, default_value_t = 1, value_name = "M")]
+        threshold: u8,
+        #[command(flatten)]
+        signers: Signers,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Point a service of a name (www, blog, …) at a safe:// address (a
+    /// directory, file or record); a new version of the name.
+    Set {
+        /// The name.
+        name: String,
+        /// The service.
+        service: String,
+        /// The target (safe://d…, safe://f…, safe://m…), or `none` to
+        /// remove the service.
+        target_address: String,
+        #[command(flatten)]
+        signers: Signers,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Owners, services and versions of a name.
+    Show {
+        /// The name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Transfer a name, or share it: new owners and threshold.
+    Transfer {
+        /// The name.
+        name: String,
+        /// The new owners (public keys or names of your keys).
+        #[arg(long, value_delimiter = ',', value_name = "PK,...", required = true)]
+        to: Vec<String>,
+        /// Owner signatures each change will need.
+        #[arg(long, default_value_t = 1, value_name = "M")]
+        threshold: u8,
+        #[command(flatten)]
+        signers: Signers,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+/// `safe publish DIR --name NAME`.
+#[derive(clap::Args)]
+pub(crate) struct PublishArgs {
+    /// The directory (a website: index.html at its top).
+    dir: PathBuf,
+    /// The name to point at it (registered now if it is free).
+    #[arg(long)]
+    name: String,
+    /// The service.
+    #[arg(long, default_value = DEFAULT_SERVICE)]
+    service: String,
+    #[command(flatten)]
+    signers: Signers,
+    #[command(flatten)]
+    target: Target,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(crate) async fn run(command: NameCommand, network: Network) -> Result<()> {
+    match command {
+        NameCommand::Register {
+            name,
+            owners,
+            threshold,
+            signers,
+            target,
+        } => {
+            let name = safe_protocol::name::check_label(&name)?;
+            let key = signers
+                .keys()?
+                .into_iter()
+                .next()
+                .context("no signing key")?;
+            let owners = parse_owners(&owners)?;
+            let client = target.client(network, true).await?;
+            with_client(client, |client| async move {
+                client.register_name(&name, owners, threshold, &key).await?;
+                println!("safe://{name}");
+                eprintln!("registered {name:?}; point it at data with `safe name set {name} www safe://d…`");
+                Ok(())
+            })
+            .await
+        }
+        NameCommand::Set {
+            name,
+            service,
+            target_address,
+            signers,
+            target,
+        } => {
+            let to = match target_address.as_str() {
+                "none" => None,
+                text => Some(show::parse_address(text)?),
+            };
+            let keys = signers.keys()?;
+            let client = target.client(network, false).await?;
+            with_client(client, |client| async move {
+                let v = client
+                    .set_service(&name, &service, to, &keys, now())
+                    .await?;
+                eprintln!("{name}: version {}", v.number);
+                Ok(())
+            })
+            .await
+        }
+        NameCommand::Show { name, json, target } => {
+            let client = target.client(network, false).await?;
+            with_client(client, |client| async move {
+                let info = client.name_info(&name).await?;
+                print_info(&info, json);
+                Ok(())
+            })
+            .await
+        }
+        NameCommand::Transfer {
+            name,
+            to,
+            threshold,
+            signers,
+            target,
+        } => {
+            let mut owners = parse_owners(&to)?;
+            owners.sort();
+            owners.dedup();
+            let keys = signers.keys()?;
+            let client = target.client(network, false).await?;
+            with_client(client, |client| async move {
+                let name = safe_protocol::name::check_label(&name)?;
+                let address = safe_protocol::name::name_address(&name);
+                let change = Change::Owners { owners, threshold };
+                client
+                    .update_record(address, change, &keys)
+                    .await
+                    .map_err(|e| match e {
+                        MutableError::NotFound(_) => {
+                            anyhow::anyhow!("no name {name:?} is registered")
+                        }
+                        e => e.into(),
+                    })?;
+                eprintln!("{name}: new owners set");
+                Ok(())
+            })
+            .await
+        }
+    }
+}
+
+/// `safe publish`: the directory as a snapshot, and the name pointed at it.
+pub(crate) async fn publish(args: PublishArgs, network: Network) -> Result<()> {
+    let name = safe_protocol::name::check_label(&args.name)?;
+    let service = safe_protocol::name::check_label(&args.service)?;
+    if !args.dir.is_dir() {
+        bail!("{} is not a directory", args.dir.display());
+    }
+    let keys = args.signers.keys()?;
+    let key = keys.first().cloned().context("no signing key")?;
+    let client = args.target.client(network, true).await?;
+    with_client(client, |client| async move {
+        let (bar, progress) = tree_progress();
+        let options = TreeOptions {
+            progress,
+            cache: Some(Home::from_env().put_cache()),
+            secret: None,
+        };
+        let report = client.put_tree(&args.dir, &options).await;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let report = report?;
+        match client.register_name(&name, Vec::new(), 1, &key).await {
+            Ok(_) => eprintln!("registered {name:?}"),
+            // Ours already (or a co-owner's): fine.
+            Err(safe_client::names::NameOpError::Mutable(MutableError::AlreadyCreated {
+                ..
+            })) => {}
+            Err(safe_client::names::NameOpError::Taken(n)) => {
+                // Taken: ours only if our key may change it; the set says.
+                eprintln!("{n:?} is registered already; updating it");
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let v = client
+            .set_service(&name, &service, Some(report.address), &keys, now())
+            .await?;
+        eprintln!(
+            "{service}.{name}: version {} -> {}",
+            v.number, report.address
+        );
+        println!("safe://{service}.{name}");
+        Ok(())
+    })
+    .await
+}
+
+fn print_info(info: &NameInfo, json: bool) {
+    let latest = info.latest();
+    let owners: Vec<String> = info.record.state.owners.iter().map(hex::encode).collect();
+    if json {
+        let versions: Vec<_> = info
+            .versions
+            .iter()
+            .map(|v| {
+                let services: serde_json::Map<String, serde_json::Value> = v
+                    .services
+                    .iter()
+                    .map(|(s, a)| (s.clone(), a.to_string().into()))
+                    .collect();
+                serde_json::json!({ "version": v.number, "time": v.time, "services": services })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "name": info.name,
+                "address": Address::new(DataKind::Mutable, safe_protocol::name::name_address(&info.name)).to_string(),
+                "owners": owners,
+                "threshold": info.record.state.threshold,
+                "version": latest.number,
+                "versions": versions,
+            })
+        );
+        return;
+    }
+    println!("name: {}", info.name);
+    println!(
+        "owners: {} ({} must sign)",
+        owners.join(", "),
+        info.record.state.threshold
+    );
+    println!("version: {}", latest.number);
+    for (service, target) in &latest.services {
+        println!("{service}.{}  ->  {target}", info.name);
+    }
+    for v in &info.versions {
+        println!(
+            "  version {:>3}  {}  {} service(s)",
+            v.number,
+            show::time(v.time),
+            v.services.len()
+        );
+    }
+}
