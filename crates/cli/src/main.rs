@@ -18,6 +18,7 @@ mod account;
 mod args;
 mod files;
 mod fs;
+mod gateway;
 mod keys;
 mod mutable;
 mod names;
@@ -80,6 +81,10 @@ enum Command {
     },
     /// Publish a directory as a website under a name (registered if free).
     Publish(names::PublishArgs),
+    /// Serve the network to an ordinary browser: http://<name>.localhost:PORT/.
+    Gateway(gateway::GatewayArgs),
+    /// Print (and open) the gateway URL of a safe:// URL.
+    Open(gateway::OpenArgs),
     /// Your own filesystem (private, versioned), after `safe account login`.
     Fs {
         #[command(subcommand)]
@@ -117,6 +122,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Fs { command } => interruptible(fs::run(command, network)).await,
         Command::Name { command } => interruptible(names::run(command, network)).await,
         Command::Publish(args) => interruptible(names::publish(args, network)).await,
+        Command::Gateway(args) => gateway::gateway(args, network).await,
+        Command::Open(args) => gateway::open(args),
         Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
     }
 }

@@ -230,8 +230,8 @@ fn bad_input_gives_one_clear_line() {
     let store = dir.path().join("store");
     let e = err(&["put", "/definitely/not/here", "--local-store", s(&store)]);
     assert!(e.contains("cannot read"), "{e}");
-    let e = err(&["get", "safe://nope", "--local-store", s(&store)]);
-    assert!(e.contains("invalid address"), "{e}");
+    let e = err(&["get", "safe://no_pe", "--local-store", s(&store)]);
+    assert!(e.contains("neither an address nor a name"), "{e}");
     // A failed put leaves no store behind; a real one makes it.
     assert!(!store.exists());
     let file = dir.path().join("real");

@@ -63,10 +63,19 @@ pub fn check_label(text: &str) -> Result<String, NameError> {
     if !ok {
         return Err(NameError::Invalid(text.to_string()));
     }
-    if format!("{SCHEME}{label}").parse::<Address>().is_ok() {
+    if looks_like_address(&label) {
         return Err(NameError::LooksLikeAddress(text.to_string()));
     }
     Ok(label)
+}
+
+/// Whether `label` has an address's shape (its length, and a kind's first
+/// letter): such a label is read as an address, even a mistyped one, and
+/// is never a name.
+pub fn looks_like_address(label: &str) -> bool {
+    label.len() == crate::address::ENCODED_LEN
+        && matches!(label.as_bytes().first(), Some(b'f' | b'c' | b'm' | b'd'))
+        || format!("{SCHEME}{label}").parse::<Address>().is_ok()
 }
 
 /// The address of the record of `name` (normalised).

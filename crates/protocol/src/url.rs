@@ -96,6 +96,10 @@ impl FromStr for SafeUrl {
         };
         let host = match format!("{SCHEME}{host}").parse::<Address>() {
             Ok(a) => Host::Address(a),
+            // An address's shape, mistyped: the address's error.
+            Err(address_error) if crate::name::looks_like_address(host) => {
+                return Err(address_error.into());
+            }
             Err(address_error) => {
                 let (service, name) = match host.split_once('.') {
                     Some((s, n)) => (s, n),
@@ -103,8 +107,7 @@ impl FromStr for SafeUrl {
                 };
                 match (check_label(service), check_label(name)) {
                     (Ok(service), Ok(name)) => Host::Name { service, name },
-                    // A host that looks like an address gets the
-                    // address's error.
+                    // Of an address's length: the address's error says more.
                     _ if host.len() == crate::address::ENCODED_LEN && !host.contains('.') => {
                         return Err(address_error.into());
                     }

@@ -1,0 +1,694 @@
+//! The web gateway: the network served over HTTP to an ordinary browser.
+//!
+//! Every site gets an origin of its own, so sites cannot read each
+//! other's storage or cookies:
+//!
+//! - `http://<service>.<name>.localhost:PORT/…` for a public name
+//!   (`http://<name>.localhost` means the `www` service);
+//! - `http://<address>.localhost:PORT/…` for a raw `d…` or `f…` address;
+//! - `http://localhost:PORT/` is the gateway's own page.
+//!
+//! Chromium and Firefox resolve `*.localhost` to loopback by themselves.
+//! Any other `Host` is refused, which stops DNS rebinding.
+//!
+//! Responses are what browsers and caches expect: content types from
+//! file extensions, `index.html` for directories (a listing when there is
+//! none, and a redirect to the trailing `/` so relative links work), the
+//! site's own `404.html`, `HEAD`, single `Range` requests (only the
+//! covering chunks are fetched), `ETag`, `Cache-Control: immutable` for
+//! content-addressed hosts and a short max-age through names, a strict
+//! `Content-Security-Policy`, and bodies streamed a chunk's worth at a
+//! time whatever the file size.
+//!
+//! Not built yet (issue 14): the apps' API (`/_safe/v1/…`), grants,
+//! `--public` limits, proxy mode and `/proxy.pac`, a verified-chunk cache.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use safe_client::files::Opened;
+use safe_client::names::NameOpError;
+use safe_client::tree::{Found, TreeError};
+use safe_client::{ByteRange, Client, RangeError};
+use safe_protocol::manifest::{Entry, FileData, Manifest, Node, check_name};
+use safe_protocol::name::check_label;
+use safe_protocol::{Address, DataKind, Host, SafeUrl};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Bytes read from the network per step of a streamed body (about a
+/// chunk): what one response holds in memory at a time.
+pub const STREAM_STEP: u64 = 1 << 20;
+/// `Cache-Control` of content-addressed responses.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of responses reached through a name (which can change).
+pub const THROUGH_NAME: &str = "public, max-age=60";
+/// The `Content-Security-Policy` every site's page gets: its own origin
+/// only.
+pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
+
+/// A running gateway.
+pub struct Gateway {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Serves the network through `client` on `listen` (port 0: any free
+    /// one).
+    pub async fn start(client: Client, listen: SocketAddr) -> std::io::Result<Gateway> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Shared { client, addr });
+        let app = Router::new().fallback(handle).with_state(state);
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.changed().await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!("gateway failed: {e}");
+            }
+        });
+        Ok(Gateway { addr, stop, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its own page: `http://localhost:PORT/`.
+    pub fn url(&self) -> String {
+        format!("http://localhost:{}/", self.addr.port())
+    }
+
+    /// The gateway URL of a `safe://` URL (names and raw addresses).
+    pub fn url_of(&self, url: &SafeUrl) -> String {
+        url_of(url, self.addr.port())
+    }
+
+    /// Stops serving and waits for open requests to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The gateway URL of `url` on a gateway at `port`.
+pub fn url_of(url: &SafeUrl, port: u16) -> String {
+    let host = match &url.host {
+        Host::Address(a) => a.to_string().trim_start_matches("safe://").to_string(),
+        Host::Name { service, name } => format!("{service}.{name}"),
+    };
+    let path: Vec<String> = url
+        .path
+        .iter()
+        .map(|c| percent_encoding::utf8_percent_encode(c, PATH_SEGMENT).to_string())
+        .collect();
+    format!("http://{host}.localhost:{port}/{}", path.join("/"))
+}
+
+/// Characters escaped in a path segment.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+struct Shared {
+    client: Client,
+    addr: SocketAddr,
+}
+
+/// What a request's `Host` asks for.
+#[derive(Debug, PartialEq, Eq)]
+enum Site {
+    /// The gateway's own page.
+    Home,
+    /// A site: a name's service, or an address.
+    Safe(Host),
+}
+
+/// The site a `Host` header names, if it is one of the gateway's forms.
+fn site_of(host: &str) -> Option<Site> {
+    let host = host.to_ascii_lowercase();
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+        _ => host,
+    };
+    if host == "localhost" {
+        return Some(Site::Home);
+    }
+    let label = host.strip_suffix(".localhost")?;
+    if let Ok(a) = format!("safe://{label}").parse::<Address>() {
+        return matches!(a.kind, DataKind::Directory | DataKind::File)
+            .then_some(Site::Safe(Host::Address(a)));
+    }
+    let (service, name) = match label.split_once('.') {
+        Some((s, n)) => (s, n),
+        None => ("www", label),
+    };
+    Some(Site::Safe(Host::Name {
+        service: check_label(service).ok()?,
+        name: check_label(name).ok()?,
+    }))
+}
+
+/// The path's components, percent-decoded and checked (`None`: not a
+/// valid path), and whether it ends with `/`.
+fn path_of(uri: &Uri) -> Option<(Vec<String>, bool)> {
+    let raw = uri.path();
+    let mut out = Vec::new();
+    for part in raw.split('/').filter(|p| !p.is_empty()) {
+        let decoded = percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        check_name(&decoded).ok()?;
+        out.push(decoded);
+    }
+    Some((out, raw.ends_with('/')))
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "This gateway serves GET and HEAD.",
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let Some(site) = site_of(host) else {
+        return page(
+            StatusCode::MISDIRECTED_REQUEST,
+            "Unknown host",
+            "This gateway answers only for localhost, <name>.localhost, <service>.<name>.localhost and <address>.localhost.",
+        );
+    };
+    let Some((path, slash)) = path_of(&uri) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Bad path",
+            "The path is not valid.",
+        );
+    };
+    let host = match site {
+        Site::Home => return home(shared.addr.port()),
+        Site::Safe(h) => h,
+    };
+    let through_name = matches!(host, Host::Name { .. });
+    let url = SafeUrl {
+        host,
+        path,
+        version: None,
+    };
+    let mut response = match serve(&shared.client, &url, slash, &headers, &method).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    let status = response.status();
+    let h = response.headers_mut();
+    if status.is_success() || status == StatusCode::NOT_MODIFIED {
+        let cache = if through_name {
+            THROUGH_NAME
+        } else {
+            IMMUTABLE
+        };
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    }
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if method == Method::HEAD {
+        *response.body_mut() = Body::empty();
+    }
+    response
+}
+
+/// Why a request could not be served.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Network(String),
+}
+
+impl IntoResponse for ServeError {
+    fn into_response(self) -> Response {
+        match self {
+            ServeError::NotFound(m) => page(StatusCode::NOT_FOUND, "Not found", &m),
+            ServeError::Network(m) => page(
+                StatusCode::BAD_GATEWAY,
+                "The network did not answer",
+                &format!("{m}. Is the network (or your testnet) running?"),
+            ),
+        }
+    }
+}
+
+impl From<NameOpError> for ServeError {
+    fn from(e: NameOpError) -> Self {
+        match e {
+            NameOpError::Mutable(m) => ServeError::Network(m.to_string()),
+            e => ServeError::NotFound(e.to_string()),
+        }
+    }
+}
+
+impl From<TreeError> for ServeError {
+    fn from(e: TreeError) -> Self {
+        match e {
+            TreeError::NotFound(p) | TreeError::NotADirectory(p) => {
+                ServeError::NotFound(format!("No /{p} on this site."))
+            }
+            e => ServeError::Network(e.to_string()),
+        }
+    }
+}
+
+async fn serve(
+    client: &Client,
+    url: &SafeUrl,
+    slash: bool,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<Response, ServeError> {
+    let (address, path) = client.resolve(url).await?;
+    match address.kind {
+        DataKind::File if path.is_empty() => {
+            let opened = client
+                .open_file(&address, None)
+                .await
+                .map_err(|e| ServeError::Network(e.to_string()))?;
+            let etag = format!("\"{}\"", address.name);
+            Ok(file(client, opened, &etag, "", headers, method).await)
+        }
+        DataKind::Directory => match client.find(address.name, &path).await {
+            Ok(Found::Dir { listing, .. }) => {
+                if !slash && !path.is_empty() {
+                    let to = format!("{}/", url_path(&path));
+                    return Ok(redirect(&to));
+                }
+                match listing.get("index.html") {
+                    Some(index) => serve_entry(client, index, headers, method).await,
+                    None => Ok(dir_listing(&path, &listing)),
+                }
+            }
+            Ok(Found::Entry(entry)) => serve_entry(client, &entry, headers, method).await,
+            Err(TreeError::NotFound(_) | TreeError::NotADirectory(_)) => {
+                not_found(client, address, &path, headers, method).await
+            }
+            Err(e) => Err(e.into()),
+        },
+        _ => Err(ServeError::NotFound(format!(
+            "{address} is not a site or a file"
+        ))),
+    }
+}
+
+/// The site's own `404.html` (with status 404), or a plain page.
+async fn not_found(
+    client: &Client,
+    site: Address,
+    path: &[String],
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<Response, ServeError> {
+    if let Ok(Found::Entry(e)) = client.find(site.name, &["404.html".to_string()]).await
+        && let Ok(mut r) = serve_entry(client, &e, &HeaderMap::new(), method).await
+    {
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        r.headers_mut().remove(header::ETAG);
+        return Ok(r);
+    }
+    let _ = headers;
+    Err(ServeError::NotFound(format!(
+        "No {} on this site.",
+        url_path(path)
+    )))
+}
+
+async fn serve_entry(
+    client: &Client,
+    entry: &Entry,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Result<Response, ServeError> {
+    let Node::File { data, size } = &entry.node else {
+        return Err(ServeError::NotFound(format!(
+            "{} is not a file",
+            entry.name
+        )));
+    };
+    let (opened, etag) = match data {
+        FileData::Inline(bytes) => {
+            let etag = format!("\"i{}\"", &hash_hex(bytes)[..32]);
+            let opened =
+                Opened::inline(bytes.clone()).map_err(|e| ServeError::Network(e.to_string()))?;
+            (opened, etag)
+        }
+        FileData::Stored(name) => {
+            let address = Address::new(DataKind::File, *name);
+            let opened = client
+                .open_file(&address, None)
+                .await
+                .map_err(|e| ServeError::Network(e.to_string()))?;
+            if opened.size != *size {
+                return Err(ServeError::Network(format!(
+                    "{} is not the size its directory says",
+                    entry.name
+                )));
+            }
+            (opened, format!("\"{name}\""))
+        }
+    };
+    Ok(file(client, opened, &etag, &entry.name, headers, method).await)
+}
+
+fn hash_hex(bytes: &[u8]) -> String {
+    safe_protocol::XorName::from_content(bytes).to_string()
+}
+
+/// A file's response: the whole, or the one range asked for.
+async fn file(
+    client: &Client,
+    opened: Opened,
+    etag: &str,
+    name: &str,
+    headers: &HeaderMap,
+    method: &Method,
+) -> Response {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        return r;
+    }
+    let size = opened.size;
+    let asked = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes="))
+        // Several ranges at once: served whole, as HTTP allows.
+        .filter(|v| !v.contains(','))
+        .map(|v| v.trim().parse::<ByteRange>());
+    let (status, range) = match asked {
+        None => (StatusCode::OK, 0..size),
+        Some(Ok(r)) => match r.resolve(size) {
+            Ok(range) => (StatusCode::PARTIAL_CONTENT, range),
+            Err(RangeError::PastEnd { .. }) => {
+                let mut r = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    r.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return r;
+            }
+            Err(_) => (StatusCode::OK, 0..size),
+        },
+        // A range we cannot read is ignored (the whole is served).
+        Some(Err(_)) => (StatusCode::OK, 0..size),
+    };
+    let len = range.end - range.start;
+    let body = if *method == Method::HEAD || len == 0 {
+        Body::empty()
+    } else {
+        stream(client.clone(), opened, range.clone())
+    };
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(name)),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "bytes {}-{}/{size}",
+            range.start,
+            range.end.saturating_sub(1)
+        ))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    r
+}
+
+/// The bytes of `range`, [`STREAM_STEP`] at a time: memory stays bounded
+/// whatever the size, and only the chunks covering the range are fetched.
+fn stream(client: Client, opened: Opened, range: std::ops::Range<u64>) -> Body {
+    let opened = Arc::new(opened);
+    let steps = futures::stream::unfold(range.start, move |at| {
+        let (client, opened) = (client.clone(), opened.clone());
+        let end = range.end;
+        async move {
+            if at >= end {
+                return None;
+            }
+            let to = (at + STREAM_STEP).min(end);
+            let mut buf = Vec::with_capacity((to - at) as usize);
+            let step = client
+                .read_range(&opened, at..to, &mut buf)
+                .await
+                .map(|_| Bytes::from(buf))
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            // After an error the stream ends (the connection is cut, so a
+            // client never takes a short body for the whole).
+            let next = if step.is_ok() { to } else { end };
+            Some((step, next))
+        }
+    });
+    Body::from_stream(steps)
+}
+
+/// A content type from a file name's extension.
+fn content_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" | "map" => "application/json",
+        "txt" | "md" => "text/plain; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "ico" => "image/x-icon",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "wav" => "audio/wav",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        _ => "application/octet-stream",
+    }
+}
+
+fn url_path(path: &[String]) -> String {
+    let parts: Vec<String> = path
+        .iter()
+        .map(|c| percent_encoding::utf8_percent_encode(c, PATH_SEGMENT).to_string())
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+fn redirect(to: &str) -> Response {
+    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// A plain HTML page for errors.
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    html(
+        status,
+        format!(
+            "<!doctype html><meta charset=utf-8><title>{t}</title><h1>{t}</h1><p>{m}</p>",
+            t = escape(title),
+            m = escape(message)
+        ),
+    )
+}
+
+/// A generated listing of a directory without an `index.html`.
+fn dir_listing(path: &[String], listing: &Manifest) -> Response {
+    let mut rows = String::new();
+    for e in listing.entries() {
+        let link = percent_encoding::utf8_percent_encode(&e.name, PATH_SEGMENT).to_string();
+        let (suffix, size) = match &e.node {
+            Node::Dir { size, .. } => ("/", *size),
+            Node::File { size, .. } => ("", *size),
+            Node::Symlink { .. } => ("", 0),
+        };
+        rows.push_str(&format!(
+            "<li><a href=\"{link}{suffix}\">{}{suffix}</a> <small>{size} bytes</small></li>",
+            escape(&e.name)
+        ));
+    }
+    let title = escape(&url_path(path));
+    html(
+        StatusCode::OK,
+        format!(
+            "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><ul>{rows}</ul>"
+        ),
+    )
+}
+
+/// The gateway's own page: open a `safe://` URL.
+fn home(port: u16) -> Response {
+    html(
+        StatusCode::OK,
+        format!(
+            r#"<!doctype html><meta charset=utf-8><title>safe gateway</title>
+<h1>safe gateway</h1>
+<form id=f><input id=u size=60 placeholder="safe://www.name/path or safe://d…"> <button>Open</button></form>
+<p>Sites open at <code>http://&lt;service&gt;.&lt;name&gt;.localhost:{port}/</code> and raw addresses at <code>http://&lt;address&gt;.localhost:{port}/</code>, each its own origin.</p>
+<script>
+document.getElementById('f').onsubmit = function (e) {{
+  e.preventDefault();
+  var u = document.getElementById('u').value.trim().replace(/^safe:\/\//, '');
+  var i = u.indexOf('/'); var host = i < 0 ? u : u.slice(0, i); var rest = i < 0 ? '/' : u.slice(i);
+  location.href = 'http://' + host + '.localhost:{port}' + rest;
+}};
+</script>"#
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safe_protocol::XorName;
+
+    #[test]
+    fn hosts_are_sites_or_refused() {
+        assert_eq!(site_of("localhost:8080"), Some(Site::Home));
+        assert_eq!(
+            site_of("Blog.MySite.localhost:8080"),
+            Some(Site::Safe(Host::Name {
+                service: "blog".into(),
+                name: "mysite".into()
+            }))
+        );
+        assert_eq!(
+            site_of("mysite.localhost"),
+            Some(Site::Safe(Host::Name {
+                service: "www".into(),
+                name: "mysite".into()
+            }))
+        );
+        let d = Address::new(DataKind::Directory, XorName([4; 32]));
+        let label = d.to_string().trim_start_matches("safe://").to_string();
+        assert_eq!(
+            site_of(&format!("{label}.localhost:1")),
+            Some(Site::Safe(Host::Address(d)))
+        );
+        for bad in [
+            "evil.com",
+            "mysite.localhost.evil.com",
+            "a.b.c.localhost",
+            "bad_name.localhost",
+            "",
+            "127.0.0.1:8080",
+        ] {
+            assert_eq!(site_of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_are_decoded_and_checked() {
+        let uri: Uri = "/a%20b/c.html".parse().unwrap();
+        assert_eq!(
+            path_of(&uri),
+            Some((vec!["a b".to_string(), "c.html".to_string()], false))
+        );
+        assert!(path_of(&"/x/..".parse().unwrap()).is_none());
+        assert!(path_of(&"/x/%2e%2e/y".parse().unwrap()).is_none());
+        assert!(path_of(&"/dir/".parse().unwrap()).unwrap().1);
+        assert_eq!(content_type("A.HTML"), "text/html; charset=utf-8");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
