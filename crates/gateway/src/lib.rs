@@ -20,8 +20,14 @@
 //! `Content-Security-Policy`, and bodies streamed a chunk's worth at a
 //! time whatever the file size.
 //!
+//! **Proxy mode**: the same port answers absolute-form proxy requests for
+//! those hosts and for `http://<service>.<name>.safe/` and
+//! `http://<address>.safe/`, so `http_proxy=http://127.0.0.1:PORT wget
+//! --mirror …` works; `http://localhost:PORT/proxy.pac` sends only
+//! `*.safe` to the gateway, so a browser can open `http://www.name.safe/`.
+//!
 //! Not built yet (issue 14): the apps' API (`/_safe/v1/…`), grants,
-//! `--public` limits, proxy mode and `/proxy.pac`, a verified-chunk cache.
+//! `--public` limits, a verified-chunk cache.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -160,7 +166,11 @@ fn site_of(host: &str) -> Option<Site> {
     if host == "localhost" {
         return Some(Site::Home);
     }
-    let label = host.strip_suffix(".localhost")?;
+    // `.safe` hosts come through proxy mode (a browser using /proxy.pac,
+    // or `http_proxy=` for tools).
+    let label = host
+        .strip_suffix(".localhost")
+        .or_else(|| host.strip_suffix(".safe"))?;
     if let Ok(a) = format!("safe://{label}").parse::<Address>() {
         return matches!(a.kind, DataKind::Directory | DataKind::File)
             .then_some(Site::Safe(Host::Address(a)));
@@ -204,9 +214,11 @@ async fn handle(
             "This gateway serves GET and HEAD.",
         );
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    // A proxy request (absolute form) names its host in the URI.
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("");
     let Some(site) = site_of(host) else {
         return page(
@@ -223,6 +235,7 @@ async fn handle(
         );
     };
     let host = match site {
+        Site::Home if uri.path() == "/proxy.pac" => return pac(shared.addr),
         Site::Home => return home(shared.addr.port()),
         Site::Safe(h) => h,
     };
@@ -613,6 +626,20 @@ fn dir_listing(path: &[String], listing: &Manifest) -> Response {
     )
 }
 
+/// `/proxy.pac`: sends `*.safe` (and nothing else) to this gateway, so a
+/// browser set to use it opens `http://www.name.safe/` directly.
+fn pac(addr: SocketAddr) -> Response {
+    let body = format!(
+        "function FindProxyForURL(url, host) {{\n  if (dnsDomainIs(host, \".safe\")) return \"PROXY {addr}\";\n  return \"DIRECT\";\n}}\n"
+    );
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ns-proxy-autoconfig"),
+    );
+    r
+}
+
 /// The gateway's own page: open a `safe://` URL.
 fn home(port: u16) -> Response {
     html(
@@ -662,9 +689,17 @@ mod tests {
             site_of(&format!("{label}.localhost:1")),
             Some(Site::Safe(Host::Address(d)))
         );
+        assert_eq!(
+            site_of("blog.mysite.safe"),
+            Some(Site::Safe(Host::Name {
+                service: "blog".into(),
+                name: "mysite".into()
+            }))
+        );
         for bad in [
             "evil.com",
             "mysite.localhost.evil.com",
+            "mysite.safe.evil.com",
             "a.b.c.localhost",
             "bad_name.localhost",
             "",

@@ -207,6 +207,28 @@ async fn a_named_site_is_served_as_browsers_expect() {
     let own = request(&gw, "GET", &format!("localhost:{port}"), "/", &[]).await;
     assert!(String::from_utf8_lossy(&own.body).contains("safe gateway"));
 
+    // Proxy mode: absolute-form requests for *.safe (and *.localhost),
+    // and the PAC file that sends only *.safe here.
+    let proxied = request(
+        &gw,
+        "GET",
+        "www.mysite.safe",
+        "http://www.mysite.safe/about/",
+        &[],
+    )
+    .await;
+    assert_eq!(proxied.body, b"<h1>about</h1>");
+    let pac = request(&gw, "GET", &format!("localhost:{port}"), "/proxy.pac", &[]).await;
+    assert_eq!(
+        pac.headers["content-type"],
+        "application/x-ns-proxy-autoconfig"
+    );
+    let pac = String::from_utf8(pac.body).unwrap();
+    assert!(
+        pac.contains(".safe") && pac.contains(&format!("PROXY 127.0.0.1:{port}")),
+        "{pac}"
+    );
+
     gw.stop().await;
     client.shutdown().await;
     net.down().await;
