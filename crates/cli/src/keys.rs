@@ -123,6 +123,13 @@ pub(crate) async fn run(command: KeysCommand, network: Network) -> Result<()> {
 }
 
 impl Signers {
+    /// The first signing key named (or the default): the one that signs
+    /// a create.
+    pub(crate) fn first(&self) -> Result<SigningKey> {
+        use anyhow::Context;
+        self.keys()?.into_iter().next().context("no signing key")
+    }
+
     /// The signing keys named, or the default key (made if missing, and
     /// said so). While logged in, names are looked up in the account
     /// first (as last read: `safe keys list` reads it again), and the

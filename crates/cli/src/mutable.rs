@@ -235,11 +235,7 @@ pub(crate) async fn run(command: MutableCommand, network: Network) -> Result<()>
             target,
             json,
         } => {
-            let key = signers
-                .keys()?
-                .into_iter()
-                .next()
-                .context("no signing key")?;
+            let key = signers.first()?;
             let owners = parse_owners(&owners)?;
             let signer = key.verifying_key().to_bytes();
             if !owners.is_empty() && !owners.contains(&signer) {

@@ -110,11 +110,7 @@ pub(crate) async fn run(command: NameCommand, network: Network) -> Result<()> {
             target,
         } => {
             let name = safe_protocol::name::check_label(&name)?;
-            let key = signers
-                .keys()?
-                .into_iter()
-                .next()
-                .context("no signing key")?;
+            let key = signers.first()?;
             let owners = parse_owners(&owners)?;
             let client = target.client(network, true).await?;
             with_client(client, |client| async move {

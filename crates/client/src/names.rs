@@ -161,9 +161,9 @@ impl Client {
             .await;
         match result {
             Ok(_) => made.ok_or(NameOpError::NotRegistered(name)),
-            Err(_) if refusal.is_some() => Err(refusal.unwrap_or(NameOpError::TooManyServices)),
             Err(MutableError::NotFound(_)) => Err(NameOpError::NotRegistered(name)),
-            Err(e) => Err(e.into()),
+            // Our own refusal (too many services), else the store's.
+            Err(e) => Err(refusal.unwrap_or_else(|| e.into())),
         }
     }
 

@@ -345,7 +345,7 @@ async fn serve(
             }
             Ok(Found::Entry(entry)) => serve_entry(client, &entry, headers, method).await,
             Err(TreeError::NotFound(_) | TreeError::NotADirectory(_)) => {
-                not_found(client, address, &path, headers, method).await
+                not_found(client, address, &path, method).await
             }
             Err(e) => Err(e.into()),
         },
@@ -360,7 +360,6 @@ async fn not_found(
     client: &Client,
     site: Address,
     path: &[String],
-    headers: &HeaderMap,
     method: &Method,
 ) -> Result<Response, ServeError> {
     if let Ok(Found::Entry(e)) = client.find(site.name, &["404.html".to_string()]).await
@@ -370,7 +369,6 @@ async fn not_found(
         r.headers_mut().remove(header::ETAG);
         return Ok(r);
     }
-    let _ = headers;
     Err(ServeError::NotFound(format!(
         "No {} on this site.",
         url_path(path)
