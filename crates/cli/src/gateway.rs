@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
-use safe_gateway::Gateway;
+use safe_gateway::{Gateway, Options};
 
 use crate::args::{Network, Peers};
 use crate::show;
@@ -15,6 +15,10 @@ pub(crate) struct GatewayArgs {
     /// machine only).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
     listen: SocketAddr,
+    /// MiB of verified chunks kept in memory, so repeat visits are served
+    /// without asking the network.
+    #[arg(long, default_value_t = 64, value_name = "MIB", value_parser = clap::value_parser!(u64).range(0..=4096))]
+    cache_mib: u64,
     #[command(flatten)]
     net: Peers,
 }
@@ -31,7 +35,9 @@ pub(crate) struct OpenArgs {
 
 pub(crate) async fn gateway(args: GatewayArgs, network: Network) -> Result<()> {
     let client = args.net.connect(network).await?;
-    let gw = Gateway::start(client.clone(), args.listen)
+    let mut options = Options::new(args.listen);
+    options.chunk_cache_bytes = args.cache_mib << 20;
+    let gw = Gateway::start(client.clone(), options)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     println!(

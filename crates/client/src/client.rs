@@ -30,6 +30,7 @@ use safe_protocol::{Address, Chunk, DataKind, XorName};
 use safe_selfenc::{Config, Secret};
 
 use crate::bootstrap::{Bootstrap, ConnectError};
+use crate::cache::Caches;
 use crate::files::{self, GetError, Opened, PutError, PutReport};
 use crate::home::Home;
 use crate::local::LocalStore;
@@ -147,6 +148,7 @@ enum Backend {
 #[derive(Clone)]
 pub struct Client {
     backend: Backend,
+    caches: Option<Arc<Caches>>,
 }
 
 impl Client {
@@ -180,6 +182,21 @@ impl Client {
     /// network, the same API.
     pub fn local(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         Ok(Self::from(LocalStore::open(dir)?))
+    }
+
+    /// This client with in-memory caches of verified chunks
+    /// (`chunk_bytes`) and decoded public manifests (about
+    /// `manifest_bytes`), shared by its clones: for clients that read the
+    /// same data again and again, such as the gateway. Content-addressed
+    /// data never changes, so a cached answer is always the right one.
+    pub fn with_caches(mut self, chunk_bytes: u64, manifest_bytes: u64) -> Self {
+        self.caches = Some(Arc::new(Caches::new(chunk_bytes, manifest_bytes)));
+        self
+    }
+
+    /// The caches, if [`Client::with_caches`] made them.
+    pub fn caches(&self) -> Option<&Caches> {
+        self.caches.as_deref()
     }
 
     /// The network connection, unless this client is local.
@@ -523,6 +540,7 @@ impl From<Connection> for Client {
     fn from(c: Connection) -> Self {
         Self {
             backend: Backend::Network(c),
+            caches: None,
         }
     }
 }
@@ -531,6 +549,7 @@ impl From<LocalStore> for Client {
     fn from(s: LocalStore) -> Self {
         Self {
             backend: Backend::Local(s),
+            caches: None,
         }
     }
 }
@@ -544,10 +563,17 @@ impl ChunkStore for Client {
     }
 
     async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
-        match &self.backend {
+        if let Some(chunk) = self.caches.as_ref().and_then(|c| c.chunk(&name)) {
+            return Ok(chunk);
+        }
+        let chunk = match &self.backend {
             Backend::Network(c) => c.get(name).await,
             Backend::Local(s) => s.get(name).await,
+        }?;
+        if let Some(c) = &self.caches {
+            c.keep_chunk(&chunk);
         }
+        Ok(chunk)
     }
 }
 

@@ -19,13 +19,15 @@
 //!   [`json`] (JSON views for front ends);
 //! - logic: [`files`], [`tree`] (directory snapshots), [`mutable`],
 //!   [`account`] (log in with a username and password);
-//! - stores: [`store`] (the traits), [`local`], [`network`].
+//! - stores: [`store`] (the traits), [`local`], [`network`], and
+//!   [`cache`] (verified chunks and manifests kept in memory).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod account;
 pub mod bootstrap;
+pub mod cache;
 mod client;
 pub mod files;
 pub mod fs;

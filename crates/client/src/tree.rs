@@ -501,11 +501,32 @@ impl Client {
         name: XorName,
         secret: Option<&Secret>,
     ) -> Result<Manifest, TreeError> {
+        let shared = self.manifest_shared(name, secret).await?;
+        Ok(Arc::try_unwrap(shared).unwrap_or_else(|m| (*m).clone()))
+    }
+
+    /// The manifest `name`, from the client's cache when it is public and
+    /// cached ([`Client::with_caches`]).
+    async fn manifest_shared(
+        &self,
+        name: XorName,
+        secret: Option<&Secret>,
+    ) -> Result<Arc<Manifest>, TreeError> {
+        // Only public manifests are cached: a private one stays readable
+        // only by callers that hold its secret.
+        let cache = self.caches().filter(|_| secret.is_none());
+        if let Some(m) = cache.and_then(|c| c.manifest(&name)) {
+            return Ok(m);
+        }
         let address = Address::new(DataKind::File, name);
         let bytes = self
             .get_bytes_in(&address, MAX_MANIFEST_BYTES as u64, secret)
             .await?;
-        Ok(Manifest::decode(&bytes)?)
+        let manifest = Arc::new(Manifest::decode(&bytes)?);
+        if let Some(c) = cache {
+            c.keep_manifest(name, manifest.clone());
+        }
+        Ok(manifest)
     }
 
     /// What `path` names inside the snapshot whose top manifest is `root`.
@@ -521,7 +542,7 @@ impl Client {
         secret: Option<&Secret>,
     ) -> Result<Found, TreeError> {
         let mut manifest = root;
-        let mut listing = self.read_manifest_in(root, secret).await?;
+        let mut listing = self.manifest_shared(root, secret).await?;
         for (i, component) in path.iter().enumerate() {
             let shown = || path[..=i].join("/");
             let entry = listing
@@ -531,12 +552,13 @@ impl Client {
             match entry.node {
                 Node::Dir { manifest: next, .. } => {
                     manifest = next;
-                    listing = self.read_manifest_in(next, secret).await?;
+                    listing = self.manifest_shared(next, secret).await?;
                 }
                 _ if i + 1 == path.len() => return Ok(Found::Entry(entry)),
                 _ => return Err(TreeError::NotADirectory(shown())),
             }
         }
+        let listing = Arc::try_unwrap(listing).unwrap_or_else(|m| (*m).clone());
         Ok(Found::Dir { manifest, listing })
     }
 

@@ -34,6 +34,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -41,6 +42,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use safe_client::cache::{DEFAULT_CHUNK_CACHE_BYTES, DEFAULT_MANIFEST_CACHE_BYTES};
 use safe_client::files::Opened;
 use safe_client::names::NameOpError;
 use safe_client::tree::{Found, TreeError};
@@ -62,6 +64,28 @@ pub const THROUGH_NAME: &str = "public, max-age=60";
 /// only.
 pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
 
+/// How a gateway runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where to listen (port 0: any free one).
+    pub listen: SocketAddr,
+    /// Bytes of verified chunks kept in memory.
+    pub chunk_cache_bytes: u64,
+    /// Bytes (estimated) of decoded directory listings kept in memory.
+    pub manifest_cache_bytes: u64,
+}
+
+impl Options {
+    /// Listening on `listen`, with the default caches.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            chunk_cache_bytes: DEFAULT_CHUNK_CACHE_BYTES,
+            manifest_cache_bytes: DEFAULT_MANIFEST_CACHE_BYTES,
+        }
+    }
+}
+
 /// A running gateway.
 pub struct Gateway {
     addr: SocketAddr,
@@ -70,12 +94,16 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Serves the network through `client` on `listen` (port 0: any free
-    /// one).
-    pub async fn start(client: Client, listen: SocketAddr) -> std::io::Result<Gateway> {
-        let listener = tokio::net::TcpListener::bind(listen).await?;
+    /// Serves the network through `client` as `options` say.
+    pub async fn start(client: Client, options: Options) -> std::io::Result<Gateway> {
+        let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
-        let state = Arc::new(Shared { client, addr });
+        let client = client.with_caches(options.chunk_cache_bytes, options.manifest_cache_bytes);
+        let state = Arc::new(Shared {
+            client,
+            names: NameCache::new(),
+            addr,
+        });
         let app = Router::new().fallback(handle).with_state(state);
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -144,7 +172,58 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
 
 struct Shared {
     client: Client,
+    names: NameCache,
     addr: SocketAddr,
+}
+
+/// Seconds a name's resolution is reused before the name record is read
+/// again (responses through names say `max-age=60`, so browsers already
+/// wait longer than this).
+pub const NAME_CACHE_SECS: u64 = 10;
+/// Most names whose resolution is kept.
+pub const NAME_CACHE_ENTRIES: usize = 4096;
+
+/// Recent name resolutions: `(service, name)` to the target and when it
+/// was read.
+struct NameCache {
+    entries: quick_cache::sync::Cache<(String, String), (Address, Instant)>,
+}
+
+impl NameCache {
+    fn new() -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::new(NAME_CACHE_ENTRIES),
+        }
+    }
+
+    /// What `url` points at, through the cache for names.
+    async fn resolve(
+        &self,
+        client: &Client,
+        url: &SafeUrl,
+    ) -> Result<(Address, Vec<String>), NameOpError> {
+        let Host::Name { service, name } = &url.host else {
+            return client.resolve(url).await;
+        };
+        let key = (service.clone(), name.clone());
+        if url.version.is_none()
+            && let Some((target, at)) = self.entries.get(&key)
+            && at.elapsed() < Duration::from_secs(NAME_CACHE_SECS)
+        {
+            return Ok((target, url.path.clone()));
+        }
+        let (target, path) = client.resolve(url).await?;
+        if url.version.is_none() {
+            self.entries.insert(key, (target, Instant::now()));
+        }
+        Ok((target, path))
+    }
+
+    /// Forgets `name` (after this gateway changed it).
+    #[allow(dead_code)]
+    fn forget(&self, service: &str, name: &str) {
+        self.entries.remove(&(service.to_string(), name.to_string()));
+    }
 }
 
 /// What a request's `Host` asks for.
@@ -245,7 +324,7 @@ async fn handle(
         path,
         version: None,
     };
-    let mut response = match serve(&shared.client, &url, slash, &headers, &method).await {
+    let mut response = match serve(&shared.client, &shared.names, &url, slash, &headers, &method).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -317,12 +396,13 @@ impl From<TreeError> for ServeError {
 
 async fn serve(
     client: &Client,
+    names: &NameCache,
     url: &SafeUrl,
     slash: bool,
     headers: &HeaderMap,
     method: &Method,
 ) -> Result<Response, ServeError> {
-    let (address, path) = client.resolve(url).await?;
+    let (address, path) = names.resolve(client, url).await?;
     match address.kind {
         DataKind::File if path.is_empty() => {
             let opened = client

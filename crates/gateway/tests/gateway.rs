@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use safe_client::Client;
 use safe_client::tree::TreeOptions;
-use safe_gateway::Gateway;
+use safe_gateway::{Gateway, Options};
 use safe_protocol::mutable::SigningKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -93,7 +93,7 @@ async fn a_named_site_is_served_as_browsers_expect() {
         .await
         .unwrap();
 
-    let gw = Gateway::start(client.clone(), "127.0.0.1:0".parse().unwrap())
+    let gw = Gateway::start(client.clone(), Options::new("127.0.0.1:0".parse().unwrap()))
         .await
         .unwrap();
     let port = gw.addr().port();
