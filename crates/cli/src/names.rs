@@ -9,7 +9,6 @@ use safe_client::tree::TreeOptions;
 use safe_client::{Home, MutableError};
 use safe_protocol::mutable::Change;
 use safe_protocol::name::DEFAULT_SERVICE;
-use safe_protocol::{Address, DataKind};
 
 use crate::args::{Network, Target, with_client};
 use crate::files::tree_progress;
@@ -236,29 +235,7 @@ fn print_info(info: &NameInfo, json: bool) {
     let latest = info.latest();
     let owners: Vec<String> = info.record.state.owners.iter().map(hex::encode).collect();
     if json {
-        let versions: Vec<_> = info
-            .versions
-            .iter()
-            .map(|v| {
-                let services: serde_json::Map<String, serde_json::Value> = v
-                    .services
-                    .iter()
-                    .map(|(s, a)| (s.clone(), a.to_string().into()))
-                    .collect();
-                serde_json::json!({ "version": v.number, "time": v.time, "services": services })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "name": info.name,
-                "address": Address::new(DataKind::Mutable, safe_protocol::name::name_address(&info.name)).to_string(),
-                "owners": owners,
-                "threshold": info.record.state.threshold,
-                "version": latest.number,
-                "versions": versions,
-            })
-        );
+        println!("{}", safe_client::json::name_info(info));
         return;
     }
     println!("name: {}", info.name);

@@ -327,6 +327,13 @@ impl RootSecret {
         SigningKey::from_bytes(&self.derive(&format!("key:{name}")))
     }
 
+    /// The key a site (`www.name`, or a `d…` address) gets for this
+    /// account in the gateway's apps API: one per site, so a site can
+    /// never sign with another site's key or the user's own.
+    pub fn site_key(&self, site: &str) -> SigningKey {
+        SigningKey::from_bytes(&self.derive(&format!("site:{site}")))
+    }
+
     fn hex(&self) -> Zeroizing<String> {
         Zeroizing::new(hex::encode(*self.0))
     }

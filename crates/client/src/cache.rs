@@ -39,7 +39,11 @@ struct ManifestWeight;
 
 impl Weighter<XorName, Arc<Manifest>> for ManifestWeight {
     fn weight(&self, _: &XorName, m: &Arc<Manifest>) -> u64 {
-        m.entries().iter().map(|e| ENTRY_BYTES + e.name.len() as u64).sum::<u64>() + 64
+        m.entries()
+            .iter()
+            .map(|e| ENTRY_BYTES + e.name.len() as u64)
+            .sum::<u64>()
+            + 64
     }
 }
 

@@ -11,7 +11,10 @@ use safe_protocol::mutable::Record;
 use safe_protocol::{Address, DataKind, XorName};
 use serde_json::{Map, Value};
 
+use safe_protocol::name::name_address;
+
 use crate::mutable::{append_time, appends_in_order};
+use crate::names::NameInfo;
 
 /// Adds `bytes` to `object` as `name` (a string, when UTF-8) or
 /// `name_base64` (when not).
@@ -62,6 +65,31 @@ pub fn record(name: XorName, r: &Record) -> Value {
         "public_append": r.state.public_append,
         "entries": entries,
         "appends": appends,
+    })
+}
+
+/// A name: its address, owners (hex), threshold, latest version number
+/// and every version kept (number, time, services to `safe://` targets).
+pub fn name_info(info: &NameInfo) -> Value {
+    let versions: Vec<Value> = info
+        .versions
+        .iter()
+        .map(|v| {
+            let services: Map<String, Value> = v
+                .services
+                .iter()
+                .map(|(s, a)| (s.clone(), a.to_string().into()))
+                .collect();
+            serde_json::json!({ "version": v.number, "time": v.time, "services": services })
+        })
+        .collect();
+    serde_json::json!({
+        "name": info.name,
+        "address": Address::new(DataKind::Mutable, name_address(&info.name)).to_string(),
+        "owners": info.record.state.owners.iter().map(hex::encode).collect::<Vec<_>>(),
+        "threshold": info.record.state.threshold,
+        "version": info.latest().number,
+        "versions": versions,
     })
 }
 

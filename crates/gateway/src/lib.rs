@@ -32,13 +32,19 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod api;
+pub mod grants;
+mod pages;
+
+use grants::Grants;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -46,7 +52,7 @@ use safe_client::cache::{DEFAULT_CHUNK_CACHE_BYTES, DEFAULT_MANIFEST_CACHE_BYTES
 use safe_client::files::Opened;
 use safe_client::names::NameOpError;
 use safe_client::tree::{Found, TreeError};
-use safe_client::{ByteRange, Client, RangeError};
+use safe_client::{ByteRange, Client, Home, RangeError};
 use safe_protocol::manifest::{Entry, FileData, Manifest, Node, check_name};
 use safe_protocol::name::check_label;
 use safe_protocol::{Address, DataKind, Host, SafeUrl};
@@ -73,6 +79,15 @@ pub struct Options {
     pub chunk_cache_bytes: u64,
     /// Bytes (estimated) of decoded directory listings kept in memory.
     pub manifest_cache_bytes: u64,
+    /// Serve other hosts read-only: no account, no app writes, and each
+    /// client limited to [`PUBLIC_RATE`] requests a second.
+    pub public: bool,
+    /// Domains whose subdomains are sites, besides `localhost` and
+    /// `safe` (a public gateway's own domain, e.g. `gw.example.org`).
+    pub domains: Vec<String>,
+    /// The data directory: the logged-in account (the session) and the
+    /// grants.
+    pub home: Home,
 }
 
 impl Options {
@@ -82,6 +97,9 @@ impl Options {
             listen,
             chunk_cache_bytes: DEFAULT_CHUNK_CACHE_BYTES,
             manifest_cache_bytes: DEFAULT_MANIFEST_CACHE_BYTES,
+            public: false,
+            domains: Vec::new(),
+            home: Home::from_env(),
         }
     }
 }
@@ -99,12 +117,26 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
         let client = client.with_caches(options.chunk_cache_bytes, options.manifest_cache_bytes);
+        let mut token = [0u8; 16];
+        getrandom::fill(&mut token).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut domains = vec!["localhost".to_string(), "safe".to_string()];
+        domains.extend(options.domains.iter().map(|d| d.to_ascii_lowercase()));
         let state = Arc::new(Shared {
             client,
             names: NameCache::new(),
             addr,
+            grants: Grants::in_dir(options.home.dir()),
+            usage_lock: tokio::sync::Mutex::new(()),
+            token: hex::encode(token),
+            limits: RateLimits::new(),
+            domains,
+            home: options.home.clone(),
+            options,
         });
-        let app = Router::new().fallback(handle).with_state(state);
+        let app = Router::new()
+            .fallback(handle)
+            .with_state(state)
+            .into_make_service_with_connect_info::<SocketAddr>();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let shutdown = async move {
@@ -174,6 +206,70 @@ struct Shared {
     client: Client,
     names: NameCache,
     addr: SocketAddr,
+    options: Options,
+    home: Home,
+    grants: Grants,
+    /// Held while a write is counted, so two writes never both pass a
+    /// quota with room for one.
+    usage_lock: tokio::sync::Mutex<()>,
+    /// Proves a grant or revoke was posted from the gateway's own page.
+    token: String,
+    /// Per-client request rates (public mode).
+    limits: RateLimits,
+    /// Domains whose subdomains are sites.
+    domains: Vec<String>,
+}
+
+impl Shared {
+    /// The gateway's own page (where consent is given).
+    fn home_url(&self) -> String {
+        format!("http://localhost:{}/", self.addr.port())
+    }
+}
+
+/// Requests a second each client may make of a public gateway, on
+/// average.
+pub const PUBLIC_RATE: f64 = 50.0;
+/// Requests a client of a public gateway may make at once after a quiet
+/// spell.
+pub const PUBLIC_BURST: f64 = 200.0;
+/// Slots of the per-client rate table: clients are hashed (with a key
+/// chosen at start) onto a fixed table, so memory stays bounded however
+/// many addresses a flood comes from.
+pub const RATE_SLOTS: usize = 16_384;
+
+/// Token buckets, one per slot of client addresses.
+struct RateLimits {
+    hasher: std::collections::hash_map::RandomState,
+    slots: std::sync::Mutex<Vec<(f64, Instant)>>,
+}
+
+impl RateLimits {
+    fn new() -> Self {
+        Self {
+            hasher: std::collections::hash_map::RandomState::new(),
+            slots: std::sync::Mutex::new(vec![(PUBLIC_BURST, Instant::now()); RATE_SLOTS]),
+        }
+    }
+
+    /// Takes a token for `ip`; whether there was one.
+    fn allow(&self, ip: std::net::IpAddr) -> bool {
+        use std::hash::BuildHasher;
+        let slot = (self.hasher.hash_one(ip) % RATE_SLOTS as u64) as usize;
+        let Ok(mut slots) = self.slots.lock() else {
+            return false;
+        };
+        let (tokens, at) = &mut slots[slot];
+        let now = Instant::now();
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * PUBLIC_RATE).min(PUBLIC_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Seconds a name's resolution is reused before the name record is read
@@ -222,7 +318,8 @@ impl NameCache {
     /// Forgets `name` (after this gateway changed it).
     #[allow(dead_code)]
     fn forget(&self, service: &str, name: &str) {
-        self.entries.remove(&(service.to_string(), name.to_string()));
+        self.entries
+            .remove(&(service.to_string(), name.to_string()));
     }
 }
 
@@ -235,21 +332,22 @@ enum Site {
     Safe(Host),
 }
 
-/// The site a `Host` header names, if it is one of the gateway's forms.
-fn site_of(host: &str) -> Option<Site> {
+/// The site a `Host` header names, if it is one of the gateway's forms
+/// (`domains`: `localhost`, `safe` and any a public gateway serves).
+fn site_of(host: &str, domains: &[String]) -> Option<Site> {
     let host = host.to_ascii_lowercase();
     let host = match host.rsplit_once(':') {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
         _ => host,
     };
-    if host == "localhost" {
+    if host == "localhost" || (host != "safe" && domains.iter().any(|d| *d == host)) {
         return Some(Site::Home);
     }
     // `.safe` hosts come through proxy mode (a browser using /proxy.pac,
     // or `http_proxy=` for tools).
-    let label = host
-        .strip_suffix(".localhost")
-        .or_else(|| host.strip_suffix(".safe"))?;
+    let label = domains
+        .iter()
+        .find_map(|d| host.strip_suffix(d.as_str())?.strip_suffix('.'))?;
     if let Ok(a) = format!("safe://{label}").parse::<Address>() {
         return matches!(a.kind, DataKind::Directory | DataKind::File)
             .then_some(Site::Safe(Host::Address(a)));
@@ -282,30 +380,69 @@ fn path_of(uri: &Uri) -> Option<(Vec<String>, bool)> {
 
 async fn handle(
     State(shared): State<Arc<Shared>>,
-    method: Method,
-    headers: HeaderMap,
-    uri: Uri,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
 ) -> Response {
-    if method != Method::GET && method != Method::HEAD {
-        return page(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-            "This gateway serves GET and HEAD.",
+    let (parts, body) = request.into_parts();
+    let (method, headers, uri) = (parts.method, parts.headers, parts.uri);
+    if shared.options.public && !shared.limits.allow(peer.ip()) {
+        let mut r = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "Slow down: this public gateway serves each client a fair share.",
         );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
     }
     // A proxy request (absolute form) names its host in the URI.
     let host = uri
         .authority()
         .map(|a| a.as_str())
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
-        .unwrap_or("");
-    let Some(site) = site_of(host) else {
+        .unwrap_or("")
+        .to_string();
+    let Some(site) = site_of(&host, &shared.domains) else {
         return page(
             StatusCode::MISDIRECTED_REQUEST,
             "Unknown host",
             "This gateway answers only for localhost, <name>.localhost, <service>.<name>.localhost and <address>.localhost.",
         );
     };
+    let site = match site {
+        Site::Home => {
+            let body = match read_body(body).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            return pages::own(&shared, &method, &headers, &uri, &body);
+        }
+        Site::Safe(h) => h,
+    };
+    if let Some(rest) = uri.path().strip_prefix("/_safe/v1/") {
+        let body = match read_body(body).await {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        return api::handle(
+            &shared,
+            &site,
+            &host,
+            &method,
+            &headers,
+            rest,
+            uri.query(),
+            body,
+        )
+        .await;
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return page(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "Sites are served with GET and HEAD; apps write through /_safe/v1/.",
+        );
+    }
     let Some((path, slash)) = path_of(&uri) else {
         return page(
             StatusCode::BAD_REQUEST,
@@ -313,18 +450,23 @@ async fn handle(
             "The path is not valid.",
         );
     };
-    let host = match site {
-        Site::Home if uri.path() == "/proxy.pac" => return pac(shared.addr),
-        Site::Home => return home(shared.addr.port()),
-        Site::Safe(h) => h,
-    };
+    let host = site;
     let through_name = matches!(host, Host::Name { .. });
     let url = SafeUrl {
         host,
         path,
         version: None,
     };
-    let mut response = match serve(&shared.client, &shared.names, &url, slash, &headers, &method).await {
+    let mut response = match serve(
+        &shared.client,
+        &shared.names,
+        &url,
+        slash,
+        &headers,
+        &method,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -350,6 +492,20 @@ async fn handle(
         *response.body_mut() = Body::empty();
     }
     response
+}
+
+/// A request body of at most [`api::MAX_BODY`] bytes, or the response
+/// that refuses it.
+async fn read_body(body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, api::MAX_BODY)
+        .await
+        .map_err(|_| {
+            page(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                &format!("Request bodies are at most {} bytes.", api::MAX_BODY),
+            )
+        })
 }
 
 /// Why a request could not be served.
@@ -704,58 +860,27 @@ fn dir_listing(path: &[String], listing: &Manifest) -> Response {
     )
 }
 
-/// `/proxy.pac`: sends `*.safe` (and nothing else) to this gateway, so a
-/// browser set to use it opens `http://www.name.safe/` directly.
-fn pac(addr: SocketAddr) -> Response {
-    let body = format!(
-        "function FindProxyForURL(url, host) {{\n  if (dnsDomainIs(host, \".safe\")) return \"PROXY {addr}\";\n  return \"DIRECT\";\n}}\n"
-    );
-    let mut r = Response::new(Body::from(body));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ns-proxy-autoconfig"),
-    );
-    r
-}
-
-/// The gateway's own page: open a `safe://` URL.
-fn home(port: u16) -> Response {
-    html(
-        StatusCode::OK,
-        format!(
-            r#"<!doctype html><meta charset=utf-8><title>safe gateway</title>
-<h1>safe gateway</h1>
-<form id=f><input id=u size=60 placeholder="safe://www.name/path or safe://d…"> <button>Open</button></form>
-<p>Sites open at <code>http://&lt;service&gt;.&lt;name&gt;.localhost:{port}/</code> and raw addresses at <code>http://&lt;address&gt;.localhost:{port}/</code>, each its own origin.</p>
-<script>
-document.getElementById('f').onsubmit = function (e) {{
-  e.preventDefault();
-  var u = document.getElementById('u').value.trim().replace(/^safe:\/\//, '');
-  var i = u.indexOf('/'); var host = i < 0 ? u : u.slice(0, i); var rest = i < 0 ? '/' : u.slice(i);
-  location.href = 'http://' + host + '.localhost:{port}' + rest;
-}};
-</script>"#
-        ),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use safe_protocol::XorName;
 
+    fn site_of_(host: &str) -> Option<Site> {
+        site_of(host, &["localhost".into(), "safe".into()])
+    }
+
     #[test]
     fn hosts_are_sites_or_refused() {
-        assert_eq!(site_of("localhost:8080"), Some(Site::Home));
+        assert_eq!(site_of_("localhost:8080"), Some(Site::Home));
         assert_eq!(
-            site_of("Blog.MySite.localhost:8080"),
+            site_of_("Blog.MySite.localhost:8080"),
             Some(Site::Safe(Host::Name {
                 service: "blog".into(),
                 name: "mysite".into()
             }))
         );
         assert_eq!(
-            site_of("mysite.localhost"),
+            site_of_("mysite.localhost"),
             Some(Site::Safe(Host::Name {
                 service: "www".into(),
                 name: "mysite".into()
@@ -764,11 +889,11 @@ mod tests {
         let d = Address::new(DataKind::Directory, XorName([4; 32]));
         let label = d.to_string().trim_start_matches("safe://").to_string();
         assert_eq!(
-            site_of(&format!("{label}.localhost:1")),
+            site_of_(&format!("{label}.localhost:1")),
             Some(Site::Safe(Host::Address(d)))
         );
         assert_eq!(
-            site_of("blog.mysite.safe"),
+            site_of_("blog.mysite.safe"),
             Some(Site::Safe(Host::Name {
                 service: "blog".into(),
                 name: "mysite".into()
@@ -783,7 +908,7 @@ mod tests {
             "",
             "127.0.0.1:8080",
         ] {
-            assert_eq!(site_of(bad), None, "{bad}");
+            assert_eq!(site_of_(bad), None, "{bad}");
         }
     }
 

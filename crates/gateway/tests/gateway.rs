@@ -1,21 +1,15 @@
 //! The gateway over a real testnet on 127.0.0.1: a multi-page site behind
 //! a name, fetched with plain HTTP requests as a browser sends them.
 
-use std::collections::HashMap;
-
 use safe_client::Client;
 use safe_client::tree::TreeOptions;
 use safe_gateway::{Gateway, Options};
 use safe_protocol::mutable::SigningKey;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Reply {
-    status: u16,
-    headers: HashMap<String, String>,
-    body: Vec<u8>,
-}
+mod common;
+use common::Reply;
 
-/// One HTTP/1.1 request on a new connection.
+/// One request without a body.
 async fn request(
     gw: &Gateway,
     method: &str,
@@ -23,38 +17,7 @@ async fn request(
     path: &str,
     extra: &[(&str, &str)],
 ) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (k, v) in extra {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("headers end");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    common::send(gw.addr(), method, host, path, extra, b"").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -93,9 +56,9 @@ async fn a_named_site_is_served_as_browsers_expect() {
         .await
         .unwrap();
 
-    let gw = Gateway::start(client.clone(), Options::new("127.0.0.1:0".parse().unwrap()))
-        .await
-        .unwrap();
+    let mut options = Options::new("127.0.0.1:0".parse().unwrap());
+    options.home = safe_client::Home::at(dir.path().join("home"));
+    let gw = Gateway::start(client.clone(), options).await.unwrap();
     let port = gw.addr().port();
     let name = format!("mysite.localhost:{port}");
 
