@@ -109,9 +109,26 @@ pub(crate) enum FsCommand {
     },
     /// Publish a file or directory: a public safe://f… or safe://d… that
     /// anyone can read, holding that path's contents and nothing else.
+    ///
+    /// Each publish also updates the path's publication record, which a
+    /// name can follow: with --name, the name's service follows this path
+    /// (publish again and the name serves the new contents); with --pin
+    /// as well, it points at this publish only.
     Publish {
         /// The path.
         path: String,
+        /// A public name to point at it (registered now if it is free).
+        #[arg(long)]
+        name: Option<String>,
+        /// The name's service.
+        #[arg(long, default_value = safe_protocol::name::DEFAULT_SERVICE)]
+        service: String,
+        /// Point the name at this publish, not at whatever is published
+        /// at this path later.
+        #[arg(long, requires = "name")]
+        pin: bool,
+        #[command(flatten)]
+        signers: crate::keys::Signers,
         #[command(flatten)]
         net: Peers,
     },
@@ -267,14 +284,42 @@ async fn run_with(
             );
             said(&committed, "synced");
         }
-        FsCommand::Publish { path, .. } => {
+        FsCommand::Publish {
+            path,
+            name,
+            service,
+            pin,
+            signers,
+            ..
+        } => {
             let path = parse_path(&path)?;
+            let named = match name {
+                Some(n) => Some((
+                    safe_protocol::name::check_label(&n)?,
+                    safe_protocol::name::check_label(&service)?,
+                    signers.keys()?,
+                )),
+                None => None,
+            };
             let scratch = home.scratch();
             std::fs::create_dir_all(&scratch)?;
             remove_stale(&scratch);
             let dir = tempfile::tempdir_in(&scratch)?;
             let address = fs.publish(&path, dir.path()).await?;
-            println!("{address}");
+            let publication = fs.set_publication(&path, address).await?;
+            let publication =
+                safe_protocol::Address::new(safe_protocol::DataKind::Mutable, publication);
+            match named {
+                None => {
+                    println!("{address}");
+                    eprintln!("follow it from a name with `safe name set NAME www {publication}`");
+                }
+                Some((name, service, keys)) => {
+                    eprintln!("published {address}");
+                    let target = if pin { address } else { publication };
+                    crate::names::point(client, &name, &service, target, &keys).await?;
+                }
+            }
         }
     }
     Ok(())

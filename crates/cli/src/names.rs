@@ -7,8 +7,9 @@ use clap::Subcommand;
 use safe_client::names::NameInfo;
 use safe_client::tree::TreeOptions;
 use safe_client::{Home, MutableError};
+use safe_protocol::DataKind;
 use safe_protocol::mutable::Change;
-use safe_protocol::name::DEFAULT_SERVICE;
+use safe_protocol::name::{DEFAULT_SERVICE, follows};
 
 use crate::args::{Network, Target, with_client};
 use crate::files::tree_progress;
@@ -42,8 +43,15 @@ pub(crate) enum NameCommand {
         /// The service.
         service: String,
         /// The target (safe://d…, safe://f…, safe://m…), or `none` to
-        /// remove the service.
+        /// remove the service. A record with a `target` entry (as `safe fs
+        /// publish` keeps) is followed: the name serves wherever it points
+        /// now.
         target_address: String,
+        /// Pin the target as it is now: a followed record is replaced by
+        /// the directory or file it points at (d… and f… are always
+        /// pinned: they never change).
+        #[arg(long)]
+        pin: bool,
         #[command(flatten)]
         signers: Signers,
         #[command(flatten)]
@@ -53,6 +61,15 @@ pub(crate) enum NameCommand {
     Show {
         /// The name.
         name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// The names your account registered (log in first), and whether it
+    /// still owns them.
+    List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -114,6 +131,7 @@ pub(crate) async fn run(command: NameCommand, network: Network) -> Result<()> {
             let client = target.client(network, true).await?;
             with_client(client, |client| async move {
                 client.register_name(&name, owners, threshold, &key).await?;
+                remember(&client, &name).await;
                 println!("safe://{name}");
                 eprintln!("registered {name:?}; point it at data with `safe name set {name} www safe://d…`");
                 Ok(())
@@ -124,6 +142,7 @@ pub(crate) async fn run(command: NameCommand, network: Network) -> Result<()> {
             name,
             service,
             target_address,
+            pin,
             signers,
             target,
         } => {
@@ -134,6 +153,17 @@ pub(crate) async fn run(command: NameCommand, network: Network) -> Result<()> {
             let keys = signers.keys()?;
             let client = target.client(network, false).await?;
             with_client(client, |client| async move {
+                let to = match to {
+                    Some(a) if pin && a.kind == DataKind::Mutable => {
+                        let record = client.get_record(a.name).await?;
+                        let now = follows(&record).with_context(|| {
+                            format!("{a} has no `target` entry to pin (a record itself has no fixed version)")
+                        })?;
+                        eprintln!("pinned to {now}");
+                        Some(now)
+                    }
+                    to => to,
+                };
                 let v = client
                     .set_service(&name, &service, to, &keys, now())
                     .await?;
@@ -147,6 +177,68 @@ pub(crate) async fn run(command: NameCommand, network: Network) -> Result<()> {
             with_client(client, |client| async move {
                 let info = client.name_info(&name).await?;
                 print_info(&info, json);
+                Ok(())
+            })
+            .await
+        }
+        NameCommand::List { json, target } => {
+            let account = Home::from_env().session().require()?;
+            let client = target.client(network, false).await?;
+            with_client(client, |client| async move {
+                let names = client.account_names(&account).await?;
+                let mine: Vec<[u8; 32]> = account
+                    .known_keys()
+                    .iter()
+                    .map(|k| account.root().named_key(k).verifying_key().to_bytes())
+                    .collect();
+                let mut rows = Vec::new();
+                for name in names {
+                    let (owned, services) = match client.name_info(&name).await {
+                        Ok(info) => (
+                            info.record.state.owners.iter().any(|o| mine.contains(o)),
+                            info.latest()
+                                .services
+                                .iter()
+                                .map(|(s, a)| (s.clone(), a.to_string()))
+                                .collect::<Vec<_>>(),
+                        ),
+                        Err(_) => (false, Vec::new()),
+                    };
+                    rows.push((name, owned, services));
+                }
+                if json {
+                    let list: Vec<serde_json::Value> = rows
+                        .iter()
+                        .map(|(n, owned, services)| {
+                            serde_json::json!({
+                                "name": n,
+                                "owned": owned,
+                                "services": services
+                                    .iter()
+                                    .map(|(s, a)| (s.clone(), serde_json::Value::from(a.as_str())))
+                                    .collect::<serde_json::Map<String, serde_json::Value>>(),
+                            })
+                        })
+                        .collect();
+                    println!("{}", serde_json::Value::from(list));
+                    return Ok(());
+                }
+                if rows.is_empty() {
+                    eprintln!(
+                        "no names yet: `safe name register NAME` or `safe publish DIR --name NAME`"
+                    );
+                }
+                for (n, owned, services) in rows {
+                    let services: Vec<String> = services
+                        .iter()
+                        .map(|(s, a)| format!("{s} -> {a}"))
+                        .collect();
+                    println!(
+                        "{n}{}  {}",
+                        if owned { "" } else { " (no longer yours)" },
+                        services.join(", ")
+                    );
+                }
                 Ok(())
             })
             .await
@@ -192,7 +284,6 @@ pub(crate) async fn publish(args: PublishArgs, network: Network) -> Result<()> {
         bail!("{} is not a directory", args.dir.display());
     }
     let keys = args.signers.keys()?;
-    let key = keys.first().cloned().context("no signing key")?;
     let client = args.target.client(network, true).await?;
     with_client(client, |client| async move {
         let (bar, progress) = tree_progress();
@@ -206,26 +297,7 @@ pub(crate) async fn publish(args: PublishArgs, network: Network) -> Result<()> {
             bar.finish_and_clear();
         }
         let report = report?;
-        match client.register_name(&name, Vec::new(), 1, &key).await {
-            Ok(_) => eprintln!("registered {name:?}"),
-            // Ours already (or a co-owner's): fine.
-            Err(safe_client::names::NameOpError::Mutable(MutableError::AlreadyCreated {
-                ..
-            })) => {}
-            Err(safe_client::names::NameOpError::Taken(n)) => {
-                // Taken: ours only if our key may change it; the set says.
-                eprintln!("{n:?} is registered already; updating it");
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let v = client
-            .set_service(&name, &service, Some(report.address), &keys, now())
-            .await?;
-        eprintln!(
-            "{service}.{name}: version {} -> {}",
-            v.number, report.address
-        );
-        println!("safe://{service}.{name}");
+        point(&client, &name, &service, report.address, &keys).await?;
         Ok(())
     })
     .await
@@ -255,5 +327,49 @@ fn print_info(info: &NameInfo, json: bool) {
             show::time(v.time),
             v.services.len()
         );
+    }
+}
+
+/// Registers `name` if it is free (remembered in the account when logged
+/// in), points `service` at `target` and says where to open it.
+pub(crate) async fn point(
+    client: &safe_client::Client,
+    name: &str,
+    service: &str,
+    target: safe_protocol::Address,
+    keys: &[safe_client::SigningKey],
+) -> Result<()> {
+    let key = keys.first().context("no signing key")?;
+    match client.register_name(name, Vec::new(), 1, key).await {
+        Ok(_) => {
+            eprintln!("registered {name:?}");
+            remember(client, name).await;
+        }
+        // Ours already (or a co-owner's): fine.
+        Err(safe_client::names::NameOpError::Mutable(MutableError::AlreadyCreated { .. })) => {}
+        Err(safe_client::names::NameOpError::Taken(n)) => {
+            // Taken: ours only if our key may change it; the set says.
+            eprintln!("{n:?} is registered already; updating it");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let v = client
+        .set_service(name, service, Some(target), keys, now())
+        .await?;
+    eprintln!("{service}.{name}: version {} -> {target}", v.number);
+    println!("safe://{service}.{name}");
+    eprintln!("open it at http://{service}.{name}.localhost:8080/ while `safe gateway` runs");
+    Ok(())
+}
+
+/// Keeps a newly registered name in the logged-in account's list
+/// (`safe name list`); a failure is said, not fatal: the name is
+/// registered either way.
+async fn remember(client: &safe_client::Client, name: &str) {
+    let Ok(Some(account)) = Home::from_env().session().load() else {
+        return;
+    };
+    if let Err(e) = client.add_account_name(&account, name).await {
+        eprintln!("warning: {name:?} is registered but not listed in your account: {e}");
     }
 }

@@ -1,92 +1,14 @@
 //! End to end through the real binary: `safe testnet up`, `safe put`,
 //! `safe get`, then SIGTERM stops the network cleanly.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const SAFE: &str = env!("CARGO_BIN_EXE_safe");
-
-/// Kills the testnet if the test fails before stopping it.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn safe(home: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(SAFE)
-        .args(args)
-        .env("SAFE_HOME", home)
-        .env_remove("SAFE_PEERS")
-        .output()
-        .expect("run safe")
-}
-
-/// The default testnet of `home` (its contacts are what clients read).
-fn up(home: &Path, net_dir: &Path) -> Guard {
-    let (guard, ready) = start(home, net_dir);
-    assert!(
-        ready.contains("safe put"),
-        "tells the user what to type next: {ready}"
-    );
-    guard
-}
-
-/// Starts a testnet in `net_dir`; returns it and its `ready` line.
-fn start(home: &Path, net_dir: &Path) -> (Guard, String) {
-    let mut child = Command::new(SAFE)
-        .args(["testnet", "up", "--nodes", "10", "--dir"])
-        .arg(net_dir)
-        .env("SAFE_HOME", home)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start testnet");
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let ready = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("testnet prints a line");
-    assert!(ready.starts_with("ready"), "{ready}");
-    (guard, ready)
-}
-
-/// SIGTERM: every node stops and the process exits cleanly.
-fn down(mut guard: Guard) {
-    let pid = guard.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let mut status = None;
-    for _ in 0..300 {
-        if let Some(s) = guard.0.try_wait().unwrap() {
-            status = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = status.expect("testnet exits within 30 s of SIGTERM");
-    assert!(status.success(), "{status}");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(guard.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("testnet stopped"), "{stderr}");
-}
+use common::*;
 
 #[test]
 fn testnet_put_get_stop_restart() {
@@ -534,46 +456,6 @@ fn an_unreachable_network_is_one_short_line() {
 }
 
 /// The peers in `home`'s contacts file, as `SAFE_PEERS` takes them.
-fn peers_of(home: &Path) -> String {
-    let contacts = std::fs::read_to_string(home.join("contacts")).unwrap();
-    let peers: Vec<&str> = contacts
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .collect();
-    peers.join(",")
-}
-
-/// `safe` in `home` reaching the network through `peers`, with `stdin`.
-fn safe_with(home: &Path, peers: &str, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = Command::new(SAFE)
-        .args(args)
-        .env("SAFE_HOME", home)
-        .env("SAFE_PEERS", peers)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run safe");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().expect("run safe")
-}
-
-fn ok_with(home: &Path, peers: &str, args: &[&str], stdin: &str) -> String {
-    let out = safe_with(home, peers, args, stdin);
-    assert!(
-        out.status.success(),
-        "safe {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn fails_with(home: &Path, peers: &str, args: &[&str], stdin: &str) -> String {
     let out = safe_with(home, peers, args, stdin);
     assert!(!out.status.success(), "safe {args:?} should fail");
@@ -936,5 +818,88 @@ fn the_filesystem_follows_the_account_to_another_home() {
         ok_with(&three, p, &["get", "safe://alice-site/index.html"], ""),
         "<h1>hello</h1>"
     );
+    down(guard);
+}
+
+#[test]
+fn a_name_follows_a_published_path_or_is_pinned() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    let guard = up(&one, &one.join("testnet"));
+    let peers = peers_of(&one);
+    let p = peers.as_str();
+    ok_with(
+        &one,
+        p,
+        &["account", "create", "carol", "--password-stdin"],
+        "correct horse battery\n",
+    );
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), b"first").unwrap();
+    ok_with(&one, p, &["fs", "put", site.to_str().unwrap(), "/site"], "");
+    let url = ok_with(&one, p, &["fs", "publish", "/site", "--name", "carol"], "");
+    assert_eq!(url, "safe://www.carol");
+    assert_eq!(
+        ok_with(&one, p, &["get", "safe://carol/index.html"], ""),
+        "first"
+    );
+
+    // Published again: the name follows, with no `name set`.
+    std::fs::write(site.join("index.html"), b"second").unwrap();
+    ok_with(
+        &one,
+        p,
+        &["fs", "sync", site.to_str().unwrap(), "/site"],
+        "",
+    );
+    ok_with(&one, p, &["fs", "publish", "/site"], "");
+    assert_eq!(
+        ok_with(&one, p, &["get", "safe://carol/index.html"], ""),
+        "second"
+    );
+
+    // Pinned: later publishes no longer move it.
+    let info = json(&ok_with(&one, p, &["name", "show", "carol", "--json"], ""));
+    let follows = info["versions"][0]["services"]["www"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(follows.starts_with("safe://m"), "{info}");
+    ok_with(
+        &one,
+        p,
+        &["name", "set", "carol", "www", &follows, "--pin"],
+        "",
+    );
+    std::fs::write(site.join("index.html"), b"third").unwrap();
+    ok_with(
+        &one,
+        p,
+        &["fs", "sync", site.to_str().unwrap(), "/site"],
+        "",
+    );
+    ok_with(&one, p, &["fs", "publish", "/site"], "");
+    assert_eq!(
+        ok_with(&one, p, &["get", "safe://carol/index.html"], ""),
+        "second"
+    );
+    // The old version, that followed, still resolves (to where it points now).
+    assert_eq!(
+        ok_with(&one, p, &["get", "safe://carol/index.html?v=1"], ""),
+        "third"
+    );
+
+    // The account lists the names it registered.
+    ok_with(&one, p, &["name", "register", "carol-blog"], "");
+    let listed = json(&ok_with(&one, p, &["name", "list", "--json"], ""));
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["carol", "carol-blog"], "{listed}");
+    assert_eq!(listed[0]["owned"], true);
     down(guard);
 }

@@ -56,6 +56,9 @@ const NAMES_FORMAT: u8 = 1;
 const MAX_NAMES_BYTES: usize = 60 * 1024;
 /// The entry of the keys record holding the sealed list of names.
 const NAMES_KEY: &[u8] = b"names";
+/// Entry of the keys record that holds the public names the account
+/// registered (sealed like the key names).
+const PUBLIC_NAMES_KEY: &[u8] = b"public names";
 /// Tries of a password change or key addition that lost a race.
 const CAS_ATTEMPTS: usize = 4;
 
@@ -1031,6 +1034,38 @@ impl Client {
         name: &str,
     ) -> Result<SigningKey, AccountError> {
         crate::keys::check_key_name(name)?;
+        self.add_to_list(account, NAMES_KEY, name).await?;
+        Ok(account.root.named_key(name))
+    }
+
+    /// The public names the account registered (sorted), whoever owns
+    /// them now.
+    pub async fn account_names(&self, account: &Account) -> Result<Vec<String>, AccountError> {
+        match self.get_record(account.keys_record()).await {
+            Ok(r) => list_of(account, &r, PUBLIC_NAMES_KEY),
+            Err(MutableError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Remembers in the account that it registered the public name `name`.
+    pub async fn add_account_name(
+        &self,
+        account: &Account,
+        name: &str,
+    ) -> Result<(), AccountError> {
+        self.add_to_list(account, PUBLIC_NAMES_KEY, name).await
+    }
+
+    /// Adds `item` to the sealed list in `entry` of the keys record (a
+    /// no-op if it is there), by compare-and-swap: two machines adding at
+    /// once both succeed.
+    async fn add_to_list(
+        &self,
+        account: &Account,
+        entry: &[u8],
+        item: &str,
+    ) -> Result<(), AccountError> {
         let address = account.keys_record();
         let owner = SigningKey::from_bytes(&account.root.derive("keys owner"));
         for _ in 0..CAS_ATTEMPTS {
@@ -1057,19 +1092,19 @@ impl Client {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let mut names = names_of(account, &record)?;
-            if names.iter().any(|n| n == name) {
-                return Ok(account.root.named_key(name));
+            let mut items = list_of(account, &record, entry)?;
+            if items.iter().any(|n| n == item) {
+                return Ok(());
             }
-            names.push(name.to_string());
-            names.sort();
-            let value = seal_names(account, &names)?;
+            items.push(item.to_string());
+            items.sort();
+            let value = seal_list(account, entry, &items)?;
             let change = Change::Set {
-                key: NAMES_KEY.to_vec(),
+                key: entry.to_vec(),
                 value,
             };
             match update_from(self, record, change, std::slice::from_ref(&owner)).await {
-                Ok(_) => return Ok(account.root.named_key(name)),
+                Ok(_) => return Ok(()),
                 Err(MutableError::Refused(
                     safe_protocol::mutable::RecordError::WrongVersion { .. }
                     | safe_protocol::mutable::RecordError::Conflict,
@@ -1103,18 +1138,18 @@ async fn set_login(
         .map(|_| ())
 }
 
-fn seal_names(account: &Account, names: &[String]) -> Result<Vec<u8>, AccountError> {
+fn seal_list(account: &Account, entry: &[u8], names: &[String]) -> Result<Vec<u8>, AccountError> {
     let plain = codec::encode(NAMES_FORMAT, &names)
-        .map_err(|e| AccountError::Internal(format!("cannot encode key names: {e}")))?;
+        .map_err(|e| AccountError::Internal(format!("cannot encode a list: {e}")))?;
     let nonce = random::<24>()?;
-    let aad = account.keys_record();
+    let aad = list_aad(account, entry);
     let sealed = account
         .keys_cipher()
         .encrypt(
             XNonce::from_slice(&nonce),
             Payload {
                 msg: &plain,
-                aad: aad.as_bytes(),
+                aad: &aad,
             },
         )
         .map_err(|_| AccountError::Internal("sealing failed".into()))?;
@@ -1127,21 +1162,36 @@ fn seal_names(account: &Account, names: &[String]) -> Result<Vec<u8>, AccountErr
 /// that does not open is an error, never an empty list: adding a key would
 /// then overwrite it.
 fn names_of(account: &Account, record: &Record) -> Result<Vec<String>, AccountError> {
-    let Some(value) = record.state.entries.get(NAMES_KEY) else {
+    list_of(account, record, NAMES_KEY)
+}
+
+/// The additional data a sealed list is bound to: the keys record, and
+/// the entry for any list but the key names (whose format predates it).
+fn list_aad(account: &Account, entry: &[u8]) -> Vec<u8> {
+    let mut aad = account.keys_record().as_bytes().to_vec();
+    if entry != NAMES_KEY {
+        aad.extend_from_slice(entry);
+    }
+    aad
+}
+
+/// The sealed list in `entry` of the keys record (none yet: empty).
+fn list_of(account: &Account, record: &Record, entry: &[u8]) -> Result<Vec<String>, AccountError> {
+    let Some(value) = record.state.entries.get(entry) else {
         return Ok(Vec::new());
     };
     if value.len() < 24 {
         return Err(AccountError::KeysUnreadable);
     }
     let (nonce, sealed) = value.split_at(24);
-    let aad = account.keys_record();
+    let aad = list_aad(account, entry);
     let plain = account
         .keys_cipher()
         .decrypt(
             XNonce::from_slice(nonce),
             Payload {
                 msg: sealed,
-                aad: aad.as_bytes(),
+                aad: &aad,
             },
         )
         .map_err(|_| AccountError::KeysUnreadable)?;

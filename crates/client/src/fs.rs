@@ -31,6 +31,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use safe_protocol::manifest::{Entry, FileData, Manifest, Meta, Node, check_name};
 use safe_protocol::mutable::{Change, Record, RecordError, SigningKey, Write, record_address};
+use safe_protocol::name::{FOLLOW_ENTRY, PUBLICATION_TAG};
 use safe_protocol::{Address, DataKind, XorName, codec};
 use safe_selfenc::Secret;
 use serde::{Deserialize, Serialize};
@@ -170,6 +171,8 @@ pub struct Fs<'a> {
     log_name: Vec<u8>,
     owner: SigningKey,
     seal: XChaCha20Poly1305,
+    /// Where publication records' names come from.
+    publications: [u8; 32],
 }
 
 /// What a change did, for the user.
@@ -205,6 +208,7 @@ impl<'a> Fs<'a> {
             log_name,
             owner: SigningKey::from_bytes(&root.derive("fs owner")),
             seal: XChaCha20Poly1305::new(root.derive("fs seal").as_ref().into()),
+            publications: *root.derive("fs publications"),
         }
     }
 
@@ -1012,6 +1016,50 @@ impl<'a> Fs<'a> {
             }
             Ok(())
         })
+    }
+
+    /// The publication record of `path`: a record of the account's that
+    /// a name can follow ([`safe_protocol::name::FOLLOW_ENTRY`]), pointing
+    /// at where `path` was last published.
+    pub fn publication(&self, path: &[String]) -> XorName {
+        record_address(&self.publication_name(path), PUBLICATION_TAG)
+    }
+
+    fn publication_name(&self, path: &[String]) -> Vec<u8> {
+        let mut h = blake3::Hasher::new_keyed(&self.publications);
+        h.update(shown(path).as_bytes());
+        h.finalize().as_bytes().to_vec()
+    }
+
+    /// Points the publication record of `path` at `target` (creating the
+    /// record the first time); its address.
+    pub async fn set_publication(
+        &self,
+        path: &[String],
+        target: Address,
+    ) -> Result<XorName, FsError> {
+        let address = self.publication(path);
+        let new = crate::NewRecord {
+            name: self.publication_name(path),
+            tag: PUBLICATION_TAG,
+            owners: Vec::new(),
+            threshold: 1,
+            public_append: false,
+        };
+        match self.client.create_record(new, &self.owner).await {
+            Ok(_) | Err(MutableError::AlreadyCreated { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let value = target.to_string().into_bytes();
+        self.client
+            .update_with(address, std::slice::from_ref(&self.owner), |_| {
+                Ok(Change::Set {
+                    key: FOLLOW_ENTRY.to_vec(),
+                    value: value.clone(),
+                })
+            })
+            .await?;
+        Ok(address)
     }
 
     /// Publishes `path`: the same contents as a public snapshot or file

@@ -36,7 +36,8 @@ pub fn bytes_object(fields: &[(&str, &[u8])]) -> Value {
 
 /// A record at `name`: address, version, owners (hex), threshold,
 /// public_append, entries (a list of `{key, value}`) and appends (a list of
-/// `{id, value, time_unix_ms}`, oldest first).
+/// `{id, value, signers, time_unix_ms}`, oldest first; `signers` are
+/// the hex public keys that signed the append).
 pub fn record(name: XorName, r: &Record) -> Value {
     let entries: Vec<Value> = r
         .state
@@ -49,6 +50,12 @@ pub fn record(name: XorName, r: &Record) -> Value {
         .map(|a| {
             let mut v = bytes_object(&[("value", &a.body.value)]);
             v["id"] = hex::encode(a.id()).into();
+            v["signers"] = a
+                .sigs
+                .iter()
+                .map(|s| hex::encode(s.key))
+                .collect::<Vec<_>>()
+                .into();
             if let Some(t) = append_time(&a.body)
                 && let Ok(since) = t.duration_since(std::time::UNIX_EPOCH)
             {

@@ -8,7 +8,7 @@
 
 use safe_protocol::mutable::{Change, Record, RecordError, SigningKey, Write};
 use safe_protocol::name::{
-    MAX_SERVICES, NAME_TAG, NameError, NameVersion, check_label, name_address,
+    MAX_SERVICES, NAME_TAG, NameError, NameVersion, check_label, follows, name_address,
 };
 use safe_protocol::{Address, DataKind, Host, SafeUrl, XorName};
 
@@ -194,6 +194,14 @@ impl Client {
                     service: service.clone(),
                     version: url.version,
                 })?;
+        // A record with a `target` entry is followed to where it points
+        // now (a published path); any other record is the target itself.
+        if target.kind == DataKind::Mutable
+            && let Ok(record) = self.get_record(target.name).await
+            && let Some(now) = follows(&record)
+        {
+            return Ok((now, url.path.clone()));
+        }
         Ok((target, url.path.clone()))
     }
 }

@@ -9,6 +9,10 @@
 //! `Sec-Fetch-Site` when a browser sends it), so another site cannot make
 //! a page's key sign for it.
 
+// Helpers answer either a value or the response that says why not; a
+// response is moved once per request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
@@ -39,6 +43,10 @@ fn reply(status: StatusCode, value: Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 
@@ -46,11 +54,27 @@ fn error(status: StatusCode, message: impl std::fmt::Display) -> Response {
     reply(status, json!({ "error": message.to_string() }))
 }
 
+/// The answer to a body over [`MAX_BODY`].
+pub(crate) fn too_large() -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request bodies are at most {MAX_BODY} bytes"),
+    )
+}
+
 fn from_mutable(e: MutableError) -> Response {
     match e {
         MutableError::NotFound(_) => error(StatusCode::NOT_FOUND, e),
-        MutableError::Refused(RecordError::NotAllowed) => error(StatusCode::FORBIDDEN, e),
+        MutableError::Refused(
+            RecordError::NotAllowed
+            | RecordError::NotOwner
+            | RecordError::NotEnoughSigners { .. }
+            | RecordError::BadSignature,
+        ) => error(StatusCode::FORBIDDEN, e),
         MutableError::Refused(_) => error(StatusCode::CONFLICT, e),
+        // Refused before sending: too large, too many entries, …
+        MutableError::Invalid(_) => error(StatusCode::BAD_REQUEST, e),
+        MutableError::Full => error(StatusCode::INSUFFICIENT_STORAGE, e),
         e => error(StatusCode::BAD_GATEWAY, e),
     }
 }
@@ -208,8 +232,10 @@ fn whoami(shared: &Shared, site: &str) -> Response {
         Err(r) => return r,
     };
     let key = account.root().site_key(site);
-    let used = shared.grants.used(site).unwrap_or_default();
-    let grant = shared.grants.of(site).unwrap_or_default();
+    let (used, grant) = match (shared.grants.used(site), shared.grants.of(site)) {
+        (Ok(u), Ok(g)) => (u, g),
+        (Err(e), _) | (_, Err(e)) => return from_grant(e),
+    };
     reply(
         StatusCode::OK,
         json!({
@@ -234,7 +260,7 @@ fn signer(shared: &Shared, site: &str, uri_query: Option<&str>) -> Result<Signin
         return Ok(account.root().site_key(site));
     };
     let grant = shared.grants.of(site).map_err(from_grant)?;
-    if grant.keys.iter().any(|k| *k == name) && account.known_keys().contains(&name) {
+    if grant.keys.contains(&name) && account.known_keys().contains(&name) {
         return Ok(account.root().named_key(&name));
     }
     let consent = format!(
@@ -256,10 +282,17 @@ fn signer(shared: &Shared, site: &str, uri_query: Option<&str>) -> Result<Signin
 async fn spend(shared: &Shared, site: &str, bytes: usize) -> Result<(), Response> {
     let _one_at_a_time = shared.usage_lock.lock().await;
     match shared.grants.spend(site, bytes as u64) {
-        Ok(true) => Ok(()),
-        Ok(false) => {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(limits)) => {
+            // Ask for what ran out: more writes, and more MiB when this
+            // write would not fit in the bytes left.
+            let mib = if limits.bytes_left < bytes as u64 {
+                (bytes as u64 >> 20) + 1
+            } else {
+                0
+            };
             let consent = format!(
-                "{}grant?site={}&writes=1000",
+                "{}grant?site={}&writes=1000&mib={mib}",
                 shared.home_url(),
                 form_urlencoded::byte_serialize(site.as_bytes()).collect::<String>()
             );
@@ -267,15 +300,22 @@ async fn spend(shared: &Shared, site: &str, bytes: usize) -> Result<(), Response
                 StatusCode::FORBIDDEN,
                 json!({
                     "error": format!(
-                        "this site has used its daily quota ({} writes, {} bytes, plus what you granted it)",
-                        grants::SITE_WRITES_PER_DAY,
-                        grants::SITE_BYTES_PER_DAY
+                        "this site has used its daily quota ({} writes, {} bytes; {} writes and {} bytes left)",
+                        limits.writes_per_day, limits.bytes_per_day, limits.writes_left, limits.bytes_left
                     ),
                     "consent": consent,
                 }),
             ))
         }
         Err(e) => Err(from_grant(e)),
+    }
+}
+
+/// Gives back a write counted for a write the network refused.
+async fn refund(shared: &Shared, site: &str, bytes: usize) {
+    let _one_at_a_time = shared.usage_lock.lock().await;
+    if let Err(e) = shared.grants.refund(site, bytes as u64) {
+        tracing::warn!("cannot give back a refused write of {site}: {e}");
     }
 }
 
@@ -333,7 +373,10 @@ async fn create(shared: &Shared, site: &str, uri_query: Option<&str>, body: &[u8
             StatusCode::OK,
             json!({ "address": shown, "created": false }),
         ),
-        Err(e) => from_mutable(e),
+        Err(e) => {
+            refund(shared, site, asked.name.len()).await;
+            from_mutable(e)
+        }
     }
 }
 
@@ -370,7 +413,10 @@ async fn owner_write(
             Ok(r) => reply(StatusCode::OK, safe_client::json::record(address, &r)),
             Err(e) => from_mutable(e),
         },
-        Err(e) => from_mutable(e),
+        Err(e) => {
+            refund(shared, site, bytes).await;
+            from_mutable(e)
+        }
     }
 }
 
@@ -394,7 +440,10 @@ async fn append(
     }
     match shared.client.append(address, body.to_vec(), &[key]).await {
         Ok(id) => reply(StatusCode::CREATED, json!({ "id": hex::encode(id) })),
-        Err(e) => from_mutable(e),
+        Err(e) => {
+            refund(shared, site, body.len()).await;
+            from_mutable(e)
+        }
     }
 }
 

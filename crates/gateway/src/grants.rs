@@ -85,6 +85,20 @@ pub struct Used {
     pub bytes: u64,
 }
 
+/// A site's daily limits and what is left of them, when a write does not
+/// fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Writes allowed a day (the default plus the grant).
+    pub writes_per_day: u64,
+    /// Bytes allowed a day.
+    pub bytes_per_day: u64,
+    /// Writes left today.
+    pub writes_left: u64,
+    /// Bytes left today.
+    pub bytes_left: u64,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct UsageFile {
     version: u32,
@@ -230,10 +244,10 @@ impl Grants {
     }
 
     /// Counts a write of `bytes` by `site` if its quota (the default plus
-    /// its grant) allows it; `Ok(false)` when it does not. The caller
+    /// its grant) allows it; the limits when it does not. The caller
     /// holds the gateway's usage lock, so two writes never both pass the
     /// check.
-    pub fn spend(&self, site: &str, bytes: u64) -> Result<bool, GrantError> {
+    pub fn spend(&self, site: &str, bytes: u64) -> Result<Result<(), Limits>, GrantError> {
         let grant = self.of(site)?;
         let mut file = read::<UsageFile>(&self.usage)?;
         let today = today();
@@ -246,17 +260,37 @@ impl Grants {
             day: today,
             ..Used::default()
         });
-        let writes_ok = used.writes < SITE_WRITES_PER_DAY + grant.extra_writes;
-        let bytes_ok = used.bytes.saturating_add(bytes)
-            <= SITE_BYTES_PER_DAY.saturating_add(grant.extra_bytes);
+        let writes_per_day = SITE_WRITES_PER_DAY + grant.extra_writes;
+        let bytes_per_day = SITE_BYTES_PER_DAY.saturating_add(grant.extra_bytes);
+        let writes_ok = used.writes < writes_per_day;
+        let bytes_ok = used.bytes.saturating_add(bytes) <= bytes_per_day;
         if !(writes_ok && bytes_ok) {
-            return Ok(false);
+            return Ok(Err(Limits {
+                writes_per_day,
+                bytes_per_day,
+                writes_left: writes_per_day.saturating_sub(used.writes),
+                bytes_left: bytes_per_day.saturating_sub(used.bytes),
+            }));
         }
         used.writes += 1;
         used.bytes = used.bytes.saturating_add(bytes);
         file.version = FORMAT;
         write(&self.usage, &file)?;
-        Ok(true)
+        Ok(Ok(()))
+    }
+
+    /// Takes back a write of `bytes` counted today for a write that did
+    /// not happen (the network refused it).
+    pub fn refund(&self, site: &str, bytes: u64) -> Result<(), GrantError> {
+        let mut file = read::<UsageFile>(&self.usage)?;
+        let today = today();
+        if let Some(used) = file.sites.get_mut(site).filter(|u| u.day == today) {
+            used.writes = used.writes.saturating_sub(1);
+            used.bytes = used.bytes.saturating_sub(bytes);
+            file.version = FORMAT;
+            write(&self.usage, &file)?;
+        }
+        Ok(())
     }
 }
 
@@ -269,11 +303,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let g = Grants::in_dir(dir.path());
         for _ in 0..SITE_WRITES_PER_DAY {
-            assert!(g.spend("www.a", 10).unwrap());
+            assert!(g.spend("www.a", 10).unwrap().is_ok());
         }
-        assert!(!g.spend("www.a", 10).unwrap(), "past the daily quota");
-        assert!(g.spend("www.b", 10).unwrap(), "quotas are per site");
-        assert!(!g.spend("www.b", SITE_BYTES_PER_DAY).unwrap(), "bytes too");
+        let limits = g.spend("www.a", 10).unwrap().unwrap_err();
+        assert_eq!(limits.writes_left, 0, "past the daily quota");
+        g.refund("www.a", 10).unwrap();
+        assert!(
+            g.spend("www.a", 10).unwrap().is_ok(),
+            "a refused write is given back"
+        );
+        assert!(g.spend("www.a", 10).unwrap().is_err());
+        assert!(g.spend("www.b", 10).unwrap().is_ok(), "quotas are per site");
+        let limits = g.spend("www.b", SITE_BYTES_PER_DAY).unwrap().unwrap_err();
+        assert_eq!(limits.bytes_left, SITE_BYTES_PER_DAY - 10, "bytes too");
         g.grant(
             "www.a",
             &Grant {
@@ -282,9 +324,9 @@ mod tests {
             },
         )
         .unwrap();
-        assert!(g.spend("www.a", 10).unwrap());
-        assert!(g.spend("www.a", 10).unwrap());
-        assert!(!g.spend("www.a", 10).unwrap());
+        assert!(g.spend("www.a", 10).unwrap().is_ok());
+        assert!(g.spend("www.a", 10).unwrap().is_ok());
+        assert!(g.spend("www.a", 10).unwrap().is_err());
         assert_eq!(g.used("www.a").unwrap().writes, SITE_WRITES_PER_DAY + 2);
         assert!(g.revoke("www.a").unwrap());
         assert!(!g.revoke("www.a").unwrap());

@@ -26,8 +26,17 @@
 //! --mirror …` works; `http://localhost:PORT/proxy.pac` sends only
 //! `*.safe` to the gateway, so a browser can open `http://www.name.safe/`.
 //!
-//! Not built yet (issue 14): the apps' API (`/_safe/v1/…`), grants,
-//! `--public` limits, a verified-chunk cache.
+//! **Apps**: every site's origin also answers the apps' API under
+//! `/_safe/v1/` ([`api`](crate) module; contract in `docs/APPS.md`): records
+//! read and written with a key of the site's own for the logged-in user,
+//! within a daily quota that only the user can raise ([`grants`], the
+//! consent page on the gateway's own origin, `safe gateway grant`).
+//!
+//! **Caches**: verified chunks and decoded directory listings
+//! ([`safe_client::cache`]), and name resolutions for [`NAME_CACHE_SECS`].
+//!
+//! **`--public`**: read-only for other hosts; no account, no writes, and
+//! per-client rate limits ([`PUBLIC_RATE`], [`PUBLIC_BURST`]).
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -66,9 +75,13 @@ pub const STREAM_STEP: u64 = 1 << 20;
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of responses reached through a name (which can change).
 pub const THROUGH_NAME: &str = "public, max-age=60";
-/// The `Content-Security-Policy` every site's page gets: its own origin
-/// only.
-pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
+/// The `Content-Security-Policy` every site's page gets: everything from
+/// its own origin only (scripts, styles, images, fonts, and every
+/// `fetch`), never framed by another. Inline scripts and styles are
+/// allowed, because the static sites people publish rely on them (mdbook
+/// output has six inline scripts per page); they still cannot load from
+/// or talk to any other origin.
+pub const CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' 'wasm-unsafe-eval'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'self'; frame-ancestors 'none'";
 
 /// How a gateway runs.
 #[derive(Clone, Debug)]
@@ -328,6 +341,9 @@ impl NameCache {
 enum Site {
     /// The gateway's own page.
     Home,
+    /// A name without a service: the same site as `www.<name>`, sent
+    /// there so that each site has one origin.
+    Bare(String),
     /// A site: a name's service, or an address.
     Safe(Host),
 }
@@ -340,7 +356,7 @@ fn site_of(host: &str, domains: &[String]) -> Option<Site> {
         Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
         _ => host,
     };
-    if host == "localhost" || (host != "safe" && domains.iter().any(|d| *d == host)) {
+    if host == "localhost" || (host != "safe" && domains.contains(&host)) {
         return Some(Site::Home);
     }
     // `.safe` hosts come through proxy mode (a browser using /proxy.pac,
@@ -354,7 +370,7 @@ fn site_of(host: &str, domains: &[String]) -> Option<Site> {
     }
     let (service, name) = match label.split_once('.') {
         Some((s, n)) => (s, n),
-        None => ("www", label),
+        None => return Some(Site::Bare(check_label(label).ok()?)),
     };
     Some(Site::Safe(Host::Name {
         service: check_label(service).ok()?,
@@ -417,12 +433,18 @@ async fn handle(
             };
             return pages::own(&shared, &method, &headers, &uri, &body);
         }
+        Site::Bare(_) => {
+            let rest = uri.path_and_query().map_or("/", |p| p.as_str());
+            return redirect(&format!("http://www.{host}{rest}"));
+        }
         Site::Safe(h) => h,
     };
     if let Some(rest) = uri.path().strip_prefix("/_safe/v1/") {
         let body = match read_body(body).await {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(_) => {
+                return api::too_large();
+            }
         };
         return api::handle(
             &shared,
@@ -881,10 +903,7 @@ mod tests {
         );
         assert_eq!(
             site_of_("mysite.localhost"),
-            Some(Site::Safe(Host::Name {
-                service: "www".into(),
-                name: "mysite".into()
-            }))
+            Some(Site::Bare("mysite".into()))
         );
         let d = Address::new(DataKind::Directory, XorName([4; 32]));
         let label = d.to_string().trim_start_matches("safe://").to_string();

@@ -60,7 +60,22 @@ async fn a_named_site_is_served_as_browsers_expect() {
     options.home = safe_client::Home::at(dir.path().join("home"));
     let gw = Gateway::start(client.clone(), options).await.unwrap();
     let port = gw.addr().port();
-    let name = format!("mysite.localhost:{port}");
+    let name = format!("www.mysite.localhost:{port}");
+
+    // A name without a service is the www site, at one origin.
+    let bare = request(
+        &gw,
+        "GET",
+        &format!("mysite.localhost:{port}"),
+        "/a?b=c",
+        &[],
+    )
+    .await;
+    assert_eq!(bare.status, 301);
+    assert_eq!(
+        bare.headers["location"],
+        format!("http://www.mysite.localhost:{port}/a?b=c")
+    );
 
     // Pages, types, caching, policy.
     let home = request(&gw, "GET", &name, "/", &[]).await;
@@ -69,7 +84,7 @@ async fn a_named_site_is_served_as_browsers_expect() {
     assert_eq!(home.headers["content-type"], "text/html; charset=utf-8");
     assert_eq!(home.headers["cache-control"], safe_gateway::THROUGH_NAME);
     assert!(home.headers["content-security-policy"].contains("default-src 'self'"));
-    let css = request(&gw, "GET", &format!("www.{name}"), "/style.css", &[]).await;
+    let css = request(&gw, "GET", &name, "/style.css", &[]).await;
     assert_eq!(css.headers["content-type"], "text/css; charset=utf-8");
     let about = request(&gw, "GET", &name, "/about", &[]).await;
     assert_eq!(about.status, 301);

@@ -20,6 +20,14 @@ use crate::xorname::XorName;
 
 /// Type tag of name records.
 pub const NAME_TAG: u64 = 0x5afe_4e41_4d45_0001;
+/// Type tag of publication records: records a name can follow, whose
+/// [`FOLLOW_ENTRY`] says where a published path is now.
+pub const PUBLICATION_TAG: u64 = 0x5afe_4e41_4d45_0002;
+/// The entry of a record that a name's service follows: the `safe://`
+/// address of a directory or file. A service pointing at a record with
+/// this entry resolves to where the entry points now (one step, never a
+/// chain); a service pointing at a `d…` or `f…` is pinned.
+pub const FOLLOW_ENTRY: &[u8] = b"target";
 /// The service a URL without one means.
 pub const DEFAULT_SERVICE: &str = "www";
 /// Longest name or service (a DNS label's limit).
@@ -93,6 +101,18 @@ pub struct NameVersion {
     pub time: i64,
     /// Service → target.
     pub services: BTreeMap<String, Address>,
+}
+
+/// Where a record that a name follows points now: its [`FOLLOW_ENTRY`],
+/// if that is the address of a directory or file.
+pub fn follows(record: &Record) -> Option<Address> {
+    let text = std::str::from_utf8(record.state.entries.get(FOLLOW_ENTRY)?).ok()?;
+    let address: Address = text.parse().ok()?;
+    matches!(
+        address.kind,
+        crate::address::DataKind::Directory | crate::address::DataKind::File
+    )
+    .then_some(address)
 }
 
 impl NameVersion {
