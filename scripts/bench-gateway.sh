@@ -39,9 +39,11 @@ sleep 0.5
 
 echo "== cold name resolution: first request to each of $NAMES names"
 for i in $(seq "$NAMES"); do
-    curl -s -o /dev/null -w '%{time_total}\n' "http://cold$i.localhost:$PORT/index.html" \
-        --resolve "cold$i.localhost:$PORT:127.0.0.1"
-done | sort -n > "$W/cold.txt"
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' "http://www.cold$i.localhost:$PORT/index.html" \
+        --resolve "www.cold$i.localhost:$PORT:127.0.0.1"
+done > "$W/cold-raw.txt"
+if grep -qv '^200 ' "$W/cold-raw.txt"; then echo "a cold request failed:"; cat "$W/cold-raw.txt"; exit 1; fi
+cut -d' ' -f2 "$W/cold-raw.txt" | sort -n > "$W/cold.txt"
 awk '{a[NR]=$1*1000} END {printf "cold: p50 %.1f ms, max %.1f ms over %d names\n", a[int((NR+1)/2)], a[NR], NR}' "$W/cold.txt"
 
 echo "== small page, gateway (warm), 64 connections"
