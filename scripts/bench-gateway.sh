@@ -58,5 +58,17 @@ echo "== ${BIG_MIB} MiB file through the gateway"
 curl -s -o /dev/null -w 'big: %{size_download} bytes in %{time_total} s = %{speed_download} B/s\n' \
     -H "Host: www.bench.localhost:$PORT" "http://127.0.0.1:$PORT/big.bin"
 
-echo "== gateway memory"
+echo "== 200 slow readers of the big file at once (1 MiB/s each, 10 s)"
+READERS=()
+for i in $(seq 200); do
+    curl -s -o /dev/null --limit-rate 1M -m 10 -H "Host: www.bench.localhost:$PORT" \
+        "http://127.0.0.1:$PORT/big.bin" &
+    READERS+=($!)
+done
+sleep 5
+curl -s -o /dev/null -w 'a small page meanwhile: %{http_code} in %{time_total} s\n' \
+    -H "Host: www.bench.localhost:$PORT" "http://127.0.0.1:$PORT/index.html"
+for p in "${READERS[@]}"; do wait "$p" 2>/dev/null || true; done
+
+echo "== gateway memory (peak over the whole run)"
 grep -E 'VmHWM|VmRSS' /proc/$G/status

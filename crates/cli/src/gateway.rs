@@ -90,6 +90,16 @@ fn grants_command(command: GrantCommand) -> Result<()> {
             for k in &keys {
                 safe_client::keys::check_key_name(k)?;
             }
+            if !keys.is_empty() {
+                // A grant of a key the account lacks would come into force,
+                // unseen, when a key of that name is made.
+                let account = home.session().load()?.ok_or_else(|| {
+                    anyhow::anyhow!("log in first: keys are granted from your account")
+                })?;
+                if let Some(k) = keys.iter().find(|k| !account.known_keys().contains(k)) {
+                    anyhow::bail!("your account has no key {k:?} (see `safe keys list`)");
+                }
+            }
             if writes == 0 && mib == 0 && keys.is_empty() {
                 anyhow::bail!("nothing to grant: give --writes N, --mib N or --key NAME");
             }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
-use safe_protocol::manifest::Manifest;
+use safe_protocol::manifest::{Entry, FileData, Manifest, Node};
 use safe_protocol::{Chunk, XorName};
 
 /// Default bytes of chunks kept ([`Caches::new`]).
@@ -39,12 +39,22 @@ struct ManifestWeight;
 
 impl Weighter<XorName, Arc<Manifest>> for ManifestWeight {
     fn weight(&self, _: &XorName, m: &Arc<Manifest>) -> u64 {
-        m.entries()
-            .iter()
-            .map(|e| ENTRY_BYTES + e.name.len() as u64)
-            .sum::<u64>()
-            + 64
+        m.entries().iter().map(entry_weight).sum::<u64>() + 64
     }
+}
+
+/// What one entry holds in memory: its name, inline bytes and link
+/// target, and the rest of it ([`ENTRY_BYTES`]).
+fn entry_weight(e: &Entry) -> u64 {
+    let held = match &e.node {
+        Node::File {
+            data: FileData::Inline(bytes),
+            ..
+        } => bytes.len(),
+        Node::Symlink { target, .. } => target.len(),
+        _ => 0,
+    };
+    ENTRY_BYTES + (e.name.len() + held) as u64
 }
 
 /// The caches of one client (shared by its clones).

@@ -26,6 +26,7 @@
 //! Design notes: docs/DESIGN-fs.md.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -350,7 +351,7 @@ impl<'a> Fs<'a> {
             },
             None if path.is_empty() => Ok(Found::Dir {
                 manifest: XorName([0; 32]),
-                listing: Manifest::default(),
+                listing: Arc::default(),
             }),
             None => Err(FsError::NotFound(shown(path))),
         }

@@ -97,8 +97,8 @@ pub enum Found {
     Dir {
         /// The manifest's name (its address as a `safe://d…`).
         manifest: XorName,
-        /// The manifest.
-        listing: Manifest,
+        /// The manifest (shared with the client's cache, when it has one).
+        listing: Arc<Manifest>,
     },
     /// A file, or a symlink.
     Entry(Entry),
@@ -558,7 +558,6 @@ impl Client {
                 _ => return Err(TreeError::NotADirectory(shown())),
             }
         }
-        let listing = Arc::try_unwrap(listing).unwrap_or_else(|m| (*m).clone());
         Ok(Found::Dir { manifest, listing })
     }
 

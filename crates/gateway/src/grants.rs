@@ -20,6 +20,10 @@ use serde::{Deserialize, Serialize};
 pub const SITE_WRITES_PER_DAY: u64 = 100;
 /// Bytes (keys and values) a site may write each day, ungranted.
 pub const SITE_BYTES_PER_DAY: u64 = 1 << 20;
+/// Writes a day all sites without a grant may make together: however
+/// many sites (services, addresses) a page hops between, this bounds what
+/// they write for the user unasked.
+pub const UNGRANTED_WRITES_PER_DAY: u64 = 1000;
 /// Most writes a single grant may add per day.
 pub const MAX_GRANT_WRITES: u64 = 1_000_000;
 /// Most sites a grants or usage file keeps.
@@ -248,13 +252,41 @@ impl Grants {
     /// holds the gateway's usage lock, so two writes never both pass the
     /// check.
     pub fn spend(&self, site: &str, bytes: u64) -> Result<Result<(), Limits>, GrantError> {
-        let grant = self.of(site)?;
+        let grants = self.all()?;
+        let grant = grants.get(site).cloned().unwrap_or_default();
         let mut file = read::<UsageFile>(&self.usage)?;
         let today = today();
         // Yesterday's counts go.
         file.sites.retain(|_, u| u.day == today);
-        if !file.sites.contains_key(site) && file.sites.len() >= MAX_SITES {
-            return Err(GrantError::TooMany);
+        // Sites without a grant share one daily budget on top of their own.
+        if grant == Grant::default() {
+            let ungranted: u64 = file
+                .sites
+                .iter()
+                .filter(|(s, _)| !grants.contains_key(*s))
+                .map(|(_, u)| u.writes)
+                .sum();
+            if ungranted >= UNGRANTED_WRITES_PER_DAY {
+                let used = file.sites.get(site).copied().unwrap_or_default();
+                return Ok(Err(Limits {
+                    writes_per_day: SITE_WRITES_PER_DAY,
+                    bytes_per_day: SITE_BYTES_PER_DAY,
+                    writes_left: 0,
+                    bytes_left: SITE_BYTES_PER_DAY.saturating_sub(used.bytes),
+                }));
+            }
+        }
+        // A full table forgets the site that wrote least today (never
+        // failing every other site's writes).
+        if !file.sites.contains_key(site)
+            && file.sites.len() >= MAX_SITES
+            && let Some(least) = file
+                .sites
+                .iter()
+                .min_by_key(|(_, u)| u.writes)
+                .map(|(s, _)| s.clone())
+        {
+            file.sites.remove(&least);
         }
         let used = file.sites.entry(site.to_string()).or_insert(Used {
             day: today,
@@ -331,6 +363,31 @@ mod tests {
         assert!(g.revoke("www.a").unwrap());
         assert!(!g.revoke("www.a").unwrap());
         assert_eq!(g.of("www.a").unwrap(), Grant::default());
+    }
+
+    #[test]
+    fn sites_without_grants_share_a_daily_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = Grants::in_dir(dir.path());
+        let sites = UNGRANTED_WRITES_PER_DAY / SITE_WRITES_PER_DAY;
+        for i in 0..sites {
+            for _ in 0..SITE_WRITES_PER_DAY {
+                assert!(g.spend(&format!("s{i}.hop"), 1).unwrap().is_ok());
+            }
+        }
+        assert!(g.spend("one-more.hop", 1).unwrap().is_err(), "budget spent");
+        g.grant(
+            "www.granted",
+            &Grant {
+                extra_writes: 1,
+                ..Grant::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            g.spend("www.granted", 1).unwrap().is_ok(),
+            "a grant is outside it"
+        );
     }
 
     #[test]

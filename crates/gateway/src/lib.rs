@@ -42,12 +42,14 @@
 #![forbid(unsafe_code)]
 
 mod api;
+pub mod conn;
 pub mod grants;
 mod pages;
 
 use grants::Grants;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,6 +73,19 @@ use tokio::task::JoinHandle;
 /// Bytes read from the network per step of a streamed body (about a
 /// chunk): what one response holds in memory at a time.
 pub const STREAM_STEP: u64 = 1 << 20;
+/// Body steps being read from the network at once, over every response:
+/// what bounds the memory of streaming under any load (each step holds
+/// at most [`STREAM_STEP`] bytes plus the chunks it decrypts), however
+/// many clients download at once. Others wait their turn.
+pub const MAX_STREAM_STEPS: usize = 32;
+static STREAM_STEPS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_STREAM_STEPS);
+/// Bodies longer than one step being sent at once (more wait): each may
+/// hold a step's bytes for a slow reader, so this bounds what slow
+/// readers can make the gateway keep, with [`MAX_STREAM_STEPS`] and the
+/// caches: 32 + 32 × (1 MiB and its chunks) + 80 MiB, under 256 MiB.
+pub const MAX_STREAMS: usize = 32;
+static STREAMS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_STREAMS);
+
 /// `Cache-Control` of content-addressed responses.
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// `Cache-Control` of responses reached through a name (which can change).
@@ -129,11 +144,19 @@ impl Gateway {
     pub async fn start(client: Client, options: Options) -> std::io::Result<Gateway> {
         let listener = tokio::net::TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
+        let listener = conn::Limited::new(listener, options.public);
         let client = client.with_caches(options.chunk_cache_bytes, options.manifest_cache_bytes);
         let mut token = [0u8; 16];
         getrandom::fill(&mut token).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let mut domains = vec!["localhost".to_string(), "safe".to_string()];
+        if !options.public && !options.domains.is_empty() {
+            return Err(std::io::Error::other(
+                "--domain is for a --public gateway only: a name in ordinary DNS could be rebound to this machine",
+            ));
+        }
+        let mut domains = vec!["localhost".to_string()];
         domains.extend(options.domains.iter().map(|d| d.to_ascii_lowercase()));
+        let mut proxy_domains = domains.clone();
+        proxy_domains.push("safe".to_string());
         let state = Arc::new(Shared {
             client,
             names: NameCache::new(),
@@ -143,13 +166,14 @@ impl Gateway {
             token: hex::encode(token),
             limits: RateLimits::new(),
             domains,
+            proxy_domains,
             home: options.home.clone(),
             options,
         });
         let app = Router::new()
             .fallback(handle)
             .with_state(state)
-            .into_make_service_with_connect_info::<SocketAddr>();
+            .into_make_service_with_connect_info::<conn::Peer>();
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             let shutdown = async move {
@@ -211,6 +235,7 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'<')
     .add(b'>')
     .add(b'?')
+    .add(b'\\')
     .add(b'`')
     .add(b'{')
     .add(b'}');
@@ -229,8 +254,13 @@ struct Shared {
     token: String,
     /// Per-client request rates (public mode).
     limits: RateLimits,
-    /// Domains whose subdomains are sites.
+    /// Domains whose subdomains are sites: `localhost` and the
+    /// `--domain`s of a public gateway.
     domains: Vec<String>,
+    /// The same and `safe`, for proxy requests only: `*.safe` is not
+    /// pinned to loopback as `*.localhost` is, so a `Host: x.safe` in an
+    /// ordinary request may come from a page whose DNS was rebound here.
+    proxy_domains: Vec<String>,
 }
 
 impl Shared {
@@ -349,7 +379,8 @@ enum Site {
 }
 
 /// The site a `Host` header names, if it is one of the gateway's forms
-/// (`domains`: `localhost`, `safe` and any a public gateway serves).
+/// (`domains`: `localhost`, `safe` for proxy requests, and any a public
+/// gateway serves).
 fn site_of(host: &str, domains: &[String]) -> Option<Site> {
     let host = host.to_ascii_lowercase();
     let host = match host.rsplit_once(':') {
@@ -384,6 +415,9 @@ fn path_of(uri: &Uri) -> Option<(Vec<String>, bool)> {
     let raw = uri.path();
     let mut out = Vec::new();
     for part in raw.split('/').filter(|p| !p.is_empty()) {
+        if out.len() == safe_protocol::url::MAX_PATH_DEPTH {
+            return None;
+        }
         let decoded = percent_encoding::percent_decode_str(part)
             .decode_utf8()
             .ok()?
@@ -394,14 +428,83 @@ fn path_of(uri: &Uri) -> Option<(Vec<String>, bool)> {
     Some((out, raw.ends_with('/')))
 }
 
+tokio::task_local! {
+    /// Whom the request being answered comes from, on a public gateway
+    /// (for per-client shares of long downloads).
+    static CLIENT: IpAddr;
+}
+
+/// Long downloads (more than one [`STREAM_STEP`]) one client of a public
+/// gateway may have at once.
+pub const MAX_STREAMS_PER_CLIENT: usize = 4;
+
+/// Long downloads per client of a public gateway.
+static STREAMS_BY_CLIENT: std::sync::LazyLock<std::sync::Mutex<HashMap<IpAddr, usize>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// A client's place among its [`MAX_STREAMS_PER_CLIENT`] long downloads,
+/// given back when the body is done or dropped.
+struct ClientStream(Option<IpAddr>);
+
+impl ClientStream {
+    /// A place for the client being answered (always, when the gateway
+    /// is not public); `None` when it has its share already.
+    fn enter() -> Option<ClientStream> {
+        let Ok(client) = CLIENT.try_with(|c| *c) else {
+            return Some(ClientStream(None));
+        };
+        let mut m = STREAMS_BY_CLIENT.lock().ok()?;
+        let n = m.entry(client).or_insert(0);
+        if *n >= MAX_STREAMS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientStream(Some(client)))
+    }
+}
+
+impl Drop for ClientStream {
+    fn drop(&mut self) {
+        if let Some(client) = self.0
+            && let Ok(mut m) = STREAMS_BY_CLIENT.lock()
+            && let Some(n) = m.get_mut(&client)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&client);
+            }
+        }
+    }
+}
+
 async fn handle(
     State(shared): State<Arc<Shared>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(conn::Peer(peer)): ConnectInfo<conn::Peer>,
     request: Request,
 ) -> Response {
+    if shared.options.public {
+        let client = conn::client_of(peer.ip());
+        CLIENT.scope(client, answer(shared, peer, request)).await
+    } else {
+        answer(shared, peer, request).await
+    }
+}
+
+async fn answer(shared: Arc<Shared>, peer: SocketAddr, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let (method, headers, uri) = (parts.method, parts.headers, parts.uri);
-    if shared.options.public && !shared.limits.allow(peer.ip()) {
+    // Code of a site must not outlive the site: no service workers.
+    if headers
+        .get("service-worker")
+        .is_some_and(|v| v.as_bytes() == b"script")
+    {
+        return page(
+            StatusCode::FORBIDDEN,
+            "No service workers",
+            "The gateway does not serve service workers: a site's code must not outlive a change of its name.",
+        );
+    }
+    if shared.options.public && !shared.limits.allow(conn::client_of(peer.ip())) {
         let mut r = page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",
@@ -418,7 +521,12 @@ async fn handle(
         .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .unwrap_or("")
         .to_string();
-    let Some(site) = site_of(&host, &shared.domains) else {
+    let domains = if uri.authority().is_some() {
+        &shared.proxy_domains
+    } else {
+        &shared.domains
+    };
+    let Some(site) = site_of(&host, domains) else {
         return page(
             StatusCode::MISDIRECTED_REQUEST,
             "Unknown host",
@@ -583,11 +691,14 @@ async fn serve(
     let (address, path) = names.resolve(client, url).await?;
     match address.kind {
         DataKind::File if path.is_empty() => {
+            let etag = format!("\"{}\"", address.name);
+            if let Some(r) = not_modified(headers, &etag) {
+                return Ok(r);
+            }
             let opened = client
                 .open_file(&address, None)
                 .await
                 .map_err(|e| ServeError::Network(e.to_string()))?;
-            let etag = format!("\"{}\"", address.name);
             Ok(file(client, opened, &etag, "", headers, method).await)
         }
         DataKind::Directory => match client.find(address.name, &path).await {
@@ -653,6 +764,11 @@ async fn serve_entry(
             (opened, etag)
         }
         FileData::Stored(name) => {
+            let etag = format!("\"{name}\"");
+            // A revalidation is answered before the file is opened.
+            if let Some(r) = not_modified(headers, &etag) {
+                return Ok(r);
+            }
             let address = Address::new(DataKind::File, *name);
             let opened = client
                 .open_file(&address, None)
@@ -664,7 +780,7 @@ async fn serve_entry(
                     entry.name
                 )));
             }
-            (opened, format!("\"{name}\""))
+            (opened, etag)
         }
     };
     Ok(file(client, opened, &etag, &entry.name, headers, method).await)
@@ -672,6 +788,21 @@ async fn serve_entry(
 
 fn hash_hex(bytes: &[u8]) -> String {
     safe_protocol::XorName::from_content(bytes).to_string()
+}
+
+/// 304 when `If-None-Match` names `etag`.
+fn not_modified(headers: &HeaderMap, etag: &str) -> Option<Response> {
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    matches.then(|| {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(v) = HeaderValue::from_str(etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        r
+    })
 }
 
 /// A file's response: the whole, or the one range asked for.
@@ -683,15 +814,7 @@ async fn file(
     headers: &HeaderMap,
     method: &Method,
 ) -> Response {
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
-    {
-        let mut r = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(v) = HeaderValue::from_str(etag) {
-            r.headers_mut().insert(header::ETAG, v);
-        }
+    if let Some(r) = not_modified(headers, etag) {
         return r;
     }
     let size = opened.size;
@@ -721,8 +844,22 @@ async fn file(
     let len = range.end - range.start;
     let body = if *method == Method::HEAD || len == 0 {
         Body::empty()
+    } else if len > STREAM_STEP {
+        let Some(place) = ClientStream::enter() else {
+            let mut r = page(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many downloads",
+                &format!(
+                    "A client of this public gateway may download {MAX_STREAMS_PER_CLIENT} large files at once."
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return r;
+        };
+        stream(client.clone(), opened, range.clone(), Some(place))
     } else {
-        stream(client.clone(), opened, range.clone())
+        stream(client.clone(), opened, range.clone(), None)
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -750,16 +887,44 @@ async fn file(
 
 /// The bytes of `range`, [`STREAM_STEP`] at a time: memory stays bounded
 /// whatever the size, and only the chunks covering the range are fetched.
-fn stream(client: Client, opened: Opened, range: std::ops::Range<u64>) -> Body {
+/// A body of more than one step holds one of [`MAX_STREAMS`] places for
+/// as long as it is sent, since each may keep a step waiting for a slow
+/// reader.
+fn stream(
+    client: Client,
+    opened: Opened,
+    range: std::ops::Range<u64>,
+    client_place: Option<ClientStream>,
+) -> Body {
     let opened = Arc::new(opened);
-    let steps = futures::stream::unfold(range.start, move |at| {
+    let client_place = Arc::new(client_place);
+    let long = range.end - range.start > STREAM_STEP;
+    let steps = futures::stream::unfold((range.start, None), move |(at, place)| {
         let (client, opened) = (client.clone(), opened.clone());
+        // Held as long as the body is.
+        let _client_place = client_place.clone();
         let end = range.end;
         async move {
             if at >= end {
                 return None;
             }
+            let stopping = || {
+                Some((
+                    Err(std::io::Error::other("the gateway is stopping")),
+                    (end, None),
+                ))
+            };
+            let place = match place {
+                None if long => match STREAMS.acquire().await {
+                    Ok(p) => Some(p),
+                    Err(_) => return stopping(),
+                },
+                place => place,
+            };
             let to = (at + STREAM_STEP).min(end);
+            let Ok(_turn) = STREAM_STEPS.acquire().await else {
+                return stopping();
+            };
             let mut buf = Vec::with_capacity((to - at) as usize);
             let step = client
                 .read_range(&opened, at..to, &mut buf)
@@ -769,7 +934,7 @@ fn stream(client: Client, opened: Opened, range: std::ops::Range<u64>) -> Body {
             // After an error the stream ends (the connection is cut, so a
             // client never takes a short body for the whole).
             let next = if step.is_ok() { to } else { end };
-            Some((step, next))
+            Some((step, (next, place)))
         }
     });
     Body::from_stream(steps)
@@ -861,7 +1026,7 @@ fn page(status: StatusCode, title: &str, message: &str) -> Response {
 /// A generated listing of a directory without an `index.html`.
 fn dir_listing(path: &[String], listing: &Manifest) -> Response {
     let mut rows = String::new();
-    for e in listing.entries() {
+    for e in listing.entries().iter().take(MAX_LISTED) {
         let link = percent_encoding::utf8_percent_encode(&e.name, PATH_SEGMENT).to_string();
         let (suffix, size) = match &e.node {
             Node::Dir { size, .. } => ("/", *size),
@@ -873,14 +1038,23 @@ fn dir_listing(path: &[String], listing: &Manifest) -> Response {
             escape(&e.name)
         ));
     }
+    let more = listing.entries().len().saturating_sub(MAX_LISTED);
+    let more = if more > 0 {
+        format!("<p>… and {more} more, not listed.</p>")
+    } else {
+        String::new()
+    };
     let title = escape(&url_path(path));
     html(
         StatusCode::OK,
         format!(
-            "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><ul>{rows}</ul>"
+            "<!doctype html><meta charset=utf-8><title>{title}</title><h1>{title}</h1><ul>{rows}</ul>{more}"
         ),
     )
 }
+
+/// Most entries a generated listing shows (it is built in memory).
+pub const MAX_LISTED: usize = 5000;
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,7 @@ pub(crate) fn own(
     body: &[u8],
 ) -> Response {
     let mut r = match (method.clone(), uri.path()) {
-        (Method::GET | Method::HEAD, "/proxy.pac") => pac(shared),
+        (Method::GET | Method::HEAD, "/proxy.pac") => pac(shared, headers),
         (Method::GET | Method::HEAD, "/") => home(shared),
         (Method::GET | Method::HEAD, "/grant") if !shared.options.public => {
             consent(shared, uri.query().unwrap_or(""))
@@ -45,14 +45,31 @@ pub(crate) fn own(
         HeaderValue::from_static(OWN_CSP),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // A site that opened this page (window.open) keeps no handle on it.
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// `/proxy.pac`: sends `*.safe` (and nothing else) to this gateway, so a
 /// browser set to use it opens `http://www.name.safe/` directly.
-fn pac(shared: &Shared) -> Response {
-    let addr = shared.addr;
+fn pac(shared: &Shared, headers: &HeaderMap) -> Response {
+    // A public gateway listens on 0.0.0.0: send browsers to the address
+    // they reached it by.
+    let addr = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) if shared.options.public => host.to_string(),
+        _ => shared.addr.to_string(),
+    };
+    if addr.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Bad host",
+            "The Host header is not usable here.",
+        );
+    }
     let mut r = Response::new(
         format!(
             "function FindProxyForURL(url, host) {{\n  if (dnsDomainIs(host, \".safe\")) return \"PROXY {addr}\";\n  return \"DIRECT\";\n}}\n"
@@ -122,8 +139,10 @@ fn home(shared: &Shared) -> Response {
 document.getElementById('f').onsubmit = function (e) {{
   e.preventDefault();
   var u = document.getElementById('u').value.trim().replace(/^safe:\/\//, '');
-  var i = u.indexOf('/'); var host = i < 0 ? u : u.slice(0, i); var rest = i < 0 ? '/' : u.slice(i);
-  location.href = 'http://' + host + '.localhost:{port}' + rest;
+  var i = u.search(/[\/?#]/); var host = i < 0 ? u : u.slice(0, i); var rest = i < 0 ? '/' : u.slice(i);
+  if (!/^[a-z0-9.-]+$/i.test(host)) {{ alert('Not a safe:// URL: ' + host); return; }}
+  if (rest.charAt(0) !== '/') rest = '/' + rest;
+  location.href = 'http://' + host.toLowerCase() + '.localhost:{port}' + rest;
 }};
 </script>"#
         ),
@@ -160,12 +179,34 @@ fn asked(pairs: &[(String, String)]) -> Result<(String, Grant), String> {
     ))
 }
 
+/// Refuses a grant of a key the logged-in account does not have (it
+/// would come into force, unseen, when a key of that name is made).
+fn keys_known(shared: &Shared, g: &Grant) -> Result<(), String> {
+    if g.keys.is_empty() {
+        return Ok(());
+    }
+    let account = match shared.home.session().load() {
+        Ok(Some(a)) => a,
+        Ok(None) => return Err("log in first: keys are granted from your account".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    match g.keys.iter().find(|k| !account.known_keys().contains(k)) {
+        Some(k) => Err(format!(
+            "your account has no key {k:?} (see `safe keys list`)"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The consent page: what a site asks for, and a button to allow it.
 fn consent(shared: &Shared, query: &str) -> Response {
     let (site, g) = match asked(&pairs(query.as_bytes())) {
         Ok(a) => a,
         Err(e) => return page(StatusCode::BAD_REQUEST, "Bad request", &e),
     };
+    if let Err(e) = keys_known(shared, &g) {
+        return page(StatusCode::BAD_REQUEST, "Cannot grant that", &e);
+    }
     let mut what = Vec::new();
     if g.extra_writes > 0 {
         what.push(format!("make up to {} more writes a day", g.extra_writes));
@@ -178,7 +219,7 @@ fn consent(shared: &Shared, query: &str) -> Response {
     }
     for k in &g.keys {
         what.push(format!(
-            "sign with your own key “{}” (records that key owns, or will own)",
+            "sign with your own key “{}”: change every record it owns, including any public name it owns, as you could",
             escape(k)
         ));
     }
@@ -203,8 +244,26 @@ fn consent(shared: &Shared, query: &str) -> Response {
 <input type=hidden name=writes value={writes}>
 <input type=hidden name=mib value={mib}>
 <input type=hidden name=key value="{key}">
-<button id=allow>Allow</button> <a href="/">Don't allow</a>
-</form>"#,
+<button disabled>Allow</button> <a href="/">Don't allow</a>
+</form>
+<p id=wait>The button turns on after a moment, once this page is in view.</p>
+<script>
+// Against tricks that put this button under a click meant for something
+// else: it works only in a real-sized window, seen and focused for a
+// second, after the pointer has moved over the page.
+(function () {{
+  var button = document.querySelector('button'), since = 0, moved = false;
+  document.addEventListener('pointermove', function () {{ moved = true; }});
+  setInterval(function () {{
+    var fine = document.visibilityState === 'visible' && document.hasFocus()
+      && window.innerWidth >= 400 && window.innerHeight >= 250;
+    since = fine ? (since || Date.now()) : 0;
+    var on = fine && moved && Date.now() - since >= 1000;
+    button.disabled = !on;
+    document.getElementById('wait').hidden = on;
+  }}, 200);
+}})();
+</script>"#,
             list = what.join("<li>"),
             token = shared.token,
             writes = g.extra_writes,
@@ -216,11 +275,12 @@ fn consent(shared: &Shared, query: &str) -> Response {
 
 /// A posted grant or revoke, accepted only from the gateway's own page.
 fn decide(shared: &Shared, path: &str, headers: &HeaderMap, body: &[u8]) -> Response {
-    let own_origin = format!("http://localhost:{}", shared.addr.port());
+    let port = shared.addr.port();
+    let own_origin = format!("http://localhost:{port}");
     let origin_ok = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|o| o == own_origin);
+        .is_some_and(|o| o == own_origin || (port == 80 && o == "http://localhost"));
     let form = pairs(body);
     let token_ok = field(&form, "token").is_some_and(|t| {
         // Compared in constant time.
@@ -250,7 +310,7 @@ fn decide(shared: &Shared, path: &str, headers: &HeaderMap, body: &[u8]) -> Resp
             Err(e) => page(StatusCode::BAD_REQUEST, "Bad request", &e.to_string()),
         };
     }
-    match asked(&form) {
+    match asked(&form).and_then(|(site, g)| keys_known(shared, &g).map(|()| (site, g))) {
         Ok((site, g)) => match shared.grants.grant(&site, &g) {
             Ok(now) => page(
                 StatusCode::OK,

@@ -286,6 +286,17 @@ async fn a_site_reads_and_writes_records_with_its_own_key() {
     assert_eq!(read.status, 200);
     assert_eq!(read.json()["appends"][0]["value"], "granted");
 
+    // Each client of a public gateway gets a fair share of requests.
+    let mut refused = 0;
+    for _ in 0..(safe_gateway::PUBLIC_BURST as usize + 20) {
+        let r = common::send(pub_gw.addr(), "GET", &pub_app, "/_safe/v1/names/app", &[], b"").await;
+        if r.status == 429 {
+            assert_eq!(r.headers["retry-after"], "1");
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "a burst past the limit is refused");
+
     pub_gw.stop().await;
     gw.stop().await;
     client.shutdown().await;

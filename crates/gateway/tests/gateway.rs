@@ -168,7 +168,14 @@ async fn a_named_site_is_served_as_browsers_expect() {
     assert_eq!(by_address.headers["cache-control"], safe_gateway::IMMUTABLE);
 
     // Unknown names, foreign hosts, bad paths, writes.
-    let unknown = request(&gw, "GET", &format!("nobody.localhost:{port}"), "/", &[]).await;
+    let unknown = request(
+        &gw,
+        "GET",
+        &format!("www.nobody.localhost:{port}"),
+        "/",
+        &[],
+    )
+    .await;
     assert_eq!(unknown.status, 404);
     assert!(String::from_utf8_lossy(&unknown.body).contains("no name"));
     assert_eq!(
@@ -196,6 +203,20 @@ async fn a_named_site_is_served_as_browsers_expect() {
     )
     .await;
     assert_eq!(proxied.body, b"<h1>about</h1>");
+    // *.safe only as a proxy request: a page whose DNS name was rebound
+    // to this machine sends it as an ordinary Host, and is refused.
+    let rebound = request(&gw, "GET", "www.mysite.safe", "/about/", &[]).await;
+    assert_eq!(rebound.status, 421);
+    // No service workers: a site's code must not outlive its name.
+    let worker = request(
+        &gw,
+        "GET",
+        &name,
+        "/style.css",
+        &[("Service-Worker", "script")],
+    )
+    .await;
+    assert_eq!(worker.status, 403);
     let pac = request(&gw, "GET", &format!("localhost:{port}"), "/proxy.pac", &[]).await;
     assert_eq!(
         pac.headers["content-type"],
