@@ -380,6 +380,21 @@ async fn create(shared: &Shared, site: &str, uri_query: Option<&str>, body: &[u8
     }
 }
 
+/// What every write to an existing record starts with: its address, the
+/// key that signs, and the write counted against the quota.
+async fn prepare(
+    shared: &Shared,
+    site: &str,
+    uri_query: Option<&str>,
+    addr: &str,
+    bytes: usize,
+) -> Result<(XorName, SigningKey), Response> {
+    let address = record_address(addr)?;
+    let key = signer(shared, site, uri_query)?;
+    spend(shared, site, bytes).await?;
+    Ok((address, key))
+}
+
 async fn owner_write(
     shared: &Shared,
     site: &str,
@@ -387,22 +402,15 @@ async fn owner_write(
     addr: &str,
     change: Change,
 ) -> Response {
-    let address = match record_address(addr) {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let key = match signer(shared, site, uri_query) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
     let bytes = match &change {
         Change::Set { key, value } => key.len() + value.len(),
         Change::Remove { key } => key.len(),
         _ => 32,
     };
-    if let Err(r) = spend(shared, site, bytes).await {
-        return r;
-    }
+    let (address, key) = match prepare(shared, site, uri_query, addr, bytes).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match shared
         .client
         .update_with(address, std::slice::from_ref(&key), |_| Ok(change.clone()))
@@ -427,17 +435,10 @@ async fn append(
     addr: &str,
     body: Bytes,
 ) -> Response {
-    let address = match record_address(addr) {
-        Ok(a) => a,
+    let (address, key) = match prepare(shared, site, uri_query, addr, body.len()).await {
+        Ok(p) => p,
         Err(r) => return r,
     };
-    let key = match signer(shared, site, uri_query) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    if let Err(r) = spend(shared, site, body.len()).await {
-        return r;
-    }
     match shared.client.append(address, body.to_vec(), &[key]).await {
         Ok(id) => reply(StatusCode::CREATED, json!({ "id": hex::encode(id) })),
         Err(e) => {

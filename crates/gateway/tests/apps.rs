@@ -289,7 +289,15 @@ async fn a_site_reads_and_writes_records_with_its_own_key() {
     // Each client of a public gateway gets a fair share of requests.
     let mut refused = 0;
     for _ in 0..(safe_gateway::PUBLIC_BURST as usize + 20) {
-        let r = common::send(pub_gw.addr(), "GET", &pub_app, "/_safe/v1/names/app", &[], b"").await;
+        let r = common::send(
+            pub_gw.addr(),
+            "GET",
+            &pub_app,
+            "/_safe/v1/names/app",
+            &[],
+            b"",
+        )
+        .await;
         if r.status == 429 {
             assert_eq!(r.headers["retry-after"], "1");
             refused += 1;
