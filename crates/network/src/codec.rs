@@ -136,11 +136,47 @@ fn chunk_offset(head: &[u8], variant: u8) -> Option<usize> {
     Some(2 + varint + 1)
 }
 
+/// Bytes of inbound request frames held at once, over every connection:
+/// a frame's bytes are reserved from this budget before its buffer is
+/// taken, and given back when the request is dropped. Peers announcing
+/// large frames and sending them slowly (or never) wait for room instead
+/// of growing the node's memory; the node's own requests' responses are
+/// not counted (they are bounded by its requests in flight).
+pub const INBOUND_BUDGET: usize = 128 << 20;
+/// Seconds a frame's body may take to arrive once its length is read; a
+/// peer that announces a frame and stalls loses the stream (and its
+/// reservation) after this.
+pub const FRAME_BODY_SECS: u64 = 30;
+
+/// The budget, counted in KiB (every frame reserves at least 1 KiB).
+static INBOUND: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(INBOUND_BUDGET >> 10);
+
+/// Bytes of the inbound budget in use now (a metric: `safe_inbound_bytes`).
+pub fn inbound_bytes() -> usize {
+    ((INBOUND_BUDGET >> 10) - INBOUND.available_permits()) << 10
+}
+
+/// A reservation of inbound budget, held by the frame it was taken for.
+struct Reserved(#[allow(dead_code)] Option<tokio::sync::SemaphorePermit<'static>>);
+
 /// Reads one frame body. For the message variant `chunk_variant` the body
 /// is placed so that its chunk bytes start on a [`CHUNK_ALIGN`] boundary.
+/// With `budget`, the frame's bytes are reserved from [`INBOUND_BUDGET`]
+/// first; every body must arrive within [`FRAME_BODY_SECS`].
 async fn read_frame<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     chunk_variant: u8,
+    budget: bool,
+) -> io::Result<Bytes> {
+    read_frame_within(io, chunk_variant, budget, FRAME_BODY_SECS * 1000).await
+}
+
+/// [`read_frame`] with a deadline for the body of `deadline_ms`.
+async fn read_frame_within<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    chunk_variant: u8,
+    budget: bool,
+    deadline_ms: u64,
 ) -> io::Result<Bytes> {
     let mut prefix = [0u8; PREFIX];
     io.read_exact(&mut prefix).await?;
@@ -151,6 +187,36 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
             format!("message of {len} bytes is over the limit of {MAX_MESSAGE_SIZE}"),
         ));
     }
+    let reserved = if budget {
+        let kib = (len >> 10) as u32 + 1;
+        match INBOUND.acquire_many(kib).await {
+            Ok(p) => Reserved(Some(p)),
+            Err(_) => return Err(io::Error::other("inbound budget closed")),
+        }
+    } else {
+        Reserved(None)
+    };
+    match tokio::time::timeout(
+        std::time::Duration::from_millis(deadline_ms),
+        read_body(io, chunk_variant, len, reserved),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("a frame body did not arrive within {deadline_ms} ms"),
+        )),
+    }
+}
+
+/// The `len` bytes of a frame body (see [`read_frame`]).
+async fn read_body<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    chunk_variant: u8,
+    len: usize,
+    reserved: Reserved,
+) -> io::Result<Bytes> {
     let mut head = [0u8; PEEK];
     let peeked = len.min(PEEK);
     io.read_exact(&mut head[..peeked]).await?;
@@ -168,6 +234,7 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
                 buf,
                 start: pad,
                 len,
+                _reserved: reserved,
             })),
             Err(e) => {
                 pool::give(buf);
@@ -182,7 +249,24 @@ async fn read_frame<T: AsyncRead + Unpin + Send>(
     buf.extend_from_slice(&head[..peeked]);
     buf.resize(pad + len, 0);
     io.read_exact(&mut buf[pad + peeked..]).await?;
-    Ok(Bytes::from(buf).slice(pad..))
+    Ok(Bytes::from_owner(Small {
+        buf,
+        start: pad,
+        _reserved: reserved,
+    }))
+}
+
+/// A small received frame and its reservation.
+struct Small {
+    buf: Vec<u8>,
+    start: usize,
+    _reserved: Reserved,
+}
+
+impl AsRef<[u8]> for Small {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
 }
 
 /// Frames of at least this many bytes are read into recycled buffers.
@@ -194,7 +278,7 @@ const POOL_MIN: usize = 64 * 1024;
 mod pool {
     use std::sync::Mutex;
 
-    use super::{CHUNK_ALIGN, MAX_MESSAGE_SIZE};
+    use super::{CHUNK_ALIGN, MAX_MESSAGE_SIZE, Reserved};
 
     /// Length of every pooled buffer: the largest frame, plus room to
     /// align its chunk.
@@ -227,6 +311,7 @@ mod pool {
         pub(super) buf: Vec<u8>,
         pub(super) start: usize,
         pub(super) len: usize,
+        pub(super) _reserved: Reserved,
     }
 
     impl AsRef<[u8]> for Frame {
@@ -320,14 +405,14 @@ impl Codec for DataCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        decode_request(&read_frame(io, PUT_CHUNK_VARIANT).await?)
+        decode_request(&read_frame(io, PUT_CHUNK_VARIANT, true).await?)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Response>
     where
         T: AsyncRead + Unpin + Send,
     {
-        decode_response(&read_frame(io, CHUNK_VARIANT).await?)
+        decode_response(&read_frame(io, CHUNK_VARIANT, false).await?)
     }
 
     async fn write_request<T>(
@@ -437,12 +522,16 @@ mod tests {
         // (recycled) buffer, then a truncated one: each reads back exactly.
         let first = Bytes::from(vec![0xAAu8; 1 << 20]);
         let frame = encode_frame(&Response::Chunk(first.clone())).unwrap();
-        let body = read_frame(&mut &frame[..], CHUNK_VARIANT).await.unwrap();
+        let body = read_frame(&mut &frame[..], CHUNK_VARIANT, false)
+            .await
+            .unwrap();
         assert_eq!(decode_response(&body).unwrap(), Response::Chunk(first));
         drop(body);
         let second = Bytes::from((0..100_000).map(|i| i as u8).collect::<Vec<u8>>());
         let frame = encode_frame(&Response::Chunk(second.clone())).unwrap();
-        let body = read_frame(&mut &frame[..], CHUNK_VARIANT).await.unwrap();
+        let body = read_frame(&mut &frame[..], CHUNK_VARIANT, false)
+            .await
+            .unwrap();
         assert_eq!(body.len(), frame.len() - PREFIX, "no old bytes after it");
         match decode_response(&body).unwrap() {
             Response::Chunk(got) => {
@@ -453,11 +542,19 @@ mod tests {
         }
         drop(body);
         let cut = &frame[..frame.len() - 10];
-        assert!(read_frame(&mut &cut[..], CHUNK_VARIANT).await.is_err());
+        assert!(
+            read_frame(&mut &cut[..], CHUNK_VARIANT, false)
+                .await
+                .is_err()
+        );
         // Many frames alive at once: more than the pool keeps.
         let frames: Vec<Bytes> = futures::future::join_all((0..pool::MAX_POOLED + 3).map(|i| {
             let frame = encode_frame(&Response::Chunk(Bytes::from(vec![i as u8; 70_000]))).unwrap();
-            async move { read_frame(&mut &frame[..], CHUNK_VARIANT).await.unwrap() }
+            async move {
+                read_frame(&mut &frame[..], CHUNK_VARIANT, false)
+                    .await
+                    .unwrap()
+            }
         }))
         .await;
         for (i, body) in frames.iter().enumerate() {
@@ -477,7 +574,7 @@ mod tests {
                 replicate: true,
             };
             let frame = encode_frame(&request).unwrap();
-            let body = read_frame(&mut &frame[..], PUT_CHUNK_VARIANT)
+            let body = read_frame(&mut &frame[..], PUT_CHUNK_VARIANT, true)
                 .await
                 .unwrap();
             match decode_request(&body).unwrap() {
@@ -493,7 +590,9 @@ mod tests {
             }
             let response = Response::Chunk(bytes.clone());
             let frame = encode_frame(&response).unwrap();
-            let body = read_frame(&mut &frame[..], CHUNK_VARIANT).await.unwrap();
+            let body = read_frame(&mut &frame[..], CHUNK_VARIANT, false)
+                .await
+                .unwrap();
             match decode_response(&body).unwrap() {
                 Response::Chunk(got) => {
                     assert_eq!(got, bytes);
@@ -511,7 +610,7 @@ mod tests {
             name: XorName([3; 32]),
         };
         let frame = encode_frame(&request).unwrap();
-        let body = read_frame(&mut &frame[..], PUT_CHUNK_VARIANT)
+        let body = read_frame(&mut &frame[..], PUT_CHUNK_VARIANT, true)
             .await
             .unwrap();
         assert_eq!(decode_request(&body).unwrap(), request);
@@ -520,9 +619,83 @@ mod tests {
     #[tokio::test]
     async fn oversized_frames_are_refused_before_reading() {
         let mut prefix: &[u8] = &((MAX_MESSAGE_SIZE as u32) + 1).to_be_bytes();
-        let err = read_frame(&mut prefix, 0).await.unwrap_err();
+        let err = read_frame(&mut prefix, 0, true).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         let mut short: &[u8] = &[0, 0, 0, 9, 1, 2];
-        assert!(read_frame(&mut short, 0).await.is_err(), "truncated frame");
+        assert!(
+            read_frame(&mut short, 0, true).await.is_err(),
+            "truncated frame"
+        );
+    }
+
+    /// A peer that sends some bytes and then nothing, ever.
+    struct Stall(Vec<u8>);
+
+    impl AsyncRead for Stall {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Pending;
+            }
+            let n = buf.len().min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stalled_frame_times_out() {
+        // 1 MiB announced, 100 bytes sent, then silence.
+        let mut sent = ((1u32 << 20) as u32).to_be_bytes().to_vec();
+        sent.extend_from_slice(&[0u8; 100]);
+        let err = read_frame_within(&mut Stall(sent), PUT_CHUNK_VARIANT, true, 100)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn inbound_frames_held_at_once_stay_within_the_budget() {
+        let request = Request::PutChunk {
+            bytes: Bytes::from(vec![7u8; 1 << 20]),
+            replicate: false,
+        };
+        let frame = encode_frame(&request).unwrap();
+        let wait = std::time::Duration::from_millis(300);
+        let mut held = Vec::new();
+        while let Ok(body) =
+            tokio::time::timeout(wait, read_frame(&mut &frame[..], PUT_CHUNK_VARIANT, true)).await
+        {
+            held.push(body.unwrap());
+            assert!(
+                held.len() <= INBOUND_BUDGET >> 20,
+                "{} frames held",
+                held.len()
+            );
+        }
+        // Nearly the whole budget was usable (other tests may hold a little).
+        assert!(
+            held.len() >= (INBOUND_BUDGET >> 20) - 8,
+            "{} frames held",
+            held.len()
+        );
+        assert!(inbound_bytes() >= held.len() << 20);
+        // One given back: the next is read.
+        held.pop();
+        let next = tokio::time::timeout(wait, read_frame(&mut &frame[..], PUT_CHUNK_VARIANT, true))
+            .await
+            .expect("room again")
+            .unwrap();
+        assert_eq!(decode_request(&next).unwrap(), request);
+        // Responses to our own requests are not held back.
+        let response = encode_frame(&Response::Chunk(Bytes::from(vec![1u8; 1 << 20]))).unwrap();
+        tokio::time::timeout(wait, read_frame(&mut &response[..], CHUNK_VARIANT, false))
+            .await
+            .expect("responses are not budgeted")
+            .unwrap();
     }
 }

@@ -106,7 +106,9 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_refused_total Requests refused.\n# TYPE safe_refused_total counter\nsafe_refused_total {}\n\
          # HELP safe_served_bytes_total Chunk bytes served.\n# TYPE safe_served_bytes_total counter\nsafe_served_bytes_total {}\n\
          # HELP safe_replicated_total Chunks and records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
-         # HELP safe_handed_off_total Chunks handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n",
+         # HELP safe_handed_off_total Chunks handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n\
+         # HELP safe_inbound_bytes Bytes of received requests held now (bounded by the inbound budget).\n# TYPE safe_inbound_bytes gauge\nsafe_inbound_bytes {}\n\
+         # HELP safe_inbound_budget_bytes The inbound budget.\n# TYPE safe_inbound_budget_bytes gauge\nsafe_inbound_budget_bytes {}\n",
         node.store.chunk_count(),
         node.store.used(),
         node.store.capacity(),
@@ -122,6 +124,8 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.served_bytes),
         r(&m.replicated),
         r(&m.handed_off),
+        safe_network::codec::inbound_bytes(),
+        safe_network::codec::INBOUND_BUDGET,
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
