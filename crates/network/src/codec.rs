@@ -650,7 +650,7 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_frame_times_out() {
         // 1 MiB announced, 100 bytes sent, then silence.
-        let mut sent = ((1u32 << 20) as u32).to_be_bytes().to_vec();
+        let mut sent = (1u32 << 20).to_be_bytes().to_vec();
         sent.extend_from_slice(&[0u8; 100]);
         let err = read_frame_within(&mut Stall(sent), PUT_CHUNK_VARIANT, true, 100)
             .await
