@@ -143,7 +143,7 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
     let chunk = match Chunk::verified(name, bytes) {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(%peer, %name, "peer offered a chunk and sent bad bytes: {e}");
+            crate::loglimit::warn_limited!(%peer, %name, "peer offered a chunk and sent bad bytes: {e}");
             return;
         }
     };

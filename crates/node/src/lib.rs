@@ -29,6 +29,7 @@ mod chunks;
 mod faults;
 mod fetch;
 mod handler;
+mod loglimit;
 pub mod metrics;
 mod node;
 mod records;

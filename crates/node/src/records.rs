@@ -201,7 +201,7 @@ async fn fetch_verified(node: &Node, name: XorName, peer: PeerId) -> Result<Opti
     match verified {
         Ok(Ok(r)) => Ok(Some(r)),
         Ok(Err(e)) => {
-            tracing::warn!(%peer, %name, "peer sent a record that does not verify: {e}");
+            crate::loglimit::warn_limited!(%peer, %name, "peer sent a record that does not verify: {e}");
             Err(())
         }
         Err(_) => Err(()),
