@@ -24,6 +24,10 @@ use crate::store::{NodeStore, NodeStoreError};
 /// receipts before answering the client with those it has, or a member
 /// fetching a peer's copy of a record.
 pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Places beyond K in which a node still takes a record create: clients
+/// and nodes see the network a little differently (a node may know a
+/// closer peer that the client's lookup missed).
+pub const GROUP_MARGIN: usize = 2;
 
 /// Shared state of a running node.
 pub(crate) struct Node {
@@ -72,6 +76,16 @@ impl Node {
         let mut peers = self.net.routing_peers().await;
         peers.push(self.net.peer_id());
         safe_network::close_group::closest(name, peers, self.k).contains(peer)
+    }
+
+    /// Whether this node is among the K + [`GROUP_MARGIN`] closest to
+    /// `name` in its own view: near enough that a client (whose view may
+    /// differ a little) can rightly count it in the close group.
+    pub(crate) async fn in_group(&self, name: &XorName) -> bool {
+        let me = self.net.peer_id();
+        let mut peers = self.net.routing_peers().await;
+        peers.push(me);
+        safe_network::close_group::closest(name, peers, self.k + GROUP_MARGIN).contains(&me)
     }
 
     /// Whom an offer from `peer` may make this node fetch from, and what,

@@ -44,6 +44,11 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
     // Checked before the lookup, whatever is stored (see
     // `signed_by_owner` below).
     let signatures_ok = signatures_valid(&write);
+    // A create is taken only near its address: a node far from it would
+    // hold a copy that nobody reads, replicates or hands off.
+    if matches!(write, Write::Create(_)) && !node.in_group(&name).await {
+        return Response::Refused(Refusal::NotResponsible);
+    }
     if let Write::Create(c) = &write
         && accounts::is_account_tag(c.body.tag)
         && !node.limits.take(&name)

@@ -95,6 +95,10 @@ pub enum Refusal {
     /// Too many requests for this address lately (account fetches).
     #[error("too many requests for this address; wait and try again")]
     RateLimited,
+    /// The node is not in the close group of what it was asked to create
+    /// (it would hold a copy nobody reads or replicates).
+    #[error("this node is not in the close group of that address")]
+    NotResponsible,
 }
 
 /// A node's answer.

@@ -418,3 +418,41 @@ async fn appends_are_never_lost_and_records_survive_node_loss() {
     owner.shutdown().await;
     net.down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_far_from_an_address_refuses_to_create_there() {
+    use safe_protocol::messages::{Refusal, Request, Response};
+    let dir = tempfile::tempdir().unwrap();
+    let net = safe_testkit::testnet(dir.path(), 10).await;
+    let conn = safe_testkit::client(&net).await;
+    let key = safe_protocol::mutable::SigningKey::from_bytes(&[5; 32]);
+    let create = safe_client::mutable::new_create(b"far", 0, Vec::new(), 1, false, &key).unwrap();
+    let write = safe_protocol::mutable::Write::Create(create);
+    let address = write.address();
+    let write = write.encode().unwrap();
+    let peers: Vec<_> = net.nodes().map(|n| n.peer_id()).collect();
+    let order = safe_network::close_group::closest(&address, peers.clone(), peers.len());
+    let farthest = *order.last().unwrap();
+    let nearest = order[0];
+    let far = conn
+        .request(
+            farthest,
+            Request::PutRecord {
+                write: write.clone().into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(far, Response::Refused(Refusal::NotResponsible));
+    let near = conn
+        .request(
+            nearest,
+            Request::PutRecord {
+                write: write.into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(near, Response::RecordStored(_)), "{near:?}");
+    net.down().await;
+}
