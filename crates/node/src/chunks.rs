@@ -123,28 +123,28 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Res
 }
 
 /// Fetches `name` from `peer`, verifies it against its name and stores it.
-pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
+pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) -> bool {
     // Held already, or no room for it: do not fetch a chunk to refuse it.
     if !matches!(
         node.blocking(move |s| Ok(!s.contains(&name)? && s.has_room()))
             .await,
         Ok(true)
     ) {
-        return;
+        return true;
     }
     let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
         Ok(Response::Chunk(bytes)) => bytes,
-        Ok(_) => return,
+        Ok(_) => return false,
         Err(e) => {
             tracing::debug!(%name, "replication fetch failed: {e}");
-            return;
+            return false;
         }
     };
     let chunk = match Chunk::verified(name, bytes) {
         Ok(c) => c,
         Err(e) => {
             crate::loglimit::warn_limited!(%peer, %name, "peer offered a chunk and sent bad bytes: {e}");
-            return;
+            return false;
         }
     };
     match node.blocking(move |s| s.put(&chunk)).await {
@@ -152,4 +152,5 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
         Err(e @ NodeStoreError::DiskFull { .. }) => node.note_disk_full(&e),
         Err(e) => tracing::warn!(%name, "cannot store a replicated chunk: {e}"),
     }
+    true
 }

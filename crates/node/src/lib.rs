@@ -286,6 +286,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
                     metrics: metrics.clone(),
                     store: node.store.clone(),
                     routing: net.routing_watch(),
+                    node: node.clone(),
                 },
                 stop_rx.clone(),
                 &mut tasks,

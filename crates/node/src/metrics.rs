@@ -25,6 +25,8 @@ pub(crate) struct Sources {
     pub(crate) store: Arc<NodeStore>,
     /// Peers in the routing table.
     pub(crate) routing: watch::Receiver<usize>,
+    /// The node (for its queues).
+    pub(crate) node: Arc<crate::node::Node>,
 }
 
 /// Kinds of request counted separately.
@@ -108,7 +110,8 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_replicated_total Chunks and records fetched by replication.\n# TYPE safe_replicated_total counter\nsafe_replicated_total {}\n\
          # HELP safe_handed_off_total Chunks handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n\
          # HELP safe_inbound_bytes Bytes of received requests held now (bounded by the inbound budget).\n# TYPE safe_inbound_bytes gauge\nsafe_inbound_bytes {}\n\
-         # HELP safe_inbound_budget_bytes The inbound budget.\n# TYPE safe_inbound_budget_bytes gauge\nsafe_inbound_budget_bytes {}\n",
+         # HELP safe_inbound_budget_bytes The inbound budget.\n# TYPE safe_inbound_budget_bytes gauge\nsafe_inbound_budget_bytes {}\n\
+         # HELP safe_fetch_queue Replication fetches queued (at most 4096, 512 per peer).\n# TYPE safe_fetch_queue gauge\nsafe_fetch_queue {}\n",
         node.store.chunk_count(),
         node.store.used(),
         node.store.capacity(),
@@ -126,6 +129,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.handed_off),
         safe_network::codec::inbound_bytes(),
         safe_network::codec::INBOUND_BUDGET,
+        node.node.fetches.queued(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

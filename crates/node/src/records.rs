@@ -161,9 +161,11 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
 /// Fetches `peer`'s copy of `name`, verifies it and merges it into ours.
 /// A copy this node cannot merge by itself (see [`Record::merge`]), or any
 /// copy of a record it does not hold yet, is settled by the close group.
-pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
+pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) -> bool {
+    // An offerer that then has no copy, or sends one that does not
+    // verify, did not deliver what it offered.
     let Ok(Some(incoming)) = fetch_verified(node, name, peer).await else {
-        return;
+        return false;
     };
     let outcome = node
         .blocking(move |s| {
@@ -182,6 +184,7 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) {
         Ok(Merge::Conflict) => settle(node, name).await,
         Err(e) => tracing::warn!(%name, "cannot store a replicated record: {e}"),
     }
+    true
 }
 
 /// `peer`'s copy of `name`: `Ok(None)` if it holds none, `Err` if it did

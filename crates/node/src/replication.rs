@@ -32,7 +32,7 @@ use safe_network::close_group::closest;
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Request, Response};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::fetch::Kind;
 use crate::node::Node;
@@ -54,28 +54,24 @@ pub const MAX_HANDOFF: usize = 1024;
 
 /// Fetches queued chunks and records, [`FETCH_CONCURRENCY`] at a time.
 pub(crate) async fn fetch_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
-    let Some(rx) = node.fetches.take_receiver() else {
-        return;
-    };
-    let work = receiver_stream(rx).for_each_concurrent(FETCH_CONCURRENCY, |(kind, name, peer)| {
+    let jobs = futures::stream::unfold(node.clone(), |node| async move {
+        let job = node.fetches.next().await;
+        Some((job, node))
+    });
+    let work = jobs.for_each_concurrent(FETCH_CONCURRENCY, |(kind, name, peer)| {
         let node = node.clone();
         async move {
-            match kind {
+            let delivered = match kind {
                 Kind::Chunk => chunks::fetch(&node, name, peer).await,
                 Kind::Record => records::fetch(&node, name, peer).await,
-            }
-            node.fetches.done(kind, &name);
+            };
+            node.fetches.done(kind, &name, peer, delivered);
         }
     });
     tokio::select! {
         _ = work => {}
         _ = stop.changed() => {}
     }
-}
-
-/// A tokio channel receiver as a `Stream`.
-fn receiver_stream<T>(rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|t| (t, rx)) })
 }
 
 /// Runs replication rounds until stopped.
