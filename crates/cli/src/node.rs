@@ -35,6 +35,12 @@ pub(crate) enum NodeCommand {
         /// Serve Prometheus metrics on http://ADDR/metrics.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
+        /// The network's node id difficulty: a node id is valid only if
+        /// its key's work hash starts with this many zero bits (each bit
+        /// doubles the work of making one; 16 is about a second). The
+        /// same on every node of a network.
+        #[arg(long, value_name = "BITS", default_value_t = safe_network::identity::DEFAULT_ID_DIFFICULTY, value_parser = clap::value_parser!(u32).range(0..=32))]
+        id_difficulty: u32,
     },
     /// List the names of the chunks in a node's segment files, one per line
     /// (read-only: safe while the node runs; includes chunks dropped but
@@ -59,6 +65,11 @@ pub(crate) enum TestnetCommand {
         /// default; a testnet elsewhere leaves those alone.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Node id difficulty (see `safe node run --help`); 0, the
+        /// default for a local testnet, makes ids free. Clients filter
+        /// lookups by it when SAFE_ID_DIFFICULTY says the same.
+        #[arg(long, value_name = "BITS", default_value_t = safe_node::testnet::TESTNET_ID_DIFFICULTY, value_parser = clap::value_parser!(u32).range(0..=32))]
+        id_difficulty: u32,
     },
 }
 
@@ -71,6 +82,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             max_storage,
             disk_reserve,
             metrics,
+            id_difficulty,
         } => {
             let mut config = safe_node::NodeConfig::new(dir);
             if !listen.is_empty() {
@@ -81,6 +93,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             config.disk_reserve = disk_reserve;
             config.metrics = metrics;
             config.close_group = network.close_group;
+            config.id_difficulty = id_difficulty;
             run(config).await
         }
         NodeCommand::Chunks { dir } => {
@@ -124,7 +137,11 @@ async fn run(config: safe_node::NodeConfig) -> Result<()> {
 }
 
 pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result<()> {
-    let TestnetCommand::Up { nodes, dir } = command;
+    let TestnetCommand::Up {
+        nodes,
+        dir,
+        id_difficulty,
+    } = command;
     if nodes == 0 {
         bail!("--nodes must be at least 1");
     }
@@ -133,6 +150,7 @@ pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result
     let mut config = safe_node::testnet::TestnetConfig::new(&dir);
     config.nodes = nodes;
     config.node.close_group = network.close_group;
+    config.node.id_difficulty = id_difficulty;
     let started = std::time::Instant::now();
     let net = safe_node::testnet::Testnet::up(config).await?;
     let own = dir.join(safe_network::contacts::CONTACTS_FILE);

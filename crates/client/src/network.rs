@@ -102,6 +102,17 @@ enum Source {
     Local(usize),
 }
 
+/// The network's node id difficulty as `SAFE_ID_DIFFICULTY` says (0 when
+/// unset or not a number): the client drops peers whose ids do not meet
+/// it from its routing table and lookups, so they never count in a
+/// close group.
+pub fn id_difficulty_from_env() -> u32 {
+    std::env::var("SAFE_ID_DIFFICULTY")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Close groups by name, with when they were looked up.
 type GroupCache = HashMap<XorName, (Vec<PeerId>, Instant)>;
 
@@ -114,15 +125,25 @@ impl Connection {
     /// Joins the network through the peers of `bootstrap`, with close
     /// group size `k`.
     pub async fn connect(bootstrap: &Bootstrap, k: usize) -> Result<Self, ConnectError> {
+        Self::connect_with_difficulty(bootstrap, k, id_difficulty_from_env()).await
+    }
+
+    /// [`Connection::connect`] to a network whose node ids must meet
+    /// `id_difficulty` ([`safe_network::identity::valid_id`]).
+    pub async fn connect_with_difficulty(
+        bootstrap: &Bootstrap,
+        k: usize,
+        id_difficulty: u32,
+    ) -> Result<Self, ConnectError> {
         let peers = &bootstrap.peers;
         if peers.is_empty() {
             return Err(ConnectError::EmptyPeers {
                 source_of: bootstrap.source.clone(),
             });
         }
-        let swarm =
-            build_swarm(Keypair::generate_ed25519(), Role::Client).map_err(ConnectError::Stack)?;
-        let (net, _task) = driver::spawn(swarm, None);
+        let swarm = build_swarm(Keypair::generate_ed25519(), Role::Client, id_difficulty)
+            .map_err(ConnectError::Stack)?;
+        let (net, _task) = driver::spawn(swarm, None, id_difficulty);
         let dials = join_all(peers.iter().map(|addr| {
             let net = net.clone();
             async move {

@@ -223,13 +223,17 @@ struct Driver {
     dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, DialError>>>,
     listen: Vec<Multiaddr>,
     routing: watch::Sender<usize>,
+    /// The network's node id difficulty.
+    id_difficulty: u32,
 }
 
 /// Starts the event loop for `swarm`. Inbound data requests are delivered
 /// on `inbound` (a client passes `None` and never gets any).
+/// Peers whose ids do not meet `id_difficulty` are dropped from lookups.
 pub fn spawn(
     swarm: Swarm<Behaviour>,
     inbound: Option<mpsc::Sender<Inbound>>,
+    id_difficulty: u32,
 ) -> (Net, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (routing_tx, routing_rx) = watch::channel(0);
@@ -242,6 +246,7 @@ pub fn spawn(
         dials: HashMap::new(),
         listen: Vec::new(),
         routing: routing_tx,
+        id_difficulty,
     };
     let task = tokio::spawn(driver.run(rx));
     (
@@ -359,7 +364,12 @@ impl Driver {
                 info,
                 ..
             })) => {
-                learn_from_identify(&mut self.swarm.behaviour_mut().kad, &peer_id, &info);
+                learn_from_identify(
+                    &mut self.swarm.behaviour_mut().kad,
+                    &peer_id,
+                    &info,
+                    self.id_difficulty,
+                );
                 self.routing_changed();
             }
             SwarmEvent::NewListenAddr { address, .. } => self.listen.push(address),
@@ -469,8 +479,15 @@ impl Driver {
                     Ok(ok) => ok.peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
+                let difficulty = self.id_difficulty;
                 if let Some((lookup, _)) = self.queries.get_mut(&id) {
-                    lookup.peers.extend(found.into_iter().map(|p| p.peer_id));
+                    // Ids without the network's work never count as found.
+                    lookup.peers.extend(
+                        found
+                            .into_iter()
+                            .map(|p| p.peer_id)
+                            .filter(|p| crate::identity::valid_id(p, difficulty)),
+                    );
                     lookup.complete &= clean;
                 }
                 if step.last

@@ -89,7 +89,14 @@ pub enum Role {
 pub struct BuildError(String);
 
 /// Builds a swarm with QUIC and TCP+(TLS or Noise)+Yamux transports on tokio.
-pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, BuildError> {
+/// `id_difficulty`: the network's node id difficulty
+/// ([`identity::valid_id`]); with more than 0, only peers whose ids meet it
+/// enter the routing table (by [`learn_from_identify`]).
+pub fn build_swarm(
+    keypair: Keypair,
+    role: Role,
+    id_difficulty: u32,
+) -> Result<Swarm<Behaviour>, BuildError> {
     let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -110,6 +117,11 @@ pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, Bui
             // Kademlia is used for routing only: ignore remote record and
             // provider writes, which would otherwise fill a memory store.
             kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
+            if id_difficulty > 0 {
+                // Peers enter the routing table only through
+                // `learn_from_identify`, which checks their ids' work.
+                kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
+            }
             let mut kad = kad::Behaviour::with_config(
                 peer_id,
                 kad::store::MemoryStore::new(peer_id),
@@ -155,7 +167,8 @@ pub fn build_swarm(keypair: Keypair, role: Role) -> Result<Swarm<Behaviour>, Bui
 }
 
 /// Adds what identify learned about a peer to Kademlia, if the peer is a
-/// node (speaks our Kademlia protocol). Returns true if it was added.
+/// node (speaks our Kademlia protocol) whose id meets `id_difficulty`.
+/// Returns true if it was added.
 ///
 /// TCP addresses are preferred: measured on loopback, TCP+Noise+Yamux moves
 /// chunks faster than QUIC (docs/BENCHMARKS.md), so a peer's QUIC addresses
@@ -164,8 +177,13 @@ pub fn learn_from_identify(
     kad: &mut kad::Behaviour<kad::store::MemoryStore>,
     peer: &libp2p::PeerId,
     info: &identify::Info,
+    id_difficulty: u32,
 ) -> bool {
     if !info.protocols.contains(&KAD_PROTOCOL) {
+        return false;
+    }
+    if !identity::valid_id(peer, id_difficulty) {
+        tracing::debug!(%peer, "a peer whose id does not meet the network's difficulty is not routed to");
         return false;
     }
     let dialable: Vec<&libp2p::Multiaddr> = info

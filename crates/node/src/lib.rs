@@ -83,6 +83,10 @@ pub struct NodeConfig {
     pub close_group: usize,
     /// Time between replication rounds.
     pub replication_interval: Duration,
+    /// The network's node id difficulty
+    /// ([`safe_network::identity::valid_id`]): this node's key must meet it,
+    /// and peers whose ids do not are kept out of its routing table.
+    pub id_difficulty: u32,
 }
 
 impl NodeConfig {
@@ -101,6 +105,7 @@ impl NodeConfig {
             metrics: None,
             close_group: safe_network::DEFAULT_CLOSE_GROUP,
             replication_interval: replication::DEFAULT_INTERVAL,
+            id_difficulty: safe_network::identity::DEFAULT_ID_DIFFICULTY,
         }
     }
 }
@@ -168,8 +173,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         source,
     };
     std::fs::create_dir_all(&config.dir).map_err(dir_err)?;
-    let keypair =
-        safe_network::identity::load_or_create(&config.dir.join(IDENTITY_FILE)).map_err(dir_err)?;
+    let keypair = safe_network::identity::load_or_create(
+        &config.dir.join(IDENTITY_FILE),
+        config.id_difficulty,
+    )
+    .map_err(dir_err)?;
     let store = {
         let dir = config.dir.clone();
         let cap = config.max_storage;
@@ -178,7 +186,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .map_err(StartError::Task)??
     };
     store.set_disk_reserve(config.disk_reserve);
-    let mut swarm = build_swarm(keypair.clone(), Role::Node)?;
+    let mut swarm = build_swarm(keypair.clone(), Role::Node, config.id_difficulty)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -188,7 +196,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             })?;
     }
     let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
-    let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx));
+    let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx), config.id_difficulty);
     let metrics = Arc::new(metrics::Metrics::default());
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

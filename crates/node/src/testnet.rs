@@ -14,6 +14,10 @@ pub const DEFAULT_NODES: usize = 10;
 /// How long `up` waits for routing tables to fill.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Node id difficulty of a local testnet: none, so nodes start at once
+/// (and a testnet's existing directories keep working).
+pub const TESTNET_ID_DIFFICULTY: u32 = 0;
+
 /// How to start a testnet.
 #[derive(Clone, Debug)]
 pub struct TestnetConfig {
@@ -34,8 +38,10 @@ impl TestnetConfig {
     /// defaults (K = 5).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
+        let mut node = NodeConfig::new(&dir);
+        node.id_difficulty = TESTNET_ID_DIFFICULTY;
         Self {
-            node: NodeConfig::new(&dir),
+            node,
             dir,
             nodes: DEFAULT_NODES,
         }
