@@ -11,6 +11,8 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod fuzzing;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
