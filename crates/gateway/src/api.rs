@@ -216,7 +216,7 @@ fn account(shared: &Shared) -> Result<Account, Response> {
             "this is a public gateway: nobody is logged in here",
         ));
     }
-    match shared.home.session().load() {
+    match shared.options.home.session().load() {
         Ok(Some(a)) => Ok(a),
         Ok(None) => Err(error(
             StatusCode::UNAUTHORIZED,

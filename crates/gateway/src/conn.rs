@@ -56,11 +56,31 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Limi
     }
 }
 
-/// Open connections per client.
+/// Something held per client (connections, long downloads), counted.
 #[derive(Default)]
-struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+pub(crate) struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// One held thing of a client's: given back when dropped.
+pub(crate) struct Counted {
+    per_client: Arc<PerClient>,
+    client: IpAddr,
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.per_client.leave(self.client);
+    }
+}
 
 impl PerClient {
+    /// One more for `client`, unless it holds `max` already.
+    pub(crate) fn take(self: &Arc<Self>, client: IpAddr, max: usize) -> Option<Counted> {
+        self.enter(client, max).then(|| Counted {
+            per_client: self.clone(),
+            client,
+        })
+    }
+
     /// Counts one more for `client`, unless it has `max` already.
     fn enter(&self, client: IpAddr, max: usize) -> bool {
         let Ok(mut m) = self.0.lock() else {
@@ -127,23 +147,21 @@ impl Listener for Limited {
                     continue;
                 }
             };
-            let client = client_of(addr.ip());
-            if let Some(max) = self.max_per_client
-                && !self.per_client.enter(client, max)
-            {
-                // Over its share: closed at once (dropped).
-                continue;
-            }
+            let counted = match self.max_per_client {
+                None => None,
+                Some(max) => match self.per_client.take(client_of(addr.ip()), max) {
+                    Some(c) => Some(c),
+                    // Over its share: closed at once (dropped).
+                    None => continue,
+                },
+            };
             let _ = stream.set_nodelay(true);
-            let counted = self
-                .max_per_client
-                .map(|_| (self.per_client.clone(), client));
             return (
                 Guarded {
                     stream,
                     idle: Box::pin(tokio::time::sleep(Duration::from_secs(IDLE_SECS))),
                     _slot: slot,
-                    counted,
+                    _counted: counted,
                 },
                 addr,
             );
@@ -161,15 +179,8 @@ pub struct Guarded {
     stream: TcpStream,
     idle: Pin<Box<Sleep>>,
     _slot: OwnedSemaphorePermit,
-    counted: Option<(Arc<PerClient>, IpAddr)>,
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Some((per_client, client)) = &self.counted {
-            per_client.leave(*client);
-        }
-    }
+    /// Its place among its client's connections (public gateways).
+    _counted: Option<Counted>,
 }
 
 impl Guarded {
@@ -267,12 +278,12 @@ mod tests {
 
     #[test]
     fn a_client_gets_its_share_and_gives_it_back() {
-        let p = PerClient::default();
+        let p = Arc::new(PerClient::default());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(p.enter(ip, 2));
-        assert!(p.enter(ip, 2));
-        assert!(!p.enter(ip, 2));
-        p.leave(ip);
-        assert!(p.enter(ip, 2));
+        let one = p.take(ip, 2).unwrap();
+        let _two = p.take(ip, 2).unwrap();
+        assert!(p.take(ip, 2).is_none());
+        drop(one);
+        assert!(p.take(ip, 2).is_some());
     }
 }

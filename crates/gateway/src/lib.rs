@@ -48,7 +48,6 @@ mod pages;
 
 use grants::Grants;
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -167,7 +166,6 @@ impl Gateway {
             limits: RateLimits::new(),
             domains,
             proxy_domains,
-            home: options.home.clone(),
             options,
         });
         let app = Router::new()
@@ -245,7 +243,6 @@ struct Shared {
     names: NameCache,
     addr: SocketAddr,
     options: Options,
-    home: Home,
     grants: Grants,
     /// Held while a write is counted, so two writes never both pass a
     /// quota with room for one.
@@ -357,13 +354,6 @@ impl NameCache {
         }
         Ok((target, path))
     }
-
-    /// Forgets `name` (after this gateway changed it).
-    #[allow(dead_code)]
-    fn forget(&self, service: &str, name: &str) {
-        self.entries
-            .remove(&(service.to_string(), name.to_string()));
-    }
 }
 
 /// What a request's `Host` asks for.
@@ -439,41 +429,18 @@ tokio::task_local! {
 pub const MAX_STREAMS_PER_CLIENT: usize = 4;
 
 /// Long downloads per client of a public gateway.
-static STREAMS_BY_CLIENT: std::sync::LazyLock<std::sync::Mutex<HashMap<IpAddr, usize>>> =
+static STREAMS_BY_CLIENT: std::sync::LazyLock<Arc<conn::PerClient>> =
     std::sync::LazyLock::new(Default::default);
 
 /// A client's place among its [`MAX_STREAMS_PER_CLIENT`] long downloads,
-/// given back when the body is done or dropped.
-struct ClientStream(Option<IpAddr>);
-
-impl ClientStream {
-    /// A place for the client being answered (always, when the gateway
-    /// is not public); `None` when it has its share already.
-    fn enter() -> Option<ClientStream> {
-        let Ok(client) = CLIENT.try_with(|c| *c) else {
-            return Some(ClientStream(None));
-        };
-        let mut m = STREAMS_BY_CLIENT.lock().ok()?;
-        let n = m.entry(client).or_insert(0);
-        if *n >= MAX_STREAMS_PER_CLIENT {
-            return None;
-        }
-        *n += 1;
-        Some(ClientStream(Some(client)))
-    }
-}
-
-impl Drop for ClientStream {
-    fn drop(&mut self) {
-        if let Some(client) = self.0
-            && let Ok(mut m) = STREAMS_BY_CLIENT.lock()
-            && let Some(n) = m.get_mut(&client)
-        {
-            *n -= 1;
-            if *n == 0 {
-                m.remove(&client);
-            }
-        }
+/// given back when the body is done or dropped (none needed when the
+/// gateway is not public). `None`: the client has its share already.
+fn client_stream() -> Option<Option<conn::Counted>> {
+    match CLIENT.try_with(|c| *c) {
+        Err(_) => Some(None),
+        Ok(client) => STREAMS_BY_CLIENT
+            .take(client, MAX_STREAMS_PER_CLIENT)
+            .map(Some),
     }
 }
 
@@ -845,7 +812,7 @@ async fn file(
     let body = if *method == Method::HEAD || len == 0 {
         Body::empty()
     } else if len > STREAM_STEP {
-        let Some(place) = ClientStream::enter() else {
+        let Some(place) = client_stream() else {
             let mut r = page(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many downloads",
@@ -857,7 +824,7 @@ async fn file(
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return r;
         };
-        stream(client.clone(), opened, range.clone(), Some(place))
+        stream(client.clone(), opened, range.clone(), place)
     } else {
         stream(client.clone(), opened, range.clone(), None)
     };
@@ -894,7 +861,7 @@ fn stream(
     client: Client,
     opened: Opened,
     range: std::ops::Range<u64>,
-    client_place: Option<ClientStream>,
+    client_place: Option<conn::Counted>,
 ) -> Body {
     let opened = Arc::new(opened);
     let client_place = Arc::new(client_place);

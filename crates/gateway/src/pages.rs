@@ -185,7 +185,7 @@ fn keys_known(shared: &Shared, g: &Grant) -> Result<(), String> {
     if g.keys.is_empty() {
         return Ok(());
     }
-    let account = match shared.home.session().load() {
+    let account = match shared.options.home.session().load() {
         Ok(Some(a)) => a,
         Ok(None) => return Err("log in first: keys are granted from your account".into()),
         Err(e) => return Err(e.to_string()),
