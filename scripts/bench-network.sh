@@ -28,7 +28,7 @@ SIZE=$(stat -c %s "$FILE")
 
 start_node() { # index, peer...
     local i=$1; shift
-    local args=(node run --dir "$WORK/n$i" --listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1)
+    local args=(node run --dir "$WORK/n$i" --listen /ip4/127.0.0.1/tcp/0 --listen /ip4/127.0.0.1/udp/0/quic-v1 --metrics 127.0.0.1:0)
     for p in "$@"; do args+=(--peer "$p"); done
     "$BIN" "${args[@]}" > "$WORK/n$i.log" 2>&1 &
     PIDS[$i]=$!

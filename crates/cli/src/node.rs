@@ -1,7 +1,7 @@
 //! `safe node …` and `safe testnet …`: running nodes.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
@@ -42,14 +42,20 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "BITS", default_value_t = safe_network::identity::DEFAULT_ID_DIFFICULTY, value_parser = clap::value_parser!(u32).range(0..=32))]
         id_difficulty: u32,
     },
-    /// List the names of the chunks in a node's segment files, one per line
-    /// (read-only: safe while the node runs; includes chunks dropped but
-    /// not yet compacted away).
+    /// List the names of the chunks a node holds, one per line: from its
+    /// index when it is stopped, or asked of it (on its --metrics address)
+    /// while it runs. Read-only.
     #[command(alias = "records")]
     Chunks {
         /// The node's directory.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// List the entries of the segment files instead, read from the
+        /// files alone (works while the node runs, with or without
+        /// metrics, but includes chunks dropped and not yet compacted
+        /// away).
+        #[arg(long)]
+        segments: bool,
     },
 }
 
@@ -96,19 +102,90 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             config.id_difficulty = id_difficulty;
             run(config).await
         }
-        NodeCommand::Chunks { dir } => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let mut written = Ok(());
-            safe_node::store::segment_names(&dir, |name| {
-                if written.is_ok() {
-                    written = writeln!(out, "{}", name.to_hex());
-                }
-            })
-            .with_context(|| format!("listing the chunks in {}", dir.display()))?;
-            written.and_then(|()| out.flush())?;
-            Ok(())
+        NodeCommand::Chunks { dir, segments } => list_chunks(&dir, segments).await,
+    }
+}
+
+/// `safe node chunks`: see its help.
+async fn list_chunks(dir: &Path, segments: bool) -> Result<()> {
+    let context = || format!("listing the chunks in {}", dir.display());
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut written = Ok(());
+    let emit = |name: safe_protocol::XorName| {
+        if written.is_ok() {
+            written = writeln!(out, "{}", name.to_hex());
+        }
+    };
+    let listed = if segments {
+        safe_node::store::segment_names(dir, emit)
+    } else {
+        safe_node::store::index_names(dir, emit)
+    };
+    match listed {
+        Ok(()) => {}
+        Err(safe_node::store::NodeStoreError::InUse(_)) => {
+            drop(out);
+            return ask_running_node(dir).await.with_context(context);
+        }
+        Err(e @ safe_node::store::NodeStoreError::Unclean(_)) => {
+            bail!("{e} (until then, --segments lists its segment files)")
+        }
+        Err(e) => return Err(e).with_context(context),
+    }
+    written.and_then(|()| out.flush())?;
+    Ok(())
+}
+
+/// Streams `/chunks` from the running node whose directory is `dir`, found
+/// through the metrics address it wrote there.
+async fn ask_running_node(dir: &Path) -> Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let file = dir.join(safe_node::METRICS_FILE);
+    let Ok(addr) = std::fs::read_to_string(&file) else {
+        bail!(
+            "a running node has the store open, and it serves no metrics: \
+             restart it with --metrics 127.0.0.1:0 to list its live chunks, \
+             or list the segment files with --segments"
+        );
+    };
+    let addr: std::net::SocketAddr = addr
+        .trim()
+        .parse()
+        .with_context(|| format!("{} holds no address", file.display()))?;
+    let connect = tokio::net::TcpStream::connect(addr);
+    let mut stream = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| anyhow::anyhow!("the node's metrics address {addr} does not answer"))?
+        .with_context(|| {
+            format!("the store is in use, but its node's metrics address {addr} does not answer")
+        })?;
+    stream
+        .write_all(b"GET /chunks HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await?;
+    let mut reader = tokio::io::BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).await?;
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("the node at {addr} answered {}", status.trim());
+    }
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await? == 0 || line.trim().is_empty() {
+            break;
         }
     }
+    // The listing is as long as the node's store: passed on a buffer at a time.
+    let mut out = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 async fn run(config: safe_node::NodeConfig) -> Result<()> {

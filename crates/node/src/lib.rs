@@ -57,6 +57,10 @@ pub use faults::Faults;
 use node::Node;
 pub use store::{NodeStore, NodeStoreError};
 
+/// File in the node's directory holding its metrics address while it runs
+/// with metrics (so `safe node chunks --dir` can ask it for its live
+/// chunks); removed when it stops.
+pub const METRICS_FILE: &str = "metrics.addr";
 /// File name of the node's identity key inside its directory.
 pub const IDENTITY_FILE: &str = "identity.key";
 /// Default capacity: 10 GiB.
@@ -164,6 +168,7 @@ pub struct RunningNode {
     tasks: JoinSet<()>,
     stop: watch::Sender<bool>,
     metrics_addr: Option<SocketAddr>,
+    dir: PathBuf,
 }
 
 /// Starts a node.
@@ -314,11 +319,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     if !config.peers.is_empty() {
         net.bootstrap().await;
     }
+    if let Some(addr) = metrics_addr {
+        // Best effort: it only helps `safe node chunks --dir` find the node.
+        if let Err(e) = std::fs::write(config.dir.join(METRICS_FILE), addr.to_string()) {
+            tracing::debug!("cannot write {METRICS_FILE}: {e}");
+        }
+    }
     Ok(RunningNode {
         node,
         tasks,
         stop,
         metrics_addr,
+        dir: config.dir.clone(),
     })
 }
 
@@ -376,5 +388,8 @@ impl RunningNode {
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if self.metrics_addr.is_some() {
+            let _ = std::fs::remove_file(self.dir.join(METRICS_FILE));
+        }
     }
 }

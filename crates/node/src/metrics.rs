@@ -1,10 +1,22 @@
-//! Prometheus metrics on `/metrics` (text exposition format 0.0.4).
+//! Prometheus metrics on `/metrics` (text exposition format 0.0.4), and
+//! what the node holds now, for its operator and for checks of copy counts:
+//!
+//! - `/chunks`: the names of the chunks in the index (live ones only, not
+//!   those dropped and waiting for compaction), one hex name per line;
+//! - `/records`: the addresses of the mutable records held, each with the
+//!   digest of the held version (`ADDRESS DIGEST`, hex).
+//!
+//! Both are in name order and streamed a page at a time ([`LIST_PAGE`]
+//! names), so a node with millions of chunks lists them in bounded memory.
+//! The metrics address is the operator's (loopback unless they choose
+//! otherwise): the network itself never tells a peer what a node holds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -12,7 +24,10 @@ use axum::routing::get;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::store::NodeStore;
+use crate::store::{NodeStore, NodeStoreError};
+
+/// Names read from the index per step of a `/chunks` or `/records` listing.
+pub const LIST_PAGE: usize = 4096;
 
 /// What the metrics page reports on: the counters, the store and the size
 /// of the routing table (not the whole node, so this module depends on
@@ -134,7 +149,68 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 
-/// Serves `/metrics` on `addr` until `stop`; returns the bound address.
+/// One listing line per item of a page, and the key to page on from.
+type Page = (String, Option<safe_protocol::XorName>);
+
+/// Streams a listing: `page(after)` reads the next page from the store
+/// (off the async threads); the stream ends after a short page. A store
+/// failure ends the body with an error, so the client sees a broken
+/// transfer, never a short list presented as whole.
+fn listing(
+    store: Arc<NodeStore>,
+    page: fn(&NodeStore, Option<safe_protocol::XorName>) -> Result<Page, NodeStoreError>,
+) -> impl IntoResponse {
+    let pages = futures::stream::unfold(Some(None), move |after| {
+        let store = store.clone();
+        async move {
+            let after = after?;
+            let read = tokio::task::spawn_blocking(move || page(&store, after)).await;
+            match read {
+                Ok(Ok((text, next))) => Some((Ok(text), next.map(Some))),
+                Ok(Err(e)) => Some((Err(std::io::Error::other(e)), None)),
+                Err(e) => Some((Err(std::io::Error::other(e)), None)),
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(pages),
+    )
+}
+
+async fn list_chunks(State(node): State<Sources>) -> impl IntoResponse {
+    listing(node.store, |store, after| {
+        let names = store.chunk_names_after(after, LIST_PAGE)?;
+        let next = (names.len() == LIST_PAGE)
+            .then(|| names.last().copied())
+            .flatten();
+        let mut text = String::with_capacity(names.len() * 65);
+        for n in &names {
+            text.push_str(&n.to_hex());
+            text.push('\n');
+        }
+        Ok((text, next))
+    })
+}
+
+async fn list_records(State(node): State<Sources>) -> impl IntoResponse {
+    listing(node.store, |store, after| {
+        let records = store.records_after(after, LIST_PAGE)?;
+        let next = (records.len() == LIST_PAGE)
+            .then(|| records.last().map(|(n, _)| *n))
+            .flatten();
+        let mut text = String::with_capacity(records.len() * 130);
+        for (n, digest) in &records {
+            text.push_str(&n.to_hex());
+            text.push(' ');
+            text.push_str(&hex::encode(digest));
+            text.push('\n');
+        }
+        Ok((text, next))
+    })
+}
+
+/// Serves `/metrics`, `/chunks` and `/records` on `addr` until `stop`; returns the bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
     sources: Sources,
@@ -145,6 +221,8 @@ pub(crate) async fn serve(
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(render))
+        .route("/chunks", get(list_chunks))
+        .route("/records", get(list_records))
         .with_state(sources);
     tasks.spawn(async move {
         let shutdown = async move {
