@@ -32,6 +32,11 @@ pub(crate) enum NodeCommand {
         /// node refuses new data as full (room for its index and compaction).
         #[arg(long, value_name = "SIZE", default_value_t = safe_node::store::DISK_RESERVE, value_parser = parse_size)]
         disk_reserve: u64,
+        /// Memory for popular chunks clients offer for caching (bytes, or
+        /// with a unit); 0 turns the cache off. Cached chunks are served,
+        /// never counted as replicas.
+        #[arg(long, value_name = "SIZE", default_value_t = safe_node::cache::DEFAULT_CACHE_BYTES, value_parser = parse_size)]
+        cache_size: u64,
         /// Serve Prometheus metrics on http://ADDR/metrics.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<std::net::SocketAddr>,
@@ -87,6 +92,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             peers,
             max_storage,
             disk_reserve,
+            cache_size,
             metrics,
             id_difficulty,
         } => {
@@ -97,6 +103,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             config.peers = peers;
             config.max_storage = max_storage;
             config.disk_reserve = disk_reserve;
+            config.cache_bytes = cache_size;
             config.metrics = metrics;
             config.close_group = network.close_group;
             config.id_difficulty = id_difficulty;

@@ -39,6 +39,7 @@ pub mod mutable;
 pub mod names;
 pub mod network;
 pub mod output;
+pub mod popular;
 pub mod prepared;
 pub mod range;
 pub mod store;

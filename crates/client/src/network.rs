@@ -9,9 +9,11 @@
 //!   client found) and accepts the put only with a majority of the group.
 //!   Only if that fails does it send the chunk directly to members that did
 //!   not sign.
-//! - **Get**: asks the group's members one at a time, closest first, and
-//!   verifies every chunk against its name; a bad or missing replica means
-//!   the next member is tried.
+//! - **Get**: asks the group's members one at a time, in a random order
+//!   (so reads spread over every holder), and verifies every chunk against
+//!   its name; a bad or missing replica means the next member is tried. A
+//!   chunk read again and again is asked of nodes just outside its group
+//!   first, and offered to them for their caches ([`crate::popular`]).
 //! - **Small networks**: a Kademlia lookup per chunk costs the client a
 //!   round of requests and every node asked a walk of its routing table.
 //!   Every [`WHOLE_NETWORK_TTL`] the client asks a lookup for the
@@ -44,6 +46,7 @@ use safe_protocol::messages::{Refusal, Request, Response};
 use safe_protocol::{Chunk, XorName};
 
 use crate::bootstrap::{Bootstrap, ConnectError, DialFailure};
+use crate::popular::{self, Popular};
 use crate::store::{ChunkStore, StoreError};
 
 /// How long connecting to the bootstrap peers may take.
@@ -76,6 +79,8 @@ pub struct Connection {
     whole: Arc<Mutex<Whole>>,
     /// Kademlia lookups made.
     lookups: Arc<AtomicU64>,
+    /// Read counts of chunks, for caching popular ones near their group.
+    popular: Arc<Popular>,
 }
 
 /// The network as the last wide lookup found it.
@@ -188,7 +193,15 @@ impl Connection {
             groups: Arc::default(),
             whole: Arc::default(),
             lookups: Arc::default(),
+            popular: Arc::default(),
         })
+    }
+
+    /// Turns the caching of popular chunks near their close groups on (the
+    /// default) or off ([`crate::popular`]); reads still spread over the
+    /// group either way.
+    pub fn set_popular_caching(&self, on: bool) {
+        self.popular.set_enabled(on);
     }
 
     /// Kademlia lookups this client has made (close groups taken from the
@@ -383,20 +396,84 @@ impl ChunkStore for Connection {
     }
 
     async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        let hot = self.popular.note_read(&name);
         let (group, source) = self.chunk_group(&name).await;
+        let ring = match hot {
+            true => self.ring(&name, &group, source).await,
+            false => Vec::new(),
+        };
+        if !ring.is_empty() {
+            let peer = ring[popular::random_below(ring.len())];
+            let asked = self.net.request(peer, Request::GetChunk { name });
+            if let Ok(Ok(Response::Chunk(bytes))) =
+                tokio::time::timeout(popular::RING_TIMEOUT, asked).await
+                && let Ok(chunk) = Chunk::verified(name, bytes)
+            {
+                return Ok(chunk);
+            }
+        }
         let local = matches!(source, Source::Local(_));
-        match self.get_from_group(name, group, local).await {
+        let got = match self.get_from_group(name, group, local).await {
             Err(_) if local => {
                 self.forget_whole();
                 let group = self.lookup_group(&name).await;
                 self.get_from_group(name, group, false).await
             }
             other => other,
+        };
+        if let Ok(chunk) = &got {
+            self.offer_to_ring(chunk, ring);
         }
+        got
     }
 }
 
 impl Connection {
+    /// The ring of a popular chunk ([`crate::popular`]): from the whole
+    /// network when it is known, else from the routing table.
+    async fn ring(&self, name: &XorName, group: &[PeerId], source: Source) -> Vec<PeerId> {
+        let known = match source {
+            Source::Local(_) => match &*self.whole.lock().unwrap_or_else(|e| e.into_inner()) {
+                Whole::Small(peers, _) => Some(peers.clone()),
+                _ => None,
+            },
+            Source::Lookup => None,
+        };
+        let known = match known {
+            Some(k) => k,
+            None => self.net.routing_peers().await,
+        };
+        popular::ring(name, known, group)
+    }
+
+    /// Offers a popular `chunk` to [`popular::OFFER_TO`] random nodes of
+    /// its `ring`, in the background, if the offer budget allows.
+    fn offer_to_ring(&self, chunk: &Chunk, ring: Vec<PeerId>) {
+        if ring.is_empty() {
+            return;
+        }
+        let Ok(permit) = self.popular.offers.clone().try_acquire_owned() else {
+            return;
+        };
+        let to: Vec<PeerId> = popular::shuffled(ring)
+            .into_iter()
+            .take(popular::OFFER_TO)
+            .collect();
+        let net = self.net.clone();
+        let bytes = chunk.bytes().clone();
+        tokio::spawn(async move {
+            for peer in to {
+                let offer = Request::CacheChunk {
+                    bytes: bytes.clone(),
+                };
+                if let Err(e) = net.request(peer, offer).await {
+                    tracing::debug!(%peer, "cache offer failed: {e}");
+                }
+            }
+            drop(permit);
+        });
+    }
+
     /// Sends `chunk` to the closest member of `group` (computed from the
     /// whole network of `network` nodes) asking it to replicate; true if a
     /// majority of `group` signed receipts for it (of K, or of the whole
@@ -494,7 +571,7 @@ impl Connection {
         ))
     }
 
-    /// Asks the members of `group` for chunk `name`, closest first. With
+    /// Asks the members of `group` for chunk `name`, in a random order. With
     /// `computed` (a group computed from the whole network), a member that
     /// fails or lacks the chunk makes the next chunk look the network up
     /// again.
@@ -510,7 +587,7 @@ impl Connection {
         let mut errors = Vec::new();
         let mut not_found = 0;
         let mut bad_copy = false;
-        for peer in &group {
+        for peer in &popular::shuffled(group.clone()) {
             match self.net.request(*peer, Request::GetChunk { name }).await {
                 Ok(Response::Chunk(bytes)) => match Chunk::verified(name, bytes) {
                     Ok(chunk) => {

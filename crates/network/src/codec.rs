@@ -56,6 +56,10 @@ enum RequestRef<'a> {
         items: Vec<(XorName, [u8; 32])>,
     },
     GetAccount(AccountFetch),
+    CacheChunk {
+        #[serde(borrow)]
+        bytes: &'a [u8],
+    },
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -69,6 +73,7 @@ enum ResponseRef<'a> {
     RecordStored(RecordReceipt),
     Record(#[serde(borrow)] &'a [u8]),
     RecordRefused(RecordError),
+    Cached,
 }
 
 /// The postcard variant index of `Request::PutChunk` (checked by a test).
@@ -79,7 +84,7 @@ const CHUNK_VARIANT: u8 = 1;
 /// The chunk or record bytes a request carries (written without copying).
 fn request_payload(req: &Request) -> &[u8] {
     match req {
-        Request::PutChunk { bytes, .. } => bytes,
+        Request::PutChunk { bytes, .. } | Request::CacheChunk { bytes } => bytes,
         Request::PutRecord { write } => write,
         _ => &[],
     }
@@ -348,6 +353,9 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
         RequestRef::GetRecord { name } => Request::GetRecord { name },
         RequestRef::OfferRecords { items } => Request::OfferRecords { items },
         RequestRef::GetAccount(f) => Request::GetAccount(f),
+        RequestRef::CacheChunk { bytes } => Request::CacheChunk {
+            bytes: frame.slice_ref(bytes),
+        },
     })
 }
 
@@ -370,6 +378,7 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
         ResponseRef::RecordStored(r) => Response::RecordStored(r),
         ResponseRef::Record(bytes) => Response::Record(frame.slice_ref(bytes)),
         ResponseRef::RecordRefused(e) => Response::RecordRefused(e),
+        ResponseRef::Cached => Response::Cached,
     })
 }
 
@@ -514,6 +523,10 @@ mod tests {
             current: 3,
             given: 1,
         }));
+        roundtrip_request(Request::CacheChunk {
+            bytes: Bytes::from_static(b"popular"),
+        });
+        roundtrip_response(Response::Cached);
     }
 
     #[tokio::test]

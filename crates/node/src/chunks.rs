@@ -94,7 +94,14 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
             node.metrics.served(bytes.len());
             Response::Chunk(bytes)
         }
-        Ok(None) => Response::NotFound,
+        Ok(None) => match node.cache.get(&name) {
+            Some(bytes) => {
+                let bytes = node.faults.chunk(bytes);
+                node.metrics.served(bytes.len());
+                Response::Chunk(bytes)
+            }
+            None => Response::NotFound,
+        },
         // A failure is not "not found": clients count that answer towards
         // a "not found" majority, and this node may well hold the chunk.
         Err(e) => {
@@ -102,6 +109,26 @@ pub(crate) async fn get(node: &Node, name: XorName) -> Response {
             Response::Refused(Refusal::StorageFailed)
         }
     }
+}
+
+/// A popular chunk offered for the cache ([`crate::cache`]): kept once it
+/// checks out against its name, unless the store holds it already.
+pub(crate) async fn cache(node: &Node, bytes: Bytes) -> Response {
+    if !node.cache.enabled() {
+        return Response::Refused(Refusal::Full);
+    }
+    // Hashing up to a chunk's bytes: off the async threads.
+    let checked = tokio::task::spawn_blocking(move || Chunk::new(bytes)).await;
+    let chunk = match checked {
+        Ok(Ok(c)) => c,
+        Ok(Err(ChunkError::TooLarge { .. })) => return Response::Refused(Refusal::TooLarge),
+        _ => return Response::Refused(Refusal::OverLimit),
+    };
+    let name = *chunk.name();
+    if !matches!(node.blocking(move |s| s.contains(&name)).await, Ok(true)) {
+        node.cache.insert(name, chunk.into_bytes());
+    }
+    Response::Cached
 }
 
 /// A replication offer of chunk names: queues fetches of those this node

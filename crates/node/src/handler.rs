@@ -45,6 +45,10 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::GetAccount);
             accounts::get(node, fetch).await
         }
+        Request::CacheChunk { bytes } => {
+            node.metrics.request(Kind::CacheChunk);
+            chunks::cache(node, bytes).await
+        }
     };
     match &response {
         Response::Refused(reason) => {

@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+pub mod cache;
 mod chunks;
 mod faults;
 mod fetch;
@@ -87,6 +88,9 @@ pub struct NodeConfig {
     pub close_group: usize,
     /// Time between replication rounds.
     pub replication_interval: Duration,
+    /// Bytes of popular chunks cached in memory for clients
+    /// ([`cache::DEFAULT_CACHE_BYTES`]; 0 turns the cache off).
+    pub cache_bytes: u64,
     /// The network's node id difficulty
     /// ([`safe_network::identity::valid_id`]): this node's key must meet it,
     /// and peers whose ids do not are kept out of its routing table.
@@ -109,6 +113,7 @@ impl NodeConfig {
             metrics: None,
             close_group: safe_network::DEFAULT_CLOSE_GROUP,
             replication_interval: replication::DEFAULT_INTERVAL,
+            cache_bytes: cache::DEFAULT_CACHE_BYTES,
             id_difficulty: safe_network::identity::DEFAULT_ID_DIFFICULTY,
         }
     }
@@ -214,6 +219,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         metrics: metrics.clone(),
         faults: faults::Faults::default(),
         fetches,
+        cache: cache::ChunkCache::new(config.cache_bytes),
         disk_full: AtomicBool::new(false),
         limits: accounts::RateLimits::default(),
     });
@@ -365,6 +371,16 @@ impl RunningNode {
     /// True if this node holds a valid copy of `name`.
     pub fn holds(&self, name: &XorName) -> bool {
         matches!(self.node.store.get(*name), Ok(Some(_)))
+    }
+
+    /// Chunks this node has served (from its store or its cache).
+    pub fn chunks_served(&self) -> u64 {
+        self.node.metrics.chunks_served()
+    }
+
+    /// Chunks this node has served from its cache of popular chunks.
+    pub fn cache_hits(&self) -> u64 {
+        self.node.cache.hits()
     }
 
     /// The node's store (for inspection).

@@ -61,6 +61,8 @@ pub enum Kind {
     OfferRecords,
     /// GetAccount.
     GetAccount,
+    /// CacheChunk.
+    CacheChunk,
 }
 
 /// Counters a node keeps.
@@ -73,7 +75,9 @@ pub struct Metrics {
     get_record: AtomicU64,
     offer_records: AtomicU64,
     get_account: AtomicU64,
+    cache_chunk: AtomicU64,
     refused: AtomicU64,
+    served_chunks: AtomicU64,
     served_bytes: AtomicU64,
     replicated: AtomicU64,
     handed_off: AtomicU64,
@@ -89,6 +93,7 @@ impl Metrics {
             Kind::GetRecord => &self.get_record,
             Kind::OfferRecords => &self.offer_records,
             Kind::GetAccount => &self.get_account,
+            Kind::CacheChunk => &self.cache_chunk,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -97,6 +102,10 @@ impl Metrics {
     }
     pub(crate) fn served(&self, bytes: usize) {
         self.served_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.served_chunks.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn chunks_served(&self) -> u64 {
+        self.served_chunks.load(Ordering::Relaxed)
     }
     pub(crate) fn replicated(&self) {
         self.replicated.fetch_add(1, Ordering::Relaxed);
@@ -118,7 +127,11 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
          safe_requests_total{{kind=\"put\"}} {}\nsafe_requests_total{{kind=\"get\"}} {}\nsafe_requests_total{{kind=\"offer\"}} {}\n\
          safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
-         safe_requests_total{{kind=\"get_account\"}} {}\n\
+         safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\n\
+         # HELP safe_chunks_served_total Chunks served (from the store or the cache).\n# TYPE safe_chunks_served_total counter\nsafe_chunks_served_total {}\n\
+         # HELP safe_cache_hits_total Chunks served from the cache of popular chunks.\n# TYPE safe_cache_hits_total counter\nsafe_cache_hits_total {}\n\
+         # HELP safe_cache_inserts_total Popular chunks taken into the cache.\n# TYPE safe_cache_inserts_total counter\nsafe_cache_inserts_total {}\n\
+         # HELP safe_cache_bytes Bytes held in the cache of popular chunks (bounded by --cache-size).\n# TYPE safe_cache_bytes gauge\nsafe_cache_bytes {}\n\
          # HELP safe_mutable_records Mutable records stored.\n# TYPE safe_mutable_records gauge\nsafe_mutable_records {}\n\
          # HELP safe_refused_total Requests refused.\n# TYPE safe_refused_total counter\nsafe_refused_total {}\n\
          # HELP safe_served_bytes_total Chunk bytes served.\n# TYPE safe_served_bytes_total counter\nsafe_served_bytes_total {}\n\
@@ -137,6 +150,11 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.get_record),
         r(&m.offer_records),
         r(&m.get_account),
+        r(&m.cache_chunk),
+        r(&m.served_chunks),
+        node.node.cache.hits(),
+        node.node.cache.inserts(),
+        node.node.cache.held(),
         node.store.record_count(),
         r(&m.refused),
         r(&m.served_bytes),

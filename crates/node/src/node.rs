@@ -38,6 +38,8 @@ pub(crate) struct Node {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) faults: Faults,
     pub(crate) fetches: Fetcher,
+    /// Popular chunks kept for clients (not replicas).
+    pub(crate) cache: crate::cache::ChunkCache,
     /// Per-address rate limits of account requests.
     pub(crate) limits: crate::accounts::RateLimits,
     /// Set while puts fail for want of disk space (logged once per spell).

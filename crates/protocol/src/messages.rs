@@ -74,6 +74,15 @@ pub enum Request {
     /// for a missing account and a wrong key; `Refused(RateLimited)` is
     /// given alike too.
     GetAccount(crate::account::AccountFetch),
+    /// A popular chunk, for the receiver's cache (not its store): sent by a
+    /// client that read it, to nodes just outside its close group, so that
+    /// later reads find a copy there. The receiver keeps it only after
+    /// checking it against its name; a cached copy is never counted as a
+    /// replica, signed for, or offered on.
+    CacheChunk {
+        /// The chunk (at most [`crate::MAX_CHUNK_SIZE`] bytes).
+        bytes: Bytes,
+    },
 }
 
 /// Why a node refused a request.
@@ -127,6 +136,8 @@ pub enum Response {
     Record(Bytes),
     /// A record write broke a rule.
     RecordRefused(RecordError),
+    /// A `CacheChunk` was taken (kept in the cache, or held already).
+    Cached,
 }
 
 impl Response {
@@ -141,6 +152,7 @@ impl Response {
             Response::RecordStored(_) => "record stored".into(),
             Response::Record(_) => "a record".into(),
             Response::RecordRefused(e) => format!("refused: {e}"),
+            Response::Cached => "cached".into(),
         }
     }
 }

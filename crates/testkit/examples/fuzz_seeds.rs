@@ -76,6 +76,9 @@ async fn main() {
         Request::OfferRecords {
             items: vec![(name, [2; 32])],
         },
+        Request::CacheChunk {
+            bytes: Bytes::from(vec![4u8; 100]),
+        },
     ];
     for (i, r) in requests.iter().enumerate() {
         put(
@@ -92,6 +95,7 @@ async fn main() {
         },
         Response::Refused(Refusal::Full),
         Response::Record(record.encode().unwrap().into()),
+        Response::Cached,
     ];
     for (i, r) in responses.iter().enumerate() {
         put(

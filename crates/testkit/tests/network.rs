@@ -371,3 +371,64 @@ async fn metrics_are_served() {
     client.shutdown().await;
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn popular_chunks_are_cached_near_their_group_never_as_replicas() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(dir.path(), 14).await;
+    let client = client(&net).await;
+    let chunk = safe_protocol::Chunk::new(bytes_for(11, 100_000)).unwrap();
+    let name = *chunk.name();
+    safe_client::ChunkStore::put(&*client, chunk.clone())
+        .await
+        .unwrap();
+    let ids: Vec<_> = net.nodes().map(|n| n.peer_id()).collect();
+    let group = safe_network::close_group::closest(&name, ids, K);
+
+    // Read again and again: after the first misses, ring nodes (outside
+    // the group) have it cached and serve it.
+    for _ in 0..30 {
+        let got = safe_client::ChunkStore::get(&*client, name).await.unwrap();
+        assert_eq!(got.bytes(), chunk.bytes());
+    }
+    let ring_hits: u64 = net
+        .nodes()
+        .filter(|n| !group.contains(&n.peer_id()))
+        .map(|n| n.cache_hits())
+        .sum();
+    assert!(
+        ring_hits > 0,
+        "nodes outside the close group served cached copies"
+    );
+    // A cached copy is not a replica: no node outside the group stores it.
+    for n in net.nodes().filter(|n| !group.contains(&n.peer_id())) {
+        assert!(!n.store().contains(&name).unwrap(), "cached, not stored");
+    }
+
+    // Ring nodes that lie are passed over: every read is still right.
+    for n in net.nodes().filter(|n| !group.contains(&n.peer_id())) {
+        n.faults().corrupt_reads.store(true, Relaxed);
+    }
+    for _ in 0..10 {
+        let got = safe_client::ChunkStore::get(&*client, name).await.unwrap();
+        assert_eq!(
+            got.bytes(),
+            chunk.bytes(),
+            "a bad cached copy is never accepted"
+        );
+    }
+    for n in net.nodes() {
+        n.faults().corrupt_reads.store(false, Relaxed);
+    }
+
+    // With caching off, reads go to the group alone.
+    client.set_popular_caching(false);
+    let before: u64 = net.nodes().map(|n| n.cache_hits()).sum();
+    for _ in 0..10 {
+        safe_client::ChunkStore::get(&*client, name).await.unwrap();
+    }
+    assert_eq!(net.nodes().map(|n| n.cache_hits()).sum::<u64>(), before);
+    client.shutdown().await;
+    net.down().await;
+}
