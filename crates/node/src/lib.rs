@@ -383,6 +383,11 @@ impl RunningNode {
         self.node.cache.hits()
     }
 
+    /// Replication fetches queued now (at most [`replication::FETCH_QUEUE`]).
+    pub fn fetch_queue(&self) -> usize {
+        self.node.fetches.queued()
+    }
+
     /// The node's store (for inspection).
     pub fn store(&self) -> &NodeStore {
         &self.node.store
