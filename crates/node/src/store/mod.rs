@@ -206,7 +206,16 @@ fn open_index(dir: &Path) -> Result<Database, NodeStoreError> {
         }
         Ok(index)
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(open)).unwrap_or_else(|panic| {
+    without_panics(&path, open)
+}
+
+/// Runs `f` (which reads the index at `path`), a redb panic on a damaged
+/// file reported as a damaged index (see [`open_index`]).
+fn without_panics<T>(
+    path: &Path,
+    f: impl FnOnce() -> Result<T, NodeStoreError>,
+) -> Result<T, NodeStoreError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
         let why = panic
             .downcast_ref::<String>()
             .map(String::as_str)
@@ -260,22 +269,25 @@ pub fn index_names(dir: &Path, mut f: impl FnMut(XorName)) -> Result<(), NodeSto
             std::io::Error::from(std::io::ErrorKind::NotFound),
         ));
     }
-    let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| match e {
-        redb::DatabaseError::DatabaseAlreadyOpen => NodeStoreError::InUse(dir.to_path_buf()),
-        redb::DatabaseError::RepairAborted => NodeStoreError::Unclean(dir.to_path_buf()),
-        other => index::index_err(other),
-    })?;
-    let txn = redb::ReadableDatabase::begin_read(&db).map_err(index::index_err)?;
-    let table = match txn.open_table(index::CHUNKS) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-        Err(e) => return Err(index::index_err(e)),
+    let list = || {
+        let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => NodeStoreError::InUse(dir.to_path_buf()),
+            redb::DatabaseError::RepairAborted => NodeStoreError::Unclean(dir.to_path_buf()),
+            other => index::index_err(other),
+        })?;
+        let txn = redb::ReadableDatabase::begin_read(&db).map_err(index::index_err)?;
+        let table = match txn.open_table(index::CHUNKS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+            Err(e) => return Err(index::index_err(e)),
+        };
+        for e in table.iter().map_err(index::index_err)? {
+            let (name, _) = e.map_err(index::index_err)?;
+            f(XorName(name.value()));
+        }
+        Ok(())
     };
-    for e in table.iter().map_err(index::index_err)? {
-        let (name, _) = e.map_err(index::index_err)?;
-        f(XorName(name.value()));
-    }
-    Ok(())
+    without_panics(&path, list)
 }
 
 /// Chunk segments plus their index and the capacity limit.

@@ -304,3 +304,367 @@ fn the_newest_segment_is_never_compacted_away() {
         assert_eq!(&store.get(*c.name()).unwrap().unwrap(), c);
     }
 }
+
+/// Crash consistency against damage on disk, in the manner of redb's crash
+/// tests: a store is written and closed, then copies of it have a segment
+/// file cut short, or the index cut or overwritten, at many offsets, and
+/// each copy is opened and checked. Deterministic (a fixed seed per case).
+mod damage {
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use safe_protocol::mutable::{Change, Create, Op, Signed, SigningKey, Write, record_address};
+
+    use super::*;
+
+    /// SplitMix64: reproducible numbers without a `rand` dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n.max(1)
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    /// Segments are sealed small, so the store has several.
+    const SEGMENT_LIMIT: u64 = 256 * 1024;
+
+    /// What was written to the store, and where each chunk went.
+    struct Written {
+        chunks: Vec<(Chunk, Location)>,
+        /// Each record's address and every version it was written at
+        /// (the last is the one the store must hold).
+        records: Vec<(XorName, Vec<Record>)>,
+    }
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i; 32])
+    }
+
+    /// `record` with entry `k` set to `v`, through a signed operation.
+    fn updated(record: &Record, k: &[u8], v: Vec<u8>, signer: &SigningKey) -> Record {
+        let change = Change::Set {
+            key: k.to_vec(),
+            value: v,
+        };
+        let next = record.state.apply(&change).unwrap();
+        let mut op = Signed::new(Op {
+            address: record.address(),
+            replaces: record.state.version,
+            prev: record.state.hash(),
+            change,
+            result: next.hash(),
+        });
+        op.sign(signer);
+        let mut out = record.clone();
+        out.apply(&Write::Op(op)).unwrap();
+        out
+    }
+
+    fn write_record(store: &NodeStore, name: XorName, record: &Record) {
+        let record = record.clone();
+        store
+            .update_record(&name, move |_| (Some(record), ()))
+            .unwrap();
+    }
+
+    /// Writes chunks of varied sizes (a flush after the first 60, the last
+    /// 40 only written) and six records updated before and after the
+    /// flush, then closes the store.
+    fn write_store(dir: &Path, rng: &mut Rng) -> Written {
+        let store = NodeStore::open_with_segment_limit(dir, 1 << 30, SEGMENT_LIMIT).unwrap();
+        let mut chunks = Vec::new();
+        let mut records: Vec<(XorName, Vec<Record>)> = (0..6u8)
+            .map(|i| {
+                let owner = key(i + 1);
+                let mut create = Signed::new(Create {
+                    name: vec![b'r', i],
+                    tag: 7,
+                    owners: vec![owner.verifying_key().to_bytes()],
+                    threshold: 1,
+                    public_append: false,
+                });
+                create.sign(&owner);
+                let name = record_address(&[b'r', i], 7);
+                let record = Record::create(create).unwrap();
+                write_record(&store, name, &record);
+                (name, vec![record])
+            })
+            .collect();
+        let update =
+            |store: &NodeStore, records: &mut Vec<(XorName, Vec<Record>)>, rng: &mut Rng| {
+                let i = rng.below(records.len() as u64) as usize;
+                let (name, versions) = &mut records[i];
+                let last = versions.last().unwrap();
+                let len = rng.below(3000) as usize;
+                let next = updated(last, b"v", rng.bytes(len), &key(i as u8 + 1));
+                write_record(store, *name, &next);
+                versions.push(next);
+            };
+        for n in 0..100 {
+            // Mostly small chunks, some of several blocks, a few large.
+            let len = match rng.below(10) {
+                0..=5 => rng.below(4097),
+                6..=8 => rng.below(40_000),
+                _ => rng.below(150_000),
+            } as usize;
+            let chunk = Chunk::new(rng.bytes(len)).unwrap();
+            assert_eq!(store.put(&chunk).unwrap(), Put::Stored);
+            let loc = store.lookup(chunk.name()).unwrap().unwrap();
+            chunks.push((chunk, loc));
+            if n % 10 == 0 {
+                update(&store, &mut records, rng);
+            }
+            if n == 59 {
+                store.flush().unwrap();
+            }
+        }
+        assert!(
+            chunks.iter().map(|(_, l)| l.segment).max().unwrap() >= 3,
+            "the chunks span several segments"
+        );
+        Written { chunks, records }
+    }
+
+    /// A copy of the store in `from`, in a new temporary directory.
+    fn copy_store(from: &Path) -> tempfile::TempDir {
+        let to = tempfile::tempdir().unwrap();
+        std::fs::copy(from.join("index.redb"), to.path().join("index.redb")).unwrap();
+        std::fs::create_dir(to.path().join("segments")).unwrap();
+        for f in std::fs::read_dir(from.join("segments")).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.path().join("segments").join(f.file_name())).unwrap();
+        }
+        to
+    }
+
+    fn set_len(path: &Path, len: u64) {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(len)
+            .unwrap();
+    }
+
+    /// Runs `check` on a thread of its own: a panic fails the test with
+    /// `what`, and so does taking longer than a minute (a hang).
+    fn bounded<T: Send + 'static>(what: &str, check: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let _ = tx.send(check());
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(out) => {
+                worker.join().unwrap();
+                out
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let e = worker.join().unwrap_err();
+                let why = e
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| e.downcast_ref::<&str>().copied())
+                    .unwrap_or("?");
+                panic!("{what}: panicked: {why}")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("{what}: hung"),
+        }
+    }
+
+    #[test]
+    fn a_cut_segment_loses_only_what_lies_past_the_cut() {
+        const CASES: u64 = 96;
+        let mut rng = Rng(1);
+        let original = tempfile::tempdir().unwrap();
+        let written = Arc::new(write_store(original.path(), &mut rng));
+        let segments: Vec<(u32, u64)> = {
+            let (_, found) = Segments::open(&original.path().join("segments")).unwrap();
+            found
+        };
+        for case in 0..CASES {
+            let (segment, len) = segments[rng.below(segments.len() as u64) as usize];
+            // Anywhere: on an entry boundary, a block boundary, or a byte.
+            let cut = match case % 3 {
+                0 => {
+                    let ends: Vec<u64> = written
+                        .chunks
+                        .iter()
+                        .filter(|(_, l)| l.segment == segment)
+                        .flat_map(|(_, l)| [l.offset, l.end()])
+                        .collect();
+                    ends[rng.below(ends.len() as u64) as usize]
+                }
+                1 => rng.below(len / 4096 + 1) * 4096,
+                _ => rng.below(len + 1),
+            };
+            let copy = copy_store(original.path());
+            set_len(
+                &copy
+                    .path()
+                    .join("segments")
+                    .join(format!("{segment:08x}.seg")),
+                cut,
+            );
+            let what = format!("segment {segment} of {len} bytes cut at {cut}");
+            let written = written.clone();
+            bounded(&what.clone(), move || {
+                let store = NodeStore::open_with_segment_limit(copy.path(), 1 << 30, SEGMENT_LIMIT)
+                    .unwrap_or_else(|e| panic!("{what}: the store does not open: {e}"));
+                let mut expected = 0u64;
+                for (chunk, loc) in &written.chunks {
+                    let whole = loc.segment != segment || loc.end() <= cut;
+                    let got = store.get(*chunk.name()).unwrap();
+                    match (&got, whole) {
+                        (Some(c), _) => assert_eq!(c, chunk, "{what}: {} read back", loc.offset),
+                        (None, true) => panic!(
+                            "{what}: chunk at {}:{}..{} lost",
+                            loc.segment,
+                            loc.offset,
+                            loc.end()
+                        ),
+                        (None, false) => {}
+                    }
+                    assert!(
+                        whole || got.is_none(),
+                        "{what}: chunk at {}:{} is past the cut but served",
+                        loc.segment,
+                        loc.offset
+                    );
+                    expected += u64::from(whole);
+                }
+                assert_eq!(store.chunk_count(), expected, "{what}");
+                for (name, versions) in &written.records {
+                    let record = store.record(name).unwrap();
+                    assert_eq!(record.as_ref(), versions.last(), "{what}: record {name}");
+                }
+                // The store goes on: a new chunk is stored, and all of it
+                // is there after a clean reopen.
+                let more = Chunk::new(format!("after {what}").into_bytes()).unwrap();
+                assert_eq!(store.put(&more).unwrap(), Put::Stored);
+                store.flush().unwrap();
+                drop(store);
+                let store = NodeStore::open_with_segment_limit(copy.path(), 1 << 30, SEGMENT_LIMIT)
+                    .unwrap();
+                assert_eq!(store.chunk_count(), expected + 1, "{what}");
+                assert_eq!(store.get(*more.name()).unwrap().as_ref(), Some(&more));
+            });
+        }
+    }
+
+    /// Checks a store opened over a damaged index. Opening checks the
+    /// index's checksums and rolls it back to its last intact commit if it
+    /// must; the chunks indexed since are in segments past that commit's
+    /// watermarks, which recovery reads. So every chunk is there with its
+    /// bytes, and every record is at a version that was written (the last
+    /// one unless the damage forced a roll-back).
+    fn check_damaged_index(store: &NodeStore, written: &Written, what: &str) -> bool {
+        for (chunk, loc) in &written.chunks {
+            let got = store
+                .get(*chunk.name())
+                .unwrap_or_else(|e| panic!("{what}: reading a chunk: {e}"));
+            assert_eq!(got.as_ref(), Some(chunk), "{what}: chunk at {loc:?}");
+        }
+        let mut latest = true;
+        for (name, versions) in &written.records {
+            let record = store
+                .record(name)
+                .unwrap_or_else(|e| panic!("{what}: reading record {name}: {e}"))
+                .unwrap_or_else(|| panic!("{what}: record {name} lost"));
+            assert!(versions.contains(&record), "{what}: a record never written");
+            latest &= versions.last() == Some(&record);
+        }
+        assert_eq!(store.chunk_count(), written.chunks.len() as u64, "{what}");
+        assert_eq!(store.index_len().unwrap(), written.chunks.len() as u64);
+        let names = store.chunk_names_after(None, 10_000).unwrap();
+        assert_eq!(names.len(), written.chunks.len(), "{what}");
+        let records = store.records_after(None, 10_000).unwrap();
+        assert_eq!(records.len(), written.records.len(), "{what}");
+        store.flush().unwrap();
+        latest
+    }
+
+    #[test]
+    fn a_damaged_index_is_repaired_or_refused_and_never_serves_wrong_bytes() {
+        const CASES: u64 = 256;
+        let mut rng = Rng(2);
+        let original = tempfile::tempdir().unwrap();
+        let written = Arc::new(write_store(original.path(), &mut rng));
+        let len = std::fs::metadata(original.path().join("index.redb"))
+            .unwrap()
+            .len();
+        let (mut latest, mut rolled_back, mut refused) = (0, 0, Vec::new());
+        for case in 0..CASES {
+            let copy = copy_store(original.path());
+            let path = copy.path().join("index.redb");
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = rng.below(len) as usize;
+            let what = match case % 4 {
+                0 => {
+                    bytes.truncate(at);
+                    format!("index of {len} bytes cut at {at}")
+                }
+                1 => {
+                    let bit = rng.below(8);
+                    bytes[at] ^= 1 << bit;
+                    format!("index of {len} bytes with bit {bit} of byte {at} flipped")
+                }
+                2 => {
+                    let end = (at + 1 + rng.below(512) as usize).min(bytes.len());
+                    let junk = rng.bytes(end - at);
+                    bytes[at..end].copy_from_slice(&junk);
+                    format!("index of {len} bytes overwritten at {at}..{end}")
+                }
+                _ => {
+                    // A page that never reached the disk.
+                    let page = at / 4096 * 4096;
+                    let end = (page + 4096).min(bytes.len());
+                    bytes[page..end].fill(0);
+                    format!("index of {len} bytes with the page at {page} zeroed")
+                }
+            };
+            std::fs::write(&path, bytes).unwrap();
+            let written = written.clone();
+            let result = bounded(
+                &what.clone(),
+                move || match NodeStore::open_with_segment_limit(
+                    copy.path(),
+                    1 << 30,
+                    SEGMENT_LIMIT,
+                ) {
+                    Ok(store) => Ok(check_damaged_index(&store, &written, &what)),
+                    Err(e) => Err(e),
+                },
+            );
+            match result {
+                Ok(true) => latest += 1,
+                Ok(false) => rolled_back += 1,
+                Err(e) => {
+                    assert!(matches!(e, NodeStoreError::Index(_)), "{e}");
+                    refused.push(e.to_string());
+                }
+            }
+        }
+        assert!(latest > 0, "some damage leaves the data intact");
+        assert!(!refused.is_empty(), "some damage is beyond repair");
+        eprintln!(
+            "damaged index: {latest} of {CASES} copies opened intact, {rolled_back} opened \
+             rolled back, {} refused (e.g. {:?})",
+            refused.len(),
+            refused.first()
+        );
+    }
+}
