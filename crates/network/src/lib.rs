@@ -19,6 +19,7 @@ pub mod codec;
 pub mod contacts;
 pub mod driver;
 pub mod identity;
+pub mod ip_limits;
 pub mod muxer;
 pub mod tls;
 
@@ -62,6 +63,9 @@ mod behaviour {
     /// Everything a safe peer speaks.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
+        /// Caps on incoming connections per source address
+        /// ([`crate::ip_limits`]).
+        pub per_source: crate::ip_limits::Behaviour,
         /// Caps on connections (see [`super::MAX_CONNECTIONS`]).
         pub limits: connection_limits::Behaviour,
         /// Peer routing.
@@ -96,6 +100,18 @@ pub fn build_swarm(
     keypair: Keypair,
     role: Role,
     id_difficulty: u32,
+) -> Result<Swarm<Behaviour>, BuildError> {
+    build_swarm_with(keypair, role, id_difficulty, false)
+}
+
+/// [`build_swarm`], with the per-source connection limits
+/// ([`ip_limits`]) applied to loopback sources too if `limit_loopback`
+/// (for tests of those limits; local testnets leave them off).
+pub fn build_swarm_with(
+    keypair: Keypair,
+    role: Role,
+    id_difficulty: u32,
+    limit_loopback: bool,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -154,6 +170,7 @@ pub fn build_swarm(
                     .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
             );
             Behaviour {
+                per_source: ip_limits::Behaviour::new(limit_loopback),
                 limits,
                 kad,
                 identify,
@@ -162,6 +179,7 @@ pub fn build_swarm(
         })
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .with_connection_timeout(ip_limits::HANDSHAKE_TIMEOUT)
         .build();
     Ok(swarm)
 }

@@ -46,9 +46,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
+use safe_network::Role;
 use safe_network::driver;
 use safe_network::libp2p;
-use safe_network::{Role, build_swarm};
 use safe_protocol::XorName;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
@@ -91,6 +91,11 @@ pub struct NodeConfig {
     /// Bytes of popular chunks cached in memory for clients
     /// ([`cache::DEFAULT_CACHE_BYTES`]; 0 turns the cache off).
     pub cache_bytes: u64,
+    /// Apply the per-source connection limits
+    /// ([`safe_network::ip_limits`]) to loopback sources too (off: local
+    /// testnets run every node on 127.0.0.1; tests of the limits turn it
+    /// on).
+    pub limit_loopback: bool,
     /// The network's node id difficulty
     /// ([`safe_network::identity::valid_id`]): this node's key must meet it,
     /// and peers whose ids do not are kept out of its routing table.
@@ -114,6 +119,7 @@ impl NodeConfig {
             close_group: safe_network::DEFAULT_CLOSE_GROUP,
             replication_interval: replication::DEFAULT_INTERVAL,
             cache_bytes: cache::DEFAULT_CACHE_BYTES,
+            limit_loopback: false,
             id_difficulty: safe_network::identity::DEFAULT_ID_DIFFICULTY,
         }
     }
@@ -196,7 +202,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .map_err(StartError::Task)??
     };
     store.set_disk_reserve(config.disk_reserve);
-    let mut swarm = build_swarm(keypair.clone(), Role::Node, config.id_difficulty)?;
+    let mut swarm = safe_network::build_swarm_with(
+        keypair.clone(),
+        Role::Node,
+        config.id_difficulty,
+        config.limit_loopback,
+    )?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())

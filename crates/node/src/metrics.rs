@@ -139,6 +139,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_handed_off_total Chunks handed on and dropped.\n# TYPE safe_handed_off_total counter\nsafe_handed_off_total {}\n\
          # HELP safe_inbound_bytes Bytes of received requests held now (bounded by the inbound budget).\n# TYPE safe_inbound_bytes gauge\nsafe_inbound_bytes {}\n\
          # HELP safe_inbound_budget_bytes The inbound budget.\n# TYPE safe_inbound_budget_bytes gauge\nsafe_inbound_budget_bytes {}\n\
+         # HELP safe_connections_denied_total Incoming connections refused by the per-source limits.\n# TYPE safe_connections_denied_total counter\nsafe_connections_denied_total {}\n\
          # HELP safe_fetch_queue Replication fetches queued (at most 4096, 512 per peer).\n# TYPE safe_fetch_queue gauge\nsafe_fetch_queue {}\n",
         node.store.chunk_count(),
         node.store.used(),
@@ -162,6 +163,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.handed_off),
         safe_network::codec::inbound_bytes(),
         safe_network::codec::INBOUND_BUDGET,
+        safe_network::ip_limits::denied(),
         node.node.fetches.queued(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
