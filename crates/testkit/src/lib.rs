@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzzing;
+pub mod hostile;
 pub mod load;
 
 use std::path::Path;
