@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load (issue 15): 100 clients at once for 5 minutes against 10 node
 # processes on 127.0.0.1 (K = 5): mixed small (≤ 64 KiB) and large
-# (1–5 MiB) puts, gets checked byte for byte, and record updates. Prints
+# (1–3 MiB, 2% of operations) puts, gets checked byte for byte, and record updates. Prints
 # latency per operation (p50, p99, max), failures, and every node's RSS
 # and queue depths (safe_fetch_queue, safe_inbound_bytes from /metrics)
 # every 30 s, so memory can be seen to stay flat.

@@ -19,7 +19,8 @@ pub struct LoadConfig {
     pub clients: usize,
     /// How long they run.
     pub duration: Duration,
-    /// Largest "large" put, in bytes (small puts are up to 64 KiB).
+    /// How far above 1 MiB a large put may go, in bytes (small puts are
+    /// up to 64 KiB).
     pub large_max: usize,
 }
 
@@ -28,7 +29,7 @@ impl Default for LoadConfig {
         Self {
             clients: 100,
             duration: Duration::from_secs(300),
-            large_max: 4 << 20,
+            large_max: 2 << 20,
         }
     }
 }
@@ -38,7 +39,7 @@ impl Default for LoadConfig {
 pub enum Op {
     /// A put of up to 64 KiB.
     SmallPut,
-    /// A put of 1 MiB up to [`LoadConfig::large_max`].
+    /// A put of 1 MiB to 1 MiB + [`LoadConfig::large_max`].
     LargePut,
     /// A get of a file some client put (checked byte for byte).
     Get,
@@ -162,8 +163,8 @@ async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, confi
         let roll = next(&mut x) % 100;
         let op = match roll {
             0..40 => Op::SmallPut,
-            40..44 => Op::LargePut,
-            44..80 => Op::Get,
+            40..42 => Op::LargePut,
+            42..80 => Op::Get,
             _ => Op::RecordUpdate,
         };
         let start = Instant::now();
@@ -191,8 +192,7 @@ async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, confi
             Op::Get => {
                 let pick = {
                     let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                    (!s.files.is_empty())
-                        .then(|| s.files[(next(&mut x) as usize) % s.files.len()])
+                    (!s.files.is_empty()).then(|| s.files[(next(&mut x) as usize) % s.files.len()])
                 };
                 let Some((address, seed, len)) = pick else {
                     continue;
