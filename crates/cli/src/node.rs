@@ -46,6 +46,12 @@ pub(crate) enum NodeCommand {
         /// same on every node of a network.
         #[arg(long, value_name = "BITS", default_value_t = safe_network::identity::DEFAULT_ID_DIFFICULTY, value_parser = clap::value_parser!(u32).range(0..=32))]
         id_difficulty: u32,
+        /// At most this many peers from one network block (IPv4 /24, IPv6
+        /// /48) in each k-bucket and each lookup answer, so in a close
+        /// group; 0 turns the limit off. Loopback addresses are exempt.
+        /// The same on every node of a network.
+        #[arg(long, value_name = "N", default_value_t = safe_network::diversity::DEFAULT_MAX_PER_SUBNET)]
+        max_per_subnet: usize,
     },
     /// List the names of the chunks a node holds, one per line: from its
     /// index when it is stopped, or asked of it (on its --metrics address)
@@ -95,6 +101,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             cache_size,
             metrics,
             id_difficulty,
+            max_per_subnet,
         } => {
             let mut config = safe_node::NodeConfig::new(dir);
             if !listen.is_empty() {
@@ -106,7 +113,8 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             config.cache_bytes = cache_size;
             config.metrics = metrics;
             config.close_group = network.close_group;
-            config.id_difficulty = id_difficulty;
+            config.admission.id_difficulty = id_difficulty;
+            config.admission.max_per_subnet = max_per_subnet;
             run(config).await
         }
         NodeCommand::Chunks { dir, segments } => list_chunks(&dir, segments).await,
@@ -234,7 +242,7 @@ pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result
     let mut config = safe_node::testnet::TestnetConfig::new(&dir);
     config.nodes = nodes;
     config.node.close_group = network.close_group;
-    config.node.id_difficulty = id_difficulty;
+    config.node.admission.id_difficulty = id_difficulty;
     let started = std::time::Instant::now();
     let net = safe_node::testnet::Testnet::up(config).await?;
     let own = dir.join(safe_network::contacts::CONTACTS_FILE);

@@ -41,7 +41,7 @@ use futures::future::join_all;
 use safe_network::close_group::{majority, valid_signers};
 use safe_network::driver::{self, Net, RequestError};
 use safe_network::libp2p::{Multiaddr, PeerId, identity::Keypair};
-use safe_network::{Role, build_swarm};
+use safe_network::{Admission, Role, build_swarm_with};
 use safe_protocol::messages::{Refusal, Request, Response};
 use safe_protocol::{Chunk, XorName};
 
@@ -140,15 +140,26 @@ impl Connection {
         k: usize,
         id_difficulty: u32,
     ) -> Result<Self, ConnectError> {
+        Self::connect_with_admission(bootstrap, k, Admission::new(id_difficulty)).await
+    }
+
+    /// [`Connection::connect`] with every admission setting given (which
+    /// peers may enter the client's routing table and lookup answers, so
+    /// its close groups; see [`safe_network::Admission`]).
+    pub async fn connect_with_admission(
+        bootstrap: &Bootstrap,
+        k: usize,
+        admission: Admission,
+    ) -> Result<Self, ConnectError> {
         let peers = &bootstrap.peers;
         if peers.is_empty() {
             return Err(ConnectError::EmptyPeers {
                 source_of: bootstrap.source.clone(),
             });
         }
-        let swarm = build_swarm(Keypair::generate_ed25519(), Role::Client, id_difficulty)
+        let swarm = build_swarm_with(Keypair::generate_ed25519(), Role::Client, admission)
             .map_err(ConnectError::Stack)?;
-        let (net, _task) = driver::spawn(swarm, None, id_difficulty);
+        let (net, _task) = driver::spawn(swarm, None, admission);
         let dials = join_all(peers.iter().map(|addr| {
             let net = net.clone();
             async move {

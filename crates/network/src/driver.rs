@@ -21,8 +21,12 @@ use safe_protocol::messages::{Request, Response};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::{Behaviour, BehaviourEvent, learn_from_identify};
+use crate::{Admission, Behaviour, BehaviourEvent, diversity, learn_from_identify};
 
+/// Most peers a lookup asks Kademlia for when the address-block limit is
+/// on (a k-bucket's worth), so that its answer keeps the count wanted after
+/// the limit drops peers.
+pub const DIVERSE_LOOKUP_WIDTH: usize = 20;
 /// Commands waiting for the event loop.
 pub const COMMAND_QUEUE: usize = 1024;
 /// Inbound data requests waiting for the consumer; more are dropped.
@@ -219,21 +223,23 @@ struct Driver {
     swarm: Swarm<Behaviour>,
     inbound: Option<mpsc::Sender<Inbound>>,
     requests: HashMap<OutboundRequestId, oneshot::Sender<Result<Response, RequestError>>>,
-    queries: HashMap<QueryId, (Lookup, oneshot::Sender<Lookup>)>,
+    /// Lookups under way: what they found so far, where the answer goes,
+    /// and how many peers were asked for.
+    queries: HashMap<QueryId, (Lookup, oneshot::Sender<Lookup>, usize)>,
     dials: HashMap<ConnectionId, oneshot::Sender<Result<PeerId, DialError>>>,
     listen: Vec<Multiaddr>,
     routing: watch::Sender<usize>,
-    /// The network's node id difficulty.
-    id_difficulty: u32,
+    /// Who may enter the routing table and lookup answers.
+    admission: Admission,
 }
 
 /// Starts the event loop for `swarm`. Inbound data requests are delivered
 /// on `inbound` (a client passes `None` and never gets any).
-/// Peers whose ids do not meet `id_difficulty` are dropped from lookups.
+/// Peers `admission` keeps out are dropped from lookups.
 pub fn spawn(
     swarm: Swarm<Behaviour>,
     inbound: Option<mpsc::Sender<Inbound>>,
-    id_difficulty: u32,
+    admission: Admission,
 ) -> (Net, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let (routing_tx, routing_rx) = watch::channel(0);
@@ -246,7 +252,7 @@ pub fn spawn(
         dials: HashMap::new(),
         listen: Vec::new(),
         routing: routing_tx,
-        id_difficulty,
+        admission,
     };
     let task = tokio::spawn(driver.run(rx));
     (
@@ -309,12 +315,20 @@ impl Driver {
                 let _ = b.data.send_response(channel, response);
             }
             Command::Closest { name, count, reply } => {
-                let id = b.kad.get_n_closest_peers(name.0.to_vec(), count);
+                // With the address-block limit on, ask for more than wanted
+                // (up to a k-bucket's worth), so that the answer still has
+                // `count` peers after the limit drops some.
+                let ask = match self.admission.max_per_subnet {
+                    0 => count,
+                    _ => NonZeroUsize::new((count.get() * 4).min(DIVERSE_LOOKUP_WIDTH))
+                        .map_or(count, |n| n.max(count)),
+                };
+                let id = b.kad.get_n_closest_peers(name.0.to_vec(), ask);
                 let found = Lookup {
                     peers: Vec::new(),
                     complete: true,
                 };
-                self.queries.insert(id, (found, reply));
+                self.queries.insert(id, (found, reply, count.get()));
             }
             Command::RoutingPeers { reply } => {
                 let peers = b
@@ -368,7 +382,7 @@ impl Driver {
                     &mut self.swarm.behaviour_mut().kad,
                     &peer_id,
                     &info,
-                    self.id_difficulty,
+                    &self.admission,
                 );
                 self.routing_changed();
             }
@@ -479,20 +493,34 @@ impl Driver {
                     Ok(ok) => ok.peers,
                     Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
                 };
-                let difficulty = self.id_difficulty;
-                if let Some((lookup, _)) = self.queries.get_mut(&id) {
-                    // Ids without the network's work never count as found.
-                    lookup.peers.extend(
-                        found
-                            .into_iter()
-                            .map(|p| p.peer_id)
-                            .filter(|p| crate::identity::valid_id(p, difficulty)),
-                    );
+                let Admission {
+                    id_difficulty,
+                    max_per_subnet,
+                    limit_loopback_subnets,
+                    ..
+                } = self.admission;
+                if let Some((lookup, _, _)) = self.queries.get_mut(&id) {
+                    // Ids without the network's work never count as found,
+                    // nor more than the limit from one address block
+                    // (closest first: the answer is in distance order).
+                    let valid: Vec<_> = found
+                        .into_iter()
+                        .filter(|p| crate::identity::valid_id(&p.peer_id, id_difficulty))
+                        .collect();
+                    let before = valid.len();
+                    let diverse = diversity::keep_diverse(valid, max_per_subnet, |p| {
+                        diversity::first_subnet(&p.addrs, limit_loopback_subnets)
+                    });
+                    for _ in diverse.len()..before {
+                        diversity::note_refused();
+                    }
+                    lookup.peers.extend(diverse.into_iter().map(|p| p.peer_id));
                     lookup.complete &= clean;
                 }
                 if step.last
-                    && let Some((lookup, reply)) = self.queries.remove(&id)
+                    && let Some((mut lookup, reply, wanted)) = self.queries.remove(&id)
                 {
+                    lookup.peers.truncate(wanted);
                     let _ = reply.send(lookup);
                 }
             }

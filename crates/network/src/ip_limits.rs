@@ -26,7 +26,6 @@ use std::time::Duration;
 use libp2p::PeerId;
 use libp2p::core::transport::PortUse;
 use libp2p::core::{ConnectedPoint, Endpoint, Multiaddr};
-use libp2p::multiaddr::Protocol;
 use libp2p::swarm::behaviour::{ConnectionClosed, ConnectionEstablished, ListenFailure};
 use libp2p::swarm::{
     ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
@@ -58,15 +57,7 @@ enum Source {
 
 /// The source of `addr` (its first IP component), unless it is exempt.
 fn source_of(addr: &Multiaddr, limit_loopback: bool) -> Option<Source> {
-    let ip = match addr.iter().next()? {
-        Protocol::Ip4(ip) => IpAddr::V4(ip),
-        Protocol::Ip6(ip) => IpAddr::V6(ip),
-        _ => return None,
-    };
-    if ip.is_loopback() && !limit_loopback {
-        return None;
-    }
-    Some(match ip {
+    Some(match crate::diversity::counted_ip(addr, limit_loopback)? {
         IpAddr::V4(ip) => Source::V4(ip.octets()),
         IpAddr::V6(ip) => {
             let o = ip.octets();

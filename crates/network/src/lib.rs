@@ -17,6 +17,7 @@
 pub mod close_group;
 pub mod codec;
 pub mod contacts;
+pub mod diversity;
 pub mod driver;
 pub mod identity;
 pub mod ip_limits;
@@ -78,6 +79,46 @@ mod behaviour {
 }
 pub use behaviour::{Behaviour, BehaviourEvent};
 
+/// Who may enter routing tables and lookup answers, and how incoming
+/// connections are limited. The first two are the same on every node and
+/// client of a network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// A peer id is routed to only if it meets this work difficulty
+    /// ([`identity::valid_id`]).
+    pub id_difficulty: u32,
+    /// Places one network block may hold per k-bucket and per lookup
+    /// answer ([`diversity`]); 0 turns the limit off.
+    pub max_per_subnet: usize,
+    /// Count loopback sources like any other for the per-source
+    /// connection limits ([`ip_limits`]; off: local testnets run every
+    /// node on 127.0.0.1, and their tests turn it on).
+    pub limit_loopback_connections: bool,
+    /// Count loopback addresses like any other for the address-block
+    /// limits ([`diversity`]; off for the same reason; their tests give
+    /// nodes addresses in different 127.x.y.0/24 blocks and turn it on).
+    pub limit_loopback_subnets: bool,
+}
+
+impl Admission {
+    /// `id_difficulty`, the default diversity limit, loopback exempt.
+    pub fn new(id_difficulty: u32) -> Self {
+        Self {
+            id_difficulty,
+            max_per_subnet: diversity::DEFAULT_MAX_PER_SUBNET,
+            limit_loopback_connections: false,
+            limit_loopback_subnets: false,
+        }
+    }
+
+    /// Whether peers enter the routing table only through
+    /// [`learn_from_identify`] (which applies these checks) rather than
+    /// whenever Kademlia sees them.
+    fn manual_inserts(&self) -> bool {
+        self.id_difficulty > 0 || self.max_per_subnet > 0
+    }
+}
+
 /// Whether a swarm serves the DHT (a node) or only uses it (a client).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -101,17 +142,14 @@ pub fn build_swarm(
     role: Role,
     id_difficulty: u32,
 ) -> Result<Swarm<Behaviour>, BuildError> {
-    build_swarm_with(keypair, role, id_difficulty, false)
+    build_swarm_with(keypair, role, Admission::new(id_difficulty))
 }
 
-/// [`build_swarm`], with the per-source connection limits
-/// ([`ip_limits`]) applied to loopback sources too if `limit_loopback`
-/// (for tests of those limits; local testnets leave them off).
+/// [`build_swarm`] with every admission setting given.
 pub fn build_swarm_with(
     keypair: Keypair,
     role: Role,
-    id_difficulty: u32,
-    limit_loopback: bool,
+    admission: Admission,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -133,9 +171,10 @@ pub fn build_swarm_with(
             // Kademlia is used for routing only: ignore remote record and
             // provider writes, which would otherwise fill a memory store.
             kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
-            if id_difficulty > 0 {
+            if admission.manual_inserts() {
                 // Peers enter the routing table only through
-                // `learn_from_identify`, which checks their ids' work.
+                // `learn_from_identify`, which checks their ids' work and
+                // their address blocks.
                 kad_config.set_kbucket_inserts(kad::BucketInserts::Manual);
             }
             let mut kad = kad::Behaviour::with_config(
@@ -170,7 +209,7 @@ pub fn build_swarm_with(
                     .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
             );
             Behaviour {
-                per_source: ip_limits::Behaviour::new(limit_loopback),
+                per_source: ip_limits::Behaviour::new(admission.limit_loopback_connections),
                 limits,
                 kad,
                 identify,
@@ -185,8 +224,10 @@ pub fn build_swarm_with(
 }
 
 /// Adds what identify learned about a peer to Kademlia, if the peer is a
-/// node (speaks our Kademlia protocol) whose id meets `id_difficulty`.
-/// Returns true if it was added.
+/// node (speaks our Kademlia protocol) whose id meets the difficulty, and
+/// whose address block does not already have
+/// [`Admission::max_per_subnet`] places in its k-bucket. Returns true if
+/// it was added.
 ///
 /// TCP addresses are preferred: measured on loopback, TCP+Noise+Yamux moves
 /// chunks faster than QUIC (docs/BENCHMARKS.md), so a peer's QUIC addresses
@@ -195,12 +236,12 @@ pub fn learn_from_identify(
     kad: &mut kad::Behaviour<kad::store::MemoryStore>,
     peer: &libp2p::PeerId,
     info: &identify::Info,
-    id_difficulty: u32,
+    admission: &Admission,
 ) -> bool {
     if !info.protocols.contains(&KAD_PROTOCOL) {
         return false;
     }
-    if !identity::valid_id(peer, id_difficulty) {
+    if !identity::valid_id(peer, admission.id_difficulty) {
         tracing::debug!(%peer, "a peer whose id does not meet the network's difficulty is not routed to");
         return false;
     }
@@ -210,10 +251,36 @@ pub fn learn_from_identify(
         .filter(|a| is_dialable(a))
         .collect();
     let has_tcp = dialable.iter().any(|a| is_tcp(a));
-    for addr in dialable {
-        if !has_tcp || is_tcp(addr) {
-            kad.add_address(peer, addr.clone());
+    let chosen: Vec<&libp2p::Multiaddr> = dialable
+        .into_iter()
+        .filter(|a| !has_tcp || is_tcp(a))
+        .collect();
+    if admission.max_per_subnet > 0
+        && let Some(block) =
+            diversity::first_subnet(chosen.iter().copied(), admission.limit_loopback_subnets)
+        && let Some(bucket) = kad.kbucket(*peer)
+    {
+        let mut present = false;
+        let mut same = 0;
+        for entry in bucket.iter() {
+            if entry.node.key.preimage() == peer {
+                present = true;
+            } else if diversity::first_subnet(
+                entry.node.value.iter(),
+                admission.limit_loopback_subnets,
+            ) == Some(block)
+            {
+                same += 1;
+            }
         }
+        if !present && same >= admission.max_per_subnet {
+            tracing::debug!(%peer, ?block, "its address block has its share of this k-bucket");
+            diversity::note_refused();
+            return false;
+        }
+    }
+    for addr in chosen {
+        kad.add_address(peer, addr.clone());
     }
     true
 }

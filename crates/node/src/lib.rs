@@ -91,15 +91,13 @@ pub struct NodeConfig {
     /// Bytes of popular chunks cached in memory for clients
     /// ([`cache::DEFAULT_CACHE_BYTES`]; 0 turns the cache off).
     pub cache_bytes: u64,
-    /// Apply the per-source connection limits
-    /// ([`safe_network::ip_limits`]) to loopback sources too (off: local
-    /// testnets run every node on 127.0.0.1; tests of the limits turn it
-    /// on).
-    pub limit_loopback: bool,
-    /// The network's node id difficulty
-    /// ([`safe_network::identity::valid_id`]): this node's key must meet it,
-    /// and peers whose ids do not are kept out of its routing table.
-    pub id_difficulty: u32,
+    /// Who may enter the routing table and lookup answers, the same on
+    /// every node of a network: the id difficulty
+    /// ([`safe_network::identity::valid_id`]; this node's own key must meet
+    /// it too) and the places one network block may hold
+    /// ([`safe_network::diversity`]); and whether loopback addresses count
+    /// for the per-address limits.
+    pub admission: safe_network::Admission,
 }
 
 impl NodeConfig {
@@ -119,8 +117,7 @@ impl NodeConfig {
             close_group: safe_network::DEFAULT_CLOSE_GROUP,
             replication_interval: replication::DEFAULT_INTERVAL,
             cache_bytes: cache::DEFAULT_CACHE_BYTES,
-            limit_loopback: false,
-            id_difficulty: safe_network::identity::DEFAULT_ID_DIFFICULTY,
+            admission: safe_network::Admission::new(safe_network::identity::DEFAULT_ID_DIFFICULTY),
         }
     }
 }
@@ -191,7 +188,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     std::fs::create_dir_all(&config.dir).map_err(dir_err)?;
     let keypair = safe_network::identity::load_or_create(
         &config.dir.join(IDENTITY_FILE),
-        config.id_difficulty,
+        config.admission.id_difficulty,
     )
     .map_err(dir_err)?;
     let store = {
@@ -202,12 +199,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .map_err(StartError::Task)??
     };
     store.set_disk_reserve(config.disk_reserve);
-    let mut swarm = safe_network::build_swarm_with(
-        keypair.clone(),
-        Role::Node,
-        config.id_difficulty,
-        config.limit_loopback,
-    )?;
+    let admission = config.admission;
+    let mut swarm = safe_network::build_swarm_with(keypair.clone(), Role::Node, admission)?;
     for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
@@ -217,7 +210,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             })?;
     }
     let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
-    let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx), config.id_difficulty);
+    let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx), admission);
     let metrics = Arc::new(metrics::Metrics::default());
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();

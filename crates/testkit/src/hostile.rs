@@ -77,7 +77,7 @@ impl Hostile {
             .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("an address"))
             .expect("listens");
         let (tx, rx) = mpsc::channel(driver::INBOUND_QUEUE);
-        let (net, driver_task) = driver::spawn(swarm, Some(tx), 0);
+        let (net, driver_task) = driver::spawn(swarm, Some(tx), safe_network::Admission::new(0));
         for c in contacts {
             let _ = net.dial(c.clone()).await;
         }

@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 async fn idle_sockets_from_one_source_do_not_lock_others_out() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = testnet_config(dir.path(), 3);
-    config.node.limit_loopback = true;
+    config.node.admission.limit_loopback_connections = true;
     let net = start(config).await;
     let contacts = net.contacts().await;
     let target = contacts[0]

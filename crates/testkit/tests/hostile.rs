@@ -57,48 +57,61 @@ async fn hostile_nodes_cannot_make_clients_accept_wrong_data() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // A client stores files and records while the attack goes on.
+    // Clients store files and records while the attack goes on, and read
+    // everything back: once, or for SAFE_HOSTILE_SECS (the long run).
+    let secs: u64 = std::env::var("SAFE_HOSTILE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let until = Instant::now() + Duration::from_secs(secs);
     let client = Client::from(Connection::connect_to(&contacts, K).await.unwrap());
-    let mut files = Vec::new();
-    for i in 0..20u64 {
-        let data = bytes_for(100 + i, 1 + (i as usize * 53_000) % 900_000);
-        let report = client
-            .put_bytes(data.clone())
-            .await
-            .expect("put under attack");
-        files.push((report.address, data));
-    }
-    let key = SigningKey::from_bytes(&[9; 32]);
-    let mut records = HashMap::new();
-    for i in 0..5 {
-        let address = client
-            .create_record(NewRecord::named(format!("hostile test {i}")), &key)
-            .await
-            .expect("create under attack");
-        let mut version = 0;
-        for v in 0..3 {
-            let r = client
-                .set_entry(address, "n", format!("{v}"), std::slice::from_ref(&key))
-                .await
-                .expect("update under attack");
-            version = r.state.version;
-        }
-        records.insert(address, version);
-    }
-
-    // Everything reads back right, whoever answers.
     let reader = Client::from(Connection::connect_to(&contacts, K).await.unwrap());
-    for (address, data) in &files {
-        assert_eq!(&reader.get_bytes(address, 1 << 30).await.unwrap(), data);
-    }
-    for (address, version) in &records {
-        let r = reader.get_record(*address).await.unwrap();
-        assert!(r.state.version >= *version, "not stale");
-        assert!(
-            !r.state.entries.contains_key(b"forged".as_slice()),
-            "not forged"
-        );
-        assert_eq!(r.state.entries.get(b"n".as_slice()), Some(&b"2".to_vec()));
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let (mut files, mut records) = (Vec::new(), HashMap::new());
+    let mut round = 0u64;
+    loop {
+        for i in 0..20u64 {
+            let seed = round * 100 + i;
+            let data = bytes_for(100 + seed, 1 + (seed as usize * 53_000) % 900_000);
+            let report = client
+                .put_bytes(data.clone())
+                .await
+                .expect("put under attack");
+            files.push((report.address, data));
+        }
+        for i in 0..5 {
+            let address = client
+                .create_record(NewRecord::named(format!("hostile test {round} {i}")), &key)
+                .await
+                .expect("create under attack");
+            let mut version = 0;
+            for v in 0..3 {
+                let r = client
+                    .set_entry(address, "n", format!("{v}"), std::slice::from_ref(&key))
+                    .await
+                    .expect("update under attack");
+                version = r.state.version;
+            }
+            records.insert(address, version);
+        }
+
+        // Everything reads back right, whoever answers.
+        for (address, data) in &files {
+            assert_eq!(&reader.get_bytes(address, 1 << 30).await.unwrap(), data);
+        }
+        for (address, version) in &records {
+            let r = reader.get_record(*address).await.unwrap();
+            assert!(r.state.version >= *version, "not stale");
+            assert!(
+                !r.state.entries.contains_key(b"forged".as_slice()),
+                "not forged"
+            );
+            assert_eq!(r.state.entries.get(b"n".as_slice()), Some(&b"2".to_vec()));
+        }
+        round += 1;
+        if Instant::now() >= until {
+            break;
+        }
     }
 
     // Honest queues stayed within their limits.
@@ -151,7 +164,10 @@ async fn hostile_nodes_cannot_make_clients_accept_wrong_data() {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     eprintln!(
-        "hostile: {lies} lies told, {attacks} attack requests sent; {} chunks of the stopped node restored",
+        "hostile: {round} rounds, {} files and {} records written and read back right; \
+         {lies} lies told, {attacks} attack requests sent; {} chunks of the stopped node restored",
+        files.len(),
+        records.len(),
         held.len()
     );
     for h in hostile {

@@ -18,7 +18,7 @@ const DIFFICULTY: u32 = 8;
 async fn cheap_ids_next_to_an_address_never_enter_its_close_group() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = safe_testkit::testnet_config(&dir.path().join("net"), 8);
-    config.node.id_difficulty = DIFFICULTY;
+    config.node.admission.id_difficulty = DIFFICULTY;
     let net = safe_testkit::start(config).await;
     let honest: Vec<_> = net.nodes().map(|n| n.peer_id()).collect();
     assert!(honest.iter().all(|p| id_work(p) >= DIFFICULTY));
@@ -57,7 +57,7 @@ async fn cheap_ids_next_to_an_address_never_enter_its_close_group() {
         c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
         c.peers = seeds.clone();
         c.close_group = K;
-        c.id_difficulty = 0;
+        c.admission.id_difficulty = 0;
         running.push(safe_node::start(c).await.expect("attacker node starts"));
     }
     // Long enough for identify and a Kademlia bootstrap round.
