@@ -26,12 +26,13 @@
 //! distance of a peer's id, which every node and client computes itself;
 //! placing many ids near an address is `tests/sybil.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use safe_network::close_group::{sign_receipt, sign_record_receipt};
 use safe_network::driver::{self, Inbound, Net};
 use safe_network::libp2p::identity::Keypair;
@@ -49,6 +50,8 @@ use crate::bytes_for;
 pub const ATTACK_EVERY: Duration = Duration::from_secs(2);
 /// Gets of missing chunks sent to each peer per attack.
 pub const FLOOD: usize = 200;
+/// Gets of one flood under way at once.
+pub const FLOOD_IN_FLIGHT: usize = 32;
 
 /// What the hostile node has done, for the test's report.
 #[derive(Debug, Default)]
@@ -204,39 +207,51 @@ async fn lie(
     }
 }
 
-/// Offers of made-up names and floods of gets, to every known peer.
+/// Offers of made-up names and floods of gets, to every known peer: a
+/// round per peer every [`ATTACK_EVERY`], with [`FLOOD_IN_FLIGHT`] gets
+/// under way at once (a new round against a peer starts only once its
+/// last one is over, so the attack is steady rather than piling up).
 async fn attack(net: Net, counts: Arc<HostileCounts>, seed: u64) {
+    let busy: Arc<Mutex<HashSet<PeerId>>> = Arc::default();
     let mut round = 0u64;
     loop {
         tokio::time::sleep(ATTACK_EVERY).await;
         round += 1;
         for peer in net.routing_peers().await {
-            let made_up = |i: u64| {
-                let mut b = Vec::with_capacity(24);
-                b.extend_from_slice(&seed.to_le_bytes());
-                b.extend_from_slice(&round.to_le_bytes());
-                b.extend_from_slice(&i.to_le_bytes());
-                XorName::from_content(&b)
-            };
-            let names: Vec<XorName> = (0..MAX_OFFER_NAMES as u64).map(made_up).collect();
-            let items = names.iter().take(64).map(|n| (*n, [7u8; 32])).collect();
-            let (n1, n2) = (net.clone(), net.clone());
-            tokio::spawn(async move {
-                let _ = n1.request(peer, Request::OfferChunks { names }).await;
-            });
-            tokio::spawn(async move {
-                let _ = n2.request(peer, Request::OfferRecords { items }).await;
-            });
-            for i in 0..FLOOD as u64 {
-                let net = net.clone();
-                let name = made_up(1 << 32 | i);
-                tokio::spawn(async move {
-                    let _ = net.request(peer, Request::GetChunk { name }).await;
-                });
+            if !busy.lock().unwrap_or_else(|e| e.into_inner()).insert(peer) {
+                continue;
             }
-            counts
-                .attacks
-                .fetch_add(2 + FLOOD as u64, Ordering::Relaxed);
+            let (net, counts, busy) = (net.clone(), counts.clone(), busy.clone());
+            tokio::spawn(async move {
+                let made_up = |i: u64| {
+                    let mut b = Vec::with_capacity(24);
+                    b.extend_from_slice(&seed.to_le_bytes());
+                    b.extend_from_slice(&round.to_le_bytes());
+                    b.extend_from_slice(&i.to_le_bytes());
+                    XorName::from_content(&b)
+                };
+                let names: Vec<XorName> = (0..MAX_OFFER_NAMES as u64).map(made_up).collect();
+                let items = names.iter().take(64).map(|n| (*n, [7u8; 32])).collect();
+                let offers = futures::future::join(
+                    net.request(peer, Request::OfferChunks { names }),
+                    net.request(peer, Request::OfferRecords { items }),
+                );
+                let flood = futures::stream::iter(0..FLOOD as u64).for_each_concurrent(
+                    FLOOD_IN_FLIGHT,
+                    |i| {
+                        let net = net.clone();
+                        let name = made_up(1 << 32 | i);
+                        async move {
+                            let _ = net.request(peer, Request::GetChunk { name }).await;
+                        }
+                    },
+                );
+                futures::future::join(offers, flood).await;
+                counts
+                    .attacks
+                    .fetch_add(2 + FLOOD as u64, Ordering::Relaxed);
+                busy.lock().unwrap_or_else(|e| e.into_inner()).remove(&peer);
+            });
         }
     }
 }
