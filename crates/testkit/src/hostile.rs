@@ -246,7 +246,7 @@ async fn attack(net: Net, counts: Arc<HostileCounts>, seed: u64) {
                         }
                     },
                 );
-                futures::future::join(offers, flood).await;
+                let _answers = futures::future::join(offers, flood).await;
                 counts
                     .attacks
                     .fetch_add(2 + FLOOD as u64, Ordering::Relaxed);
