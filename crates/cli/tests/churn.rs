@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::SAFE;
+use safe_testkit::Rng;
 use safe_testkit::safe_client::{Address, Record};
 use safe_testkit::safe_client::{Client, Connection, NewRecord, SigningKey, XorName};
 
@@ -47,24 +48,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// xorshift64*: the churn's and the workload's random choices.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
 }
 
 /// One node: its directory, and its process while it runs.
@@ -177,7 +160,7 @@ impl Net {
     fn contacts(&self, rng: &mut Rng, n: usize) -> Vec<String> {
         let live: Vec<String> = self.running().map(|(_, r)| r.addr.clone()).collect();
         (0..n.min(live.len()))
-            .map(|_| live[rng.below(live.len())].clone())
+            .map(|_| live[rng.index(live.len())].clone())
             .collect()
     }
 
@@ -251,22 +234,26 @@ fn record_ok(record: &Record, acked_version: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads back one acknowledged item, retrying a failed read (not a wrong
-/// one); counts the outcome.
-async fn check_file(client: &Client, address: &Address, bytes: &[u8], counts: &Counts) {
+/// Reads back one acknowledged item with `read`, whose answer says
+/// whether what it read is right; retries a failed read (not a wrong
+/// one), and counts the outcome.
+async fn check<F, Fut>(what: String, counts: &Counts, mut read: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Result<(), String>, String>>,
+{
     for attempt in 1..=READ_ATTEMPTS {
-        let got = tokio::time::timeout(OP_TIMEOUT, client.get_bytes(address, 1 << 30)).await;
-        match got {
-            Ok(Ok(got)) => {
+        match tokio::time::timeout(OP_TIMEOUT, read()).await {
+            Ok(Ok(verdict)) => {
                 counts.reads.fetch_add(1, Ordering::Relaxed);
-                if got != bytes {
+                if let Err(why) = verdict {
                     counts.wrong.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("WRONG bytes for {address}");
+                    eprintln!("WRONG {what}: {why}");
                 }
                 return;
             }
-            Ok(Err(e)) if attempt == READ_ATTEMPTS => eprintln!("LOST {address}: {e}"),
-            Err(_) if attempt == READ_ATTEMPTS => eprintln!("LOST {address}: timed out"),
+            Ok(Err(e)) if attempt == READ_ATTEMPTS => eprintln!("LOST {what}: {e}"),
+            Err(_) if attempt == READ_ATTEMPTS => eprintln!("LOST {what}: timed out"),
             _ => {
                 counts.read_retried.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_secs(3)).await;
@@ -277,27 +264,25 @@ async fn check_file(client: &Client, address: &Address, bytes: &[u8], counts: &C
     }
 }
 
+async fn check_file(client: &Client, address: &Address, bytes: &[u8], counts: &Counts) {
+    check(format!("file {address}"), counts, || async {
+        let got = client.get_bytes(address, 1 << 30).await;
+        got.map(|got| match got == bytes {
+            true => Ok(()),
+            false => Err("other bytes".to_string()),
+        })
+        .map_err(|e| e.to_string())
+    })
+    .await
+}
+
 async fn check_record(client: &Client, address: XorName, version: u64, counts: &Counts) {
-    for attempt in 1..=READ_ATTEMPTS {
-        match tokio::time::timeout(OP_TIMEOUT, client.get_record(address)).await {
-            Ok(Ok(record)) => {
-                counts.reads.fetch_add(1, Ordering::Relaxed);
-                if let Err(why) = record_ok(&record, version) {
-                    counts.wrong.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("WRONG record {address}: {why}");
-                }
-                return;
-            }
-            Ok(Err(e)) if attempt == READ_ATTEMPTS => eprintln!("LOST record {address}: {e}"),
-            Err(_) if attempt == READ_ATTEMPTS => eprintln!("LOST record {address}: timed out"),
-            _ => {
-                counts.read_retried.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                continue;
-            }
-        }
-        counts.lost.fetch_add(1, Ordering::Relaxed);
-    }
+    check(format!("record {address}"), counts, || async {
+        let got = client.get_record(address).await;
+        got.map(|r| record_ok(&r, version))
+            .map_err(|e| e.to_string())
+    })
+    .await
 }
 
 /// Reads back everything acknowledged so far, once.
@@ -330,15 +315,15 @@ async fn writer(
     while !stop.load(Ordering::Relaxed) {
         tokio::time::sleep(PAUSE).await;
         serial += 1;
-        let roll = rng.below(100);
+        let roll = rng.index(100);
         if roll < 60 || (roll >= 75 && mine.is_empty()) {
             // Mostly small files, a fifth up to 1.5 MiB (several chunks):
             // the soak is about keeping data, not about throughput, and a
             // 10-minute run must not fill the disk.
             let len = if rng.chance(80) {
-                1 + rng.below(64 * 1024)
+                1 + rng.index(64 * 1024)
             } else {
-                1 + rng.below(1536 * 1024)
+                1 + rng.index(1536 * 1024)
             };
             let bytes = safe_testkit::bytes_for(seed ^ (serial << 20), len);
             match tokio::time::timeout(OP_TIMEOUT, client.put_bytes(bytes.clone())).await {
@@ -368,7 +353,7 @@ async fn writer(
                 }
             }
         } else {
-            let address = mine[rng.below(mine.len())];
+            let address = mine[rng.index(mine.len())];
             // The version this update makes: one past the record's own
             // (the writer is its only owner, so no one else changes it).
             let current = match tokio::time::timeout(OP_TIMEOUT, client.get_record(address)).await {
@@ -520,7 +505,7 @@ async fn acknowledged_data_survives_churn_and_heals_to_k_copies() {
     while Instant::now() < churn_end {
         tokio::time::sleep(every).await;
         let net = net.clone();
-        let mut r = Rng(rng.next() | 1);
+        let mut r = Rng(rng.next_u64() | 1);
         let (k, rs, f, down) = tokio::task::spawn_blocking(move || {
             let mut n = net.lock().unwrap();
             let down = n.down();
@@ -530,13 +515,13 @@ async fn acknowledged_data_survives_churn_and_heals_to_k_copies() {
             // `size` nodes; otherwise bring one back (its data intact) or
             // give it up for a brand-new node.
             if down.len() < max_down && (r.chance(65) || running.len() > size) {
-                n.kill(running[r.below(running.len())]);
+                n.kill(running[r.index(running.len())]);
                 k = 1;
             } else if !down.is_empty() && r.chance(60) {
-                n.restart(down[r.below(down.len())], &mut r);
+                n.restart(down[r.index(down.len())], &mut r);
                 rs = 1;
             } else {
-                if let Some(&i) = down.get(r.below(down.len())) {
+                if let Some(&i) = down.get(r.index(down.len())) {
                     n.nodes[i].gone = true;
                 }
                 n.add(&mut r);

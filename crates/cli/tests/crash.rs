@@ -24,24 +24,7 @@ use safe_client::{ChunkStore, Connection, Record, SigningKey, XorName};
 use safe_network::libp2p::Multiaddr;
 use safe_protocol::mutable::{Change, Write, record_address};
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE};
-use safe_testkit::bytes_for;
-
-/// SplitMix64: the test's own reproducible randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+use safe_testkit::{Rng, bytes_for};
 
 /// A chunk the node acknowledged: its bytes are `bytes_for(seed, len)`.
 #[derive(Clone, Copy)]
@@ -189,7 +172,7 @@ async fn chunk_writer(
     mut rng: Rng,
 ) {
     loop {
-        let (seed, len) = (rng.next(), chunk_len(&mut rng));
+        let (seed, len) = (rng.next_u64(), chunk_len(&mut rng));
         let chunk = chunk_of(seed, len);
         let name = *chunk.name();
         let result = conn.put(chunk).await;
@@ -207,7 +190,7 @@ async fn chunk_writer(
 fn signing_key(rng: &mut Rng) -> SigningKey {
     let mut bytes = [0u8; 32];
     for part in bytes.chunks_mut(8) {
-        part.copy_from_slice(&rng.next().to_le_bytes());
+        part.copy_from_slice(&rng.next_u64().to_le_bytes());
     }
     SigningKey::from_bytes(&bytes)
 }
@@ -254,7 +237,7 @@ async fn record_writer(
                 let mut next = tracked.acked.clone().unwrap();
                 let change = Change::Set {
                     key: format!("k{}", rng.below(8)).into_bytes(),
-                    value: bytes_for(rng.next(), rng.below(2000) as usize),
+                    value: bytes_for(rng.next_u64(), rng.below(2000) as usize),
                 };
                 let mut op = prepare(&next, change).unwrap();
                 op.sign(&tracked.key);
@@ -411,11 +394,11 @@ fn acknowledged_writes_survive_sigkill() {
         let mut writers = Vec::new();
         for _ in 0..3 {
             let (c, l, k) = (conn.clone(), ledger.clone(), killed.clone());
-            writers.push(rt.spawn(chunk_writer(c, l, k, Rng(rng.next()))));
+            writers.push(rt.spawn(chunk_writer(c, l, k, Rng(rng.next_u64()))));
         }
         for w in 0..2 {
             let (c, l, k) = (conn.clone(), ledger.clone(), killed.clone());
-            writers.push(rt.spawn(record_writer(c, l, k, Rng(rng.next()), w, round)));
+            writers.push(rt.spawn(record_writer(c, l, k, Rng(rng.next_u64()), w, round)));
         }
         std::thread::sleep(Duration::from_millis(50 + rng.below(1451)));
         killed.store(true, Ordering::Release);

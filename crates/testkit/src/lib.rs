@@ -30,6 +30,38 @@ pub use safe_node;
 /// The close group size of the tests' networks (the network default).
 pub const K: usize = 5;
 
+/// SplitMix64: reproducible pseudo-random numbers for tests and load runs
+/// (the same seed gives the same sequence; a run prints its seed so that a
+/// failure can be repeated), without a `rand` dependency.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number below `n` (0 if `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// An index into something `len` long (0 if it is empty).
+    pub fn index(&mut self, len: usize) -> usize {
+        self.below(len as u64) as usize
+    }
+
+    /// True `percent` times in a hundred.
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
 /// Deterministic pseudo-random bytes (xorshift): the same `seed` and
 /// `len` give the same bytes, different seeds give unrelated ones.
 pub fn bytes_for(seed: u64, len: usize) -> Vec<u8> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use safe_client::{Address, Client, Connection, NewRecord, SigningKey};
 use safe_network::libp2p::Multiaddr;
 
-use crate::{K, bytes_for};
+use crate::{K, Rng, bytes_for};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -137,17 +137,9 @@ impl Shared {
     }
 }
 
-/// xorshift for the mix of operations.
-fn next(x: &mut u64) -> u64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    *x
-}
-
 async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, config: LoadConfig) {
     let deadline = Instant::now() + config.duration;
-    let mut x = (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Rng(id as u64 + 1);
     let key = SigningKey::from_bytes(&{
         let mut k = [0u8; 32];
         k[..8].copy_from_slice(&(id as u64 + 1).to_le_bytes());
@@ -160,7 +152,7 @@ async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, confi
     let mut serial = 0u64;
     while Instant::now() < deadline {
         serial += 1;
-        let roll = next(&mut x) % 100;
+        let roll = rng.below(100);
         let op = match roll {
             0..40 => Op::SmallPut,
             40..42 => Op::LargePut,
@@ -171,8 +163,8 @@ async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, confi
         let result: Result<(), String> = match op {
             Op::SmallPut | Op::LargePut => {
                 let len = match op {
-                    Op::SmallPut => 1 + (next(&mut x) % (64 << 10)) as usize,
-                    _ => (1 << 20) + (next(&mut x) % config.large_max.max(1 << 20) as u64) as usize,
+                    Op::SmallPut => 1 + rng.index(64 << 10),
+                    _ => (1 << 20) + rng.index(config.large_max.max(1 << 20)),
                 };
                 let seed = (id as u64) << 40 | serial;
                 match client.put_bytes(bytes_for(seed, len)).await {
@@ -180,7 +172,7 @@ async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, confi
                         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
                         s.bytes_put += len as u64;
                         if s.files.len() >= MAX_FILES {
-                            let i = (next(&mut x) as usize) % s.files.len();
+                            let i = rng.index(s.files.len());
                             s.files.swap_remove(i);
                         }
                         s.files.push((report.address, seed, len));
@@ -192,7 +184,7 @@ async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, confi
             Op::Get => {
                 let pick = {
                     let s = shared.lock().unwrap_or_else(|e| e.into_inner());
-                    (!s.files.is_empty()).then(|| s.files[(next(&mut x) as usize) % s.files.len()])
+                    (!s.files.is_empty()).then(|| s.files[rng.index(s.files.len())])
                 };
                 let Some((address, seed, len)) = pick else {
                     continue;
