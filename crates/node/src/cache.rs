@@ -69,10 +69,17 @@ impl ChunkCache {
         found
     }
 
-    /// Keeps `bytes`, already checked to be the chunk called `name`.
+    /// Keeps a copy of `bytes`, already checked to be the chunk called
+    /// `name`.
+    ///
+    /// A copy, not the bytes themselves: bytes that arrived in a request
+    /// hold their share of the inbound budget
+    /// ([`safe_network::codec::INBOUND_BUDGET`]) for as long as they live,
+    /// so a cache that kept them would pin up to its whole size of that
+    /// budget, and a full budget stops the node reading any request.
     pub(crate) fn insert(&self, name: XorName, bytes: Bytes) {
         if let Some(cache) = &self.cache {
-            cache.insert(name, bytes);
+            cache.insert(name, Bytes::copy_from_slice(&bytes));
             self.inserts.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -110,6 +117,14 @@ mod tests {
             .count();
         assert!(kept > 0 && kept < 64, "{kept}");
         assert_eq!(cache.hits(), kept as u64);
+
+        // Kept as a copy: the bytes given may be a request's, which hold
+        // inbound budget for as long as they live.
+        let given = Bytes::from(vec![7u8; 1024]);
+        cache.insert(XorName([99; 32]), given.clone());
+        let kept = cache.get(&XorName([99; 32])).expect("just inserted");
+        assert_eq!(kept, given);
+        assert_ne!(kept.as_ptr(), given.as_ptr(), "a copy, not the request's buffer");
 
         let off = ChunkCache::new(0);
         off.insert(XorName([1; 32]), Bytes::from_static(b"x"));

@@ -134,3 +134,20 @@ pub async fn get(store: &Arc<Connection>, address: &Address) -> Vec<u8> {
         .expect("get");
     out
 }
+
+/// Waits (up to 30 s) for every node in this process to give back the
+/// inbound budget ([`safe_network::codec::INBOUND_BUDGET`]) once the
+/// requests are over, and returns the bytes still held: 0 unless something
+/// keeps request bytes beyond their request (which starves every node in
+/// the process of the budget, and so of requests, in the end). Only for a
+/// test that runs alone in its binary: the budget is one per process.
+pub async fn inbound_bytes_after_requests() -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let held = safe_network::codec::inbound_bytes();
+        if held == 0 || std::time::Instant::now() >= deadline {
+            return held;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -23,6 +23,12 @@ use safe_testkit::{K, bytes_for, testnet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_nodes_cannot_make_clients_accept_wrong_data() {
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("SAFE_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let dir = tempfile::tempdir().unwrap();
     let mut net = testnet(dir.path(), 10).await;
     let contacts = net.contacts().await;
@@ -63,7 +69,8 @@ async fn hostile_nodes_cannot_make_clients_accept_wrong_data() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    let until = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(secs);
     let client = Client::from(Connection::connect_to(&contacts, K).await.unwrap());
     let reader = Client::from(Connection::connect_to(&contacts, K).await.unwrap());
     let key = SigningKey::from_bytes(&[9; 32]);
@@ -109,6 +116,14 @@ async fn hostile_nodes_cannot_make_clients_accept_wrong_data() {
             assert_eq!(r.state.entries.get(b"n".as_slice()), Some(&b"2".to_vec()));
         }
         round += 1;
+        if secs > 0 {
+            eprintln!(
+                "hostile: round {round} done after {:.0} s: {} files, {} records",
+                started.elapsed().as_secs_f64(),
+                files.len(),
+                records.len()
+            );
+        }
         if Instant::now() >= until {
             break;
         }
@@ -118,7 +133,6 @@ async fn hostile_nodes_cannot_make_clients_accept_wrong_data() {
     for n in net.nodes() {
         assert!(n.fetch_queue() <= safe_node::replication::FETCH_QUEUE);
     }
-    assert!(safe_network::codec::inbound_bytes() <= safe_network::codec::INBOUND_BUDGET);
     let lies: u64 = hostile
         .iter()
         .map(|h| h.counts.lies.load(Ordering::Relaxed))
@@ -173,5 +187,8 @@ async fn hostile_nodes_cannot_make_clients_accept_wrong_data() {
     for h in hostile {
         h.stop().await;
     }
+    // The attack and the requests over, the nodes (still up, caches
+    // full) hold no request bytes: the inbound budget is all back.
+    assert_eq!(safe_testkit::inbound_bytes_after_requests().await, 0);
     net.down().await;
 }
