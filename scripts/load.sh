@@ -7,6 +7,7 @@
 # every 30 s, so memory can be seen to stay flat.
 #
 #   scripts/load.sh [CLIENTS [SECONDS]]      # default 100 300
+#   SAFE_LOAD_NODE_ARGS="--cache-size 0" scripts/load.sh   # extra node flags
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-100}
@@ -27,6 +28,9 @@ start_node() {
     local i=$1; shift
     local args=(node run --dir "$WORK/n$i" --listen /ip4/127.0.0.1/tcp/0 --metrics 127.0.0.1:0 --id-difficulty 0)
     for p in "$@"; do args+=(--peer "$p"); done
+    local extra=()
+    read -ra extra <<< "${SAFE_LOAD_NODE_ARGS:-}"
+    args+=("${extra[@]}")
     "$BIN" "${args[@]}" > "$WORK/n$i.log" 2>&1 &
     PIDS[$i]=$!
     for _ in $(seq 200); do grep -q "^metrics on" "$WORK/n$i.log" && return 0; sleep 0.05; done
@@ -36,13 +40,14 @@ addr_of() { grep -m1 -o "/ip4/127.0.0.1/tcp/[^ ]*" "$WORK/n$1.log"; }
 metrics_of() { grep -m1 -o "127.0.0.1:[0-9]*" <(grep "^metrics on" "$WORK/n$1.log"); }
 metric() { curl -s "http://$(metrics_of "$1")/metrics" | awk -v m="$2" '$1 == m {print $2}'; }
 sample() {
-    local rss="" fq=0 ib=0
+    local rss="" cache="" fq=0 ib=0
     for i in $(seq 0 $((NODES - 1))); do
         rss+="$(ps -o rss= -p "${PIDS[$i]}" | awk '{printf "%d", $1/1024}') "
+        cache+="$(( $(metric "$i" safe_cache_bytes) >> 20 )) "
         fq=$(( $(metric "$i" safe_fetch_queue) > fq ? $(metric "$i" safe_fetch_queue) : fq ))
         ib=$(( $(metric "$i" safe_inbound_bytes) > ib ? $(metric "$i" safe_inbound_bytes) : ib ))
     done
-    echo "t=$1 s  node RSS MiB: $rss  max fetch queue $fq  max inbound bytes $ib"
+    echo "t=$1 s  node RSS MiB: $rss  cache MiB: $cache  max fetch queue $fq  max inbound bytes $ib"
 }
 
 start_node 0

@@ -33,7 +33,11 @@ Environment:
   SAFE_HOME    data directory (keys, contacts, default testnet); default
                $XDG_DATA_HOME/safe or ~/.local/share/safe
   SAFE_PEERS   comma-separated peers to bootstrap from, when --peer is not given
-  SAFE_LOG     log filter, e.g. debug or safe_node=debug (default: warn)";
+  SAFE_LOG     log filter, e.g. debug or safe_node=debug (default: warn)
+  SAFE_MIN_NODE_AGE
+               seconds a node must have been in its close group's routing
+               tables before its receipts and \"not found\" answers count
+               toward a majority (default 0: off)";
 
 #[derive(Parser)]
 #[command(

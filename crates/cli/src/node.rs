@@ -52,6 +52,11 @@ pub(crate) enum NodeCommand {
         /// The same on every node of a network.
         #[arg(long, value_name = "N", default_value_t = safe_network::diversity::DEFAULT_MAX_PER_SUBNET)]
         max_per_subnet: usize,
+        /// Data requests a second that one peer may send; more are
+        /// refused, and a peer that keeps on is banned for 10 minutes.
+        /// 0 turns the limit off.
+        #[arg(long, value_name = "N", default_value_t = safe_network::peer_limits::DEFAULT_REQUEST_RATE)]
+        request_rate: u32,
     },
     /// List the names of the chunks a node holds, one per line: from its
     /// index when it is stopped, or asked of it (on its --metrics address)
@@ -102,6 +107,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             metrics,
             id_difficulty,
             max_per_subnet,
+            request_rate,
         } => {
             let mut config = safe_node::NodeConfig::new(dir);
             if !listen.is_empty() {
@@ -115,6 +121,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             config.close_group = network.close_group;
             config.admission.id_difficulty = id_difficulty;
             config.admission.max_per_subnet = max_per_subnet;
+            config.admission.request_rate = request_rate;
             run(config).await
         }
         NodeCommand::Chunks { dir, segments } => list_chunks(&dir, segments).await,
@@ -124,6 +131,12 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
 /// `safe node chunks`: see its help.
 async fn list_chunks(dir: &Path, segments: bool) -> Result<()> {
     let context = || format!("listing the chunks in {}", dir.display());
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a node directory (no such directory); give the --dir a node was run with",
+            dir.display()
+        );
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut written = Ok(());
     let emit = |name: safe_protocol::XorName| {

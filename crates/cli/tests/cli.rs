@@ -271,6 +271,10 @@ fn bad_input_gives_one_clear_line() {
     let nobody = nobody.as_str();
     let e = err(&["get", nobody, "--local-store", s(&store)]);
     assert!(e.contains("nothing found"), "{e}");
+    // A node directory that does not exist is named as such.
+    let e = err(&["node", "chunks", "--dir", s(&dir.path().join("no-node"))]);
+    assert!(e.contains("is not a node directory"), "{e}");
+    assert!(!dir.path().join("no-node").exists(), "and not made");
 }
 
 #[test]
@@ -498,7 +502,7 @@ fn ranges_of_empty_files_and_suffix_ranges() {
 #[test]
 fn help_names_the_environment() {
     let help = ok(&["--help"]);
-    for var in ["SAFE_HOME", "SAFE_PEERS", "SAFE_LOG"] {
+    for var in ["SAFE_HOME", "SAFE_PEERS", "SAFE_LOG", "SAFE_MIN_NODE_AGE"] {
         assert!(help.contains(var), "{var} in {help}");
     }
 }

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod age;
 pub mod bootstrap;
 pub mod cache;
 mod client;

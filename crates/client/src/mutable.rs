@@ -285,6 +285,9 @@ impl Connection {
         if !errors.is_empty() {
             self.forget_group(&name);
         }
+        // Only members old enough count ([`crate::age`]).
+        let counted = self.counted_members(&group).await;
+        signers.retain(|p| counted.contains(p));
         if signers.len() >= need {
             return Ok(());
         }
@@ -356,10 +359,14 @@ impl Connection {
         .await;
         let (mut not_found, mut limited, mut errors) = (0, 0, Vec::new());
         let mut served: Vec<(PeerId, bytes::Bytes)> = Vec::new();
+        let mut not_found_from = Vec::new();
         for (peer, answer) in group.iter().zip(answers) {
             match answer {
                 Ok(Some(bytes)) => served.push((*peer, bytes)),
-                Ok(None) => not_found += 1,
+                Ok(None) => {
+                    not_found += 1;
+                    not_found_from.push(*peer);
+                }
                 Err(MutableError::RateLimited) => limited += 1,
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
@@ -402,6 +409,16 @@ impl Connection {
         }
         if !errors.is_empty() {
             self.forget_group(&name);
+        }
+        // "Not found" counts only from members old enough ([`crate::age`]),
+        // asked only when some member said it; copies count from anyone:
+        // the owners' signatures vouch for them.
+        if not_found > 0 {
+            let counted = self.counted_members(&group).await;
+            not_found = not_found_from
+                .iter()
+                .filter(|p| counted.contains(p))
+                .count();
         }
         if let Some(winner) = resolve(&copies, 1).map(|r| r.record) {
             let genesis = winner.genesis.id();

@@ -81,6 +81,9 @@ pub struct Connection {
     lookups: Arc<AtomicU64>,
     /// Read counts of chunks, for caching popular ones near their group.
     popular: Arc<Popular>,
+    /// Which nodes are old enough to count toward a majority
+    /// ([`crate::age`]).
+    pub(crate) ages: Arc<crate::age::Ages>,
 }
 
 /// The network as the last wide lookup found it.
@@ -205,6 +208,7 @@ impl Connection {
             whole: Arc::default(),
             lookups: Arc::default(),
             popular: Arc::default(),
+            ages: Arc::new(crate::age::Ages::new(crate::age::min_node_age_from_env())),
         })
     }
 
@@ -501,7 +505,10 @@ impl Connection {
                     // changed, so the next chunk looks it up again.
                     self.forget_whole();
                 }
-                signers.len() >= self.majority_of(network, group)
+                // Only members old enough count ([`crate::age`]).
+                let counted = self.counted_members(group).await;
+                let signers = signers.iter().filter(|p| counted.contains(p)).count();
+                signers >= self.majority_of(network, group)
             }
             _ => false,
         }
@@ -533,7 +540,10 @@ impl Connection {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        if signers.len() < need {
+        // Only members old enough count ([`crate::age`]).
+        let counted = self.counted_members(&group).await;
+        let counting = |s: &[PeerId]| s.iter().filter(|p| counted.contains(p)).count();
+        if counting(&signers) < need {
             // The entry's view of the group differs from ours, or members
             // failed: send directly to the members that have not signed.
             full = 0; // recounted over the members asked directly
@@ -562,6 +572,8 @@ impl Connection {
         if !errors.is_empty() {
             self.forget_group(&name);
         }
+        let young = signers.len() - counting(&signers);
+        signers.retain(|p| counted.contains(p));
         if signers.len() >= need {
             return Ok(());
         }
@@ -571,10 +583,14 @@ impl Connection {
                 group.len()
             )));
         }
+        let young = match young {
+            0 => String::new(),
+            n => format!("; {n} more joined too recently to count"),
+        };
         Err(network_err(
             &name,
             &format!(
-                "only {} of {} close group members confirmed (need {need})",
+                "only {} of {} close group members confirmed (need {need}{young})",
                 signers.len(),
                 group.len()
             ),
@@ -597,6 +613,7 @@ impl Connection {
         }
         let mut errors = Vec::new();
         let mut not_found = 0;
+        let mut not_found_from = Vec::new();
         let mut bad_copy = false;
         for peer in &popular::shuffled(group.clone()) {
             match self.net.request(*peer, Request::GetChunk { name }).await {
@@ -616,7 +633,10 @@ impl Connection {
                         errors.push(format!("{peer}: bad chunk ({e})"));
                     }
                 },
-                Ok(Response::NotFound) => not_found += 1,
+                Ok(Response::NotFound) => {
+                    not_found += 1;
+                    not_found_from.push(*peer);
+                }
                 Ok(other) => errors.push(format!("{peer}: unexpected answer ({})", other.kind())),
                 Err(e) => errors.push(e.to_string()),
             }
@@ -624,7 +644,13 @@ impl Connection {
         self.forget_group(&name);
         // A majority of the group answered "not found" and none served a
         // bad copy: the chunk is not on the network. Fewer answers is a
-        // network error, not a verdict.
+        // network error, not a verdict. Only members old enough count
+        // ([`crate::age`]).
+        let counted = self.counted_members(&group).await;
+        let not_found = not_found_from
+            .iter()
+            .filter(|p| counted.contains(p))
+            .count();
         if not_found >= majority(group.len()) && !bad_copy {
             return Err(StoreError::NotFound(name));
         }

@@ -17,7 +17,8 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use safe_protocol::account::AccountFetch;
 use safe_protocol::messages::{
-    DATA_FORMAT, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, RecordReceipt, Refusal, Request, Response,
+    DATA_FORMAT, MAX_AGE_PEERS, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, RecordReceipt, Refusal,
+    Request, Response,
 };
 use safe_protocol::mutable::RecordError;
 use safe_protocol::{XorName, codec};
@@ -60,6 +61,9 @@ enum RequestRef<'a> {
         #[serde(borrow)]
         bytes: &'a [u8],
     },
+    PeerAges {
+        peers: Vec<[u8; 32]>,
+    },
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -74,6 +78,7 @@ enum ResponseRef<'a> {
     Record(#[serde(borrow)] &'a [u8]),
     RecordRefused(RecordError),
     Cached,
+    PeerAges(Vec<u64>),
 }
 
 /// The postcard variant index of `Request::PutChunk` (checked by a test).
@@ -356,6 +361,13 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
         RequestRef::CacheChunk { bytes } => Request::CacheChunk {
             bytes: frame.slice_ref(bytes),
         },
+        RequestRef::PeerAges { peers } if peers.len() > MAX_AGE_PEERS => {
+            return Err(invalid_data(format!(
+                "ages of {} peers asked, over the limit of {MAX_AGE_PEERS}",
+                peers.len()
+            )));
+        }
+        RequestRef::PeerAges { peers } => Request::PeerAges { peers },
     })
 }
 
@@ -379,6 +391,13 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
         ResponseRef::Record(bytes) => Response::Record(frame.slice_ref(bytes)),
         ResponseRef::RecordRefused(e) => Response::RecordRefused(e),
         ResponseRef::Cached => Response::Cached,
+        ResponseRef::PeerAges(ages) if ages.len() > MAX_AGE_PEERS => {
+            return Err(invalid_data(format!(
+                "{} ages, over the limit of {MAX_AGE_PEERS}",
+                ages.len()
+            )));
+        }
+        ResponseRef::PeerAges(ages) => Response::PeerAges(ages),
     })
 }
 
@@ -527,6 +546,16 @@ mod tests {
             bytes: Bytes::from_static(b"popular"),
         });
         roundtrip_response(Response::Cached);
+        roundtrip_request(Request::PeerAges {
+            peers: vec![[3; 32]; 5],
+        });
+        roundtrip_response(Response::PeerAges(vec![0, 1, u64::MAX]));
+        // Over the limit: refused when decoded.
+        let frame = encode_frame(&Request::PeerAges {
+            peers: vec![[3; 32]; MAX_AGE_PEERS + 1],
+        })
+        .unwrap();
+        assert!(decode_request(&Bytes::from(frame[PREFIX..].to_vec())).is_err());
     }
 
     #[tokio::test]

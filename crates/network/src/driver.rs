@@ -9,6 +9,8 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::kad::{self, QueryId, QueryResult};
@@ -17,10 +19,11 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use safe_protocol::XorName;
-use safe_protocol::messages::{Request, Response};
+use safe_protocol::messages::{Refusal, Request, Response};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::peer_limits::{PeerLimits, Verdict};
 use crate::{Admission, Behaviour, BehaviourEvent, diversity, learn_from_identify};
 
 /// Most peers a lookup asks Kademlia for when the address-block limit is
@@ -31,6 +34,14 @@ pub const DIVERSE_LOOKUP_WIDTH: usize = 20;
 pub const COMMAND_QUEUE: usize = 1024;
 /// Inbound data requests waiting for the consumer; more are dropped.
 pub const INBOUND_QUEUE: usize = 256;
+
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Inbound requests dropped in this process so far because the queue
+/// ([`INBOUND_QUEUE`]) was full (the node's `safe_inbound_dropped_total`).
+pub fn inbound_dropped() -> u64 {
+    DROPPED.load(Ordering::Relaxed)
+}
 
 /// A data request from a peer, with the channel its answer goes back on.
 pub struct Inbound {
@@ -103,6 +114,10 @@ enum Command {
     RoutingPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    PeerAges {
+        peers: Vec<PeerId>,
+        reply: oneshot::Sender<Vec<Duration>>,
+    },
     Dial {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<PeerId, DialError>>,
@@ -124,7 +139,32 @@ pub struct Net {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
     routing: watch::Receiver<usize>,
+    /// Peers that refused a request for its rate: until when every request
+    /// to them waits, and how many pauses in a row ([`Net::request`]).
+    paused: std::sync::Arc<std::sync::Mutex<HashMap<PeerId, (Instant, u32)>>>,
 }
+
+/// How long every request to a peer waits after the peer refused one for
+/// its rate ([`Refusal::PeerRateLimited`]), doubled for each refusal that
+/// follows within [`RATE_LIMIT_PAUSE_MAX`], up to that: at the default rate
+/// the peer's bucket refills far more than that meanwhile, and a sender
+/// that waits so after each refusal stays below the refusals that get a
+/// peer banned ([`crate::peer_limits`]) unless it keeps more than about a
+/// fifth of the peer's rate in flight to it.
+pub const RATE_LIMIT_PAUSE: Duration = Duration::from_millis(250);
+/// The longest pause.
+pub const RATE_LIMIT_PAUSE_MAX: Duration = Duration::from_secs(2);
+/// Times a request refused for its rate is sent again before the refusal
+/// is returned.
+pub const RATE_LIMIT_RETRIES: usize = 8;
+/// Peers remembered as paused at once (more: the oldest pauses go).
+const MAX_PAUSED: usize = 1024;
+/// How long a peer may be out of the routing table and keep its age (a
+/// moment's lost link does not make a node new again).
+pub const AGE_GRACE: Duration = Duration::from_secs(300);
+/// Peers whose ages are kept at once, in and recently out of the table
+/// (more: those out of it are forgotten at once).
+const MAX_AGE_ENTRIES: usize = 8192;
 
 impl Net {
     /// This peer's id.
@@ -139,8 +179,71 @@ impl Net {
     }
 
     /// Sends `request` to `peer` and waits for its answer (bounded by the
-    /// request timeout of the swarm).
+    /// request timeout of the swarm). Paced: a peer that refuses a request
+    /// for its rate gets nothing from this peer for [`RATE_LIMIT_PAUSE`],
+    /// and the request is sent again, up to [`RATE_LIMIT_RETRIES`] times.
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, RequestError> {
+        let mut attempt = 0;
+        loop {
+            self.wait_unpaused(&peer).await;
+            let answer = self.request_unpaced(peer, request.clone()).await;
+            match answer {
+                Ok(Response::Refused(Refusal::PeerRateLimited)) if attempt < RATE_LIMIT_RETRIES => {
+                    attempt += 1;
+                    self.pause(peer);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Waits while requests to `peer` are paused (a pause made longer
+    /// meanwhile is waited out too).
+    async fn wait_unpaused(&self, peer: &PeerId) {
+        loop {
+            let until = self
+                .paused
+                .lock()
+                .ok()
+                .and_then(|p| p.get(peer).map(|(until, _)| *until));
+            match until {
+                Some(until) if until > Instant::now() => {
+                    tokio::time::sleep_until(until.into()).await;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Pauses requests to `peer` after a refusal for its rate.
+    fn pause(&self, peer: PeerId) {
+        let now = Instant::now();
+        if let Ok(mut paused) = self.paused.lock() {
+            // Refusals of requests sent before a pause began change
+            // nothing; one soon after a pause ended doubles the next.
+            let level = match paused.get(&peer) {
+                Some((until, _)) if *until > now => return,
+                Some((until, level)) if *until + RATE_LIMIT_PAUSE_MAX > now => (level + 1).min(3),
+                _ => 0,
+            };
+            paused.retain(|_, (until, _)| *until + RATE_LIMIT_PAUSE_MAX > now);
+            if paused.len() >= MAX_PAUSED
+                && let Some(first) = paused.iter().min_by_key(|(_, t)| t.0).map(|(p, _)| *p)
+            {
+                paused.remove(&first);
+            }
+            let pause = (RATE_LIMIT_PAUSE * (1 << level)).min(RATE_LIMIT_PAUSE_MAX);
+            paused.insert(peer, (now + pause, level));
+        }
+    }
+
+    /// [`Net::request`] sent once, whatever the answer: for tests and
+    /// tools that must see every refusal.
+    pub async fn request_unpaced(
+        &self,
+        peer: PeerId,
+        request: Request,
+    ) -> Result<Response, RequestError> {
         self.ask(|reply| Command::Request {
             peer,
             request,
@@ -181,6 +284,16 @@ impl Net {
         self.ask(|reply| Command::RoutingPeers { reply })
             .await
             .unwrap_or_default()
+    }
+
+    /// How long each of `peers` has been in this peer's routing table
+    /// without a break (zero for one not in it): its node age as this peer
+    /// sees it.
+    pub async fn peer_ages(&self, peers: Vec<PeerId>) -> Vec<Duration> {
+        let n = peers.len();
+        self.ask(|reply| Command::PeerAges { peers, reply })
+            .await
+            .unwrap_or_else(|| vec![Duration::ZERO; n])
     }
 
     /// Dials `addr`; resolves when the connection is up (with the remote's
@@ -231,6 +344,12 @@ struct Driver {
     routing: watch::Sender<usize>,
     /// Who may enter the routing table and lookup answers.
     admission: Admission,
+    /// Per-peer request rates and bans (nodes only).
+    peer_limits: PeerLimits,
+    /// When each peer in the routing table entered it (node age), and
+    /// when it left, if it did; kept in step with the table by
+    /// [`Driver::routing_changed`].
+    joined: HashMap<PeerId, (Instant, Option<Instant>)>,
 }
 
 /// Starts the event loop for `swarm`. Inbound data requests are delivered
@@ -253,6 +372,8 @@ pub fn spawn(
         listen: Vec::new(),
         routing: routing_tx,
         admission,
+        peer_limits: PeerLimits::new(admission.request_rate),
+        joined: HashMap::new(),
     };
     let task = tokio::spawn(driver.run(rx));
     (
@@ -260,6 +381,7 @@ pub fn spawn(
             tx,
             peer_id,
             routing: routing_rx,
+            paused: Default::default(),
         },
         task,
     )
@@ -267,6 +389,9 @@ pub fn spawn(
 
 impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        // Bans end within a second of their time.
+        let mut bans = tokio::time::interval(Duration::from_secs(1));
+        bans.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = commands.recv() => match command {
@@ -274,24 +399,44 @@ impl Driver {
                     Some(command) => self.command(command),
                 },
                 event = self.swarm.select_next_some() => self.event(event),
+                _ = bans.tick(), if self.peer_limits.banned_now() > 0 => {
+                    for peer in self.peer_limits.expire(Instant::now()) {
+                        self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                    }
+                }
             }
         }
         tracing::debug!("network task stopped");
     }
 
-    fn routing_count(&mut self) -> usize {
-        self.swarm
-            .behaviour_mut()
-            .kad
-            .kbuckets()
-            .map(|b| b.num_entries())
-            .sum()
-    }
-
     /// Signals watchers only when the routing table's size changed, so
-    /// repeated identify messages do not wake replication.
+    /// repeated identify messages do not wake replication. Notes when
+    /// peers entered the table, and forgets those that left it.
     fn routing_changed(&mut self) {
-        let n = self.routing_count();
+        let now = Instant::now();
+        let mut present: std::collections::HashSet<PeerId> = std::collections::HashSet::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                present.insert(*entry.node.key.preimage());
+            }
+        }
+        for (peer, (_, left)) in self.joined.iter_mut() {
+            if present.contains(peer) {
+                *left = None;
+            } else if left.is_none() {
+                *left = Some(now);
+            }
+        }
+        self.joined.retain(|_, (_, left)| {
+            left.is_none_or(|t| now.saturating_duration_since(t) < AGE_GRACE)
+        });
+        if self.joined.len() > MAX_AGE_ENTRIES {
+            self.joined.retain(|_, (_, left)| left.is_none());
+        }
+        let n = present.len();
+        for p in present {
+            self.joined.entry(p).or_insert((now, None));
+        }
         self.routing.send_if_modified(|old| {
             let changed = *old != n;
             *old = n;
@@ -342,6 +487,17 @@ impl Driver {
                     })
                     .collect();
                 let _ = reply.send(peers);
+            }
+            Command::PeerAges { peers, reply } => {
+                let now = Instant::now();
+                let ages = peers
+                    .iter()
+                    .map(|p| match self.joined.get(p) {
+                        Some((since, None)) => now.saturating_duration_since(*since),
+                        _ => Duration::ZERO,
+                    })
+                    .collect();
+                let _ = reply.send(ages);
             }
             Command::Dial { addr, reply } => {
                 let opts = DialOpts::unknown_peer_id().address(addr).build();
@@ -437,12 +593,30 @@ impl Driver {
                     let Some(inbound) = &self.inbound else {
                         return; // clients answer nothing; dropping closes the stream
                     };
+                    let verdict = self.peer_limits.check(peer, Instant::now());
+                    if verdict != Verdict::Allow {
+                        let refusal = Response::Refused(Refusal::PeerRateLimited);
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .data
+                            .send_response(channel, refusal);
+                        if verdict == Verdict::Ban {
+                            self.ban(peer);
+                        }
+                        return;
+                    }
                     if let Err(e) = inbound.try_send(Inbound {
                         peer,
                         request,
                         channel,
                     }) {
-                        tracing::warn!(%peer, "inbound queue full or closed, dropping a request: {e}");
+                        // Logged at the 1st, 2nd, 4th, 8th, ... drop: a
+                        // full queue is a flood, and must not flood the log.
+                        let n = DROPPED.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_power_of_two() {
+                            tracing::warn!(%peer, "inbound queue full or closed, dropping a request ({n} dropped so far): {e}");
+                        }
                     }
                 }
                 request_response::Message::Response {
@@ -478,6 +652,20 @@ impl Driver {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+
+    /// Bans `peer` for [`crate::peer_limits::BAN`]: its connections are
+    /// closed and refused, and it leaves the routing table.
+    fn ban(&mut self, peer: PeerId) {
+        tracing::info!(%peer, "banned for {} s: it kept sending requests over its rate after being refused", crate::peer_limits::BAN.as_secs());
+        let ended = self.peer_limits.ban(peer, Instant::now());
+        let b = self.swarm.behaviour_mut();
+        if let Some(early) = ended {
+            b.blocked.unblock_peer(early);
+        }
+        b.blocked.block_peer(peer);
+        b.kad.remove_peer(&peer);
+        self.routing_changed();
     }
 
     fn kad_event(&mut self, event: kad::Event) {

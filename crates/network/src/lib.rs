@@ -22,6 +22,7 @@ pub mod driver;
 pub mod identity;
 pub mod ip_limits;
 pub mod muxer;
+pub mod peer_limits;
 pub mod tls;
 
 use std::time::Duration;
@@ -64,6 +65,9 @@ mod behaviour {
     /// Everything a safe peer speaks.
     #[derive(NetworkBehaviour)]
     pub struct Behaviour {
+        /// Peers banned for floods ([`crate::peer_limits`]): their
+        /// connections are closed and refused.
+        pub blocked: libp2p::allow_block_list::Behaviour<libp2p::allow_block_list::BlockedPeers>,
         /// Caps on incoming connections per source address
         /// ([`crate::ip_limits`]).
         pub per_source: crate::ip_limits::Behaviour,
@@ -98,6 +102,10 @@ pub struct Admission {
     /// limits ([`diversity`]; off for the same reason; their tests give
     /// nodes addresses in different 127.x.y.0/24 blocks and turn it on).
     pub limit_loopback_subnets: bool,
+    /// Inbound data requests a second one peer may send before it is
+    /// refused, and banned if it keeps on ([`peer_limits`]); 0 turns the
+    /// limit off.
+    pub request_rate: u32,
 }
 
 impl Admission {
@@ -108,6 +116,7 @@ impl Admission {
             max_per_subnet: diversity::DEFAULT_MAX_PER_SUBNET,
             limit_loopback_connections: false,
             limit_loopback_subnets: false,
+            request_rate: peer_limits::DEFAULT_REQUEST_RATE,
         }
     }
 
@@ -209,6 +218,7 @@ pub fn build_swarm_with(
                     .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
             );
             Behaviour {
+                blocked: Default::default(),
                 per_source: ip_limits::Behaviour::new(admission.limit_loopback_connections),
                 limits,
                 kad,

@@ -124,7 +124,11 @@ mod tests {
         cache.insert(XorName([99; 32]), given.clone());
         let kept = cache.get(&XorName([99; 32])).expect("just inserted");
         assert_eq!(kept, given);
-        assert_ne!(kept.as_ptr(), given.as_ptr(), "a copy, not the request's buffer");
+        assert_ne!(
+            kept.as_ptr(),
+            given.as_ptr(),
+            "a copy, not the request's buffer"
+        );
 
         let off = ChunkCache::new(0);
         off.insert(XorName([1; 32]), Bytes::from_static(b"x"));

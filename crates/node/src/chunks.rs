@@ -161,6 +161,8 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) -> bool {
     }
     let bytes = match node.net.request(peer, Request::GetChunk { name }).await {
         Ok(Response::Chunk(bytes)) => bytes,
+        // Asked too fast: not a failed offer; the next round offers it again.
+        Ok(Response::Refused(Refusal::PeerRateLimited)) => return true,
         Ok(_) => return false,
         Err(e) => {
             tracing::debug!(%name, "replication fetch failed: {e}");

@@ -2,8 +2,10 @@
 //! to the module that owns its kind of data ([`crate::chunks`],
 //! [`crate::records`]); refusals are counted and logged here, in one place.
 
+use safe_network::close_group::key_to_peer;
 use safe_network::driver::Inbound;
-use safe_protocol::messages::{Request, Response};
+use safe_network::libp2p::PeerId;
+use safe_protocol::messages::{MAX_AGE_PEERS, Refusal, Request, Response};
 
 use crate::metrics::Kind;
 use crate::node::Node;
@@ -49,6 +51,10 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::CacheChunk);
             chunks::cache(node, bytes).await
         }
+        Request::PeerAges { peers } => {
+            node.metrics.request(Kind::PeerAges);
+            peer_ages(node, &peers).await
+        }
     };
     match &response {
         Response::Refused(reason) => {
@@ -62,4 +68,25 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
         _ => {}
     }
     node.net.respond(channel, response).await;
+}
+
+/// How long this node has had each of `keys` (node public keys) in its
+/// routing table, in whole seconds (0 for a key that is not, or is not a
+/// node's).
+async fn peer_ages(node: &Node, keys: &[[u8; 32]]) -> Response {
+    if keys.len() > MAX_AGE_PEERS {
+        return Response::Refused(Refusal::OverLimit);
+    }
+    let peers: Vec<Option<PeerId>> = keys.iter().map(key_to_peer).collect();
+    let known: Vec<PeerId> = peers.iter().flatten().copied().collect();
+    let mut ages = node.net.peer_ages(known).await.into_iter();
+    Response::PeerAges(
+        peers
+            .iter()
+            .map(|p| match p {
+                Some(_) => ages.next().map_or(0, |a| a.as_secs()),
+                None => 0,
+            })
+            .collect(),
+    )
 }

@@ -63,6 +63,8 @@ pub enum Kind {
     GetAccount,
     /// CacheChunk.
     CacheChunk,
+    /// PeerAges.
+    PeerAges,
 }
 
 /// Counters a node keeps.
@@ -76,6 +78,7 @@ pub struct Metrics {
     offer_records: AtomicU64,
     get_account: AtomicU64,
     cache_chunk: AtomicU64,
+    peer_ages: AtomicU64,
     refused: AtomicU64,
     served_chunks: AtomicU64,
     served_bytes: AtomicU64,
@@ -94,6 +97,7 @@ impl Metrics {
             Kind::OfferRecords => &self.offer_records,
             Kind::GetAccount => &self.get_account,
             Kind::CacheChunk => &self.cache_chunk,
+            Kind::PeerAges => &self.peer_ages,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -127,7 +131,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
          safe_requests_total{{kind=\"put\"}} {}\nsafe_requests_total{{kind=\"get\"}} {}\nsafe_requests_total{{kind=\"offer\"}} {}\n\
          safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
-         safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\n\
+         safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\nsafe_requests_total{{kind=\"peer_ages\"}} {}\n\
          # HELP safe_chunks_served_total Chunks served (from the store or the cache).\n# TYPE safe_chunks_served_total counter\nsafe_chunks_served_total {}\n\
          # HELP safe_cache_hits_total Chunks served from the cache of popular chunks.\n# TYPE safe_cache_hits_total counter\nsafe_cache_hits_total {}\n\
          # HELP safe_cache_inserts_total Popular chunks taken into the cache.\n# TYPE safe_cache_inserts_total counter\nsafe_cache_inserts_total {}\n\
@@ -140,7 +144,10 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_inbound_bytes Bytes of received requests held now (bounded by the inbound budget).\n# TYPE safe_inbound_bytes gauge\nsafe_inbound_bytes {}\n\
          # HELP safe_inbound_budget_bytes The inbound budget.\n# TYPE safe_inbound_budget_bytes gauge\nsafe_inbound_budget_bytes {}\n\
          # HELP safe_connections_denied_total Incoming connections refused by the per-source limits.\n# TYPE safe_connections_denied_total counter\nsafe_connections_denied_total {}\n\
-         # HELP safe_fetch_queue Replication fetches queued (at most 4096, 512 per peer).\n# TYPE safe_fetch_queue gauge\nsafe_fetch_queue {}\n",
+         # HELP safe_fetch_queue Replication fetches queued (at most 4096, 512 per peer).\n# TYPE safe_fetch_queue gauge\nsafe_fetch_queue {}\n\
+         # HELP safe_requests_rate_limited_total Requests refused because their peer was over its --request-rate.\n# TYPE safe_requests_rate_limited_total counter\nsafe_requests_rate_limited_total {}\n\
+         # HELP safe_peers_banned_total Peers banned for sending on after being rate limited.\n# TYPE safe_peers_banned_total counter\nsafe_peers_banned_total {}\n\
+         # HELP safe_inbound_dropped_total Requests dropped because the inbound queue (256) was full.\n# TYPE safe_inbound_dropped_total counter\nsafe_inbound_dropped_total {}\n",
         node.store.chunk_count(),
         node.store.used(),
         node.store.capacity(),
@@ -152,6 +159,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.offer_records),
         r(&m.get_account),
         r(&m.cache_chunk),
+        r(&m.peer_ages),
         r(&m.served_chunks),
         node.node.cache.hits(),
         node.node.cache.inserts(),
@@ -165,6 +173,9 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         safe_network::codec::INBOUND_BUDGET,
         safe_network::ip_limits::denied(),
         node.node.fetches.queued(),
+        safe_network::peer_limits::limited(),
+        safe_network::peer_limits::banned(),
+        safe_network::driver::inbound_dropped(),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -24,6 +24,9 @@ pub const MAX_OFFER_NAMES: usize = 1024;
 /// Most receipts in one response (a close group is far smaller).
 pub const MAX_RECEIPTS: usize = 64;
 
+/// Most nodes asked about in one [`Request::PeerAges`].
+pub const MAX_AGE_PEERS: usize = 64;
+
 /// What a peer asks of a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -83,6 +86,14 @@ pub enum Request {
         /// The chunk (at most [`crate::MAX_CHUNK_SIZE`] bytes).
         bytes: Bytes,
     },
+    /// How long the receiver has had each of these nodes in its routing
+    /// table (node age): a client counts a node's answers toward a
+    /// majority only once the rest of the node's close group says it has
+    /// been up long enough.
+    PeerAges {
+        /// The nodes' ed25519 public keys, at most [`MAX_AGE_PEERS`].
+        peers: Vec<[u8; 32]>,
+    },
 }
 
 /// Why a node refused a request.
@@ -108,6 +119,10 @@ pub enum Refusal {
     /// (it would hold a copy nobody reads or replicates).
     #[error("this node is not in the close group of that address")]
     NotResponsible,
+    /// This peer sent more requests than the node takes from one peer
+    /// (its `--request-rate`); a peer that keeps on is banned for a while.
+    #[error("too many requests from this peer; slow down")]
+    PeerRateLimited,
 }
 
 /// A node's answer.
@@ -138,6 +153,9 @@ pub enum Response {
     RecordRefused(RecordError),
     /// A `CacheChunk` was taken (kept in the cache, or held already).
     Cached,
+    /// Seconds the answering node has had each node asked about in its
+    /// routing table, in the order asked (0: not in it).
+    PeerAges(Vec<u64>),
 }
 
 impl Response {
@@ -153,6 +171,7 @@ impl Response {
             Response::Record(_) => "a record".into(),
             Response::RecordRefused(e) => format!("refused: {e}"),
             Response::Cached => "cached".into(),
+            Response::PeerAges(_) => "peer ages".into(),
         }
     }
 }

@@ -172,6 +172,8 @@ async fn lie(
                 }
             }
             Request::OfferChunks { names } => Response::OfferTaken { missing: names },
+            // Every node it is asked about has been up forever.
+            Request::PeerAges { peers } => Response::PeerAges(vec![u64::MAX / 2; peers.len()]),
             Request::OfferRecords { items } => {
                 // Keep a first copy of each, to serve stale later.
                 let (net, stale) = (net.clone(), stale.clone());
@@ -233,8 +235,8 @@ async fn attack(net: Net, counts: Arc<HostileCounts>, seed: u64) {
                 let names: Vec<XorName> = (0..MAX_OFFER_NAMES as u64).map(made_up).collect();
                 let items = names.iter().take(64).map(|n| (*n, [7u8; 32])).collect();
                 let offers = futures::future::join(
-                    net.request(peer, Request::OfferChunks { names }),
-                    net.request(peer, Request::OfferRecords { items }),
+                    net.request_unpaced(peer, Request::OfferChunks { names }),
+                    net.request_unpaced(peer, Request::OfferRecords { items }),
                 );
                 let flood = futures::stream::iter(0..FLOOD as u64).for_each_concurrent(
                     FLOOD_IN_FLIGHT,
@@ -242,7 +244,7 @@ async fn attack(net: Net, counts: Arc<HostileCounts>, seed: u64) {
                         let net = net.clone();
                         let name = made_up(1 << 32 | i);
                         async move {
-                            let _ = net.request(peer, Request::GetChunk { name }).await;
+                            let _ = net.request_unpaced(peer, Request::GetChunk { name }).await;
                         }
                     },
                 );

@@ -25,6 +25,7 @@ fn admission(max_per_subnet: usize) -> Admission {
         max_per_subnet,
         limit_loopback_connections: false,
         limit_loopback_subnets: true,
+        ..Admission::new(0)
     }
 }
 

@@ -94,3 +94,110 @@ async fn cheap_ids_next_to_an_address_never_enter_its_close_group() {
     }
     net.down().await;
 }
+
+/// Node age (issue 15): nodes that have just joined hold copies, but their
+/// receipts and "not found" answers do not count toward a client's majority
+/// until the rest of their close group has had them for the client's
+/// minimum age; then they do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn young_nodes_do_not_count_toward_a_majority_until_old_enough() {
+    use safe_client::{ChunkStore, StoreError};
+    use safe_protocol::Chunk;
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = safe_testkit::testnet(&dir.path().join("net"), 6).await;
+    let seeds = net.contacts().await;
+    let original: Vec<_> = net.nodes().map(|n| n.peer_id()).collect();
+    // The minimum age the client sets, and how long the first six are up
+    // before the others join: far apart, so that however slowly the
+    // newcomers are routed to, they are still young when asked about.
+    const MIN: Duration = Duration::from_secs(6);
+    tokio::time::sleep(MIN + Duration::from_secs(3)).await;
+
+    // Three nodes join now.
+    let mut young = Vec::new();
+    for i in 0..3 {
+        let mut c = safe_node::NodeConfig::new(dir.path().join(format!("young{i}")));
+        c.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+        c.peers = seeds.clone();
+        c.close_group = K;
+        young.push(safe_node::start(c).await.expect("node starts"));
+    }
+    let newcomers: Vec<_> = young.iter().map(|n| n.peer_id()).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for n in net.nodes() {
+        loop {
+            let peers = n.routing_peers().await;
+            if newcomers.iter().all(|p| peers.contains(p)) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "newcomers routed to");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let everyone: Vec<_> = original.iter().chain(&newcomers).copied().collect();
+
+    // A client that counts nodes up for MIN: the originals count, the
+    // newcomers do not, by what the others say.
+    let joined = std::time::Instant::now();
+    let client = Connection::connect_to(&seeds, K).await.unwrap();
+    client.set_min_node_age(MIN);
+    let counted = client.counted_members(&everyone).await;
+    assert_eq!(
+        {
+            let mut c = counted.clone();
+            c.sort();
+            c
+        },
+        {
+            let mut o = original.clone();
+            o.sort();
+            o
+        },
+        "only the nodes up long enough count (asked {:?} after the newcomers were routed to)",
+        joined.elapsed()
+    );
+
+    // A client for which no node is old enough: stores nothing (every
+    // receipt comes from a node too new to count) and never hears "not
+    // found", where a client without the limit does both.
+    let strict = Connection::connect_to(&seeds, K).await.unwrap();
+    strict.set_min_node_age(Duration::from_secs(3600));
+    let chunk = Chunk::new(safe_testkit::bytes_for(11, 5_000)).unwrap();
+    let err = ChunkStore::put(&strict, chunk.clone()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("joined too recently to count"),
+        "{err}"
+    );
+    let missing = XorName([0x77; 32]);
+    assert!(
+        matches!(
+            ChunkStore::get(&strict, missing).await,
+            Err(StoreError::Network(_))
+        ),
+        "no verdict from nodes too new to count"
+    );
+    let open = Connection::connect_to(&seeds, K).await.unwrap();
+    ChunkStore::put(&open, chunk.clone()).await.unwrap();
+    assert!(matches!(
+        ChunkStore::get(&open, missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // MIN on, the newcomers count too.
+    tokio::time::sleep_until((joined + MIN + Duration::from_millis(500)).into()).await;
+    let counted = client.counted_members(&everyone).await;
+    assert_eq!(
+        counted.len(),
+        everyone.len(),
+        "the newcomers are old enough now"
+    );
+
+    for c in [client, strict, open] {
+        c.shutdown().await;
+    }
+    for n in young {
+        n.stop().await;
+    }
+    net.down().await;
+}
