@@ -13,7 +13,10 @@ cd "$(dirname "$0")/.."
 CLIENTS=${1:-100}
 SECS=${2:-300}
 NODES=10
-cargo build --release --locked -p safe-cli -p safe-testkit --example load
+# Two builds: with --example, one command would build only the example,
+# and leave an old `safe` binary in place.
+cargo build --release --locked -p safe-cli --bin safe
+cargo build --release --locked -p safe-testkit --example load
 BIN=target/release/safe
 WORK=$(mktemp -d /tmp/safe-load.XXXXXX)
 declare -a PIDS

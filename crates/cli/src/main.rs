@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 use safe_client::MutableError;
 
 mod account;
+mod arenas;
 mod args;
 mod files;
 mod fs;
@@ -168,6 +169,14 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error")),
         )
         .init();
+    if matches!(
+        cli.command,
+        Command::Node {
+            command: node::NodeCommand::Run { .. }
+        }
+    ) {
+        arenas::limit_for_nodes();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

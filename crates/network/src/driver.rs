@@ -434,9 +434,10 @@ impl Driver {
             self.joined.retain(|_, (_, left)| left.is_none());
         }
         let n = present.len();
-        for p in present {
-            self.joined.entry(p).or_insert((now, None));
+        for p in &present {
+            self.joined.entry(*p).or_insert((now, None));
         }
+        self.swarm.behaviour_mut().per_source.set_known(present);
         self.routing.send_if_modified(|old| {
             let changed = *old != n;
             *old = n;

@@ -11,12 +11,17 @@
 //! handshake bounded by [`HANDSHAKE_TIMEOUT`], an idle socket holds its
 //! place for at most that long.
 //!
+//! Past [`crate::MAX_CONNECTIONS`] established connections, only peers in
+//! the routing table get in ([`RESERVED_FOR_KNOWN`] more places are kept
+//! for them), so a node whose places are taken by strangers still hears
+//! from its neighbours.
+//!
 //! Loopback sources are exempt unless the swarm is built with
 //! `limit_loopback` (local testnets run every node on 127.0.0.1; tests of
 //! these limits turn it on). Refusals are counted ([`denied`]; the node's
 //! `safe_connections_denied_total`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +37,10 @@ use libp2p::swarm::{
     THandlerOutEvent, ToSwarm, dummy,
 };
 
+/// Established connections kept past [`crate::MAX_CONNECTIONS`] for peers
+/// in the routing table: a node whose places are all taken (by clients,
+/// or by an attacker from many addresses) still lets its neighbours in.
+pub const RESERVED_FOR_KNOWN: u32 = 64;
 /// Incoming connections one source may have in negotiation at once.
 pub const MAX_PENDING_PER_SOURCE: usize = 8;
 /// Established incoming connections one source may have.
@@ -77,6 +86,11 @@ pub struct TooMany {
 /// The limits (see the module docs).
 pub struct Behaviour {
     limit_loopback: bool,
+    /// Established connections, both ways.
+    total: usize,
+    /// Peers in the routing table: they may take the places kept past
+    /// [`crate::MAX_CONNECTIONS`] ([`RESERVED_FOR_KNOWN`]).
+    known: HashSet<PeerId>,
     pending: HashMap<ConnectionId, Source>,
     established: HashMap<ConnectionId, Source>,
     pending_per: HashMap<Source, usize>,
@@ -88,11 +102,19 @@ impl Behaviour {
     pub fn new(limit_loopback: bool) -> Self {
         Self {
             limit_loopback,
+            total: 0,
+            known: HashSet::new(),
             pending: HashMap::new(),
             established: HashMap::new(),
             pending_per: HashMap::new(),
             established_per: HashMap::new(),
         }
+    }
+
+    /// The peers now in the routing table (who may use the places kept
+    /// for known peers).
+    pub fn set_known(&mut self, peers: HashSet<PeerId>) {
+        self.known = peers;
     }
 
     fn release(map: &mut HashMap<Source, usize>, source: Source) {
@@ -138,7 +160,7 @@ impl NetworkBehaviour for Behaviour {
     fn handle_established_inbound_connection(
         &mut self,
         connection_id: ConnectionId,
-        _peer: PeerId,
+        peer: PeerId,
         _local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
@@ -149,6 +171,9 @@ impl NetworkBehaviour for Behaviour {
             && self.established_per.get(&source).copied().unwrap_or(0) >= MAX_ESTABLISHED_PER_SOURCE
         {
             return Err(Self::deny("established", remote));
+        }
+        if self.total >= crate::MAX_CONNECTIONS as usize && !self.known.contains(&peer) {
+            return Err(Self::deny("(the rest are kept for known peers)", remote));
         }
         Ok(dummy::ConnectionHandler)
     }
@@ -165,6 +190,11 @@ impl NetworkBehaviour for Behaviour {
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(_) => self.total += 1,
+            FromSwarm::ConnectionClosed(_) => self.total = self.total.saturating_sub(1),
+            _ => {}
+        }
         match event {
             FromSwarm::ConnectionEstablished(ConnectionEstablished {
                 connection_id,
@@ -252,6 +282,31 @@ mod tests {
         }));
         b.handle_pending_inbound_connection(ids[MAX_PENDING_PER_SOURCE], &local, &remote)
             .unwrap();
+    }
+
+    #[test]
+    fn the_last_places_are_kept_for_known_peers() {
+        let mut b = Behaviour::new(false);
+        let local: Multiaddr = "/ip4/10.0.0.1/tcp/1".parse().unwrap();
+        let remote: Multiaddr = "/ip4/192.0.2.9/tcp/5".parse().unwrap();
+        let (stranger, neighbour) = (PeerId::random(), PeerId::random());
+        b.set_known([neighbour].into());
+        let id = || ConnectionId::new_unchecked(rand_id());
+        assert!(
+            b.handle_established_inbound_connection(id(), stranger, &local, &remote)
+                .is_ok()
+        );
+        b.total = crate::MAX_CONNECTIONS as usize;
+        assert!(
+            b.handle_established_inbound_connection(id(), stranger, &local, &remote)
+                .is_err(),
+            "no room for a stranger"
+        );
+        assert!(
+            b.handle_established_inbound_connection(id(), neighbour, &local, &remote)
+                .is_ok(),
+            "a known peer still gets in"
+        );
     }
 
     fn rand_id() -> usize {

@@ -47,7 +47,9 @@ pub const DEFAULT_CLOSE_GROUP: usize = 5;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Concurrent data-protocol streams per connection (inbound and outbound).
 pub const MAX_CONCURRENT_STREAMS: usize = 64;
-/// Most established connections a peer keeps in all.
+/// Most established connections a peer keeps in all, but for
+/// [`ip_limits::RESERVED_FOR_KNOWN`] more kept for peers in its routing
+/// table.
 pub const MAX_CONNECTIONS: u32 = 512;
 /// Most established connections with any one peer.
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
@@ -213,7 +215,7 @@ pub fn build_swarm_with(
             );
             let limits = libp2p::connection_limits::Behaviour::new(
                 libp2p::connection_limits::ConnectionLimits::default()
-                    .with_max_established(Some(MAX_CONNECTIONS))
+                    .with_max_established(Some(MAX_CONNECTIONS + ip_limits::RESERVED_FOR_KNOWN))
                     .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
                     .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
             );
