@@ -138,6 +138,9 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Res
         return Response::Refused(Refusal::OverLimit);
     }
     let scope = node.fetch_scope(peer).await;
+    if !scope.trusted() {
+        return Response::OfferTaken { missing: names };
+    }
     let unheld = node
         .blocking(move |s| {
             Ok(names

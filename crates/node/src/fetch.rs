@@ -225,6 +225,13 @@ impl Scope {
         }
     }
 
+    /// Whether the offerer is in this node's routing table. A stranger's
+    /// offer is answered "missing all", checking nothing: it learns
+    /// nothing of what this node holds or lacks, and costs no store reads.
+    pub(crate) fn trusted(&self) -> bool {
+        self.trusted
+    }
+
     /// True if the offerer is trusted and we are in `name`'s group.
     fn should_fetch(&self, name: &XorName) -> bool {
         self.trusted

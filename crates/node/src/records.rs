@@ -144,6 +144,13 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
         return Response::Refused(Refusal::OverLimit);
     }
     let scope = node.fetch_scope(peer).await;
+    if !scope.trusted() {
+        // A stranger learns nothing of what this node holds (see
+        // `Scope::trusted`).
+        return Response::OfferTaken {
+            missing: items.into_iter().map(|(name, _)| name).collect(),
+        };
+    }
     let differing = node
         .blocking(move |s| {
             let mut out = Vec::new();

@@ -432,3 +432,45 @@ async fn popular_chunks_are_cached_near_their_group_never_as_replicas() {
     client.shutdown().await;
     net.down().await;
 }
+
+/// Replication offers from a stranger (a peer not in the node's routing
+/// table: here a client) learn nothing of what the node holds or lacks:
+/// every name comes back "missing", held or not, and nothing is queued
+/// for fetching (issue 15, "no sign to a stranger of which names a node
+/// lacks").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_offer_learns_nothing() {
+    use safe_protocol::messages::{Request, Response};
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(dir.path(), 3).await;
+    let store = client(&net).await;
+    let chunk = safe_protocol::Chunk::new(bytes_for(21, 10_000)).unwrap();
+    safe_client::ChunkStore::put(&*store, chunk.clone())
+        .await
+        .unwrap();
+    let held = *chunk.name();
+    let holder = net
+        .nodes()
+        .find(|n| n.holds(&held))
+        .expect("a node holds the chunk");
+    let lacked = XorName([0x5a; 32]);
+    let answer = store
+        .request(
+            holder.peer_id(),
+            Request::OfferChunks {
+                names: vec![held, lacked],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answer,
+        Response::OfferTaken {
+            missing: vec![held, lacked]
+        },
+        "held and lacked look the same to a stranger"
+    );
+    assert_eq!(holder.fetch_queue(), 0, "and nothing is fetched from it");
+    store.shutdown().await;
+    net.down().await;
+}
