@@ -108,13 +108,13 @@ async fn young_nodes_do_not_count_toward_a_majority_until_old_enough() {
     let net = safe_testkit::testnet(&dir.path().join("net"), 6).await;
     let seeds = net.contacts().await;
     let original: Vec<_> = net.nodes().map(|n| n.peer_id()).collect();
-    // The minimum age the client sets, and how long the first six are up
-    // before the others join: far apart, so that however slowly the
-    // newcomers are routed to, they are still young when asked about.
-    const MIN: Duration = Duration::from_secs(6);
-    tokio::time::sleep(MIN + Duration::from_secs(3)).await;
+    // The first six are up this long before the others join.
+    const UP_FIRST: Duration = Duration::from_secs(9);
+    tokio::time::sleep(UP_FIRST).await;
 
-    // Three nodes join now.
+    // Three nodes join now (starting them may take a while on a busy
+    // machine: the first is routed to while the last starts).
+    let first = std::time::Instant::now();
     let mut young = Vec::new();
     for i in 0..3 {
         let mut c = safe_node::NodeConfig::new(dir.path().join(format!("young{i}")));
@@ -137,11 +137,14 @@ async fn young_nodes_do_not_count_toward_a_majority_until_old_enough() {
     }
     let everyone: Vec<_> = original.iter().chain(&newcomers).copied().collect();
 
-    // A client that counts nodes up for MIN: the originals count, the
-    // newcomers do not, by what the others say.
-    let joined = std::time::Instant::now();
+    // A client whose minimum age (whole seconds, as nodes report ages)
+    // lies well between: above how long any newcomer has been routed to,
+    // below how long the originals have.
+    let spread = first.elapsed();
+    let min = Duration::from_secs(spread.as_secs() + 1 + UP_FIRST.as_secs() / 2);
+    assert!(min < UP_FIRST + spread);
     let client = Connection::connect_to(&seeds, K).await.unwrap();
-    client.set_min_node_age(MIN);
+    client.set_min_node_age(min);
     let counted = client.counted_members(&everyone).await;
     assert_eq!(
         {
@@ -154,8 +157,8 @@ async fn young_nodes_do_not_count_toward_a_majority_until_old_enough() {
             o.sort();
             o
         },
-        "only the nodes up long enough count (asked {:?} after the newcomers were routed to)",
-        joined.elapsed()
+        "only the nodes up long enough count (the newcomers started {:?} before, minimum {min:?})",
+        first.elapsed()
     );
 
     // A client for which no node is old enough: stores nothing (every
@@ -184,8 +187,9 @@ async fn young_nodes_do_not_count_toward_a_majority_until_old_enough() {
         Err(StoreError::NotFound(_))
     ));
 
-    // MIN on, the newcomers count too.
-    tokio::time::sleep_until((joined + MIN + Duration::from_millis(500)).into()).await;
+    // Once the last newcomer has been routed to for the minimum, they all
+    // count too.
+    tokio::time::sleep_until((first + spread + min + Duration::from_secs(1)).into()).await;
     let counted = client.counted_members(&everyone).await;
     assert_eq!(
         counted.len(),
