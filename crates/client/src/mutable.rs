@@ -357,16 +357,13 @@ impl Connection {
             }
         }))
         .await;
-        let (mut not_found, mut limited, mut errors) = (0, 0, Vec::new());
+        let (mut limited, mut errors) = (0, Vec::new());
         let mut served: Vec<(PeerId, bytes::Bytes)> = Vec::new();
         let mut not_found_from = Vec::new();
         for (peer, answer) in group.iter().zip(answers) {
             match answer {
                 Ok(Some(bytes)) => served.push((*peer, bytes)),
-                Ok(None) => {
-                    not_found += 1;
-                    not_found_from.push(*peer);
-                }
+                Ok(None) => not_found_from.push(*peer),
                 Err(MutableError::RateLimited) => limited += 1,
                 Err(e) => errors.push(format!("{peer}: {e}")),
             }
@@ -413,13 +410,11 @@ impl Connection {
         // "Not found" counts only from members old enough ([`crate::age`]),
         // asked only when some member said it; copies count from anyone:
         // the owners' signatures vouch for them.
-        if not_found > 0 {
+        if !not_found_from.is_empty() {
             let counted = self.counted_members(&group).await;
-            not_found = not_found_from
-                .iter()
-                .filter(|p| counted.contains(p))
-                .count();
+            not_found_from.retain(|p| counted.contains(p));
         }
+        let not_found = not_found_from.len();
         if let Some(winner) = resolve(&copies, 1).map(|r| r.record) {
             let genesis = winner.genesis.id();
             let backing = copies.iter().filter(|c| c.genesis.id() == genesis).count();

@@ -612,7 +612,6 @@ impl Connection {
             return Err(network_err(&name, "no nodes found", &[]));
         }
         let mut errors = Vec::new();
-        let mut not_found = 0;
         let mut not_found_from = Vec::new();
         let mut bad_copy = false;
         for peer in &popular::shuffled(group.clone()) {
@@ -622,7 +621,7 @@ impl Connection {
                         if !errors.is_empty() {
                             self.forget_group(&name);
                         }
-                        if computed && (!errors.is_empty() || not_found > 0) {
+                        if computed && (!errors.is_empty() || !not_found_from.is_empty()) {
                             self.forget_whole();
                         }
                         return Ok(chunk);
@@ -633,10 +632,7 @@ impl Connection {
                         errors.push(format!("{peer}: bad chunk ({e})"));
                     }
                 },
-                Ok(Response::NotFound) => {
-                    not_found += 1;
-                    not_found_from.push(*peer);
-                }
+                Ok(Response::NotFound) => not_found_from.push(*peer),
                 Ok(other) => errors.push(format!("{peer}: unexpected answer ({})", other.kind())),
                 Err(e) => errors.push(e.to_string()),
             }
@@ -646,11 +642,14 @@ impl Connection {
         // bad copy: the chunk is not on the network. Fewer answers is a
         // network error, not a verdict. Only members old enough count
         // ([`crate::age`]).
-        let counted = self.counted_members(&group).await;
-        let not_found = not_found_from
-            .iter()
-            .filter(|p| counted.contains(p))
-            .count();
+        let not_found = match not_found_from.is_empty() {
+            true => 0,
+            false => {
+                let counted = self.counted_members(&group).await;
+                not_found_from.retain(|p| counted.contains(p));
+                not_found_from.len()
+            }
+        };
         if not_found >= majority(group.len()) && !bad_copy {
             return Err(StoreError::NotFound(name));
         }

@@ -180,8 +180,9 @@ impl Net {
 
     /// Sends `request` to `peer` and waits for its answer (bounded by the
     /// request timeout of the swarm). Paced: a peer that refuses a request
-    /// for its rate gets nothing from this peer for [`RATE_LIMIT_PAUSE`],
-    /// and the request is sent again, up to [`RATE_LIMIT_RETRIES`] times.
+    /// for its rate gets nothing from this peer for [`RATE_LIMIT_PAUSE`]
+    /// (doubling while refusals go on, up to [`RATE_LIMIT_PAUSE_MAX`]), and
+    /// the request is sent again, up to [`RATE_LIMIT_RETRIES`] times.
     pub async fn request(&self, peer: PeerId, request: Request) -> Result<Response, RequestError> {
         let mut attempt = 0;
         loop {
