@@ -8,6 +8,8 @@
 #
 #   scripts/load.sh [CLIENTS [SECONDS]]      # default 100 300
 #   SAFE_LOAD_NODE_ARGS="--cache-size 0" scripts/load.sh   # extra node flags
+#   SAFE_LOAD_DISTINCT=2000 scripts/load.sh 100 3600   # puts from a fixed pool:
+#       the stores stop growing, so a long run can show flat memory
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${1:-100}
@@ -60,7 +62,7 @@ sleep 3
 PEERS=$(for i in 0 1 2; do addr_of "$i"; done | paste -sd,)
 echo "== $NODES nodes, $CLIENTS clients, $SECS s ($(nproc) cores, $(date -u +%F))"
 sample 0
-SAFE_PEERS=$PEERS target/release/examples/load "$CLIENTS" "$SECS" > "$WORK/load.out" 2>&1 &
+SAFE_PEERS=$PEERS SAFE_LOAD_DISTINCT=${SAFE_LOAD_DISTINCT:-} target/release/examples/load "$CLIENTS" "$SECS" > "$WORK/load.out" 2>&1 &
 LOAD=$!
 t=0
 while kill -0 "$LOAD" 2>/dev/null; do

@@ -27,6 +27,7 @@
 
 pub mod account;
 pub mod age;
+pub mod anonymous;
 pub mod bootstrap;
 pub mod cache;
 mod client;

@@ -70,7 +70,7 @@ pub const WHOLE_NETWORK_TTL: Duration = GROUP_CACHE_TTL;
 #[derive(Clone)]
 pub struct Connection {
     pub(crate) net: Net,
-    k: usize,
+    pub(crate) k: usize,
     sent: Arc<AtomicU64>,
     /// Recent close-group lookups: a record read then written, or written
     /// again, costs one Kademlia query, not one per step.

@@ -17,8 +17,8 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use safe_protocol::account::AccountFetch;
 use safe_protocol::messages::{
-    DATA_FORMAT, MAX_AGE_PEERS, MAX_MESSAGE_SIZE, MAX_RECEIPTS, Receipt, RecordReceipt, Refusal,
-    Request, Response,
+    DATA_FORMAT, MAX_AGE_PEERS, MAX_CERT_PEERS, MAX_MESSAGE_SIZE, MAX_RECEIPTS, MAX_RELAY_CERT,
+    Receipt, RecordReceipt, Refusal, Request, Response,
 };
 use safe_protocol::mutable::RecordError;
 use safe_protocol::{XorName, codec};
@@ -64,6 +64,9 @@ enum RequestRef<'a> {
     PeerAges {
         peers: Vec<[u8; 32]>,
     },
+    RelayCerts {
+        peers: Vec<[u8; 32]>,
+    },
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -79,6 +82,7 @@ enum ResponseRef<'a> {
     RecordRefused(RecordError),
     Cached,
     PeerAges(Vec<u64>),
+    RelayCerts(#[serde(borrow)] Vec<&'a [u8]>),
 }
 
 /// The postcard variant index of `Request::PutChunk` (checked by a test).
@@ -368,6 +372,13 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
             )));
         }
         RequestRef::PeerAges { peers } => Request::PeerAges { peers },
+        RequestRef::RelayCerts { peers } if peers.len() > MAX_CERT_PEERS => {
+            return Err(invalid_data(format!(
+                "certificates of {} peers asked, over the limit of {MAX_CERT_PEERS}",
+                peers.len()
+            )));
+        }
+        RequestRef::RelayCerts { peers } => Request::RelayCerts { peers },
     })
 }
 
@@ -398,6 +409,17 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
             )));
         }
         ResponseRef::PeerAges(ages) => Response::PeerAges(ages),
+        ResponseRef::RelayCerts(certs)
+            if certs.len() > MAX_CERT_PEERS || certs.iter().any(|c| c.len() > MAX_RELAY_CERT) =>
+        {
+            return Err(invalid_data(format!(
+                "{} relay certificates, over the limit of {MAX_CERT_PEERS} or of {MAX_RELAY_CERT} bytes each",
+                certs.len()
+            )));
+        }
+        ResponseRef::RelayCerts(certs) => {
+            Response::RelayCerts(certs.into_iter().map(|c| frame.slice_ref(c)).collect())
+        }
     })
 }
 
@@ -550,6 +572,25 @@ mod tests {
             peers: vec![[3; 32]; 5],
         });
         roundtrip_response(Response::PeerAges(vec![0, 1, u64::MAX]));
+        roundtrip_request(Request::RelayCerts {
+            peers: vec![[4; 32]; 3],
+        });
+        roundtrip_response(Response::RelayCerts(vec![
+            Bytes::from_static(b"cert"),
+            Bytes::new(),
+        ]));
+        let frame = encode_frame(&Response::RelayCerts(vec![Bytes::from(vec![
+            1u8;
+            MAX_RELAY_CERT
+                + 1
+        ])]))
+        .unwrap();
+        assert!(decode_response(&Bytes::from(frame[PREFIX..].to_vec())).is_err());
+        let frame = encode_frame(&Request::RelayCerts {
+            peers: vec![[3; 32]; MAX_CERT_PEERS + 1],
+        })
+        .unwrap();
+        assert!(decode_request(&Bytes::from(frame[PREFIX..].to_vec())).is_err());
         // Over the limit: refused when decoded.
         let frame = encode_frame(&Request::PeerAges {
             peers: vec![[3; 32]; MAX_AGE_PEERS + 1],

@@ -114,6 +114,10 @@ enum Command {
     RoutingPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    Addresses {
+        peer: PeerId,
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
     PeerAges {
         peers: Vec<PeerId>,
         reply: oneshot::Sender<Vec<Duration>>,
@@ -283,6 +287,14 @@ impl Net {
     /// The peers in this peer's own routing table.
     pub async fn routing_peers(&self) -> Vec<PeerId> {
         self.ask(|reply| Command::RoutingPeers { reply })
+            .await
+            .unwrap_or_default()
+    }
+
+    /// The addresses this peer's routing table holds for `peer` (none if
+    /// it is not in it).
+    pub async fn addresses_of(&self, peer: PeerId) -> Vec<Multiaddr> {
+        self.ask(|reply| Command::Addresses { peer, reply })
             .await
             .unwrap_or_default()
     }
@@ -476,6 +488,19 @@ impl Driver {
                     complete: true,
                 };
                 self.queries.insert(id, (found, reply, count.get()));
+            }
+            Command::Addresses { peer, reply } => {
+                let addrs = b
+                    .kad
+                    .kbucket(peer)
+                    .and_then(|bucket| {
+                        bucket
+                            .iter()
+                            .find(|e| *e.node.key.preimage() == peer)
+                            .map(|e| e.node.value.iter().cloned().collect())
+                    })
+                    .unwrap_or_default();
+                let _ = reply.send(addrs);
             }
             Command::RoutingPeers { reply } => {
                 let peers = b

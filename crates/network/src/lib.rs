@@ -32,6 +32,7 @@ use libp2p::{StreamProtocol, Swarm, identify, kad, noise, request_response, tcp}
 
 pub use codec::DataCodec;
 pub use libp2p;
+pub use libp2p_stream;
 
 /// Kademlia protocol name: our own, so we never mix with other networks.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/safe/kad/1");
@@ -81,6 +82,9 @@ mod behaviour {
         pub identify: identify::Behaviour,
         /// Chunk transfer.
         pub data: request_response::Behaviour<super::DataCodec>,
+        /// Relay links (`/safe/relay/1`, anonymous access): raw streams of
+        /// fixed-size cells, opened and accepted through its `Control`.
+        pub relay: libp2p_stream::Behaviour,
     }
 }
 pub use behaviour::{Behaviour, BehaviourEvent};
@@ -226,6 +230,7 @@ pub fn build_swarm_with(
                 kad,
                 identify,
                 data,
+                relay: libp2p_stream::Behaviour::new(),
             }
         })
         .map_err(|e| err(&e))?
@@ -233,6 +238,40 @@ pub fn build_swarm_with(
         .with_connection_timeout(ip_limits::HANDSHAKE_TIMEOUT)
         .build();
     Ok(swarm)
+}
+
+/// The relay protocol of anonymous access: a stream per relay link,
+/// carrying nothing but `safe_relay::CELL`-byte cells.
+pub const RELAY_PROTOCOL: StreamProtocol = StreamProtocol::new("/safe/relay/1");
+
+/// The network id relay certificates are bound to: for now one per id
+/// difficulty (a testnet's and the default network's differ).
+pub fn network_id(id_difficulty: u32) -> [u8; 32] {
+    *blake3::Hasher::new_derive_key("safe network id v1")
+        .update(&id_difficulty.to_le_bytes())
+        .finalize()
+        .as_bytes()
+}
+
+/// A swarm that speaks only the relay protocol, for an anonymous client's
+/// link to its guard: a fresh identity each time, TCP + (TLS or Noise) +
+/// Yamux, no Kademlia, identify or data protocol, so the guard learns
+/// nothing that ties it to the client's other connections.
+pub fn build_relay_swarm(keypair: Keypair) -> Result<Swarm<libp2p_stream::Behaviour>, BuildError> {
+    let err = |e: &dyn std::fmt::Display| BuildError(e.to_string());
+    Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            (tls::Tls::new, noise::Config::new),
+            muxer::Config::default,
+        )
+        .map_err(|e| err(&e))?
+        .with_behaviour(|_| libp2p_stream::Behaviour::new())
+        .map_err(|e| err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
+        .with_connection_timeout(ip_limits::HANDSHAKE_TIMEOUT)
+        .build())
 }
 
 /// Adds what identify learned about a peer to Kademlia, if the peer is a

@@ -34,6 +34,9 @@ mod enabled {
         pub forge_records: AtomicBool,
         /// Serve records with an entry changed after they were signed.
         pub tamper_records: AtomicBool,
+        /// As an exit of anonymous circuits, send back chunks with one
+        /// byte flipped (after checking them).
+        pub lying_exit: AtomicBool,
     }
 
     /// A validly signed record for `real`'s address, owned by an attacker's
@@ -82,6 +85,18 @@ impl Faults {
             .load(std::sync::atomic::Ordering::Relaxed)
             && !bytes.is_empty()
         {
+            let mut v = bytes.to_vec();
+            v[0] ^= 0xff;
+            return v.into();
+        }
+        bytes
+    }
+
+    /// The chunk bytes an exit sends back (one byte flipped if
+    /// `lying_exit`).
+    pub(crate) fn exit_answer(&self, bytes: Bytes) -> Bytes {
+        #[cfg(feature = "test-faults")]
+        if self.lying_exit.load(std::sync::atomic::Ordering::Relaxed) && !bytes.is_empty() {
             let mut v = bytes.to_vec();
             v[0] ^= 0xff;
             return v.into();

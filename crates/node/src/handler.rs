@@ -18,6 +18,7 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
         request,
         channel,
     } = inbound;
+    tracing::debug!(%peer, request = %describe(&request), "inbound request");
     let response = match request {
         Request::PutChunk { bytes, replicate } => {
             node.metrics.request(Kind::PutChunk);
@@ -55,6 +56,10 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::PeerAges);
             peer_ages(node, &peers).await
         }
+        Request::RelayCerts { peers } => {
+            node.metrics.request(Kind::RelayCerts);
+            crate::relay::answer_certs(node, &peers)
+        }
     };
     match &response {
         Response::Refused(reason) => {
@@ -89,4 +94,28 @@ async fn peer_ages(node: &Node, keys: &[[u8; 32]]) -> Response {
             })
             .collect(),
     )
+}
+
+/// What a request asks for, for the debug log: its kind and the name it
+/// names (never its bytes).
+fn describe(request: &Request) -> String {
+    match request {
+        Request::PutChunk { bytes, .. } => {
+            format!("put chunk {}", safe_protocol::XorName::from_content(bytes))
+        }
+        Request::GetChunk { name } => format!("get chunk {name}"),
+        Request::OfferChunks { names } => format!("offer of {} chunks", names.len()),
+        Request::PutRecord { .. } => "put record".into(),
+        Request::GetRecord { name } => format!("get record {name}"),
+        Request::OfferRecords { items } => format!("offer of {} records", items.len()),
+        Request::GetAccount(_) => "get account".into(),
+        Request::CacheChunk { bytes } => {
+            format!(
+                "cache chunk {}",
+                safe_protocol::XorName::from_content(bytes)
+            )
+        }
+        Request::PeerAges { peers } => format!("ages of {} peers", peers.len()),
+        Request::RelayCerts { peers } => format!("relay certificates of {} peers", peers.len()),
+    }
 }

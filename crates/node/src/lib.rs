@@ -34,6 +34,7 @@ mod loglimit;
 pub mod metrics;
 mod node;
 mod records;
+pub mod relay;
 pub mod replication;
 mod segments;
 pub mod store;
@@ -209,6 +210,30 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
                 source,
             })?;
     }
+    let relay_control = swarm.behaviour().relay.new_control();
+    let relay_keys = {
+        let not_ed25519 = |e: &dyn std::fmt::Display| {
+            dir_err(std::io::Error::other(format!(
+                "the node key is not ed25519: {e}"
+            )))
+        };
+        let pair = keypair
+            .clone()
+            .try_into_ed25519()
+            .map_err(|e| not_ed25519(&e))?;
+        let secret: [u8; 32] = pair
+            .secret()
+            .as_ref()
+            .try_into()
+            .map_err(|e| not_ed25519(&e))?;
+        let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
+        relay::RelayKeys::load_or_create(
+            &config.dir,
+            &signing,
+            safe_network::network_id(admission.id_difficulty),
+        )
+        .map_err(dir_err)?
+    };
     let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
     let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx), admission);
     let metrics = Arc::new(metrics::Metrics::default());
@@ -226,6 +251,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         cache: cache::ChunkCache::new(config.cache_bytes),
         disk_full: AtomicBool::new(false),
         limits: accounts::RateLimits::default(),
+        relay_keys,
+        certs: relay::CertCache::default(),
     });
 
     // Inbound requests, at most MAX_CONCURRENT_HANDLERS at a time.
@@ -254,6 +281,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         });
     }
     tasks.spawn(replication::fetch_loop(node.clone(), stop_rx.clone()));
+    tasks.spawn(relay::serve(node.clone(), relay_control, stop_rx.clone()));
+    tasks.spawn(relay::cert_loop(node.clone(), stop_rx.clone()));
     tasks.spawn(replication::offer_loop(
         node.clone(),
         config.replication_interval,
@@ -380,6 +409,11 @@ impl RunningNode {
     /// Chunks this node has served (from its store or its cache).
     pub fn chunks_served(&self) -> u64 {
         self.node.metrics.chunks_served()
+    }
+
+    /// Anonymous circuits this node has taken a hop of.
+    pub fn relay_circuits_created(&self) -> u64 {
+        self.node.metrics.relay_circuits_created()
     }
 
     /// Chunks this node has served from its cache of popular chunks.

@@ -65,6 +65,8 @@ pub enum Kind {
     CacheChunk,
     /// PeerAges.
     PeerAges,
+    /// RelayCerts.
+    RelayCerts,
 }
 
 /// Counters a node keeps.
@@ -79,6 +81,11 @@ pub struct Metrics {
     get_account: AtomicU64,
     cache_chunk: AtomicU64,
     peer_ages: AtomicU64,
+    relay_certs: AtomicU64,
+    relay_circuits_total: AtomicU64,
+    relay_circuits: AtomicU64,
+    relay_cells: AtomicU64,
+    relay_destroyed: AtomicU64,
     refused: AtomicU64,
     served_chunks: AtomicU64,
     served_bytes: AtomicU64,
@@ -98,8 +105,24 @@ impl Metrics {
             Kind::GetAccount => &self.get_account,
             Kind::CacheChunk => &self.cache_chunk,
             Kind::PeerAges => &self.peer_ages,
+            Kind::RelayCerts => &self.relay_certs,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn relay_circuits_created(&self) -> u64 {
+        self.relay_circuits_total.load(Ordering::Relaxed)
+    }
+    pub(crate) fn relay_circuit_created(&self) {
+        self.relay_circuits_total.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn set_relay_circuits(&self, n: usize) {
+        self.relay_circuits.store(n as u64, Ordering::Relaxed);
+    }
+    pub(crate) fn relay_cell(&self) {
+        self.relay_cells.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn relay_destroyed(&self) {
+        self.relay_destroyed.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn refused(&self) {
         self.refused.fetch_add(1, Ordering::Relaxed);
@@ -131,7 +154,11 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          # HELP safe_requests_total Requests served, by kind.\n# TYPE safe_requests_total counter\n\
          safe_requests_total{{kind=\"put\"}} {}\nsafe_requests_total{{kind=\"get\"}} {}\nsafe_requests_total{{kind=\"offer\"}} {}\n\
          safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
-         safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\nsafe_requests_total{{kind=\"peer_ages\"}} {}\n\
+         safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\nsafe_requests_total{{kind=\"peer_ages\"}} {}\nsafe_requests_total{{kind=\"relay_certs\"}} {}\n\
+         # HELP safe_relay_circuits_total Circuits created through this relay.\n# TYPE safe_relay_circuits_total counter\nsafe_relay_circuits_total {}\n\
+         # HELP safe_relay_circuits Circuits through this relay now (at most 512).\n# TYPE safe_relay_circuits gauge\nsafe_relay_circuits {}\n\
+         # HELP safe_relay_cells_total Relay cells passed on.\n# TYPE safe_relay_cells_total counter\nsafe_relay_cells_total {}\n\
+         # HELP safe_relay_destroyed_total Circuits destroyed (closed, refused, idle, or over a limit).\n# TYPE safe_relay_destroyed_total counter\nsafe_relay_destroyed_total {}\n\
          # HELP safe_chunks_served_total Chunks served (from the store or the cache).\n# TYPE safe_chunks_served_total counter\nsafe_chunks_served_total {}\n\
          # HELP safe_cache_hits_total Chunks served from the cache of popular chunks.\n# TYPE safe_cache_hits_total counter\nsafe_cache_hits_total {}\n\
          # HELP safe_cache_inserts_total Popular chunks taken into the cache.\n# TYPE safe_cache_inserts_total counter\nsafe_cache_inserts_total {}\n\
@@ -160,6 +187,11 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.get_account),
         r(&m.cache_chunk),
         r(&m.peer_ages),
+        r(&m.relay_certs),
+        r(&m.relay_circuits_total),
+        r(&m.relay_circuits),
+        r(&m.relay_cells),
+        r(&m.relay_destroyed),
         r(&m.served_chunks),
         node.node.cache.hits(),
         node.node.cache.inserts(),

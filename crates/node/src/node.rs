@@ -44,6 +44,10 @@ pub(crate) struct Node {
     pub(crate) limits: crate::accounts::RateLimits,
     /// Set while puts fail for want of disk space (logged once per spell).
     pub(crate) disk_full: AtomicBool,
+    /// This node's relay keys (anonymous access).
+    pub(crate) relay_keys: crate::relay::RelayKeys,
+    /// Relay certificates of routing peers, for clients.
+    pub(crate) certs: crate::relay::CertCache,
 }
 
 impl Node {

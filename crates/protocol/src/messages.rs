@@ -26,6 +26,10 @@ pub const MAX_RECEIPTS: usize = 64;
 
 /// Most nodes asked about in one [`Request::PeerAges`].
 pub const MAX_AGE_PEERS: usize = 64;
+/// Most relay certificates asked for in one [`Request::RelayCerts`].
+pub const MAX_CERT_PEERS: usize = 64;
+/// Largest relay certificate carried (`safe_relay::cert::MAX_CERT_BYTES`).
+pub const MAX_RELAY_CERT: usize = 256;
 
 /// What a peer asks of a node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +98,15 @@ pub enum Request {
         /// The nodes' ed25519 public keys, at most [`MAX_AGE_PEERS`].
         peers: Vec<[u8; 32]>,
     },
+    /// The relay certificates (anonymous access, `safe_relay::cert`) of
+    /// these nodes, as the receiver holds them: its own, or those it
+    /// fetched from its routing peers. A client asks for a relay's
+    /// certificate from two nodes other than the relay and uses it only if
+    /// both hand over the same one.
+    RelayCerts {
+        /// The nodes' ed25519 public keys, at most [`MAX_CERT_PEERS`].
+        peers: Vec<[u8; 32]>,
+    },
 }
 
 /// Why a node refused a request.
@@ -156,6 +169,9 @@ pub enum Response {
     /// Seconds the answering node has had each node asked about in its
     /// routing table, in the order asked (0: not in it).
     PeerAges(Vec<u64>),
+    /// The certificates asked for by `RelayCerts`, in the order asked
+    /// (empty: not held), each at most [`MAX_RELAY_CERT`] bytes.
+    RelayCerts(Vec<Bytes>),
 }
 
 impl Response {
@@ -172,6 +188,7 @@ impl Response {
             Response::RecordRefused(e) => format!("refused: {e}"),
             Response::Cached => "cached".into(),
             Response::PeerAges(_) => "peer ages".into(),
+            Response::RelayCerts(_) => "relay certificates".into(),
         }
     }
 }

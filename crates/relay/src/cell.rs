@@ -230,13 +230,13 @@ impl HopState {
         if !tags_equal(t, &mac(&self.keys.fwd_mac, n, command_byte(early), c)) {
             return Err(CellError::BadMac);
         }
-        if early {
-            if self.early >= MAX_EARLY {
-                return Err(CellError::TooManyEarly);
-            }
-            self.early += 1;
+        if early && self.early >= MAX_EARLY {
+            return Err(CellError::TooManyEarly);
         }
         next(&mut self.fwd)?;
+        if early {
+            self.early += 1;
+        }
         xor_stream(&self.keys.fwd_enc, n, c);
         if tags_equal(&c[..TAG], &stream_tag(&self.keys.fwd_rec, n)) {
             return Ok(Forwarded::Mine);
@@ -342,6 +342,10 @@ impl ClientCircuit {
         }
         if message.len() > FORWARD_ROOM {
             return Err(CellError::TooLong(message.len()));
+        }
+        // Every counter this cell moves must have room, before any moves.
+        if self.hops[..=target].iter().any(|h| h.fwd == u64::MAX) || self.sealed == u64::MAX {
+            return Err(CellError::Exhausted);
         }
         let hops = &self.hops[..=target];
         // Each hop's keystream over its C, and the filler it will append.

@@ -14,7 +14,7 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use x25519_dalek::{PublicKey, StaticSecret};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 /// Certificate format version.
 pub const CERT_VERSION: u8 = 1;
@@ -53,6 +53,10 @@ pub enum CertError {
     /// Outside its period (and the overlap after it).
     #[error("relay certificate is expired or not yet valid")]
     Validity,
+    /// A relay key that would make the handshake's secret predictable
+    /// (a small-order point).
+    #[error("relay certificate holds an unusable key")]
+    Key,
     /// Randomness was not available to make a key.
     #[error("no randomness for a relay key: {0}")]
     Random(String),
@@ -116,20 +120,30 @@ impl RelayCert {
         if now.saturating_add(CLOCK_SKEW) < from || now > until.saturating_add(CLOCK_SKEW) {
             return Err(CertError::Validity);
         }
-        let key = VerifyingKey::from_bytes(node).map_err(|_| CertError::Signature)?;
+        if !usable_key(&b.key) {
+            return Err(CertError::Key);
+        }
+        self.verify_signature()
+    }
+
+    /// Checks the node's signature alone (no time, network or key checks).
+    pub fn verify_signature(&self) -> Result<(), CertError> {
+        let key = VerifyingKey::from_bytes(&self.body.node).map_err(|_| CertError::Signature)?;
         let sig = Signature::from_slice(&self.sig).map_err(|_| CertError::Signature)?;
-        key.verify_strict(&signed_bytes(b), &sig)
+        key.verify_strict(&signed_bytes(&self.body), &sig)
             .map_err(|_| CertError::Signature)
     }
 
     /// True if `other` is a different certificate of the same node for the
-    /// same period: proof (with both signatures verified) that the node
-    /// hands different relay keys to different clients, to recognise them.
+    /// same period, both signed by the node: proof that it hands different
+    /// relay keys to different clients, to recognise them.
     pub fn conflicts(&self, other: &RelayCert) -> bool {
         self.body.node == other.body.node
             && self.body.network == other.body.network
             && self.body.period == other.body.period
             && self.body != other.body
+            && self.verify_signature().is_ok()
+            && other.verify_signature().is_ok()
     }
 
     /// The encoding.
@@ -137,16 +151,34 @@ impl RelayCert {
         postcard::to_allocvec(self).unwrap_or_default()
     }
 
-    /// Decodes a certificate (not yet verified).
+    /// Decodes a certificate (not yet verified). Only the canonical
+    /// encoding is taken, so one certificate has one byte string, and two
+    /// sources can be compared byte for byte.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CertError> {
         if bytes.len() > MAX_CERT_BYTES {
             return Err(CertError::Encoding);
         }
         match postcard::take_from_bytes::<Self>(bytes) {
-            Ok((cert, [])) => Ok(cert),
+            Ok((cert, [])) if cert.to_bytes() == bytes => Ok(cert),
             _ => Err(CertError::Encoding),
         }
     }
+}
+
+/// Whether `key` is a point an X25519 exchange with it is contributory
+/// for (not of small order).
+fn usable_key(key: &[u8; 32]) -> bool {
+    let probe = StaticSecret::from([0x5a; 32]);
+    probe
+        .diffie_hellman(&PublicKey::from(*key))
+        .was_contributory()
+}
+
+/// Whether a certificate was valid at `now` (its period and the overlap).
+pub(crate) fn current(cert: &RelayCert, now: u64) -> bool {
+    let from = cert.body.period.saturating_mul(PERIOD);
+    let until = from.saturating_add(PERIOD + OVERLAP);
+    now.saturating_add(CLOCK_SKEW) >= from && now <= until.saturating_add(CLOCK_SKEW)
 }
 
 pub(crate) fn key_id(key: &[u8; 32]) -> [u8; 8] {
@@ -222,22 +254,26 @@ impl RelaySecret {
 
     /// The encoding kept in a node's directory (secret included).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let stored = Stored {
+        let mut stored = Stored {
             version: CERT_VERSION,
             secret: self.secret.to_bytes(),
             cert: self.cert.clone(),
         };
-        Zeroizing::new(postcard::to_allocvec(&stored).unwrap_or_default())
+        let bytes = Zeroizing::new(postcard::to_allocvec(&stored).unwrap_or_default());
+        stored.secret.zeroize();
+        bytes
     }
 
     /// Reads what [`RelaySecret::to_bytes`] wrote, and checks that the
     /// certificate is of this secret's key.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CertError> {
-        let stored: Stored = postcard::from_bytes(bytes).map_err(|_| CertError::Encoding)?;
+        let mut stored: Stored = postcard::from_bytes(bytes).map_err(|_| CertError::Encoding)?;
         if stored.version != CERT_VERSION {
+            stored.secret.zeroize();
             return Err(CertError::Version(stored.version));
         }
         let secret = StaticSecret::from(stored.secret);
+        stored.secret.zeroize();
         if PublicKey::from(&secret).to_bytes() != stored.cert.body.key {
             return Err(CertError::Encoding);
         }
@@ -311,6 +347,16 @@ mod tests {
     }
 
     #[test]
+    fn a_small_order_key_is_refused_even_when_signed() {
+        let node = SigningKey::from_bytes(&[1; 32]);
+        let me = node.verifying_key().to_bytes();
+        let mut s = RelaySecret::generate(&node, NET, 1000, None).unwrap();
+        s.cert.body.key = [0; 32];
+        s.cert.sig = node.sign(&signed_bytes(&s.cert.body)).to_bytes().to_vec();
+        assert_eq!(s.cert.verify(&me, &NET, 1000), Err(CertError::Key));
+    }
+
+    #[test]
     fn encodings_round_trip_and_bad_ones_are_refused() {
         let node = SigningKey::from_bytes(&[1; 32]);
         let s = RelaySecret::generate(&node, NET, 1000, Some([4; 32])).unwrap();
@@ -324,6 +370,20 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert_eq!(RelayCert::from_bytes(&long), Err(CertError::Encoding));
+        // An overlong varint for the period (0x80 0x00 is a second
+        // encoding of 0... here of the period's low byte): not canonical.
+        let mut cert = s.cert.clone();
+        cert.body.period = 5;
+        let canonical = cert.to_bytes();
+        let at = canonical.iter().position(|&b| b == 5).unwrap();
+        let mut overlong = canonical[..at].to_vec();
+        overlong.extend([0x85, 0x00]);
+        overlong.extend(&canonical[at + 1..]);
+        assert_eq!(
+            postcard::from_bytes::<RelayCert>(&overlong).map(|c| c.body.period),
+            Ok(5)
+        );
+        assert_eq!(RelayCert::from_bytes(&overlong), Err(CertError::Encoding));
         let again = RelaySecret::from_bytes(&s.to_bytes()).unwrap();
         assert_eq!(again.cert, s.cert);
         assert_eq!(again.secret.to_bytes(), s.secret.to_bytes());

@@ -174,17 +174,20 @@ impl ClientHandshake {
 }
 
 /// A hop's answer to `create`, with `secrets` the relay keys it holds (the
-/// current one and, for a day after a rotation, the previous one).
+/// current one and, for a day after a rotation, the previous one); a key
+/// no longer valid at `now` is not used, for forward secrecy.
 pub fn respond(
     secrets: &[RelaySecret],
     network: &[u8; 32],
     create: &[u8],
+    now: u64,
 ) -> Result<([u8; CREATED_LEN], HopKeys), HandshakeError> {
     if create.len() != CREATE_LEN || create[0] != HANDSHAKE_VERSION {
         return Err(HandshakeError::Malformed);
     }
     let mine = secrets
         .iter()
+        .filter(|s| crate::cert::current(&s.cert, now))
         .find(|s| key_id(&s.cert.body.key) == create[1..9])
         .ok_or(HandshakeError::UnknownKey)?;
     let mut big_x = [0u8; 32];
@@ -227,11 +230,21 @@ mod tests {
         let (node, secret) = relay(1);
         let id = node.verifying_key().to_bytes();
         let (hs, create) = start(&secret.cert, &id, &NET, 1000).unwrap();
-        let (created, relay_keys) = respond(&[secret], &NET, &create).unwrap();
+        let (created, relay_keys) = respond(&[secret], &NET, &create, 1000).unwrap();
         let client_keys = hs.finish(&created).unwrap();
-        assert_eq!(client_keys.fwd_enc, relay_keys.fwd_enc);
-        assert_eq!(client_keys.bwd_mac, relay_keys.bwd_mac);
-        assert_ne!(client_keys.fwd_enc, client_keys.bwd_enc);
+        let all = |k: &HopKeys| {
+            [
+                k.fwd_enc, k.fwd_mac, k.fwd_rec, k.fwd_fill, k.bwd_enc, k.bwd_mac, k.bwd_rec,
+            ]
+        };
+        assert_eq!(all(&client_keys), all(&relay_keys));
+        // Seven different keys, one per purpose.
+        let keys = all(&client_keys);
+        for i in 0..keys.len() {
+            for j in i + 1..keys.len() {
+                assert_ne!(keys[i], keys[j], "keys {i} and {j}");
+            }
+        }
     }
 
     #[test]
@@ -242,7 +255,7 @@ mod tests {
         // A relay in the middle answers with its own key under the same id.
         let (_, mut mallory) = relay(2);
         mallory.cert = secret.cert.clone();
-        let (created, _) = respond(&[mallory], &NET, &create).unwrap();
+        let (created, _) = respond(&[mallory], &NET, &create, 1000).unwrap();
         assert_eq!(hs.finish(&created).unwrap_err(), HandshakeError::BadAuth);
     }
 
@@ -251,14 +264,14 @@ mod tests {
         let (node, secret) = relay(1);
         let id = node.verifying_key().to_bytes();
         let (hs, create) = start(&secret.cert, &id, &NET, 1000).unwrap();
-        let (mut created, _) = respond(std::slice::from_ref(&secret), &NET, &create).unwrap();
+        let (mut created, _) = respond(std::slice::from_ref(&secret), &NET, &create, 1000).unwrap();
         created[40] ^= 1;
         assert_eq!(hs.finish(&created).unwrap_err(), HandshakeError::BadAuth);
         // A zero X (a small-order point) is refused by the hop.
         let mut zero = create;
         zero[9..].fill(0);
         assert_eq!(
-            respond(std::slice::from_ref(&secret), &NET, &zero).unwrap_err(),
+            respond(std::slice::from_ref(&secret), &NET, &zero, 1000).unwrap_err(),
             HandshakeError::NotContributory
         );
         // A zero Y is refused by the client.
@@ -270,18 +283,29 @@ mod tests {
         );
         // Wrong sizes, versions and keys.
         assert_eq!(
-            respond(std::slice::from_ref(&secret), &NET, &create[..40]).unwrap_err(),
+            respond(std::slice::from_ref(&secret), &NET, &create[..40], 1000).unwrap_err(),
             HandshakeError::Malformed
         );
         let mut v2 = create;
         v2[0] = 2;
         assert_eq!(
-            respond(std::slice::from_ref(&secret), &NET, &v2).unwrap_err(),
+            respond(std::slice::from_ref(&secret), &NET, &v2, 1000).unwrap_err(),
             HandshakeError::Malformed
+        );
+        // An expired key is not used.
+        assert_eq!(
+            respond(
+                std::slice::from_ref(&secret),
+                &NET,
+                &create,
+                100 * crate::cert::PERIOD
+            )
+            .unwrap_err(),
+            HandshakeError::UnknownKey
         );
         let (_, other) = relay(3);
         assert_eq!(
-            respond(&[other], &NET, &create).unwrap_err(),
+            respond(&[other], &NET, &create, 1000).unwrap_err(),
             HandshakeError::UnknownKey
         );
         // A certificate for another node is refused before anything is sent.

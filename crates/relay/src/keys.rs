@@ -11,7 +11,10 @@ pub(crate) const TAG: usize = 16;
 /// The keys a client and one hop derive from their handshake. Each key has
 /// one purpose, so no (key, nonce) pair is used twice: every use takes the
 /// cell counter of its direction as the nonce, and counters only grow.
-#[derive(Clone)]
+///
+/// Not `Clone`: two circuit states from one set of keys would reuse
+/// keystreams. (Tests and fuzzing make their own with
+/// [`HopKeys::from_seed`].)
 pub struct HopKeys {
     pub(crate) fwd_enc: [u8; 32],
     pub(crate) fwd_mac: [u8; 32],
@@ -46,7 +49,9 @@ impl std::fmt::Debug for HopKeys {
 
 impl HopKeys {
     /// Every key, from the handshake's seed, each under its own context.
-    pub(crate) fn from_seed(seed: &[u8; 32]) -> Self {
+    /// Public for tests and fuzzing; real keys come from a handshake.
+    #[doc(hidden)]
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
         let k = |context: &str| blake3::derive_key(context, seed);
         Self {
             fwd_enc: k("safe relay v1 forward encryption"),

@@ -16,6 +16,17 @@ pub const FORWARD_DATA: usize = FORWARD_ROOM - HEADER;
 /// The most data one backward cell carries.
 pub const BACKWARD_DATA: usize = BACKWARD_ROOM - HEADER;
 
+/// A `BEGIN` that asks the exit for a chunk: this byte, then its name (32).
+pub const BEGIN_GET_CHUNK: u8 = 1;
+/// `END` reason: the answer is complete.
+pub const END_DONE: u8 = 0;
+/// `END` reason: no holder had it.
+pub const END_NOT_FOUND: u8 = 1;
+/// `END` reason: a request this exit does not serve.
+pub const END_UNSUPPORTED: u8 = 2;
+/// `END` reason: too many requests on this circuit at once.
+pub const END_BUSY: u8 = 3;
+
 /// What a relay message asks or says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -80,7 +91,7 @@ impl<'a> Message<'a> {
     /// The encoding, checked against `room` ([`FORWARD_ROOM`] or
     /// [`BACKWARD_ROOM`]).
     pub fn to_bytes(&self, room: usize) -> Result<Vec<u8>, MessageError> {
-        if HEADER + self.data.len() > room {
+        if HEADER + self.data.len() > room || self.data.len() > u16::MAX as usize {
             return Err(MessageError::Length(self.data.len()));
         }
         let mut out = Vec::with_capacity(HEADER + self.data.len());

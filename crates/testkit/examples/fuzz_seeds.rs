@@ -171,5 +171,76 @@ async fn main() {
     {
         put(&corpus.join("url"), &format!("url-{i}"), u.as_bytes());
     }
+    relay_seeds(&corpus.join("relay"));
     println!("seeds written to {}", corpus.display());
+}
+
+/// Link cells, certificates, handshake messages, layered cells and relay
+/// messages, made with the fixture the relay target uses.
+fn relay_seeds(dir: &Path) {
+    use safe_relay::cell::{BACKWARD_ROOM, CELL, FORWARD_ROOM, LinkCell, LinkCommand};
+    use safe_relay::message::{Command, Message};
+    use safe_relay::{ClientCircuit, HopKeys, HopState, RelaySecret, handshake};
+    let network = [0x5a; 32];
+    let node = ed25519_dalek::SigningKey::from_bytes(&[0x11; 32]);
+    let id = node.verifying_key().to_bytes();
+    let secret = RelaySecret::generate(&node, network, 1_000, None).unwrap();
+    put(dir, "cert", &secret.cert.to_bytes());
+    put(dir, "secret", &secret.to_bytes());
+    let (hs, create) = handshake::start(&secret.cert, &id, &network, 1_000).unwrap();
+    put(dir, "create", &create);
+    let (created, _) =
+        handshake::respond(std::slice::from_ref(&secret), &network, &create, 1_000).unwrap();
+    put(dir, "created", &created);
+    hs.finish(&created).unwrap();
+    // The fuzz target's own hop keys (safe_testkit::fuzzing::relay).
+    let hop = || HopKeys::from_seed(&[0x20; 32]);
+    for target in 0u8..3 {
+        let mut seed = vec![target];
+        seed.extend_from_slice(b"a message for a hop");
+        put(dir, &format!("layered-{target}"), &seed);
+    }
+    for (i, command) in [
+        Command::Extend,
+        Command::Begin,
+        Command::Data,
+        Command::Sendme,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = Message {
+            command,
+            stream: i as u32,
+            data: b"seed",
+        };
+        put(
+            dir,
+            &format!("message-{i}"),
+            &m.to_bytes(FORWARD_ROOM).unwrap(),
+        );
+        let mut client = ClientCircuit::new().unwrap();
+        client.push(hop()).unwrap();
+        let body = client
+            .seal(0, &m.to_bytes(FORWARD_ROOM).unwrap(), false)
+            .unwrap();
+        put(dir, &format!("forward-{i}"), body.as_slice());
+        let back = HopState::new(hop())
+            .originate(&m.to_bytes(BACKWARD_ROOM).unwrap())
+            .unwrap();
+        put(dir, &format!("backward-{i}"), back.as_slice());
+    }
+    for (i, command) in [
+        LinkCommand::Create,
+        LinkCommand::Relay,
+        LinkCommand::Destroy,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let cell = LinkCell::with_prefix(i as u32, command, &create).unwrap();
+        let mut bytes = [0u8; CELL];
+        cell.encode(&mut bytes);
+        put(dir, &format!("link-{i}"), &bytes);
+    }
 }

@@ -6,6 +6,9 @@
 //!   cargo run --release -p safe-testkit --example load -- [CLIENTS [SECONDS]]
 //! ```
 //!
+//! With `SAFE_LOAD_DISTINCT=N`, puts re-put contents from a fixed pool of
+//! N files, so the nodes' stores stop growing once the pool is stored.
+//!
 //! Prints p50/p99/max latency and failures per operation; exits 1 if any
 //! operation failed.
 
@@ -22,6 +25,10 @@ async fn main() {
     let config = LoadConfig {
         clients: args.first().copied().unwrap_or(100) as usize,
         duration: Duration::from_secs(args.get(1).copied().unwrap_or(300)),
+        distinct: std::env::var("SAFE_LOAD_DISTINCT")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .map(|n| n.parse().expect("SAFE_LOAD_DISTINCT is a number")),
         ..LoadConfig::default()
     };
     let peers: Vec<_> = std::env::var("SAFE_PEERS")

@@ -23,6 +23,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("manifest", manifest),
     ("root", root),
     ("url", url),
+    ("relay", relay),
 ];
 
 /// A data-protocol request frame body, as a node decodes it.
@@ -63,5 +64,102 @@ pub fn root(data: &[u8]) {
 pub fn url(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = SafeUrl::from_str(text);
+    }
+}
+
+/// What the relay fuzz target needs made once: a relay's secret.
+struct RelayFixture {
+    node: [u8; 32],
+    secret: safe_relay::RelaySecret,
+}
+
+const FUZZ_NETWORK: [u8; 32] = [0x5a; 32];
+
+fn relay_fixture() -> &'static RelayFixture {
+    static FIXTURE: std::sync::OnceLock<RelayFixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let node = ed25519_dalek::SigningKey::from_bytes(&[0x11; 32]);
+        let secret = safe_relay::RelaySecret::generate(&node, FUZZ_NETWORK, 1_000, None)
+            .expect("randomness for the fuzz fixture");
+        RelayFixture {
+            node: node.verifying_key().to_bytes(),
+            secret,
+        }
+    })
+}
+
+/// Everything a relay or a client reads from a relay link or a relay key
+/// file: link cells, relay certificates, `CREATE` and `CREATED`, layered
+/// cells in both directions and relay messages; and, since a MAC stops
+/// any changed cell, the layering itself with arbitrary messages: the
+/// first byte picks the hop, the rest is the message, which must arrive
+/// intact there and back.
+pub fn relay(data: &[u8]) {
+    use safe_relay::cell::{
+        BACKWARD_ROOM, BODY, FORWARD_ROOM, Forwarded, LinkCell, forward_message,
+    };
+    use safe_relay::message::Message;
+    use safe_relay::{ClientCircuit, HopKeys, HopState, RelayCert, RelaySecret, handshake};
+    let f = relay_fixture();
+    let _ = LinkCell::decode(data);
+    if let Ok(cert) = RelayCert::from_bytes(data) {
+        let _ = cert.verify(&f.node, &FUZZ_NETWORK, 1_000);
+    }
+    let _ = RelaySecret::from_bytes(data);
+    let _ = handshake::respond(std::slice::from_ref(&f.secret), &FUZZ_NETWORK, data, 1_000);
+    if let Ok((hs, _)) = handshake::start(&f.secret.cert, &f.node, &FUZZ_NETWORK, 1_000) {
+        let _ = hs.finish(data);
+    }
+    let _ = Message::decode(data, FORWARD_ROOM);
+    let _ = Message::decode(data, BACKWARD_ROOM);
+    let seed = |i: u8| [0x20 + i; 32];
+    let mut body = [0u8; BODY];
+    let n = data.len().min(BODY);
+    body[..n].copy_from_slice(&data[..n]);
+    let early = data.first() == Some(&1);
+    let _ = HopState::new(HopKeys::from_seed(&seed(0))).forward(&mut body.clone(), early);
+    let _ = HopState::new(HopKeys::from_seed(&seed(0))).backward(&mut body.clone());
+    let Ok(mut client) = ClientCircuit::new() else {
+        return;
+    };
+    let mut relays = Vec::new();
+    for i in 0..3 {
+        if client.push(HopKeys::from_seed(&seed(i))).is_err() {
+            return;
+        }
+        relays.push(HopState::new(HopKeys::from_seed(&seed(i))));
+    }
+    let _ = client.open(&mut body);
+    let Some((&pick, message)) = data.split_first() else {
+        return;
+    };
+    let target = pick as usize % 3;
+    let early = pick & 0x80 != 0;
+    if let Ok(mut cell) = client.seal(target, message, early) {
+        for (j, r) in relays.iter_mut().enumerate() {
+            match r.forward(&mut cell, early) {
+                Ok(Forwarded::Mine) => {
+                    assert_eq!(j, target, "recognised at the wrong hop");
+                    assert_eq!(&forward_message(&cell)[..message.len()], message);
+                    break;
+                }
+                Ok(Forwarded::Pass) => assert!(j < target, "passed beyond its hop"),
+                Err(e) => panic!("a cell the client built failed at hop {j}: {e}"),
+            }
+        }
+    }
+    if let Ok(mut back) = relays[target].originate(message) {
+        for r in relays[..target].iter_mut().rev() {
+            if r.backward(&mut back).is_err() {
+                return;
+            }
+        }
+        match client.open(&mut back) {
+            Ok((from, area)) => {
+                assert_eq!(from, target, "backward cell from the wrong hop");
+                assert_eq!(&area[..message.len()], message);
+            }
+            Err(e) => panic!("a backward cell failed at the client: {e}"),
+        }
     }
 }

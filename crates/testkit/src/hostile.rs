@@ -156,7 +156,7 @@ async fn lie(
                     .cloned();
                 match copy {
                     Some(mut record) => {
-                        if turn % 2 == 0 {
+                        if turn.is_multiple_of(2) {
                             // Forged: the entries changed, the proofs not.
                             record
                                 .state
@@ -174,6 +174,10 @@ async fn lie(
             Request::OfferChunks { names } => Response::OfferTaken { missing: names },
             // Every node it is asked about has been up forever.
             Request::PeerAges { peers } => Response::PeerAges(vec![u64::MAX / 2; peers.len()]),
+            // Certificates it made up.
+            Request::RelayCerts { peers } => {
+                Response::RelayCerts(vec![Bytes::from_static(&[1; 64]); peers.len()])
+            }
             Request::OfferRecords { items } => {
                 // Keep a first copy of each, to serve stale later.
                 let (net, stale) = (net.clone(), stale.clone());

@@ -22,6 +22,11 @@ pub struct LoadConfig {
     /// How far above 1 MiB a large put may go, in bytes (small puts are
     /// up to 64 KiB).
     pub large_max: usize,
+    /// When set, puts draw their contents from a fixed pool of this many
+    /// small files (and a twentieth as many large ones), so once the pool
+    /// is stored every put is a re-put and the nodes' stores stop growing:
+    /// a long run then shows whether memory follows load or stored data.
+    pub distinct: Option<u64>,
 }
 
 impl Default for LoadConfig {
@@ -30,6 +35,7 @@ impl Default for LoadConfig {
             clients: 100,
             duration: Duration::from_secs(300),
             large_max: 2 << 20,
+            distinct: None,
         }
     }
 }
@@ -162,11 +168,19 @@ async fn one_client(id: usize, client: Client, shared: Arc<Mutex<Shared>>, confi
         let start = Instant::now();
         let result: Result<(), String> = match op {
             Op::SmallPut | Op::LargePut => {
-                let len = match op {
-                    Op::SmallPut => 1 + rng.index(64 << 10),
-                    _ => (1 << 20) + rng.index(config.large_max.max(1 << 20)),
+                let large = op == Op::LargePut;
+                let seed = match config.distinct {
+                    // Pool contents: the seed alone fixes the bytes and length.
+                    Some(n) if large => 1 << 62 | rng.below((n / 20).max(1)),
+                    Some(n) => 1 << 61 | rng.below(n),
+                    None => (id as u64) << 40 | serial,
                 };
-                let seed = (id as u64) << 40 | serial;
+                let mut sizes = Rng(seed);
+                let len = if large {
+                    (1 << 20) + sizes.index(config.large_max.max(1 << 20))
+                } else {
+                    1 + sizes.index(64 << 10)
+                };
                 match client.put_bytes(bytes_for(seed, len)).await {
                     Ok(report) => {
                         let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,6 +15,7 @@ async fn many_clients_at_once_get_no_errors() {
         clients: 16,
         duration: Duration::from_secs(20),
         large_max: 2 << 20,
+        distinct: None,
     };
     let report = run(&net.contacts().await, &config).await;
     eprintln!("{report}");

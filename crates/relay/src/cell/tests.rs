@@ -8,9 +8,9 @@ fn circuit(seed: u8, hops: usize) -> (Vec<HopState>, ClientCircuit) {
     let mut relays = Vec::new();
     let mut client = ClientCircuit::new().unwrap();
     for i in 0..hops {
-        let keys = HopKeys::from_seed(&[seed.wrapping_add(i as u8); 32]);
-        relays.push(HopState::new(keys.clone()));
-        client.push(keys).unwrap();
+        let seed = [seed.wrapping_add(i as u8); 32];
+        relays.push(HopState::new(HopKeys::from_seed(&seed)));
+        client.push(HopKeys::from_seed(&seed)).unwrap();
     }
     (relays, client)
 }
@@ -76,7 +76,8 @@ fn the_hop_a_cell_is_for_cannot_tell_its_position_from_the_tail() {
     // Each target's message area ends in the same number of random-looking
     // bytes: none are zero blocks that would count the hops before it.
     let (mut relays, mut client) = circuit(8, 3);
-    for target in 0..3 {
+    let mut tails = Vec::new();
+    for target in [0, 1, 2, 0, 1, 2] {
         let mut body = client.seal(target, b"m", false).unwrap();
         assert_eq!(deliver(&mut relays, &mut body), Ok(target));
         let area = forward_message(&body);
@@ -85,7 +86,33 @@ fn the_hop_a_cell_is_for_cannot_tell_its_position_from_the_tail() {
             tail.chunks(TAG).all(|block| block != [0u8; TAG]),
             "{target}: {tail:?}"
         );
+        tails.push(tail.to_vec());
         assert!(area[1..FORWARD_ROOM].iter().all(|&b| b == 0));
+    }
+    // Never the same tail twice: not a constant pad.
+    for i in 0..tails.len() {
+        for j in i + 1..tails.len() {
+            assert_ne!(tails[i], tails[j]);
+        }
+    }
+}
+
+#[test]
+fn the_keystream_moves_with_the_counter() {
+    // The same message twice gives different cells, at every hop.
+    let (mut relays, mut client) = circuit(9, 3);
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let mut body = client.seal(2, b"same", false).unwrap();
+        let mut at_hops = vec![body.to_vec()];
+        for r in &mut relays[..2] {
+            assert_eq!(r.forward(&mut body, false), Ok(Forwarded::Pass));
+            at_hops.push(body.to_vec());
+        }
+        seen.push(at_hops);
+    }
+    for (hop, (first, second)) in seen[0].iter().zip(&seen[1]).enumerate() {
+        assert_ne!(first, second, "hop {hop}");
     }
 }
 
@@ -170,7 +197,7 @@ fn cells_from_a_real_handshake_work() {
         let secret = RelaySecret::generate(&node, net, 50, None).unwrap();
         let id = node.verifying_key().to_bytes();
         let (hs, create) = handshake::start(&secret.cert, &id, &net, 60).unwrap();
-        let (created, keys) = handshake::respond(&[secret], &net, &create).unwrap();
+        let (created, keys) = handshake::respond(&[secret], &net, &create, 60).unwrap();
         relays.push(HopState::new(keys));
         client.push(hs.finish(&created).unwrap()).unwrap();
     }

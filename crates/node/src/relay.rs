@@ -1,0 +1,905 @@
+//! Relaying for anonymous access (issue 16; `docs/DESIGN-anonymity.md`):
+//! every node is a relay on `/safe/relay/1`, and the exit of circuits
+//! that end at it.
+//!
+//! - **Keys.** The node's relay key and certificate for this period
+//!   ([`RelayKeys`], `DIR/relay.key`), and the certificates of its routing
+//!   peers ([`CertCache`]), which it hands to clients (`RelayCerts`) so
+//!   that a client never has to ask a relay for its own.
+//! - **Links.** A relay link is one stream of fixed-size cells with one
+//!   peer. A reader task per link hands cells to the relay's one core
+//!   task ([`serve`]); a writer task per link writes what the core queues
+//!   for it. The core owns every circuit and is the only one to touch the
+//!   crypto state, so cells of a circuit are handled in order.
+//! - **Circuits.** `CREATE` makes one (the handshake); `RELAY` cells are
+//!   checked and unwrapped and either acted on or passed to the next hop;
+//!   cells from the next hop get this hop's layer and go back. `EXTEND`
+//!   opens (or reuses) a link to a peer id found in the routing table.
+//! - **Exit.** `BEGIN` with a chunk get fetches the chunk from its close
+//!   group as this node sees it (or its own store), checks it against its
+//!   name, and streams it back in `DATA` cells, then `END`.
+//!
+//! Bounds: [`MAX_LINKS`], [`MAX_CIRCUITS`], [`MAX_CIRCUITS_PER_LINK`],
+//! [`LINK_QUEUE`] cells per link and [`RELAY_BUDGET`] cells queued in all,
+//! [`MAX_EXIT_STREAMS`] per circuit, [`CIRCUIT_IDLE`]. A circuit that
+//! would break one is destroyed; a shared link is never stopped for one
+//! circuit. Relays never log which previous hop maps to which next hop.
+//!
+//! Not built yet (see the design's build order): flow control (`SENDME`;
+//! for now one answer is at most one chunk, 65 cells, and a circuit has
+//! at most [`MAX_EXIT_STREAMS`] at once), `SAMPLE`, puts and records at
+//! the exit, per-source limits on first hops, key rotation while running.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::io::{AsyncReadExt, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite, StreamExt};
+use safe_network::libp2p::PeerId;
+use safe_network::libp2p_stream::Control;
+use safe_protocol::XorName;
+use safe_protocol::messages::{MAX_CERT_PEERS, Refusal, Request, Response};
+use safe_relay::cell::{
+    BODY, CELL, FORWARD_ROOM, Forwarded, LinkCell, LinkCommand, forward_message,
+};
+use safe_relay::handshake::{self, CREATE_LEN};
+use safe_relay::message::{
+    BACKWARD_DATA, BEGIN_GET_CHUNK, Command, END_BUSY, END_DONE, END_NOT_FOUND, END_UNSUPPORTED,
+    Message,
+};
+use safe_relay::{HopState, RelayCert, RelaySecret, cert};
+use tokio::sync::{mpsc, watch};
+
+use crate::node::Node;
+
+/// Most relay links at once.
+pub const MAX_LINKS: usize = 1024;
+/// Most circuits through this relay at once.
+pub const MAX_CIRCUITS: usize = 512;
+/// Most circuits on one link (from one previous hop).
+pub const MAX_CIRCUITS_PER_LINK: usize = 64;
+/// Cells queued for one link's writer.
+pub const LINK_QUEUE: usize = 512;
+/// Cells queued for all links together (64 MiB): past it, the circuit
+/// that would queue more is destroyed.
+pub const RELAY_BUDGET: usize = 4096;
+/// Requests at once on one circuit at its exit.
+pub const MAX_EXIT_STREAMS: usize = 4;
+/// A circuit with no cell for this long is destroyed.
+pub const CIRCUIT_IDLE: Duration = Duration::from_secs(60);
+/// Events queued for the core task.
+const EVENTS: usize = 1024;
+/// How long opening a link to the next hop may take.
+const EXTEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the exit waits for one holder's answer.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Certificates of other nodes kept for clients.
+const MAX_CACHED_CERTS: usize = 2048;
+/// How often routing peers' certificates are fetched.
+const CERT_INTERVAL: Duration = Duration::from_secs(5);
+const KEY_FILE: &str = "relay.key";
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The node's relay keys: this period's and, after a rotation, the last.
+pub(crate) struct RelayKeys {
+    secrets: Mutex<Vec<RelaySecret>>,
+    network: [u8; 32],
+}
+
+impl RelayKeys {
+    /// Loads `DIR/relay.key`, or makes a new key when there is none or its
+    /// period is over.
+    pub(crate) fn load_or_create(
+        dir: &Path,
+        node: &ed25519_dalek::SigningKey,
+        network: [u8; 32],
+    ) -> std::io::Result<Self> {
+        let path = dir.join(KEY_FILE);
+        let node_key = node.verifying_key().to_bytes();
+        let t = now();
+        let kept = std::fs::read(&path)
+            .ok()
+            .and_then(|b| RelaySecret::from_bytes(&b).ok())
+            .filter(|s| s.cert.verify(&node_key, &network, t).is_ok())
+            .filter(|s| s.cert.body.period == t / cert::PERIOD);
+        let secret = match kept {
+            Some(s) => s,
+            None => {
+                let s = RelaySecret::generate(node, network, t, None)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                let tmp = path.with_extension("tmp");
+                std::fs::write(&tmp, s.to_bytes().as_slice())?;
+                std::fs::rename(&tmp, &path)?;
+                s
+            }
+        };
+        Ok(Self {
+            secrets: Mutex::new(vec![secret]),
+            network,
+        })
+    }
+
+    fn secrets(&self) -> Vec<RelaySecret> {
+        self.secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn cert(&self) -> Option<RelayCert> {
+        self.secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first()
+            .map(|s| s.cert.clone())
+    }
+}
+
+/// Certificates of other nodes, fetched from each node itself and checked,
+/// to hand to clients.
+#[derive(Default)]
+pub(crate) struct CertCache {
+    certs: Mutex<HashMap<[u8; 32], RelayCert>>,
+}
+
+impl CertCache {
+    fn get(&self, key: &[u8; 32]) -> Option<RelayCert> {
+        self.certs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+}
+
+/// The answer to `RelayCerts`: this node's own certificate and those it
+/// holds of others, in the order asked (empty bytes: none).
+pub(crate) fn answer_certs(node: &Node, keys: &[[u8; 32]]) -> Response {
+    if keys.len() > MAX_CERT_PEERS {
+        return Response::Refused(Refusal::OverLimit);
+    }
+    let me = node_key(node);
+    let t = now();
+    Response::RelayCerts(
+        keys.iter()
+            .map(|k| {
+                let cert = if Some(*k) == me {
+                    node.relay_keys.cert()
+                } else {
+                    node.certs.get(k)
+                };
+                cert.filter(|c| c.verify(k, &node.relay_keys.network, t).is_ok())
+                    .map_or_else(Bytes::new, |c| Bytes::from(c.to_bytes()))
+            })
+            .collect(),
+    )
+}
+
+fn node_key(node: &Node) -> Option<[u8; 32]> {
+    safe_network::close_group::peer_to_key(&node.net.peer_id())
+}
+
+/// Fetches the certificates of routing peers this node lacks (or holds
+/// for a past period), from each peer itself, every [`CERT_INTERVAL`].
+pub(crate) async fn cert_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(CERT_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let peers = node.net.routing_peers().await;
+        let t = now();
+        let network = node.relay_keys.network;
+        {
+            // Forget peers that left the routing table once the cache is full.
+            let mut certs = node
+                .certs
+                .certs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if certs.len() >= MAX_CACHED_CERTS {
+                let keep: std::collections::HashSet<[u8; 32]> = peers
+                    .iter()
+                    .filter_map(safe_network::close_group::peer_to_key)
+                    .collect();
+                certs.retain(|k, _| keep.contains(k));
+            }
+        }
+        for peer in peers {
+            let Some(key) = safe_network::close_group::peer_to_key(&peer) else {
+                continue;
+            };
+            let fresh = node
+                .certs
+                .get(&key)
+                .is_some_and(|c| c.body.period == t / cert::PERIOD);
+            if fresh {
+                continue;
+            }
+            let answer = tokio::time::timeout(
+                FETCH_TIMEOUT,
+                node.net
+                    .request(peer, Request::RelayCerts { peers: vec![key] }),
+            )
+            .await;
+            if let Ok(Ok(Response::RelayCerts(certs))) = answer {
+                let cert = certs
+                    .first()
+                    .and_then(|b| RelayCert::from_bytes(b).ok())
+                    .filter(|c| c.verify(&key, &network, t).is_ok());
+                if let Some(cert) = cert {
+                    let mut certs = node
+                        .certs
+                        .certs
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if certs.len() < MAX_CACHED_CERTS || certs.contains_key(&key) {
+                        certs.insert(key, cert);
+                    }
+                }
+            }
+        }
+    }
+}
+
+type LinkId = u64;
+/// A circuit on a link: the link and the circuit id on it.
+type Side = (LinkId, u32);
+
+enum Event {
+    /// A link this relay opened for an `EXTEND` is up.
+    Opened {
+        link: LinkId,
+        peer: PeerId,
+        tx: mpsc::Sender<Box<[u8; CELL]>>,
+    },
+    /// A cell came in on a link.
+    Cell { link: LinkId, cell: LinkCell },
+    /// A link closed.
+    Closed { link: LinkId },
+    /// The link for an `EXTEND` is up (`Some`) or could not be opened.
+    Extended {
+        circuit: Side,
+        link: Option<LinkId>,
+        create: [u8; CREATE_LEN],
+    },
+    /// The exit's answer to a request.
+    Answer {
+        circuit: Side,
+        stream: u32,
+        answer: Result<Bytes, u8>,
+    },
+}
+
+struct Link {
+    peer: PeerId,
+    tx: mpsc::Sender<Box<[u8; CELL]>>,
+    circuits: usize,
+    next_id: u32,
+}
+
+struct Circuit {
+    hop: HopState,
+    next: Option<Side>,
+    extending: bool,
+    streams: usize,
+    last: Instant,
+}
+
+/// The relay: links, circuits and the exit.
+struct Relay {
+    node: Arc<Node>,
+    control: Control,
+    events: mpsc::Sender<Event>,
+    links: HashMap<LinkId, Link>,
+    /// Links this relay opened, by peer, for reuse by later `EXTEND`s.
+    out_links: HashMap<PeerId, LinkId>,
+    next_link: LinkId,
+    /// Circuits by their previous side.
+    circuits: HashMap<Side, Circuit>,
+    /// Next sides, to the previous side of their circuit.
+    backs: HashMap<Side, Side>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// Runs the relay until `stop`: accepts links on `/safe/relay/1` and
+/// handles every cell.
+pub(crate) async fn serve(node: Arc<Node>, mut control: Control, mut stop: watch::Receiver<bool>) {
+    let mut incoming = match control.accept(safe_network::RELAY_PROTOCOL) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!("cannot accept relay links: {e}");
+            return;
+        }
+    };
+    let (events, mut rx) = mpsc::channel(EVENTS);
+    let mut relay = Relay {
+        node,
+        control,
+        events,
+        links: HashMap::new(),
+        out_links: HashMap::new(),
+        next_link: 1,
+        circuits: HashMap::new(),
+        backs: HashMap::new(),
+        queued: Arc::new(AtomicUsize::new(0)),
+    };
+    let mut tick = tokio::time::interval(CIRCUIT_IDLE / 4);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = incoming.next() => {
+                let Some((peer, stream)) = accepted else { break };
+                if relay.links.len() >= MAX_LINKS {
+                    tracing::debug!(%peer, "relay link refused: too many links");
+                    continue;
+                }
+                tracing::debug!(%peer, "relay link from peer");
+                let link = relay.new_link_id();
+                let tx = spawn_link(&mut tasks, link, stream, relay.events.clone(), relay.queued.clone());
+                relay.links.insert(link, Link { peer, tx, circuits: 0, next_id: 1 });
+            }
+            event = rx.recv() => {
+                let Some(event) = event else { break };
+                relay.handle(event, &mut tasks);
+            }
+            _ = tick.tick() => relay.expire(),
+            _ = stop.changed() => break,
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    tasks.shutdown().await;
+}
+
+/// Starts a link's reader and writer; returns the writer's queue.
+fn spawn_link<S>(
+    tasks: &mut tokio::task::JoinSet<()>,
+    link: LinkId,
+    stream: S,
+    events: mpsc::Sender<Event>,
+    queued: Arc<AtomicUsize>,
+) -> mpsc::Sender<Box<[u8; CELL]>>
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut reader, mut writer) = stream.split();
+    let (tx, mut rx) = mpsc::channel::<Box<[u8; CELL]>>(LINK_QUEUE);
+    tasks.spawn(async move {
+        while let Some(cell) = rx.recv().await {
+            queued.fetch_sub(1, Ordering::Relaxed);
+            if writer.write_all(cell.as_slice()).await.is_err() {
+                break;
+            }
+            if rx.is_empty() && writer.flush().await.is_err() {
+                break;
+            }
+        }
+        // Cells left in the queue no longer count against the budget.
+        queued.fetch_sub(rx.len(), Ordering::Relaxed);
+        rx.close();
+        let _ = writer.close().await;
+    });
+    tasks.spawn(async move {
+        let mut buf = vec![0u8; CELL];
+        loop {
+            if reader.read_exact(&mut buf).await.is_err() {
+                break;
+            }
+            let Ok(cell) = LinkCell::decode(&buf) else {
+                break;
+            };
+            if events.send(Event::Cell { link, cell }).await.is_err() {
+                return;
+            }
+        }
+        let _ = events.send(Event::Closed { link }).await;
+    });
+    tx
+}
+
+impl Relay {
+    fn new_link_id(&mut self) -> LinkId {
+        let id = self.next_link;
+        self.next_link += 1;
+        id
+    }
+
+    /// Queues a cell on a link; false if the link is gone or full, or the
+    /// relay is over its budget.
+    fn send(&self, (link, circuit): Side, command: LinkCommand, body: Box<[u8; BODY]>) -> bool {
+        let Some(l) = self.links.get(&link) else {
+            return false;
+        };
+        if self.queued.load(Ordering::Relaxed) >= RELAY_BUDGET {
+            self.node.metrics.relay_destroyed();
+            return false;
+        }
+        let mut bytes = Box::new([0u8; CELL]);
+        LinkCell {
+            circuit,
+            command,
+            body,
+        }
+        .encode(&mut bytes);
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if l.tx.try_send(bytes).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    fn destroy_cell(&self, side: Side) {
+        let _ = self.send(side, LinkCommand::Destroy, Box::new([0u8; BODY]));
+    }
+
+    /// Tears down the circuit whose previous side is `prev`, telling both
+    /// neighbours (with no reason: a reason could carry a mark).
+    fn destroy(&mut self, prev: Side) {
+        if let Some(c) = self.circuits.remove(&prev) {
+            self.node.metrics.relay_destroyed();
+            self.destroy_cell(prev);
+            if let Some(l) = self.links.get_mut(&prev.0) {
+                l.circuits = l.circuits.saturating_sub(1);
+            }
+            if let Some(next) = c.next {
+                self.backs.remove(&next);
+                self.destroy_cell(next);
+                if let Some(l) = self.links.get_mut(&next.0) {
+                    l.circuits = l.circuits.saturating_sub(1);
+                }
+            }
+        }
+    }
+
+    fn expire(&mut self) {
+        let idle: Vec<Side> = self
+            .circuits
+            .iter()
+            .filter(|(_, c)| c.last.elapsed() > CIRCUIT_IDLE && c.streams == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        for prev in idle {
+            self.destroy(prev);
+        }
+        self.node.metrics.set_relay_circuits(self.circuits.len());
+    }
+
+    fn handle(&mut self, event: Event, tasks: &mut tokio::task::JoinSet<()>) {
+        match event {
+            Event::Opened { link, peer, tx } => {
+                self.links.insert(
+                    link,
+                    Link {
+                        peer,
+                        tx,
+                        circuits: 0,
+                        next_id: 1,
+                    },
+                );
+                self.out_links.insert(peer, link);
+            }
+            Event::Closed { link } => self.link_closed(link),
+            Event::Cell { link, cell } => self.cell(link, cell, tasks),
+            Event::Extended {
+                circuit,
+                link,
+                create,
+            } => self.extended(circuit, link, create),
+            Event::Answer {
+                circuit,
+                stream,
+                answer,
+            } => self.answer(circuit, stream, answer),
+        }
+    }
+
+    fn link_closed(&mut self, link: LinkId) {
+        if let Some(l) = self.links.remove(&link)
+            && self.out_links.get(&l.peer) == Some(&link)
+        {
+            self.out_links.remove(&l.peer);
+        }
+        let prevs: Vec<Side> = self
+            .circuits
+            .iter()
+            .filter(|(prev, c)| prev.0 == link || c.next.is_some_and(|n| n.0 == link))
+            .map(|(k, _)| *k)
+            .collect();
+        for prev in prevs {
+            self.destroy(prev);
+        }
+    }
+
+    fn cell(&mut self, link: LinkId, cell: LinkCell, tasks: &mut tokio::task::JoinSet<()>) {
+        let side = (link, cell.circuit);
+        if let Some(&prev) = self.backs.get(&side) {
+            return self.backward_cell(prev, cell);
+        }
+        match cell.command {
+            LinkCommand::Create => self.create(side, &cell.body),
+            LinkCommand::Relay | LinkCommand::RelayEarly => {
+                let early = cell.command == LinkCommand::RelayEarly;
+                self.forward_cell(side, early, cell.body, tasks);
+            }
+            LinkCommand::Destroy => {
+                if self.circuits.contains_key(&side) {
+                    self.destroy(side);
+                }
+            }
+            LinkCommand::Padding => {}
+            // A CREATED with no extend waiting for it.
+            LinkCommand::Created => {
+                if self.circuits.contains_key(&side) {
+                    self.destroy(side);
+                }
+            }
+        }
+    }
+
+    fn create(&mut self, prev: Side, body: &[u8; BODY]) {
+        let Some(l) = self.links.get(&prev.0) else {
+            return;
+        };
+        if self.circuits.contains_key(&prev)
+            || self.circuits.len() >= MAX_CIRCUITS
+            || l.circuits >= MAX_CIRCUITS_PER_LINK
+        {
+            return self.destroy_cell(prev);
+        }
+        let secrets = self.node.relay_keys.secrets();
+        match handshake::respond(
+            &secrets,
+            &self.node.relay_keys.network,
+            &body[..CREATE_LEN],
+            now(),
+        ) {
+            Ok((created, keys)) => {
+                let Ok(cell) = LinkCell::with_prefix(prev.1, LinkCommand::Created, &created) else {
+                    return;
+                };
+                if self.send(prev, LinkCommand::Created, cell.body) {
+                    self.circuits.insert(
+                        prev,
+                        Circuit {
+                            hop: HopState::new(keys),
+                            next: None,
+                            extending: false,
+                            streams: 0,
+                            last: Instant::now(),
+                        },
+                    );
+                    if let Some(l) = self.links.get_mut(&prev.0) {
+                        l.circuits += 1;
+                    }
+                    self.node.metrics.relay_circuit_created();
+                }
+            }
+            Err(e) => {
+                tracing::debug!("relay CREATE refused: {e}");
+                self.destroy_cell(prev);
+            }
+        }
+    }
+
+    fn forward_cell(
+        &mut self,
+        prev: Side,
+        early: bool,
+        mut body: Box<[u8; BODY]>,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        let Some(c) = self.circuits.get_mut(&prev) else {
+            return self.destroy_cell(prev);
+        };
+        c.last = Instant::now();
+        let next = c.next;
+        match c.hop.forward(&mut body, early) {
+            Ok(Forwarded::Pass) => {
+                let command = if early {
+                    LinkCommand::RelayEarly
+                } else {
+                    LinkCommand::Relay
+                };
+                self.node.metrics.relay_cell();
+                if !next.is_some_and(|next| self.send(next, command, body)) {
+                    self.destroy(prev);
+                }
+            }
+            Ok(Forwarded::Mine) => self.message(prev, early, &body, tasks),
+            Err(e) => {
+                tracing::debug!("relay cell refused: {e}");
+                self.destroy(prev);
+            }
+        }
+    }
+
+    fn backward_cell(&mut self, prev: Side, cell: LinkCell) {
+        let Some(c) = self.circuits.get_mut(&prev) else {
+            return;
+        };
+        c.last = Instant::now();
+        match cell.command {
+            LinkCommand::Relay if !c.extending => {
+                let mut body = cell.body;
+                if c.hop.backward(&mut body).is_ok() {
+                    self.node.metrics.relay_cell();
+                    if self.send(prev, LinkCommand::Relay, body) {
+                        return;
+                    }
+                }
+                self.destroy(prev);
+            }
+            LinkCommand::Created if c.extending => {
+                c.extending = false;
+                let created = &cell.body[..handshake::CREATED_LEN];
+                let message = Message {
+                    command: Command::Extended,
+                    stream: 0,
+                    data: created,
+                };
+                let back = message
+                    .to_bytes(safe_relay::cell::BACKWARD_ROOM)
+                    .ok()
+                    .and_then(|m| c.hop.originate(&m).ok());
+                let sent = back.is_some_and(|body| self.send(prev, LinkCommand::Relay, body));
+                match sent {
+                    true => {}
+                    false => self.destroy(prev),
+                }
+            }
+            LinkCommand::Padding => {}
+            // DESTROY, a backward RELAY_EARLY, or anything out of turn.
+            _ => self.destroy(prev),
+        }
+    }
+
+    /// A relay message for this hop.
+    fn message(
+        &mut self,
+        prev: Side,
+        early: bool,
+        body: &[u8; BODY],
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        let Ok(m) = Message::decode(forward_message(body), FORWARD_ROOM) else {
+            return self.destroy(prev);
+        };
+        match m.command {
+            Command::Extend if early => self.extend(prev, m.data, tasks),
+            Command::Begin => self.begin(prev, m.stream, m.data, tasks),
+            Command::Padding => {}
+            _ => self.destroy(prev),
+        }
+    }
+
+    /// `EXTEND`: peer id length (1), peer id, `CREATE`.
+    fn extend(&mut self, prev: Side, data: &[u8], tasks: &mut tokio::task::JoinSet<()>) {
+        let parsed = data.split_first().and_then(|(&n, rest)| {
+            let n = n as usize;
+            (rest.len() == n + CREATE_LEN).then(|| (&rest[..n], &rest[n..]))
+        });
+        let Some((id, create)) = parsed else {
+            return self.destroy(prev);
+        };
+        let Ok(peer) = PeerId::from_bytes(id) else {
+            return self.destroy(prev);
+        };
+        let prev_peer = self.links.get(&prev.0).map(|l| l.peer);
+        let ok = self
+            .circuits
+            .get(&prev)
+            .is_some_and(|c| c.next.is_none() && !c.extending);
+        if !ok || peer == self.node.net.peer_id() || Some(peer) == prev_peer {
+            return self.destroy(prev);
+        }
+        let mut create_bytes = [0u8; CREATE_LEN];
+        create_bytes.copy_from_slice(create);
+        if let Some(c) = self.circuits.get_mut(&prev) {
+            c.extending = true;
+        }
+        if let Some(&link) = self.out_links.get(&peer) {
+            return self.extended(prev, Some(link), create_bytes);
+        }
+        let (node, mut control, events, queued) = (
+            self.node.clone(),
+            self.control.clone(),
+            self.events.clone(),
+            self.queued.clone(),
+        );
+        let link = self.new_link_id();
+        tasks.spawn(async move {
+            // Only a peer this node routes to: never an address a client gave.
+            let known = node.net.routing_peers().await.contains(&peer);
+            let stream = if known {
+                tokio::time::timeout(
+                    EXTEND_TIMEOUT,
+                    control.open_stream(peer, safe_network::RELAY_PROTOCOL),
+                )
+                .await
+                .ok()
+                .and_then(Result::ok)
+            } else {
+                None
+            };
+            let mut opened = None;
+            if let Some(stream) = stream {
+                let mut tasks = tokio::task::JoinSet::new();
+                let tx = spawn_link(&mut tasks, link, stream, events.clone(), queued);
+                // The link's tasks live as long as the link.
+                tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
+                if events.send(Event::Opened { link, peer, tx }).await.is_err() {
+                    return;
+                }
+                opened = Some(link);
+            }
+            let _ = events
+                .send(Event::Extended {
+                    circuit: prev,
+                    link: opened,
+                    create: create_bytes,
+                })
+                .await;
+        });
+    }
+
+    fn extended(&mut self, prev: Side, link: Option<LinkId>, create: [u8; CREATE_LEN]) {
+        let Some(link) = link else {
+            return self.destroy(prev);
+        };
+        if !self.circuits.contains_key(&prev) {
+            return;
+        }
+        let Some(l) = self.links.get_mut(&link) else {
+            return self.destroy(prev);
+        };
+        if l.circuits >= MAX_CIRCUITS_PER_LINK {
+            return self.destroy(prev);
+        }
+        let id = l.next_id;
+        l.next_id = l.next_id.wrapping_add(1).max(1);
+        l.circuits += 1;
+        let next = (link, id);
+        if let Some(c) = self.circuits.get_mut(&prev) {
+            c.next = Some(next);
+        }
+        self.backs.insert(next, prev);
+        let sent = LinkCell::with_prefix(id, LinkCommand::Create, &create)
+            .is_ok_and(|cell| self.send(next, LinkCommand::Create, cell.body));
+        if !sent {
+            self.destroy(prev);
+        }
+    }
+
+    /// `BEGIN` at the exit: a request, answered on `stream`.
+    fn begin(
+        &mut self,
+        prev: Side,
+        stream: u32,
+        data: &[u8],
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        let Some(c) = self.circuits.get_mut(&prev) else {
+            return;
+        };
+        if c.next.is_some() {
+            // Only the last hop of a circuit is its exit.
+            return self.destroy(prev);
+        }
+        if c.streams >= MAX_EXIT_STREAMS {
+            return self.answer(prev, stream, Err(END_BUSY));
+        }
+        let name = match data {
+            [BEGIN_GET_CHUNK, name @ ..] if name.len() == 32 => {
+                let mut n = [0u8; 32];
+                n.copy_from_slice(name);
+                XorName(n)
+            }
+            _ => return self.answer(prev, stream, Err(END_UNSUPPORTED)),
+        };
+        c.streams += 1;
+        let (node, events) = (self.node.clone(), self.events.clone());
+        tasks.spawn(async move {
+            let answer = exit_get(&node, name)
+                .await
+                .map(|b| node.faults.exit_answer(b));
+            let _ = events
+                .send(Event::Answer {
+                    circuit: prev,
+                    stream,
+                    answer,
+                })
+                .await;
+        });
+    }
+
+    /// Streams an exit's answer back: `DATA` cells, then `END`.
+    fn answer(&mut self, prev: Side, stream: u32, answer: Result<Bytes, u8>) {
+        let Some(c) = self.circuits.get_mut(&prev) else {
+            return;
+        };
+        c.streams = c.streams.saturating_sub(1);
+        c.last = Instant::now();
+        let (bytes, reason) = match &answer {
+            Ok(b) => (b.as_ref(), END_DONE),
+            Err(r) => (&[][..], *r),
+        };
+        let room = safe_relay::cell::BACKWARD_ROOM;
+        let end = [reason];
+        let parts = bytes
+            .chunks(BACKWARD_DATA)
+            .map(|part| (Command::Data, part))
+            .chain(std::iter::once((Command::End, &end[..])));
+        let mut bodies = Vec::with_capacity(bytes.len() / BACKWARD_DATA + 2);
+        for (command, data) in parts {
+            let m = Message {
+                command,
+                stream,
+                data,
+            };
+            match m.to_bytes(room).map(|m| c.hop.originate(&m)) {
+                Ok(Ok(body)) => bodies.push(body),
+                _ => return self.destroy(prev),
+            }
+        }
+        for body in bodies {
+            if !self.send(prev, LinkCommand::Relay, body) {
+                return self.destroy(prev);
+            }
+        }
+    }
+}
+
+/// The exit's chunk get: its own store first, then the close group as
+/// this node sees it, in random order; the bytes must hash to the name.
+async fn exit_get(node: &Node, name: XorName) -> Result<Bytes, u8> {
+    tracing::debug!(chunk = %name, "exit fetches a chunk");
+    if let Response::Chunk(bytes) = crate::chunks::get(node, name).await
+        && XorName::from_content(&bytes) == name
+    {
+        return Ok(bytes);
+    }
+    let mut group = node.group_peers(&name).await;
+    shuffle(&mut group);
+    for peer in group {
+        let answer = tokio::time::timeout(
+            FETCH_TIMEOUT,
+            node.net.request(peer, Request::GetChunk { name }),
+        )
+        .await;
+        if let Ok(Ok(Response::Chunk(bytes))) = answer {
+            let checked = tokio::task::spawn_blocking(move || {
+                (XorName::from_content(&bytes) == name).then_some(bytes)
+            })
+            .await;
+            if let Ok(Some(bytes)) = checked {
+                return Ok(bytes);
+            }
+        }
+    }
+    Err(END_NOT_FOUND)
+}
+
+fn shuffle<T>(items: &mut [T]) {
+    let mut seed = [0u8; 32];
+    if getrandom::fill(&mut seed).is_err() {
+        return;
+    }
+    let mut rng = blake3::Hasher::new_keyed(&seed).finalize_xof();
+    for i in (1..items.len()).rev() {
+        let mut b = [0u8; 8];
+        rng.fill(&mut b);
+        let j = (u64::from_le_bytes(b) % (i as u64 + 1)) as usize;
+        items.swap(i, j);
+    }
+}
