@@ -33,17 +33,30 @@ pub(crate) struct Peers {
     /// else the contacts file `safe testnet up` writes.
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub(crate) peers: Vec<Multiaddr>,
+    /// Read through 3-hop relay circuits, so that no node that holds the
+    /// data learns who reads it (docs/DESIGN-anonymity.md). Reads of
+    /// public files by address only, for now: anything else is refused,
+    /// never done directly instead. Also $SAFE_ANONYMOUS=1.
+    #[arg(long, env = "SAFE_ANONYMOUS")]
+    pub(crate) anonymous: bool,
 }
 
 impl Peers {
     /// Joins the network.
     pub(crate) async fn connect(&self, network: Network) -> Result<Client> {
-        Ok(Client::connect_with(ConnectOptions {
+        let client = Client::connect_with(ConnectOptions {
             peers: self.peers.clone(),
             close_group: network.close_group,
             home: Home::from_env(),
         })
-        .await?)
+        .await?;
+        Ok(if self.anonymous {
+            let difficulty = safe_client::network::id_difficulty_from_env();
+            let kept = Home::from_env().dir().join("relays");
+            client.anonymous(safe_network::network_id(difficulty), Some(kept))
+        } else {
+            client
+        })
     }
 }
 

@@ -38,7 +38,11 @@ Environment:
   SAFE_MIN_NODE_AGE
                seconds a node must have been in its close group's routing
                tables before its receipts and \"not found\" answers count
-               toward a majority (default 0: off)";
+               toward a majority (default 0: off)
+  SAFE_ANONYMOUS
+               1: read through 3-hop relay circuits, as --anonymous
+               (public files by address only for now; anything else is
+               refused, never done directly)";
 
 #[derive(Parser)]
 #[command(

@@ -502,7 +502,13 @@ fn ranges_of_empty_files_and_suffix_ranges() {
 #[test]
 fn help_names_the_environment() {
     let help = ok(&["--help"]);
-    for var in ["SAFE_HOME", "SAFE_PEERS", "SAFE_LOG", "SAFE_MIN_NODE_AGE"] {
+    for var in [
+        "SAFE_HOME",
+        "SAFE_PEERS",
+        "SAFE_LOG",
+        "SAFE_MIN_NODE_AGE",
+        "SAFE_ANONYMOUS",
+    ] {
         assert!(help.contains(var), "{var} in {help}");
     }
 }

@@ -50,6 +50,22 @@ fn testnet_put_get_stop_restart() {
         assert_eq!(std::fs::read(&out).unwrap(), bytes, "{name} round trip");
         stored.push((address, bytes));
     }
+    // Read anonymously, through relay circuits: the same bytes. A write
+    // in anonymous mode is refused with one line, never sent directly.
+    let (address, bytes) = &stored[3];
+    let anon = safe(home.path(), &["get", "--anonymous", address]);
+    assert!(
+        anon.status.success(),
+        "anonymous get: {}",
+        String::from_utf8_lossy(&anon.stderr)
+    );
+    assert_eq!(&anon.stdout, bytes, "anonymous round trip");
+    let small = data_dir.path().join("small.txt");
+    let refused = fails(
+        home.path(),
+        &["put", "--anonymous", small.to_str().unwrap()],
+    );
+    assert!(refused.contains("anonymous mode"), "{refused}");
     // The whole directory as a snapshot over the network, back identical.
     // (Files changed in the last two seconds are never taken from the put
     // cache, so these are dated a minute back.)

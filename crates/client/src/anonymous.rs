@@ -31,7 +31,9 @@ use safe_protocol::messages::{MAX_CERT_PEERS, Request, Response};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 use safe_relay::cell::{BACKWARD_ROOM, BODY, CELL, FORWARD_ROOM, LinkCell, LinkCommand};
 use safe_relay::handshake::{self, CREATED_LEN};
-use safe_relay::message::{BEGIN_GET_CHUNK, Command, END_DONE, END_NOT_FOUND, Message};
+use safe_relay::message::{
+    BEGIN_GET_CHUNK, Command, END_DONE, END_NOT_FOUND, MAX_HOLDERS, Message,
+};
 use safe_relay::{ClientCircuit, RelayCert};
 
 use crate::network::Connection;
@@ -119,6 +121,7 @@ impl Connection {
     /// identically. A node for which two different valid certificates of
     /// one period turn up is left out.
     pub async fn relay_sample(&self, lookups: usize, network: [u8; 32]) -> Vec<Relay> {
+        tracing::debug!(identity = %self.net.peer_id(), "sampling relays");
         let mut peers: Vec<PeerId> = Vec::new();
         for _ in 0..lookups.max(1) {
             for p in self
@@ -215,9 +218,10 @@ impl Connection {
                 .collect();
             let path = choose_path(&usable, &name, self.k)?;
             let exit = path[HOPS - 1].peer;
+            let holders = holders_for(&usable, &name, self.k, &[path[0].peer, path[1].peer]);
             let attempt = async {
                 let mut circuit = Circuit::build(&path, network).await?;
-                circuit.get_chunk(name).await
+                circuit.get_chunk_from(name, &holders).await
             };
             match attempt.await {
                 Ok(bytes) => return Ok(bytes),
@@ -243,28 +247,65 @@ impl Connection {
 /// guard with an address and, like the middle, not among the K + 2
 /// closest to `name` in the sample (a superset of its close group there).
 pub fn choose_path(sample: &[Relay], name: &XorName, k: usize) -> Result<Vec<Relay>, AnonError> {
+    path_through(sample, name, k, None, &[])
+}
+
+/// As [`choose_path`], through `guard` if given; `avoid` (the client's
+/// other guards) are neither middle nor exit.
+fn path_through(
+    sample: &[Relay],
+    name: &XorName,
+    k: usize,
+    guard: Option<PeerId>,
+    avoid: &[PeerId],
+) -> Result<Vec<Relay>, AnonError> {
     let near = closest(name, sample.iter().map(|r| r.peer), k + 2);
     let mut pool: Vec<&Relay> = sample.iter().collect();
     for i in (1..pool.len()).rev() {
         pool.swap(i, random_below(i + 1));
     }
     let far = |r: &&Relay| !near.contains(&r.peer);
-    let guard = pool
-        .iter()
-        .copied()
-        .find(|r| far(r) && r.addrs.iter().any(safe_network::is_tcp))
-        .ok_or(AnonError::TooFewRelays(sample.len()))?;
+    let too_few = || AnonError::TooFewRelays(sample.len());
+    let guard = match guard {
+        Some(g) => pool
+            .iter()
+            .copied()
+            .find(|r| r.peer == g)
+            .ok_or_else(too_few)?,
+        None => pool
+            .iter()
+            .copied()
+            .find(|r| far(r) && r.addrs.iter().any(safe_network::is_tcp))
+            .ok_or_else(too_few)?,
+    };
+    let free = |r: &&Relay| r.peer != guard.peer && !avoid.contains(&r.peer);
     let middle = pool
         .iter()
         .copied()
-        .find(|r| far(r) && r.peer != guard.peer)
-        .ok_or(AnonError::TooFewRelays(sample.len()))?;
+        .find(|r| far(r) && free(r))
+        .ok_or_else(too_few)?;
     let exit = pool
         .iter()
         .copied()
-        .find(|r| r.peer != guard.peer && r.peer != middle.peer)
-        .ok_or(AnonError::TooFewRelays(sample.len()))?;
+        .find(|r| free(r) && r.peer != middle.peer)
+        .ok_or_else(too_few)?;
     Ok(vec![guard.clone(), middle.clone(), exit.clone()])
+}
+
+/// Whom the exit should ask for `name`: up to [`MAX_HOLDERS`] of its K
+/// closest in the sample, at random, none of them on the client's path (a
+/// guard asked for a chunk while it carries the client's circuit would see
+/// both; a middle, the guard and the chunk).
+fn holders_for(sample: &[Relay], name: &XorName, k: usize, path: &[PeerId]) -> Vec<PeerId> {
+    let mut holders: Vec<PeerId> = closest(name, sample.iter().map(|r| r.peer), k)
+        .into_iter()
+        .filter(|p| !path.contains(p))
+        .collect();
+    for i in (1..holders.len()).rev() {
+        holders.swap(i, random_below(i + 1));
+    }
+    holders.truncate(MAX_HOLDERS);
+    holders
 }
 
 /// A circuit: the client's end.
@@ -275,6 +316,8 @@ pub struct Circuit {
     id: u32,
     next_stream: u32,
     swarm: tokio::task::JoinHandle<()>,
+    /// The exit's peer id.
+    pub exit: PeerId,
 }
 
 impl Drop for Circuit {
@@ -290,7 +333,9 @@ impl Circuit {
         let Some(guard) = path.first() else {
             return Err(AnonError::TooFewRelays(0));
         };
-        let mut swarm = safe_network::build_relay_swarm(Keypair::generate_ed25519())
+        let identity = Keypair::generate_ed25519();
+        let me = identity.public().to_peer_id();
+        let mut swarm = safe_network::build_relay_swarm(identity)
             .map_err(|e| AnonError::Guard(guard.peer, e.to_string()))?;
         // The relay swarm speaks TCP only, and knows no addresses but the
         // guard's: dial it, and wait for the connection.
@@ -344,6 +389,7 @@ impl Circuit {
             id: u32::from_le_bytes(id).max(1),
             next_stream: 1,
             swarm,
+            exit: path[path.len() - 1].peer,
         };
         // The guard: CREATE on the link.
         let key = hop_key(guard)?;
@@ -378,16 +424,42 @@ impl Circuit {
             let keys = hs.finish(&m.2).map_err(circuit_err)?;
             circuit.crypto.push(keys).map_err(circuit_err)?;
         }
+        tracing::debug!(
+            identity = %me,
+            guard = %guard.peer,
+            middle = %path[1].peer,
+            exit = %circuit.exit,
+            "circuit built"
+        );
         Ok(circuit)
     }
 
     /// The chunk `name`, from the exit, checked by its hash.
     pub async fn get_chunk(&mut self, name: XorName) -> Result<Bytes, AnonError> {
+        self.get_chunk_from(name, &[]).await
+    }
+
+    /// The chunk `name`, which the exit fetches from `holders` only (at
+    /// most [`MAX_HOLDERS`]; none: from the close group as it sees it).
+    pub async fn get_chunk_from(
+        &mut self,
+        name: XorName,
+        holders: &[PeerId],
+    ) -> Result<Bytes, AnonError> {
         let exit = self.crypto.len() - 1;
         let stream = self.next_stream;
         self.next_stream += 1;
         let mut begin = vec![BEGIN_GET_CHUNK];
         begin.extend_from_slice(name.as_bytes());
+        if !holders.is_empty() {
+            let holders = &holders[..holders.len().min(MAX_HOLDERS)];
+            begin.push(holders.len() as u8);
+            for h in holders {
+                let id = h.to_bytes();
+                begin.push(id.len() as u8);
+                begin.extend_from_slice(&id);
+            }
+        }
         self.send(exit, Command::Begin, stream, &begin, false)
             .await?;
         let mut bytes = BytesMut::new();
@@ -521,4 +593,327 @@ impl Circuit {
 fn hop_key(relay: &Relay) -> Result<[u8; 32], AnonError> {
     peer_to_key(&relay.peer)
         .ok_or_else(|| circuit_err(format!("{} has no ed25519 key", relay.peer)))
+}
+
+/// Circuits an [`AnonymousStore`] keeps and uses at once.
+pub const MAX_CIRCUITS: usize = 4;
+/// Guards an [`AnonymousStore`] draws at most: one, and another if the
+/// first cannot be reached.
+pub const GUARDS: usize = 2;
+/// Lookups of random keys for a sample.
+const SAMPLE_LOOKUPS: usize = 4;
+/// How long a kept sample is used before the network is sampled again.
+pub const SAMPLE_TTL: Duration = Duration::from_secs(3600);
+/// Format version of a kept sample.
+const SAMPLE_VERSION: u8 = 1;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptSample {
+    version: u8,
+    network: [u8; 32],
+    taken: u64,
+    /// (peer id, TCP addresses, certificate).
+    relays: Vec<(Vec<u8>, Vec<String>, Vec<u8>)>,
+}
+
+/// A kept sample for `network`, if it is young enough; every relay in it
+/// checked again (a damaged or foreign file gives nothing).
+fn load_sample(path: &std::path::Path, network: &[u8; 32]) -> Vec<Relay> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let Ok(kept) = postcard::from_bytes::<KeptSample>(&bytes) else {
+        return Vec::new();
+    };
+    let t = now();
+    if kept.version != SAMPLE_VERSION
+        || &kept.network != network
+        || t.saturating_sub(kept.taken) > SAMPLE_TTL.as_secs()
+    {
+        return Vec::new();
+    }
+    kept.relays
+        .into_iter()
+        .filter_map(|(peer, addrs, cert)| {
+            let peer = PeerId::from_bytes(&peer).ok()?;
+            let cert = RelayCert::from_bytes(&cert).ok()?;
+            cert.verify(&peer_to_key(&peer)?, network, t).ok()?;
+            let addrs = addrs.iter().filter_map(|a| a.parse().ok()).collect();
+            Some(Relay { peer, addrs, cert })
+        })
+        .collect()
+}
+
+fn save_sample(
+    path: &std::path::Path,
+    network: &[u8; 32],
+    sample: &[Relay],
+) -> std::io::Result<()> {
+    let kept = KeptSample {
+        version: SAMPLE_VERSION,
+        network: *network,
+        taken: now(),
+        relays: sample
+            .iter()
+            .map(|r| {
+                (
+                    r.peer.to_bytes(),
+                    r.addrs.iter().map(|a| a.to_string()).collect(),
+                    r.cert.to_bytes(),
+                )
+            })
+            .collect(),
+    };
+    let bytes = postcard::to_allocvec(&kept).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+/// A sample this large always has a guard and middle far from any name
+/// (K + 2 near it, three hops).
+const GOOD_SAMPLE: usize = 12;
+/// Samples taken (a second apart) while the sample is smaller.
+const SAMPLE_TRIES: usize = 30;
+
+/// The refusal of everything anonymous mode does not do yet.
+pub const NOT_YET: &str = "anonymous mode reads public data only for now: writes, records and logins are not available anonymously (they are never sent directly instead)";
+
+struct Pooled {
+    circuit: Circuit,
+    guard: PeerId,
+    middle: PeerId,
+}
+
+/// Chunk reads through circuits, for a [`crate::Client`] in anonymous mode:
+/// a sample of relays taken once, at most [`MAX_CIRCUITS`] circuits kept
+/// and used at once, a chunk never sent over a circuit whose guard or
+/// middle may hold it, exits that lie not used again, and no direct
+/// request for data, ever.
+pub struct AnonymousStore {
+    conn: Connection,
+    network: [u8; 32],
+    sample_file: Option<std::path::PathBuf>,
+    sample: tokio::sync::Mutex<Vec<Relay>>,
+    idle: std::sync::Mutex<Vec<Pooled>>,
+    blamed: std::sync::Mutex<Vec<PeerId>>,
+    /// This store's guard: every circuit goes through it.
+    guards: std::sync::Mutex<Vec<PeerId>>,
+    /// Guards drawn so far.
+    drawn: std::sync::atomic::AtomicUsize,
+    slots: tokio::sync::Semaphore,
+}
+
+impl AnonymousStore {
+    /// Reads through circuits of relays found through `conn` (which is used
+    /// for lookups of random keys and certificates only), on `network`.
+    pub fn new(conn: Connection, network: [u8; 32]) -> Self {
+        Self {
+            conn,
+            network,
+            sample_file: None,
+            sample: tokio::sync::Mutex::new(Vec::new()),
+            idle: std::sync::Mutex::new(Vec::new()),
+            blamed: std::sync::Mutex::new(Vec::new()),
+            guards: std::sync::Mutex::new(Vec::new()),
+            drawn: std::sync::atomic::AtomicUsize::new(0),
+            slots: tokio::sync::Semaphore::new(MAX_CIRCUITS),
+        }
+    }
+
+    /// Keeps the sample in `path` and starts from it while it is younger
+    /// than [`SAMPLE_TTL`], so that reads do not sample the network each
+    /// time: the nodes asked for certificates then see a client sampling
+    /// relays now and then, not at the moment it reads something.
+    pub fn with_sample_file(mut self, path: std::path::PathBuf) -> Self {
+        self.sample_file = Some(path);
+        self
+    }
+
+    /// The connection used for sampling.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    async fn sample(&self) -> Result<Vec<Relay>, AnonError> {
+        let mut sample = self.sample.lock().await;
+        if sample.is_empty()
+            && let Some(path) = &self.sample_file
+        {
+            *sample = load_sample(path, &self.network);
+        }
+        let had = sample.len();
+        // Nodes fetch each other's certificates every few seconds: a
+        // network that has just started may need a moment.
+        // It stops growing at the network's size (or GOOD_SAMPLE).
+        let mut still = 0;
+        for _ in 0..SAMPLE_TRIES {
+            if sample.len() >= GOOD_SAMPLE || (sample.len() >= HOPS && still >= 3) {
+                break;
+            }
+            let found = self.conn.relay_sample(SAMPLE_LOOKUPS, self.network).await;
+            if found.len() > sample.len() {
+                *sample = found;
+                still = 0;
+            } else {
+                still += 1;
+            }
+            if sample.len() < GOOD_SAMPLE {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        if sample.len() < HOPS {
+            return Err(AnonError::TooFewRelays(sample.len()));
+        }
+        if sample.len() > had
+            && let Some(path) = &self.sample_file
+            && let Err(e) = save_sample(path, &self.network, &sample)
+        {
+            tracing::debug!("cannot keep the relay sample in {}: {e}", path.display());
+        }
+        let blamed = self.blamed.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(sample
+            .iter()
+            .filter(|r| !blamed.contains(&r.peer))
+            .cloned()
+            .collect())
+    }
+
+    /// This store's guard: drawn when first needed, and kept. (A guard
+    /// that holds a chunk may carry its circuit: it sees only cells, and it
+    /// is never one of the holders the exit is told to ask.)
+    fn guard(&self, sample: &[Relay]) -> Result<PeerId, AnonError> {
+        let mut guards = self.guards.lock().unwrap_or_else(|e| e.into_inner());
+        guards.retain(|g| sample.iter().any(|r| r.peer == *g));
+        if let Some(g) = guards.first() {
+            return Ok(*g);
+        }
+        let pool: Vec<&Relay> = sample
+            .iter()
+            .filter(|r| r.addrs.iter().any(safe_network::is_tcp))
+            .collect();
+        if pool.is_empty() {
+            return Err(AnonError::TooFewRelays(sample.len()));
+        }
+        let g = pool[random_below(pool.len())].peer;
+        guards.push(g);
+        self.drawn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(g)
+    }
+
+    /// A guard that could not be reached is replaced, at most [`GUARDS`]
+    /// times in all for one store (so that failures cannot walk a client
+    /// through many guards).
+    fn guard_failed(&self, guard: PeerId) {
+        let mut guards = self.guards.lock().unwrap_or_else(|e| e.into_inner());
+        if guards.first() == Some(&guard)
+            && self.drawn.load(std::sync::atomic::Ordering::Relaxed) < GUARDS
+        {
+            guards.remove(0);
+        }
+    }
+
+    /// An idle circuit through this store's guard whose middle is not near
+    /// `name`, or a new one.
+    async fn circuit_for(&self, sample: &[Relay], name: &XorName) -> Result<Pooled, AnonError> {
+        let near = closest(name, sample.iter().map(|r| r.peer), self.conn.k + 2);
+        let guard = self.guard(sample)?;
+        let reused = {
+            let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.iter()
+                .position(|p| p.guard == guard && !near.contains(&p.middle))
+                .map(|i| idle.swap_remove(i))
+        };
+        if let Some(p) = reused {
+            return Ok(p);
+        }
+        let path = path_through(sample, name, self.conn.k, Some(guard), &[])?;
+        let circuit = match Circuit::build(&path, self.network).await {
+            Ok(c) => c,
+            Err(e) => {
+                if matches!(e, AnonError::Guard(..)) {
+                    self.guard_failed(guard);
+                }
+                return Err(e);
+            }
+        };
+        Ok(Pooled {
+            circuit,
+            guard: path[0].peer,
+            middle: path[1].peer,
+        })
+    }
+
+    /// The chunk `name`, through circuits; see [`AnonymousStore`].
+    pub async fn get_chunk(&self, name: XorName) -> Result<Bytes, AnonError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| circuit_err("closed"))?;
+        let mut last = String::new();
+        for _ in 0..TRIES {
+            let sample = self.sample().await?;
+            let mut pooled = match self.circuit_for(&sample, &name).await {
+                Ok(p) => p,
+                Err(e @ AnonError::TooFewRelays(_)) => return Err(e),
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let exit = pooled.circuit.exit;
+            let path = [pooled.guard, pooled.middle];
+            let holders = holders_for(&sample, &name, self.conn.k, &path);
+            match pooled.circuit.get_chunk_from(name, &holders).await {
+                Ok(bytes) => {
+                    self.keep(pooled);
+                    return Ok(bytes);
+                }
+                Err(AnonError::NotFound) => {
+                    self.keep(pooled);
+                    return Err(AnonError::NotFound);
+                }
+                Err(e) => {
+                    if matches!(e, AnonError::WrongContent) {
+                        self.blamed
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(exit);
+                    }
+                    tracing::debug!("anonymous get of {name} failed: {e}");
+                    last = e.to_string();
+                }
+            }
+        }
+        Err(AnonError::Exhausted {
+            name,
+            tries: TRIES,
+            last,
+        })
+    }
+
+    fn keep(&self, pooled: Pooled) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_CIRCUITS {
+            idle.push(pooled);
+        }
+    }
+}
+
+impl crate::store::ChunkStore for AnonymousStore {
+    async fn put(&self, _chunk: safe_protocol::Chunk) -> Result<(), crate::StoreError> {
+        Err(crate::StoreError::Network(NOT_YET.into()))
+    }
+
+    async fn get(&self, name: XorName) -> Result<safe_protocol::Chunk, crate::StoreError> {
+        match self.get_chunk(name).await {
+            Ok(bytes) => Ok(safe_protocol::Chunk::new(bytes)?),
+            Err(AnonError::NotFound) => Err(crate::StoreError::NotFound(name)),
+            Err(e) => Err(crate::StoreError::Network(e.to_string())),
+        }
+    }
 }

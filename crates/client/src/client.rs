@@ -141,6 +141,8 @@ pub enum OpenError {
 enum Backend {
     Network(Connection),
     Local(LocalStore),
+    /// Reads through relay circuits only (`--anonymous`).
+    Anonymous(Arc<crate::anonymous::AnonymousStore>),
 }
 
 /// A client of the network, or of a local store: files, chunks and
@@ -178,6 +180,32 @@ impl Client {
         Ok(Self::from(connection))
     }
 
+    /// This network client in anonymous mode: chunks are read through
+    /// 3-hop relay circuits ([`crate::anonymous`]) on `network`
+    /// (`safe_network::network_id`); everything else is refused, never
+    /// done directly instead. A local client stays as it is.
+    ///
+    /// With `sample_file`, the relay sample is kept there and reused for
+    /// [`crate::anonymous::SAMPLE_TTL`].
+    pub fn anonymous(self, network: [u8; 32], sample_file: Option<std::path::PathBuf>) -> Self {
+        match self.backend {
+            Backend::Network(c) => {
+                let mut store = crate::anonymous::AnonymousStore::new(c, network);
+                if let Some(path) = sample_file {
+                    store = store.with_sample_file(path);
+                }
+                Self {
+                    backend: Backend::Anonymous(Arc::new(store)),
+                    caches: self.caches,
+                }
+            }
+            backend => Self {
+                backend,
+                caches: self.caches,
+            },
+        }
+    }
+
     /// A client of the local store in `dir` (created if missing): no
     /// network, the same API.
     pub fn local(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -203,7 +231,7 @@ impl Client {
     pub fn connection(&self) -> Option<&Connection> {
         match &self.backend {
             Backend::Network(c) => Some(c),
-            Backend::Local(_) => None,
+            Backend::Local(_) | Backend::Anonymous(_) => None,
         }
     }
 
@@ -214,8 +242,10 @@ impl Client {
 
     /// Closes the connection (nothing to do for a local client).
     pub async fn shutdown(&self) {
-        if let Backend::Network(c) = &self.backend {
-            c.shutdown().await;
+        match &self.backend {
+            Backend::Network(c) => c.shutdown().await,
+            Backend::Anonymous(a) => a.connection().shutdown().await,
+            Backend::Local(_) => {}
         }
     }
 
@@ -559,6 +589,7 @@ impl ChunkStore for Client {
         match &self.backend {
             Backend::Network(c) => c.put(chunk).await,
             Backend::Local(s) => s.put(chunk).await,
+            Backend::Anonymous(a) => a.put(chunk).await,
         }
     }
 
@@ -569,6 +600,7 @@ impl ChunkStore for Client {
         let chunk = match &self.backend {
             Backend::Network(c) => c.get(name).await,
             Backend::Local(s) => s.get(name).await,
+            Backend::Anonymous(a) => a.get(name).await,
         }?;
         if let Some(c) = &self.caches {
             c.keep_chunk(&chunk);
@@ -582,6 +614,7 @@ impl RecordStore for Client {
         match &self.backend {
             Backend::Network(c) => RecordStore::write_record(c, write).await,
             Backend::Local(s) => RecordStore::write_record(s, write).await,
+            Backend::Anonymous(_) => Err(not_yet()),
         }
     }
 
@@ -589,6 +622,7 @@ impl RecordStore for Client {
         match &self.backend {
             Backend::Network(c) => RecordStore::get_record(c, name).await,
             Backend::Local(s) => RecordStore::get_record(s, name).await,
+            Backend::Anonymous(_) => Err(not_yet()),
         }
     }
 
@@ -600,8 +634,13 @@ impl RecordStore for Client {
         match &self.backend {
             Backend::Network(c) => c.fetch_account(address, signer).await,
             Backend::Local(s) => s.fetch_account(address, signer).await,
+            Backend::Anonymous(_) => Err(not_yet()),
         }
     }
+}
+
+fn not_yet() -> MutableError {
+    MutableError::Network(crate::anonymous::NOT_YET.into())
 }
 
 /// The signed create of `new`, for callers that save or inspect it before

@@ -80,7 +80,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Certificates of other nodes kept for clients.
 const MAX_CACHED_CERTS: usize = 2048;
 /// How often routing peers' certificates are fetched.
-const CERT_INTERVAL: Duration = Duration::from_secs(5);
+const CERT_INTERVAL: Duration = Duration::from_secs(2);
 const KEY_FILE: &str = "relay.key";
 
 fn now() -> u64 {
@@ -799,18 +799,13 @@ impl Relay {
         if c.streams >= MAX_EXIT_STREAMS {
             return self.answer(prev, stream, Err(END_BUSY));
         }
-        let name = match data {
-            [BEGIN_GET_CHUNK, name @ ..] if name.len() == 32 => {
-                let mut n = [0u8; 32];
-                n.copy_from_slice(name);
-                XorName(n)
-            }
-            _ => return self.answer(prev, stream, Err(END_UNSUPPORTED)),
+        let Some((name, holders)) = parse_get_chunk(data) else {
+            return self.answer(prev, stream, Err(END_UNSUPPORTED));
         };
         c.streams += 1;
         let (node, events) = (self.node.clone(), self.events.clone());
         tasks.spawn(async move {
-            let answer = exit_get(&node, name)
+            let answer = exit_get(&node, name, holders)
                 .await
                 .map(|b| node.faults.exit_answer(b));
             let _ = events
@@ -862,15 +857,55 @@ impl Relay {
 
 /// The exit's chunk get: its own store first, then the close group as
 /// this node sees it, in random order; the bytes must hash to the name.
-async fn exit_get(node: &Node, name: XorName) -> Result<Bytes, u8> {
+/// A chunk get's `BEGIN` data: [`BEGIN_GET_CHUNK`], the name (32), then
+/// optionally the holders to ask: a count (at most
+/// [`safe_relay::message::MAX_HOLDERS`]) and that many length-prefixed peer
+/// ids.
+fn parse_get_chunk(data: &[u8]) -> Option<(XorName, Vec<PeerId>)> {
+    let (&kind, rest) = data.split_first()?;
+    if kind != BEGIN_GET_CHUNK || rest.len() < 32 {
+        return None;
+    }
+    let mut n = [0u8; 32];
+    n.copy_from_slice(&rest[..32]);
+    let mut rest = &rest[32..];
+    let mut holders = Vec::new();
+    if let Some((&count, more)) = rest.split_first() {
+        if count as usize > safe_relay::message::MAX_HOLDERS {
+            return None;
+        }
+        rest = more;
+        for _ in 0..count {
+            let (&len, more) = rest.split_first()?;
+            let id = more.get(..len as usize)?;
+            holders.push(PeerId::from_bytes(id).ok()?);
+            rest = &more[len as usize..];
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+    }
+    Some((XorName(n), holders))
+}
+
+/// The exit's chunk get: its own store first; then the holders the client
+/// named, if it named any (so that it can keep its own guards out of the
+/// way), else the close group as this node sees it, in random order. The
+/// bytes must hash to the name.
+async fn exit_get(node: &Node, name: XorName, holders: Vec<PeerId>) -> Result<Bytes, u8> {
     tracing::debug!(chunk = %name, "exit fetches a chunk");
     if let Response::Chunk(bytes) = crate::chunks::get(node, name).await
         && XorName::from_content(&bytes) == name
     {
         return Ok(bytes);
     }
-    let mut group = node.group_peers(&name).await;
-    shuffle(&mut group);
+    let group = if holders.is_empty() {
+        let mut group = node.group_peers(&name).await;
+        shuffle(&mut group);
+        group
+    } else {
+        holders
+    };
     for peer in group {
         let answer = tokio::time::timeout(
             FETCH_TIMEOUT,

@@ -18,6 +18,8 @@ pub const BACKWARD_DATA: usize = BACKWARD_ROOM - HEADER;
 
 /// A `BEGIN` that asks the exit for a chunk: this byte, then its name (32).
 pub const BEGIN_GET_CHUNK: u8 = 1;
+/// The most holders a chunk get may name for the exit to ask.
+pub const MAX_HOLDERS: usize = 3;
 /// `END` reason: the answer is complete.
 pub const END_DONE: u8 = 0;
 /// `END` reason: no holder had it.
