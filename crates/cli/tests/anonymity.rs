@@ -159,6 +159,7 @@ fn only_the_guard_sees_the_client_and_no_node_sees_both_the_client_and_what_it_r
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(home.join("relays").exists(), "the sample is kept");
+    assert!(home.join("guard").exists(), "the guard is kept");
     let before: Vec<usize> = nodes.iter().map(|n| read(&n.log).len()).collect();
 
     // Read it anonymously.
@@ -185,6 +186,11 @@ fn only_the_guard_sees_the_client_and_no_node_sees_both_the_client_and_what_it_r
         })
         .collect();
     assert!(!circuits.is_empty(), "{client_log}");
+    // One guard for every circuit: the one kept by the first read.
+    assert!(
+        circuits.iter().all(|(_, g)| *g == circuits[0].1),
+        "{client_log}"
+    );
 
     // What each node logged during the read.
     let logs: Vec<(&Node, String)> = nodes

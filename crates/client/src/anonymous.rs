@@ -644,6 +644,48 @@ fn load_sample(path: &std::path::Path, network: &[u8; 32]) -> Vec<Relay> {
         .collect()
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptGuard {
+    version: u8,
+    network: [u8; 32],
+    peer: Vec<u8>,
+    until: u64,
+}
+
+/// Days a drawn guard is kept: 30, plus up to 30 at random.
+const GUARD_DAYS: u64 = 30;
+
+/// The kept guard for `network`, if it still lives.
+fn load_guard(path: &std::path::Path, network: &[u8; 32]) -> Option<PeerId> {
+    let kept: KeptGuard = postcard::from_bytes(&std::fs::read(path).ok()?).ok()?;
+    (kept.version == SAMPLE_VERSION && &kept.network == network && now() < kept.until)
+        .then(|| PeerId::from_bytes(&kept.peer).ok())
+        .flatten()
+}
+
+fn save_guard(path: &std::path::Path, network: &[u8; 32], guard: &PeerId) -> std::io::Result<()> {
+    let days = GUARD_DAYS + random_below(GUARD_DAYS as usize + 1) as u64;
+    let kept = KeptGuard {
+        version: SAMPLE_VERSION,
+        network: *network,
+        peer: guard.to_bytes(),
+        until: now() + days * 24 * 3600,
+    };
+    write_atomically(
+        path,
+        &postcard::to_allocvec(&kept).map_err(std::io::Error::other)?,
+    )
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 fn save_sample(
     path: &std::path::Path,
     network: &[u8; 32],
@@ -664,13 +706,10 @@ fn save_sample(
             })
             .collect(),
     };
-    let bytes = postcard::to_allocvec(&kept).map_err(std::io::Error::other)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    write_atomically(
+        path,
+        &postcard::to_allocvec(&kept).map_err(std::io::Error::other)?,
+    )
 }
 /// A sample this large always has a guard and middle far from any name
 /// (K + 2 near it, three hops).
@@ -781,11 +820,19 @@ impl AnonymousStore {
             .collect())
     }
 
-    /// This store's guard: drawn when first needed, and kept. (A guard
-    /// that holds a chunk may carry its circuit: it sees only cells, and it
-    /// is never one of the holders the exit is told to ask.)
+    /// This store's guard: the kept one (`guard`, next to the sample file)
+    /// while it lives (30 to 60 days from when it was drawn) and is in the
+    /// sample, else one drawn now and kept. (A guard that holds a chunk may
+    /// carry its circuit: it sees only cells, and it is never one of the
+    /// holders the exit is told to ask.)
     fn guard(&self, sample: &[Relay]) -> Result<PeerId, AnonError> {
         let mut guards = self.guards.lock().unwrap_or_else(|e| e.into_inner());
+        if guards.is_empty()
+            && let Some(file) = self.guard_file()
+            && let Some(g) = load_guard(&file, &self.network)
+        {
+            guards.push(g);
+        }
         guards.retain(|g| sample.iter().any(|r| r.peer == *g));
         if let Some(g) = guards.first() {
             return Ok(*g);
@@ -801,7 +848,16 @@ impl AnonymousStore {
         guards.push(g);
         self.drawn
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(file) = self.guard_file()
+            && let Err(e) = save_guard(&file, &self.network, &g)
+        {
+            tracing::debug!("cannot keep the guard in {}: {e}", file.display());
+        }
         Ok(g)
+    }
+
+    fn guard_file(&self) -> Option<std::path::PathBuf> {
+        self.sample_file.as_ref().map(|p| p.with_file_name("guard"))
     }
 
     /// A guard that could not be reached is replaced, at most [`GUARDS`]
