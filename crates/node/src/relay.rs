@@ -261,7 +261,7 @@ enum Event {
     Opened {
         link: LinkId,
         peer: PeerId,
-        tx: mpsc::Sender<Box<[u8; CELL]>>,
+        tasks: LinkTasks,
     },
     /// A cell came in on a link.
     Cell { link: LinkId, cell: LinkCell },
@@ -284,9 +284,28 @@ enum Event {
 struct Link {
     peer: PeerId,
     tx: mpsc::Sender<Box<[u8; CELL]>>,
+    /// Stops the link's reader (dropping `tx` stops its writer).
+    reader: tokio::task::AbortHandle,
     circuits: usize,
     next_id: u32,
+    last: Instant,
 }
+
+impl Link {
+    fn new(peer: PeerId, (tx, reader): LinkTasks) -> Self {
+        Self {
+            peer,
+            tx,
+            reader,
+            circuits: 0,
+            next_id: 1,
+            last: Instant::now(),
+        }
+    }
+}
+
+/// A link's writer queue and its reader task.
+type LinkTasks = (mpsc::Sender<Box<[u8; CELL]>>, tokio::task::AbortHandle);
 
 struct Circuit {
     hop: HopState,
@@ -346,8 +365,8 @@ pub(crate) async fn serve(node: Arc<Node>, mut control: Control, mut stop: watch
                 }
                 tracing::debug!(%peer, "relay link from peer");
                 let link = relay.new_link_id();
-                let tx = spawn_link(&mut tasks, link, stream, relay.events.clone(), relay.queued.clone());
-                relay.links.insert(link, Link { peer, tx, circuits: 0, next_id: 1 });
+                let link_tasks = spawn_link(&mut tasks, link, stream, relay.events.clone(), relay.queued.clone());
+                relay.links.insert(link, Link::new(peer, link_tasks));
             }
             event = rx.recv() => {
                 let Some(event) = event else { break };
@@ -368,7 +387,7 @@ fn spawn_link<S>(
     stream: S,
     events: mpsc::Sender<Event>,
     queued: Arc<AtomicUsize>,
-) -> mpsc::Sender<Box<[u8; CELL]>>
+) -> LinkTasks
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -385,11 +404,13 @@ where
             }
         }
         // Cells left in the queue no longer count against the budget.
-        queued.fetch_sub(rx.len(), Ordering::Relaxed);
         rx.close();
+        while rx.try_recv().is_ok() {
+            queued.fetch_sub(1, Ordering::Relaxed);
+        }
         let _ = writer.close().await;
     });
-    tasks.spawn(async move {
+    let reader_task = tasks.spawn(async move {
         let mut buf = vec![0u8; CELL];
         loop {
             if reader.read_exact(&mut buf).await.is_err() {
@@ -404,7 +425,7 @@ where
         }
         let _ = events.send(Event::Closed { link }).await;
     });
-    tx
+    (tx, reader_task)
 }
 
 impl Relay {
@@ -463,6 +484,16 @@ impl Relay {
     }
 
     fn expire(&mut self) {
+        // Links that carry no circuit and have been quiet: closed.
+        let quiet: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.circuits == 0 && l.last.elapsed() > CIRCUIT_IDLE)
+            .map(|(k, _)| *k)
+            .collect();
+        for link in quiet {
+            self.drop_link(link);
+        }
         let idle: Vec<Side> = self
             .circuits
             .iter()
@@ -477,16 +508,8 @@ impl Relay {
 
     fn handle(&mut self, event: Event, tasks: &mut tokio::task::JoinSet<()>) {
         match event {
-            Event::Opened { link, peer, tx } => {
-                self.links.insert(
-                    link,
-                    Link {
-                        peer,
-                        tx,
-                        circuits: 0,
-                        next_id: 1,
-                    },
-                );
+            Event::Opened { link, peer, tasks } => {
+                self.links.insert(link, Link::new(peer, tasks));
                 self.out_links.insert(peer, link);
             }
             Event::Closed { link } => self.link_closed(link),
@@ -504,12 +527,18 @@ impl Relay {
         }
     }
 
-    fn link_closed(&mut self, link: LinkId) {
-        if let Some(l) = self.links.remove(&link)
-            && self.out_links.get(&l.peer) == Some(&link)
-        {
-            self.out_links.remove(&l.peer);
+    /// Forgets a link and stops its tasks.
+    fn drop_link(&mut self, link: LinkId) {
+        if let Some(l) = self.links.remove(&link) {
+            l.reader.abort();
+            if self.out_links.get(&l.peer) == Some(&link) {
+                self.out_links.remove(&l.peer);
+            }
         }
+    }
+
+    fn link_closed(&mut self, link: LinkId) {
+        self.drop_link(link);
         let prevs: Vec<Side> = self
             .circuits
             .iter()
@@ -523,6 +552,11 @@ impl Relay {
 
     fn cell(&mut self, link: LinkId, cell: LinkCell, tasks: &mut tokio::task::JoinSet<()>) {
         let side = (link, cell.circuit);
+        match self.links.get_mut(&link) {
+            Some(l) => l.last = Instant::now(),
+            // A cell from a link already dropped.
+            None => return,
+        }
         if let Some(&prev) = self.backs.get(&side) {
             return self.backward_cell(prev, cell);
         }
@@ -711,6 +745,9 @@ impl Relay {
         if let Some(&link) = self.out_links.get(&peer) {
             return self.extended(prev, Some(link), create_bytes);
         }
+        if self.links.len() >= MAX_LINKS {
+            return self.destroy(prev);
+        }
         let (node, mut control, events, queued) = (
             self.node.clone(),
             self.control.clone(),
@@ -735,10 +772,15 @@ impl Relay {
             let mut opened = None;
             if let Some(stream) = stream {
                 let mut tasks = tokio::task::JoinSet::new();
-                let tx = spawn_link(&mut tasks, link, stream, events.clone(), queued);
+                let link_tasks = spawn_link(&mut tasks, link, stream, events.clone(), queued);
                 // The link's tasks live as long as the link.
                 tokio::spawn(async move { while tasks.join_next().await.is_some() {} });
-                if events.send(Event::Opened { link, peer, tx }).await.is_err() {
+                let up = Event::Opened {
+                    link,
+                    peer,
+                    tasks: link_tasks,
+                };
+                if events.send(up).await.is_err() {
                     return;
                 }
                 opened = Some(link);
