@@ -111,3 +111,120 @@ async fn a_lying_exit_is_caught_and_another_circuit_gives_the_right_bytes() {
     }
     net.down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_relay_survives_garbage_and_floods_and_keeps_relaying() {
+    use futures::StreamExt;
+    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    use safe_network::libp2p::identity::Keypair;
+    use safe_network::libp2p::swarm::SwarmEvent;
+    use safe_network::libp2p::swarm::dial_opts::DialOpts;
+    use safe_relay::cell::{CELL, LinkCell, LinkCommand};
+
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(dir.path(), 12).await;
+    let client = client(&net).await;
+    let network = safe_network::network_id(TESTNET_ID_DIFFICULTY);
+    let chunk = Chunk::new(bytes_for(9, 100_000)).unwrap();
+    let name = *chunk.name();
+    client.put(chunk.clone()).await.unwrap();
+    let sample = full_sample(&client, net.len(), network).await;
+    let path = choose_path(&sample, &name, K).unwrap();
+    let target = path[0].clone();
+
+    // A raw relay link to the guard-to-be, from a stranger.
+    let mut swarm = safe_network::build_relay_swarm(Keypair::generate_ed25519()).unwrap();
+    let addrs: Vec<_> = target
+        .addrs
+        .iter()
+        .filter(|a| safe_network::is_tcp(a))
+        .cloned()
+        .collect();
+    swarm
+        .dial(DialOpts::peer_id(target.peer).addresses(addrs).build())
+        .unwrap();
+    loop {
+        if let SwarmEvent::ConnectionEstablished { peer_id, .. } = swarm.select_next_some().await
+            && peer_id == target.peer
+        {
+            break;
+        }
+    }
+    let mut control = swarm.behaviour().new_control();
+    let driver = tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    let stream = control
+        .open_stream(target.peer, safe_network::RELAY_PROTOCOL)
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.split();
+    let send = |cell: LinkCell| {
+        let mut bytes = vec![0u8; CELL];
+        cell.encode((&mut bytes[..]).try_into().unwrap());
+        bytes
+    };
+    // Garbage CREATEs, valid CREATEs past the per-link cap, and relay
+    // cells for circuits that do not exist.
+    let mut out = Vec::new();
+    for id in 1..=40u32 {
+        out.extend(send(
+            LinkCell::with_prefix(id, LinkCommand::Create, &[7; 41]).unwrap(),
+        ));
+    }
+    for id in 100..100 + 80u32 {
+        let key = safe_network::close_group::peer_to_key(&target.peer).unwrap();
+        let (_, create) =
+            safe_relay::handshake::start(&target.cert, &key, &network, now()).unwrap();
+        out.extend(send(
+            LinkCell::with_prefix(id, LinkCommand::Create, &create).unwrap(),
+        ));
+    }
+    for id in 1000..1050u32 {
+        out.extend(send(
+            LinkCell::with_prefix(id, LinkCommand::Relay, &[1; 100]).unwrap(),
+        ));
+    }
+    writer.write_all(&out).await.unwrap();
+    writer.flush().await.unwrap();
+    // Every one is answered: 40 + 50 DESTROYs, and CREATED for at most the
+    // per-link cap of the valid ones (the rest DESTROYed).
+    let mut created = 0;
+    let mut destroyed = 0;
+    let mut buf = vec![0u8; CELL];
+    for _ in 0..(40 + 80 + 50) {
+        tokio::time::timeout(Duration::from_secs(20), reader.read_exact(&mut buf))
+            .await
+            .expect("the relay answers every cell")
+            .unwrap();
+        match LinkCell::decode(&buf).unwrap().command {
+            LinkCommand::Created => created += 1,
+            LinkCommand::Destroy => destroyed += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, safe_node::relay::MAX_CIRCUITS_PER_LINK);
+    assert_eq!(destroyed, 40 + 80 + 50 - created);
+    // A malformed cell (an unknown link command) closes the link.
+    let mut bad = send(LinkCell::with_prefix(1, LinkCommand::Padding, &[]).unwrap());
+    bad[4] = 99;
+    writer.write_all(&bad).await.unwrap();
+    writer.flush().await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(20), reader.read_exact(&mut buf)).await;
+    assert!(matches!(closed, Ok(Err(_))), "the link is closed");
+    driver.abort();
+
+    // The relay still carries a client's circuit, as the guard.
+    let mut circuit = Circuit::build(&path, network).await.unwrap();
+    assert_eq!(&circuit.get_chunk(name).await.unwrap(), chunk.bytes());
+    net.down().await;
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
