@@ -51,9 +51,8 @@ impl Peers {
         })
         .await?;
         Ok(if self.anonymous {
-            let difficulty = safe_client::network::id_difficulty_from_env();
             let kept = Home::from_env().dir().join("relays");
-            client.anonymous(safe_network::network_id(difficulty), Some(kept))
+            client.anonymous(safe_network::network_id(), Some(kept))
         } else {
             client
         })

@@ -135,6 +135,9 @@ impl Connection {
                 }
             }
         }
+        // Only nodes with ed25519 ids can be relays; keeping only those
+        // keeps the answers' positions those of `peers`.
+        peers.retain(|p| peer_to_key(p).is_some());
         peers.truncate(MAX_CERT_PEERS);
         // Certificates from a few of them, each about the others.
         let mut sources = peers.clone();
@@ -648,27 +651,46 @@ fn load_sample(path: &std::path::Path, network: &[u8; 32]) -> Vec<Relay> {
 struct KeptGuard {
     version: u8,
     network: [u8; 32],
-    peer: Vec<u8>,
+    /// (peer id, TCP addresses, certificate), as in a kept sample.
+    relay: (Vec<u8>, Vec<String>, Vec<u8>),
     until: u64,
 }
 
 /// Days a drawn guard is kept: 30, plus up to 30 at random.
 const GUARD_DAYS: u64 = 30;
 
-/// The kept guard for `network`, if it still lives.
-fn load_guard(path: &std::path::Path, network: &[u8; 32]) -> Option<PeerId> {
-    let kept: KeptGuard = postcard::from_bytes(&std::fs::read(path).ok()?).ok()?;
-    (kept.version == SAMPLE_VERSION && &kept.network == network && now() < kept.until)
-        .then(|| PeerId::from_bytes(&kept.peer).ok())
-        .flatten()
+fn relay_to_kept(r: &Relay) -> (Vec<u8>, Vec<String>, Vec<u8>) {
+    (
+        r.peer.to_bytes(),
+        r.addrs.iter().map(|a| a.to_string()).collect(),
+        r.cert.to_bytes(),
+    )
 }
 
-fn save_guard(path: &std::path::Path, network: &[u8; 32], guard: &PeerId) -> std::io::Result<()> {
+fn relay_from_kept((peer, addrs, cert): (Vec<u8>, Vec<String>, Vec<u8>)) -> Option<Relay> {
+    Some(Relay {
+        peer: PeerId::from_bytes(&peer).ok()?,
+        addrs: addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+        cert: RelayCert::from_bytes(&cert).ok()?,
+    })
+}
+
+/// The kept guard for `network`, if it still lives (its certificate is
+/// checked when it is used).
+fn load_guard(path: &std::path::Path, network: &[u8; 32]) -> Option<Relay> {
+    let kept: KeptGuard = postcard::from_bytes(&std::fs::read(path).ok()?).ok()?;
+    if kept.version != SAMPLE_VERSION || &kept.network != network || now() >= kept.until {
+        return None;
+    }
+    relay_from_kept(kept.relay)
+}
+
+fn save_guard(path: &std::path::Path, network: &[u8; 32], guard: &Relay) -> std::io::Result<()> {
     let days = GUARD_DAYS + random_below(GUARD_DAYS as usize + 1) as u64;
     let kept = KeptGuard {
         version: SAMPLE_VERSION,
         network: *network,
-        peer: guard.to_bytes(),
+        relay: relay_to_kept(guard),
         until: now() + days * 24 * 3600,
     };
     write_atomically(
@@ -682,7 +704,18 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)?;
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Which relays and guard a user has: readable by them only.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+    }
     std::fs::rename(&tmp, path)
 }
 
@@ -724,7 +757,14 @@ struct Pooled {
     circuit: Circuit,
     guard: PeerId,
     middle: PeerId,
+    used: std::time::Instant,
 }
+
+/// A pooled circuit idle this long is dropped rather than reused: relays
+/// close circuits that carry nothing for a minute.
+const POOL_IDLE: Duration = Duration::from_secs(45);
+/// The longest one chunk read may take, every try included.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Chunk reads through circuits, for a [`crate::Client`] in anonymous mode:
 /// a sample of relays taken once, at most [`MAX_CIRCUITS`] circuits kept
@@ -739,7 +779,7 @@ pub struct AnonymousStore {
     idle: std::sync::Mutex<Vec<Pooled>>,
     blamed: std::sync::Mutex<Vec<PeerId>>,
     /// This store's guard: every circuit goes through it.
-    guards: std::sync::Mutex<Vec<PeerId>>,
+    guards: std::sync::Mutex<Vec<Relay>>,
     /// Guards drawn so far.
     drawn: std::sync::atomic::AtomicUsize,
     slots: tokio::sync::Semaphore,
@@ -784,12 +824,14 @@ impl AnonymousStore {
             *sample = load_sample(path, &self.network);
         }
         let had = sample.len();
+        // A kept sample is used as it is, however small the network.
+        let loaded = had >= HOPS;
         // Nodes fetch each other's certificates every few seconds: a
         // network that has just started may need a moment.
         // It stops growing at the network's size (or GOOD_SAMPLE).
         let mut still = 0;
         for _ in 0..SAMPLE_TRIES {
-            if sample.len() >= GOOD_SAMPLE || (sample.len() >= HOPS && still >= 3) {
+            if loaded || sample.len() >= GOOD_SAMPLE || (sample.len() >= HOPS && still >= 3) {
                 break;
             }
             let found = self.conn.relay_sample(SAMPLE_LOOKUPS, self.network).await;
@@ -821,11 +863,12 @@ impl AnonymousStore {
     }
 
     /// This store's guard: the kept one (`guard`, next to the sample file)
-    /// while it lives (30 to 60 days from when it was drawn) and is in the
-    /// sample, else one drawn now and kept. (A guard that holds a chunk may
-    /// carry its circuit: it sees only cells, and it is never one of the
-    /// holders the exit is told to ask.)
-    fn guard(&self, sample: &[Relay]) -> Result<PeerId, AnonError> {
+    /// while it lives (30 to 60 days from when it was drawn) and its
+    /// certificate is valid (a newer one from the sample replaces it),
+    /// else one drawn now from the sample and kept. (A guard that holds a
+    /// chunk may carry its circuit: it sees only cells, and the exit is
+    /// never told to ask it.)
+    fn guard(&self, sample: &[Relay]) -> Result<Relay, AnonError> {
         let mut guards = self.guards.lock().unwrap_or_else(|e| e.into_inner());
         if guards.is_empty()
             && let Some(file) = self.guard_file()
@@ -833,9 +876,16 @@ impl AnonymousStore {
         {
             guards.push(g);
         }
-        guards.retain(|g| sample.iter().any(|r| r.peer == *g));
-        if let Some(g) = guards.first() {
-            return Ok(*g);
+        let t = now();
+        if let Some(g) = guards.first_mut() {
+            if let Some(fresh) = sample.iter().find(|r| r.peer == g.peer) {
+                *g = fresh.clone();
+            }
+            let key = peer_to_key(&g.peer);
+            if key.is_some_and(|k| g.cert.verify(&k, &self.network, t).is_ok()) {
+                return Ok(g.clone());
+            }
+            guards.clear();
         }
         let pool: Vec<&Relay> = sample
             .iter()
@@ -844,8 +894,8 @@ impl AnonymousStore {
         if pool.is_empty() {
             return Err(AnonError::TooFewRelays(sample.len()));
         }
-        let g = pool[random_below(pool.len())].peer;
-        guards.push(g);
+        let g = pool[random_below(pool.len())].clone();
+        guards.push(g.clone());
         self.drawn
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(file) = self.guard_file()
@@ -865,7 +915,7 @@ impl AnonymousStore {
     /// through many guards).
     fn guard_failed(&self, guard: PeerId) {
         let mut guards = self.guards.lock().unwrap_or_else(|e| e.into_inner());
-        if guards.first() == Some(&guard)
+        if guards.first().is_some_and(|g| g.peer == guard)
             && self.drawn.load(std::sync::atomic::Ordering::Relaxed) < GUARDS
         {
             guards.remove(0);
@@ -873,25 +923,40 @@ impl AnonymousStore {
     }
 
     /// An idle circuit through this store's guard whose middle is not near
-    /// `name`, or a new one.
-    async fn circuit_for(&self, sample: &[Relay], name: &XorName) -> Result<Pooled, AnonError> {
+    /// `name` and whose exit is not in `not_exits`, or a new one.
+    async fn circuit_for(
+        &self,
+        sample: &[Relay],
+        name: &XorName,
+        not_exits: &[PeerId],
+    ) -> Result<Pooled, AnonError> {
         let near = closest(name, sample.iter().map(|r| r.peer), self.conn.k + 2);
         let guard = self.guard(sample)?;
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+            idle.retain(|p| p.used.elapsed() < POOL_IDLE);
             idle.iter()
-                .position(|p| p.guard == guard && !near.contains(&p.middle))
+                .position(|p| {
+                    p.guard == guard.peer
+                        && !near.contains(&p.middle)
+                        && !not_exits.contains(&p.circuit.exit)
+                })
                 .map(|i| idle.swap_remove(i))
         };
         if let Some(p) = reused {
             return Ok(p);
         }
-        let path = path_through(sample, name, self.conn.k, Some(guard), &[])?;
+        // The guard is used whether or not the sample still holds it.
+        let mut relays = sample.to_vec();
+        if !relays.iter().any(|r| r.peer == guard.peer) {
+            relays.push(guard.clone());
+        }
+        let path = path_through(&relays, name, self.conn.k, Some(guard.peer), not_exits)?;
         let circuit = match Circuit::build(&path, self.network).await {
             Ok(c) => c,
             Err(e) => {
                 if matches!(e, AnonError::Guard(..)) {
-                    self.guard_failed(guard);
+                    self.guard_failed(guard.peer);
                 }
                 return Err(e);
             }
@@ -900,20 +965,36 @@ impl AnonymousStore {
             circuit,
             guard: path[0].peer,
             middle: path[1].peer,
+            used: std::time::Instant::now(),
         })
     }
 
-    /// The chunk `name`, through circuits; see [`AnonymousStore`].
+    /// The chunk `name`, through circuits; see [`AnonymousStore`]. At most
+    /// [`REQUEST_DEADLINE`] in all.
     pub async fn get_chunk(&self, name: XorName) -> Result<Bytes, AnonError> {
+        match tokio::time::timeout(REQUEST_DEADLINE, self.try_get_chunk(name)).await {
+            Ok(result) => result,
+            Err(_) => Err(AnonError::Exhausted {
+                name,
+                tries: TRIES,
+                last: format!("no answer within {REQUEST_DEADLINE:?}"),
+            }),
+        }
+    }
+
+    async fn try_get_chunk(&self, name: XorName) -> Result<Bytes, AnonError> {
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| circuit_err("closed"))?;
         let mut last = String::new();
+        // Exits that said "not found": another one is asked before the
+        // answer is believed.
+        let mut not_found: Vec<PeerId> = Vec::new();
         for _ in 0..TRIES {
             let sample = self.sample().await?;
-            let mut pooled = match self.circuit_for(&sample, &name).await {
+            let mut pooled = match self.circuit_for(&sample, &name, &not_found).await {
                 Ok(p) => p,
                 Err(e @ AnonError::TooFewRelays(_)) => return Err(e),
                 Err(e) => {
@@ -922,8 +1003,17 @@ impl AnonymousStore {
                 }
             };
             let exit = pooled.circuit.exit;
+            // The exit is told whom to ask only when the guard or middle
+            // may hold the chunk (a superset test on the sample), so that
+            // neither is asked; otherwise it asks the close group as it
+            // sees it, and the client's sample shows in nothing it sends.
+            let near = closest(&name, sample.iter().map(|r| r.peer), self.conn.k + 2);
             let path = [pooled.guard, pooled.middle];
-            let holders = holders_for(&sample, &name, self.conn.k, &path);
+            let holders = if path.iter().any(|p| near.contains(p)) {
+                holders_for(&sample, &name, self.conn.k, &path)
+            } else {
+                Vec::new()
+            };
             match pooled.circuit.get_chunk_from(name, &holders).await {
                 Ok(bytes) => {
                     self.keep(pooled);
@@ -931,7 +1021,11 @@ impl AnonymousStore {
                 }
                 Err(AnonError::NotFound) => {
                     self.keep(pooled);
-                    return Err(AnonError::NotFound);
+                    not_found.push(exit);
+                    if not_found.len() >= 2 {
+                        return Err(AnonError::NotFound);
+                    }
+                    last = AnonError::NotFound.to_string();
                 }
                 Err(e) => {
                     if matches!(e, AnonError::WrongContent) {
@@ -945,6 +1039,9 @@ impl AnonymousStore {
                 }
             }
         }
+        if not_found.len() == TRIES {
+            return Err(AnonError::NotFound);
+        }
         Err(AnonError::Exhausted {
             name,
             tries: TRIES,
@@ -952,7 +1049,8 @@ impl AnonymousStore {
         })
     }
 
-    fn keep(&self, pooled: Pooled) {
+    fn keep(&self, mut pooled: Pooled) {
+        pooled.used = std::time::Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         if idle.len() < MAX_CIRCUITS {
             idle.push(pooled);

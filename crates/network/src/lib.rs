@@ -244,13 +244,14 @@ pub fn build_swarm_with(
 /// carrying nothing but `safe_relay::CELL`-byte cells.
 pub const RELAY_PROTOCOL: StreamProtocol = StreamProtocol::new("/safe/relay/1");
 
-/// The network id relay certificates are bound to: for now one per id
-/// difficulty (a testnet's and the default network's differ).
-pub fn network_id(id_difficulty: u32) -> [u8; 32] {
-    *blake3::Hasher::new_derive_key("safe network id v1")
-        .update(&id_difficulty.to_le_bytes())
-        .finalize()
-        .as_bytes()
+/// The network id relay certificates are bound to. One for every network
+/// for now: nodes and clients cannot yet name their network (a testnet and
+/// the default network differ only in their id difficulty, which a client
+/// does not always know), and an id that differed between them would leave
+/// a client with no relays. Certificates still name their node and period;
+/// binding them to a network's genesis is for when networks are named.
+pub fn network_id() -> [u8; 32] {
+    blake3::derive_key("safe network id v1", b"")
 }
 
 /// A swarm that speaks only the relay protocol, for an anonymous client's

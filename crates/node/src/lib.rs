@@ -227,12 +227,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .try_into()
             .map_err(|e| not_ed25519(&e))?;
         let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
-        relay::RelayKeys::load_or_create(
-            &config.dir,
-            &signing,
-            safe_network::network_id(admission.id_difficulty),
-        )
-        .map_err(dir_err)?
+        relay::RelayKeys::load_or_create(&config.dir, &signing, safe_network::network_id())
+            .map_err(dir_err)?
     };
     let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
     let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx), admission);

@@ -73,6 +73,11 @@ pub const MAX_EXIT_STREAMS: usize = 4;
 pub const CIRCUIT_IDLE: Duration = Duration::from_secs(60);
 /// Events queued for the core task.
 const EVENTS: usize = 1024;
+/// How long one cell may take to be written to a link before the link is
+/// dropped (its peer is not reading).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Links one peer may hold to this relay at once.
+pub const MAX_LINKS_PER_PEER: usize = 4;
 /// How long opening a link to the next hop may take.
 const EXTEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the exit waits for one holder's answer.
@@ -117,7 +122,19 @@ impl RelayKeys {
                 let s = RelaySecret::generate(node, network, t, None)
                     .map_err(|e| std::io::Error::other(e.to_string()))?;
                 let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, s.to_bytes().as_slice())?;
+                {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    // The relay secret: readable by the node's user only.
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&tmp)?;
+                    f.write_all(s.to_bytes().as_slice())?;
+                    f.sync_all()?;
+                }
                 std::fs::rename(&tmp, &path)?;
                 s
             }
@@ -270,12 +287,15 @@ enum Event {
     /// The link for an `EXTEND` is up (`Some`) or could not be opened.
     Extended {
         circuit: Side,
+        serial: u64,
+        peer: PeerId,
         link: Option<LinkId>,
         create: [u8; CREATE_LEN],
     },
     /// The exit's answer to a request.
     Answer {
         circuit: Side,
+        serial: u64,
         stream: u32,
         answer: Result<Bytes, u8>,
     },
@@ -308,6 +328,9 @@ impl Link {
 type LinkTasks = (mpsc::Sender<Box<[u8; CELL]>>, tokio::task::AbortHandle);
 
 struct Circuit {
+    /// Unique for the relay's lifetime: events for a circuit that is gone
+    /// must not act on a later one that reuses its id.
+    serial: u64,
     hop: HopState,
     next: Option<Side>,
     extending: bool,
@@ -326,6 +349,10 @@ struct Relay {
     next_link: LinkId,
     /// Circuits by their previous side.
     circuits: HashMap<Side, Circuit>,
+    /// The next circuit's serial.
+    next_serial: u64,
+    /// Peers a link is being opened to (one at a time each).
+    pending: std::collections::HashSet<PeerId>,
     /// Next sides, to the previous side of their circuit.
     backs: HashMap<Side, Side>,
     queued: Arc<AtomicUsize>,
@@ -350,6 +377,8 @@ pub(crate) async fn serve(node: Arc<Node>, mut control: Control, mut stop: watch
         out_links: HashMap::new(),
         next_link: 1,
         circuits: HashMap::new(),
+        next_serial: 1,
+        pending: std::collections::HashSet::new(),
         backs: HashMap::new(),
         queued: Arc::new(AtomicUsize::new(0)),
     };
@@ -359,7 +388,8 @@ pub(crate) async fn serve(node: Arc<Node>, mut control: Control, mut stop: watch
         tokio::select! {
             accepted = incoming.next() => {
                 let Some((peer, stream)) = accepted else { break };
-                if relay.links.len() >= MAX_LINKS {
+                let from_peer = relay.links.values().filter(|l| l.peer == peer).count();
+                if relay.links.len() + relay.pending.len() >= MAX_LINKS || from_peer >= MAX_LINKS_PER_PEER {
                     tracing::debug!(%peer, "relay link refused: too many links");
                     continue;
                 }
@@ -396,10 +426,17 @@ where
     tasks.spawn(async move {
         while let Some(cell) = rx.recv().await {
             queued.fetch_sub(1, Ordering::Relaxed);
-            if writer.write_all(cell.as_slice()).await.is_err() {
-                break;
-            }
-            if rx.is_empty() && writer.flush().await.is_err() {
+            // A peer that stops reading holds its queue against the
+            // relay's budget: after WRITE_TIMEOUT it loses the link.
+            let wrote = tokio::time::timeout(WRITE_TIMEOUT, async {
+                writer.write_all(cell.as_slice()).await?;
+                if rx.is_empty() {
+                    writer.flush().await?;
+                }
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+            if !matches!(wrote, Ok(Ok(()))) {
                 break;
             }
         }
@@ -429,6 +466,11 @@ where
 }
 
 impl Relay {
+    /// Whether `side` is still the circuit of that serial.
+    fn is_current(&self, side: Side, serial: u64) -> bool {
+        self.circuits.get(&side).is_some_and(|c| c.serial == serial)
+    }
+
     fn new_link_id(&mut self) -> LinkId {
         let id = self.next_link;
         self.next_link += 1;
@@ -516,14 +558,26 @@ impl Relay {
             Event::Cell { link, cell } => self.cell(link, cell, tasks),
             Event::Extended {
                 circuit,
+                serial,
+                peer,
                 link,
                 create,
-            } => self.extended(circuit, link, create),
+            } => {
+                self.pending.remove(&peer);
+                if self.is_current(circuit, serial) {
+                    self.extended(circuit, link, create);
+                }
+            }
             Event::Answer {
                 circuit,
+                serial,
                 stream,
                 answer,
-            } => self.answer(circuit, stream, answer),
+            } => {
+                if self.is_current(circuit, serial) {
+                    self.answer(circuit, stream, answer, true);
+                }
+            }
         }
     }
 
@@ -552,8 +606,13 @@ impl Relay {
 
     fn cell(&mut self, link: LinkId, cell: LinkCell, tasks: &mut tokio::task::JoinSet<()>) {
         let side = (link, cell.circuit);
+        // Only circuit traffic keeps a link from being closed as idle.
+        let busy = cell.command == LinkCommand::Create
+            || self.backs.contains_key(&side)
+            || self.circuits.contains_key(&side);
         match self.links.get_mut(&link) {
-            Some(l) => l.last = Instant::now(),
+            Some(l) if busy => l.last = Instant::now(),
+            Some(_) => {}
             // A cell from a link already dropped.
             None => return,
         }
@@ -606,6 +665,7 @@ impl Relay {
                     self.circuits.insert(
                         prev,
                         Circuit {
+                            serial: self.next_serial,
                             hop: HopState::new(keys),
                             next: None,
                             extending: false,
@@ -613,6 +673,7 @@ impl Relay {
                             last: Instant::now(),
                         },
                     );
+                    self.next_serial += 1;
                     if let Some(l) = self.links.get_mut(&prev.0) {
                         l.circuits += 1;
                     }
@@ -633,8 +694,10 @@ impl Relay {
         mut body: Box<[u8; BODY]>,
         tasks: &mut tokio::task::JoinSet<()>,
     ) {
+        // A cell for no circuit is dropped: answering it would let a peer
+        // make this relay write as much as it sends.
         let Some(c) = self.circuits.get_mut(&prev) else {
-            return self.destroy_cell(prev);
+            return;
         };
         c.last = Instant::now();
         let next = c.next;
@@ -745,9 +808,10 @@ impl Relay {
         if let Some(&link) = self.out_links.get(&peer) {
             return self.extended(prev, Some(link), create_bytes);
         }
-        if self.links.len() >= MAX_LINKS {
+        if self.links.len() + self.pending.len() >= MAX_LINKS || !self.pending.insert(peer) {
             return self.destroy(prev);
         }
+        let serial = self.circuits.get(&prev).map_or(0, |c| c.serial);
         let (node, mut control, events, queued) = (
             self.node.clone(),
             self.control.clone(),
@@ -788,6 +852,8 @@ impl Relay {
             let _ = events
                 .send(Event::Extended {
                     circuit: prev,
+                    serial,
+                    peer,
                     link: opened,
                     create: create_bytes,
                 })
@@ -839,12 +905,13 @@ impl Relay {
             return self.destroy(prev);
         }
         if c.streams >= MAX_EXIT_STREAMS {
-            return self.answer(prev, stream, Err(END_BUSY));
+            return self.answer(prev, stream, Err(END_BUSY), false);
         }
         let Some((name, holders)) = parse_get_chunk(data) else {
-            return self.answer(prev, stream, Err(END_UNSUPPORTED));
+            return self.answer(prev, stream, Err(END_UNSUPPORTED), false);
         };
         c.streams += 1;
+        let serial = c.serial;
         let (node, events) = (self.node.clone(), self.events.clone());
         tasks.spawn(async move {
             let answer = exit_get(&node, name, holders)
@@ -853,6 +920,7 @@ impl Relay {
             let _ = events
                 .send(Event::Answer {
                     circuit: prev,
+                    serial,
                     stream,
                     answer,
                 })
@@ -861,11 +929,15 @@ impl Relay {
     }
 
     /// Streams an exit's answer back: `DATA` cells, then `END`.
-    fn answer(&mut self, prev: Side, stream: u32, answer: Result<Bytes, u8>) {
+    /// `counted`: the answer ends a request that took one of the circuit's
+    /// exit streams (a refusal before it started took none).
+    fn answer(&mut self, prev: Side, stream: u32, answer: Result<Bytes, u8>, counted: bool) {
         let Some(c) = self.circuits.get_mut(&prev) else {
             return;
         };
-        c.streams = c.streams.saturating_sub(1);
+        if counted {
+            c.streams = c.streams.saturating_sub(1);
+        }
         c.last = Instant::now();
         let (bytes, reason) = match &answer {
             Ok(b) => (b.as_ref(), END_DONE),

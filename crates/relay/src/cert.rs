@@ -375,7 +375,9 @@ mod tests {
         let mut cert = s.cert.clone();
         cert.body.period = 5;
         let canonical = cert.to_bytes();
-        let at = canonical.iter().position(|&b| b == 5).unwrap();
+        // The period follows version (1), network, node and key (32 each).
+        let at = 1 + 32 + 32 + 32;
+        assert_eq!(canonical[at], 5);
         let mut overlong = canonical[..at].to_vec();
         overlong.extend([0x85, 0x00]);
         overlong.extend(&canonical[at + 1..]);

@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 
 use safe_client::anonymous::{Circuit, choose_path};
 use safe_client::{ChunkStore, Client, Connection};
-use safe_node::testnet::TESTNET_ID_DIFFICULTY;
 use safe_protocol::{Chunk, XorName};
 use safe_testkit::{K, bytes_for, testnet};
 
@@ -43,7 +42,7 @@ async fn main() {
     let gets = args.get(2).copied().unwrap_or(200);
     let dir = tempfile::tempdir().expect("a temporary directory");
     let net = testnet(dir.path(), nodes).await;
-    let network = safe_network::network_id(TESTNET_ID_DIFFICULTY);
+    let network = safe_network::network_id();
     let conn = Connection::connect_to(&net.contacts().await, K)
         .await
         .expect("connect");
