@@ -44,18 +44,21 @@ pub(crate) struct Peers {
 impl Peers {
     /// Joins the network.
     pub(crate) async fn connect(&self, network: Network) -> Result<Client> {
-        let client = Client::connect_with(ConnectOptions {
+        let options = ConnectOptions {
             peers: self.peers.clone(),
             close_group: network.close_group,
             home: Home::from_env(),
-        })
-        .await?;
-        Ok(if self.anonymous {
-            let kept = Home::from_env().dir().join("relays");
-            client.anonymous(safe_network::network_id(), Some(kept))
-        } else {
-            client
-        })
+        };
+        if self.anonymous {
+            // Connects only when it must sample relays (kept an hour).
+            let kept = options.home.dir().join("relays");
+            return Ok(Client::connect_anonymous(
+                options,
+                safe_network::network_id(),
+                Some(kept),
+            )?);
+        }
+        Ok(Client::connect_with(options).await?)
     }
 }
 

@@ -37,7 +37,7 @@ fn spawn_node(dir: &Path, peers: &[String]) -> Node {
     cmd.args(["node", "run", "--dir"])
         .arg(dir)
         .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--id-difficulty", "0"])
-        .env("SAFE_LOG", "warn,safe_node=debug")
+        .env("SAFE_LOG", "warn,safe_node=debug,safe_network::driver=debug")
         .env_remove("SAFE_PEERS")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
@@ -255,10 +255,23 @@ fn only_the_guard_sees_the_client_and_no_node_sees_both_the_client_and_what_it_r
             .lines()
             .filter(|l| l.contains("inbound request") && l.contains("get chunk"))
         {
-            let from = field(line, "peer").unwrap_or("");
+            let from = field(line, "peer=").unwrap_or("");
             assert!(
                 ids.contains(&from),
                 "{} was asked for a chunk by {from}: {line}",
+                node.id
+            );
+        }
+    }
+    // The read made no connection but its circuits' (the kept sample and
+    // guard meant no sampling, so no ordinary connection at all).
+    for (node, log) in &logs {
+        for line in log.lines().filter(|l| l.contains("connection with peer")) {
+            let peer = field(line, "peer=").unwrap_or("");
+            let circuit = circuits.iter().any(|(id, _)| id == peer);
+            assert!(
+                ids.contains(&peer) || circuit,
+                "{} had a connection from {peer}, neither a node nor a circuit",
                 node.id
             );
         }

@@ -56,6 +56,9 @@ pub enum AnonError {
         "anonymous mode: only {0} relays with confirmed certificates were found (3 needed, not near what is fetched)"
     )]
     TooFewRelays(usize),
+    /// The network could not be reached to sample relays.
+    #[error("anonymous mode: cannot reach the network to find relays: {0}")]
+    Connect(String),
     /// The guard could not be reached.
     #[error("anonymous mode: cannot reach the guard {0}: {1}")]
     Guard(PeerId, String),
@@ -772,7 +775,12 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// middle may hold it, exits that lie not used again, and no direct
 /// request for data, ever.
 pub struct AnonymousStore {
-    conn: Connection,
+    /// The ordinary connection, made only to sample relays (never for data).
+    conn: tokio::sync::OnceCell<Connection>,
+    /// How to make it, for a store that has not connected yet.
+    bootstrap: Option<crate::Bootstrap>,
+    /// Close group size K.
+    k: usize,
     network: [u8; 32],
     sample_file: Option<std::path::PathBuf>,
     sample: tokio::sync::Mutex<Vec<Relay>>,
@@ -789,8 +797,33 @@ impl AnonymousStore {
     /// Reads through circuits of relays found through `conn` (which is used
     /// for lookups of random keys and certificates only), on `network`.
     pub fn new(conn: Connection, network: [u8; 32]) -> Self {
+        let k = conn.k;
+        Self::with(
+            tokio::sync::OnceCell::new_with(Some(conn)),
+            None,
+            k,
+            network,
+        )
+    }
+
+    /// As [`AnonymousStore::new`], but connecting through `bootstrap` only
+    /// when it must sample relays: with a kept sample (and guard), reading
+    /// makes no connection but the circuits', so no node learns that this
+    /// client is online when it reads.
+    pub fn lazy(bootstrap: crate::Bootstrap, k: usize, network: [u8; 32]) -> Self {
+        Self::with(tokio::sync::OnceCell::new(), Some(bootstrap), k, network)
+    }
+
+    fn with(
+        conn: tokio::sync::OnceCell<Connection>,
+        bootstrap: Option<crate::Bootstrap>,
+        k: usize,
+        network: [u8; 32],
+    ) -> Self {
         Self {
             conn,
+            bootstrap,
+            k,
             network,
             sample_file: None,
             sample: tokio::sync::Mutex::new(Vec::new()),
@@ -811,9 +844,23 @@ impl AnonymousStore {
         self
     }
 
-    /// The connection used for sampling.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// The connection used for sampling, if one was made.
+    pub fn connection(&self) -> Option<&Connection> {
+        self.conn.get()
+    }
+
+    async fn connect(&self) -> Result<&Connection, AnonError> {
+        self.conn
+            .get_or_try_init(|| async {
+                let bootstrap = self
+                    .bootstrap
+                    .as_ref()
+                    .ok_or_else(|| circuit_err("no way to reach the network"))?;
+                Connection::connect(bootstrap, self.k)
+                    .await
+                    .map_err(|e| AnonError::Connect(e.to_string()))
+            })
+            .await
     }
 
     async fn sample(&self) -> Result<Vec<Relay>, AnonError> {
@@ -834,7 +881,11 @@ impl AnonymousStore {
             if loaded || sample.len() >= GOOD_SAMPLE || (sample.len() >= HOPS && still >= 3) {
                 break;
             }
-            let found = self.conn.relay_sample(SAMPLE_LOOKUPS, self.network).await;
+            let found = self
+                .connect()
+                .await?
+                .relay_sample(SAMPLE_LOOKUPS, self.network)
+                .await;
             if found.len() > sample.len() {
                 *sample = found;
                 still = 0;
@@ -930,7 +981,7 @@ impl AnonymousStore {
         name: &XorName,
         not_exits: &[PeerId],
     ) -> Result<Pooled, AnonError> {
-        let near = closest(name, sample.iter().map(|r| r.peer), self.conn.k + 2);
+        let near = closest(name, sample.iter().map(|r| r.peer), self.k + 2);
         let guard = self.guard(sample)?;
         let reused = {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -951,7 +1002,7 @@ impl AnonymousStore {
         if !relays.iter().any(|r| r.peer == guard.peer) {
             relays.push(guard.clone());
         }
-        let path = path_through(&relays, name, self.conn.k, Some(guard.peer), not_exits)?;
+        let path = path_through(&relays, name, self.k, Some(guard.peer), not_exits)?;
         let circuit = match Circuit::build(&path, self.network).await {
             Ok(c) => c,
             Err(e) => {
@@ -996,7 +1047,7 @@ impl AnonymousStore {
             let sample = self.sample().await?;
             let mut pooled = match self.circuit_for(&sample, &name, &not_found).await {
                 Ok(p) => p,
-                Err(e @ AnonError::TooFewRelays(_)) => return Err(e),
+                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => return Err(e),
                 Err(e) => {
                     last = e.to_string();
                     continue;
@@ -1007,10 +1058,10 @@ impl AnonymousStore {
             // may hold the chunk (a superset test on the sample), so that
             // neither is asked; otherwise it asks the close group as it
             // sees it, and the client's sample shows in nothing it sends.
-            let near = closest(&name, sample.iter().map(|r| r.peer), self.conn.k + 2);
+            let near = closest(&name, sample.iter().map(|r| r.peer), self.k + 2);
             let path = [pooled.guard, pooled.middle];
             let holders = if path.iter().any(|p| near.contains(p)) {
-                holders_for(&sample, &name, self.conn.k, &path)
+                holders_for(&sample, &name, self.k, &path)
             } else {
                 Vec::new()
             };

@@ -206,6 +206,31 @@ impl Client {
         }
     }
 
+    /// A client in anonymous mode ([`Client::anonymous`]) that connects to
+    /// the network as `options` say only when it must sample relays: with
+    /// a kept sample and guard in `sample_file`'s directory, reading makes
+    /// no connection but its circuits'.
+    pub fn connect_anonymous(
+        options: ConnectOptions,
+        network: [u8; 32],
+        sample_file: Option<std::path::PathBuf>,
+    ) -> Result<Self, ConnectError> {
+        let bootstrap = if options.peers.is_empty() {
+            Bootstrap::from_env(&options.home)?
+        } else {
+            Bootstrap::given(options.peers)
+        };
+        let mut store =
+            crate::anonymous::AnonymousStore::lazy(bootstrap, options.close_group, network);
+        if let Some(path) = sample_file {
+            store = store.with_sample_file(path);
+        }
+        Ok(Self {
+            backend: Backend::Anonymous(Arc::new(store)),
+            caches: None,
+        })
+    }
+
     /// A client of the local store in `dir` (created if missing): no
     /// network, the same API.
     pub fn local(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
@@ -244,7 +269,11 @@ impl Client {
     pub async fn shutdown(&self) {
         match &self.backend {
             Backend::Network(c) => c.shutdown().await,
-            Backend::Anonymous(a) => a.connection().shutdown().await,
+            Backend::Anonymous(a) => {
+                if let Some(c) = a.connection() {
+                    c.shutdown().await;
+                }
+            }
             Backend::Local(_) => {}
         }
     }

@@ -191,8 +191,12 @@ impl Connection {
         }
         // Identify tells us the nodes' listen addresses; then Kademlia can route.
         let mut routing = net.routing_watch();
-        let ok = tokio::time::timeout(CONNECT_TIMEOUT, routing.wait_for(|n| *n > 0)).await;
-        if !matches!(ok, Ok(Ok(_))) {
+        // (The watch guard is dropped at once: the future stays `Send`.)
+        let ok = matches!(
+            tokio::time::timeout(CONNECT_TIMEOUT, routing.wait_for(|n| *n > 0)).await,
+            Ok(Ok(_))
+        );
+        if !ok {
             net.shutdown().await;
             return Err(ConnectError::NotRouting {
                 source_of: bootstrap.source.clone(),

@@ -576,6 +576,7 @@ impl Driver {
                 connection_id,
                 ..
             } => {
+                tracing::debug!(peer = %peer_id, "connection with peer");
                 if let Some(reply) = self.dials.remove(&connection_id) {
                     let _ = reply.send(Ok(peer_id));
                 }
