@@ -37,7 +37,10 @@ fn spawn_node(dir: &Path, peers: &[String]) -> Node {
     cmd.args(["node", "run", "--dir"])
         .arg(dir)
         .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--id-difficulty", "0"])
-        .env("SAFE_LOG", "warn,safe_node=debug,safe_network::driver=debug")
+        .env(
+            "SAFE_LOG",
+            "warn,safe_node=debug,safe_network::driver=debug",
+        )
         .env_remove("SAFE_PEERS")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()));
