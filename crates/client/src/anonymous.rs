@@ -112,6 +112,13 @@ fn random_key() -> XorName {
     XorName(k)
 }
 
+/// Puts `items` in random order (Fisher–Yates).
+fn shuffle<T>(items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        items.swap(i, random_below(i + 1));
+    }
+}
+
 fn random_below(n: usize) -> usize {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
@@ -144,9 +151,7 @@ impl Connection {
         peers.truncate(MAX_CERT_PEERS);
         // Certificates from a few of them, each about the others.
         let mut sources = peers.clone();
-        for i in (1..sources.len()).rev() {
-            sources.swap(i, random_below(i + 1));
-        }
+        shuffle(&mut sources);
         sources.truncate(CERT_SOURCES);
         let mut answers: Vec<(PeerId, Vec<Bytes>)> = Vec::new();
         for &source in &sources {
@@ -267,9 +272,7 @@ fn path_through(
 ) -> Result<Vec<Relay>, AnonError> {
     let near = closest(name, sample.iter().map(|r| r.peer), k + 2);
     let mut pool: Vec<&Relay> = sample.iter().collect();
-    for i in (1..pool.len()).rev() {
-        pool.swap(i, random_below(i + 1));
-    }
+    shuffle(&mut pool);
     let far = |r: &&Relay| !near.contains(&r.peer);
     let too_few = || AnonError::TooFewRelays(sample.len());
     let guard = match guard {
@@ -307,9 +310,7 @@ fn holders_for(sample: &[Relay], name: &XorName, k: usize, path: &[PeerId]) -> V
         .into_iter()
         .filter(|p| !path.contains(p))
         .collect();
-    for i in (1..holders.len()).rev() {
-        holders.swap(i, random_below(i + 1));
-    }
+    shuffle(&mut holders);
     holders.truncate(MAX_HOLDERS);
     holders
 }
