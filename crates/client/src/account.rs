@@ -311,6 +311,12 @@ impl RootSecret {
         }
     }
 
+    /// A root secret from its bytes (tests only).
+    #[cfg(test)]
+    pub(crate) fn from_bytes_for_tests(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
     /// `derive(R, purpose)`: 32 bytes for one purpose.
     pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
         let mut h = blake3::Hasher::new_derive_key("safe account v1");
@@ -1019,11 +1025,7 @@ impl Client {
 
     /// The names of the keys kept in the account (sorted).
     pub async fn account_keys(&self, account: &Account) -> Result<Vec<String>, AccountError> {
-        match self.get_record(account.keys_record()).await {
-            Ok(r) => names_of(account, &r),
-            Err(MutableError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
+        self.sealed_list(account, NAMES_KEY).await
     }
 
     /// Adds the key `name` to the account (a no-op if it is there) and
@@ -1041,11 +1043,7 @@ impl Client {
     /// The public names the account registered (sorted), whoever owns
     /// them now.
     pub async fn account_names(&self, account: &Account) -> Result<Vec<String>, AccountError> {
-        match self.get_record(account.keys_record()).await {
-            Ok(r) => list_of(account, &r, PUBLIC_NAMES_KEY),
-            Err(MutableError::NotFound(_)) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
+        self.sealed_list(account, PUBLIC_NAMES_KEY).await
     }
 
     /// Remembers in the account that it registered the public name `name`.
@@ -1065,6 +1063,40 @@ impl Client {
         account: &Account,
         entry: &[u8],
         item: &str,
+    ) -> Result<(), AccountError> {
+        self.update_list(account, entry, |items| {
+            if items.iter().any(|n| n == item) {
+                return false;
+            }
+            items.push(item.to_string());
+            items.sort();
+            true
+        })
+        .await
+    }
+
+    /// The sealed list in `entry` of the keys record (none yet: empty).
+    pub(crate) async fn sealed_list(
+        &self,
+        account: &Account,
+        entry: &[u8],
+    ) -> Result<Vec<String>, AccountError> {
+        match self.get_record(account.keys_record()).await {
+            Ok(r) => list_of(account, &r, entry),
+            Err(MutableError::NotFound(_)) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Changes the sealed list in `entry` of the keys record with `change`
+    /// (which returns whether it changed anything), by compare-and-swap:
+    /// `change` sees the list as it is now, and two machines changing it
+    /// at once both succeed.
+    pub(crate) async fn update_list(
+        &self,
+        account: &Account,
+        entry: &[u8],
+        mut change: impl FnMut(&mut Vec<String>) -> bool,
     ) -> Result<(), AccountError> {
         let address = account.keys_record();
         let owner = SigningKey::from_bytes(&account.root.derive("keys owner"));
@@ -1093,11 +1125,9 @@ impl Client {
                 Err(e) => return Err(e.into()),
             };
             let mut items = list_of(account, &record, entry)?;
-            if items.iter().any(|n| n == item) {
+            if !change(&mut items) {
                 return Ok(());
             }
-            items.push(item.to_string());
-            items.sort();
             let value = seal_list(account, entry, &items)?;
             let change = Change::Set {
                 key: entry.to_vec(),
@@ -1158,13 +1188,6 @@ fn seal_list(account: &Account, entry: &[u8], names: &[String]) -> Result<Vec<u8
     Ok(out)
 }
 
-/// The key names in the keys record (none yet: an empty list). A list
-/// that does not open is an error, never an empty list: adding a key would
-/// then overwrite it.
-fn names_of(account: &Account, record: &Record) -> Result<Vec<String>, AccountError> {
-    list_of(account, record, NAMES_KEY)
-}
-
 /// The additional data a sealed list is bound to: the keys record, and
 /// the entry for any list but the key names (whose format predates it).
 fn list_aad(account: &Account, entry: &[u8]) -> Vec<u8> {
@@ -1175,7 +1198,9 @@ fn list_aad(account: &Account, entry: &[u8]) -> Vec<u8> {
     aad
 }
 
-/// The sealed list in `entry` of the keys record (none yet: empty).
+/// The sealed list in `entry` of the keys record (none yet: empty). A list
+/// that does not open is an error, never an empty list: adding to it would
+/// then overwrite it.
 fn list_of(account: &Account, record: &Record, entry: &[u8]) -> Result<Vec<String>, AccountError> {
     let Some(value) = record.state.entries.get(entry) else {
         return Ok(Vec::new());

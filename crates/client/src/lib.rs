@@ -37,6 +37,7 @@ pub mod home;
 pub mod json;
 pub mod keys;
 pub mod local;
+pub mod msg;
 pub mod mutable;
 pub mod names;
 pub mod network;

@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use safe_direct::Direct;
 use safe_protocol::mutable::{
-    MAX_RECORD_SIZE, Record, RecordError, SigningKey, Write, apply_write,
+    MAX_RECORD_SIZE, Record, RecordError, SigningKey, Write, accept_write,
 };
 use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
@@ -212,7 +212,10 @@ impl LocalStore {
             self.inner.root.display()
         )))?;
         let current = self.record_blocking(name)?;
-        let Some(next) = apply_write(current, write).map_err(MutableError::Refused)? else {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let Some(next) = accept_write(current, write, now).map_err(MutableError::Refused)? else {
             return Ok(());
         };
         let bytes = next.encode().map_err(MutableError::Refused)?;

@@ -22,7 +22,7 @@ use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::account::{is_account, signatures_valid, signed_by_owner};
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
-use safe_protocol::mutable::{Hash, Merge, Record, RecordError, Write, apply_write, resolve};
+use safe_protocol::mutable::{Hash, Merge, Record, RecordError, Write, accept_write, resolve};
 
 use crate::accounts;
 use crate::fetch::Kind;
@@ -93,7 +93,10 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
 /// The rule of a write against what the node holds (the one the client's
 /// local store applies too): the record to store (if any) and the answer.
 fn apply(current: Option<Record>, write: &Write) -> (Option<Record>, Result<(), RecordError>) {
-    match apply_write(current, write) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    match accept_write(current, write, now) {
         Ok(next) => (next, Ok(())),
         Err(e) => (None, Err(e)),
     }

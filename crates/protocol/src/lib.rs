@@ -13,6 +13,7 @@ pub mod account;
 pub mod address;
 pub mod chunk;
 pub mod codec;
+pub mod inbox;
 pub mod manifest;
 pub mod messages;
 pub mod mutable;

@@ -3,6 +3,18 @@
 
 use super::{Applied, Record, RecordError, Write};
 
+/// [`apply_write`] as a node first accepts a write, at unix time `now`
+/// (seconds): with the rules that depend on the clock or on how full the
+/// record is ([`crate::inbox::check_accept`]) checked first.
+pub fn accept_write(
+    current: Option<Record>,
+    write: &Write,
+    now: u64,
+) -> Result<Option<Record>, RecordError> {
+    crate::inbox::check_accept(current.as_ref(), write, now)?;
+    apply_write(current, write)
+}
+
 /// Applies `write` to `current` (what the store holds at the write's
 /// address): the record to store, or `None` when nothing changes (a write
 /// already applied, which succeeds again so that retries are safe).

@@ -75,6 +75,16 @@ pub enum RecordError {
     /// record allows only setting its login entry).
     #[error("not allowed on a record of this kind")]
     NotAllowed,
+    /// An append to an inbox carries too little proof of work (see
+    /// `safe_protocol::inbox`): `need` leading zero bits would be taken.
+    #[error("the append carries too little proof of work: {need} bits are needed")]
+    NotEnoughWork {
+        /// Bits of work the node would accept now.
+        need: u8,
+    },
+    /// An append to an inbox was worked for an hour too far from now.
+    #[error("the append's proof of work is for another hour; redo it now")]
+    StaleWork,
 }
 
 /// Maps a codec error to [`RecordError`], naming `limit` if the bytes were

@@ -48,7 +48,7 @@ mod resolve;
 mod signed;
 mod state;
 
-pub use apply::apply_write;
+pub use apply::{accept_write, apply_write};
 pub use error::RecordError;
 pub use limits::{
     ANCESTRY, HELD_APPEND_BYTES, HELD_APPENDS, Limit, MAX_APPEND_BYTES, MAX_APPENDS, MAX_ENTRIES,

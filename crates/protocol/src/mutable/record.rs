@@ -65,6 +65,7 @@ impl Record {
         }
         check_owners(&c.owners, c.threshold)?;
         crate::account::check_create(c)?;
+        crate::inbox::check_create(c)?;
         // The creator is one of the owners.
         genesis.check(&c.owners, 1)?;
         let state = State::genesis(c);
@@ -201,6 +202,7 @@ impl Record {
                 return Err(RecordError::BrokenChain);
             }
             self.state.check_append(address, a)?;
+            crate::inbox::check_stored(&self.state, self.genesis.body.tag, a)?;
             prev = Some(id);
         }
         crate::account::check_record(self)
@@ -222,6 +224,7 @@ impl Record {
             }
             Write::Create(_) => return Err(RecordError::AlreadyExists),
             w if crate::account::is_account(self) => crate::account::check_write(w)?,
+            w if crate::inbox::is_inbox(self) => crate::inbox::check_write(w)?,
             _ => {}
         }
         let mut next = self.clone();
@@ -254,10 +257,12 @@ impl Record {
                     }
                     next.owner_changes.push(op.clone());
                 }
-                let prunes = matches!(
-                    body.change,
-                    Change::Owners { .. } | Change::RemoveAppends { .. }
-                );
+                // On an inbox any change may raise its floor.
+                let prunes = crate::inbox::is_inbox(self)
+                    || matches!(
+                        body.change,
+                        Change::Owners { .. } | Change::RemoveAppends { .. }
+                    );
                 next.state = state;
                 next.last = Some(op.clone());
                 if prunes {
@@ -270,6 +275,7 @@ impl Record {
             }
             Write::Append(a) => {
                 self.state.check_append(&address, a)?;
+                crate::inbox::check_stored(&self.state, self.genesis.body.tag, a)?;
                 let id = a.id();
                 if self.state.removed.contains(&id) {
                     return Err(RecordError::AppendRemoved);
@@ -295,9 +301,11 @@ impl Record {
     /// Drops appends the state removed or no longer allows (after a change
     /// of owners on an owners-only record).
     fn keep_valid_appends(&mut self) {
-        let (address, state) = (self.address(), &self.state);
+        let (address, state, tag) = (self.address(), &self.state, self.genesis.body.tag);
         self.appends.retain(|a| {
-            !state.removed.contains(&a.id()) && state.check_append(&address, a).is_ok()
+            !state.removed.contains(&a.id())
+                && state.check_append(&address, a).is_ok()
+                && crate::inbox::check_stored(state, tag, a).is_ok()
         });
     }
 
@@ -317,6 +325,7 @@ impl Record {
             if !by_id.contains_key(&id)
                 && !self.state.removed.contains(&id)
                 && self.state.check_append(&address, a).is_ok()
+                && crate::inbox::check_stored(&self.state, self.genesis.body.tag, a).is_ok()
             {
                 by_id.insert(id, a.clone());
             }
