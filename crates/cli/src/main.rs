@@ -21,6 +21,7 @@ mod files;
 mod fs;
 mod gateway;
 mod keys;
+mod msg;
 mod mutable;
 mod names;
 mod node;
@@ -110,6 +111,13 @@ enum Command {
         #[command(subcommand)]
         command: mutable::MutableCommand,
     },
+    /// Private messages: send to a public name, read your inbox (after
+    /// `safe account login`).
+    #[command(after_long_help = msg::about())]
+    Msg {
+        #[command(subcommand)]
+        command: msg::MsgCommand,
+    },
 }
 
 async fn run(cli: Cli) -> Result<()> {
@@ -134,6 +142,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Gateway(args) => gateway::gateway(args, network).await,
         Command::Open(args) => gateway::open(args),
         Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
+        Command::Msg { command } => interruptible(msg::run(command, network)).await,
     }
 }
 

@@ -595,6 +595,103 @@ fn an_account_opens_from_another_home_with_the_password_alone() {
     down(guard);
 }
 
+#[test]
+fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (alice, bob, bob2, carol) = (
+        d.join("alice"),
+        d.join("bob"),
+        d.join("bob2"),
+        d.join("carol"),
+    );
+    let guard = up(&alice, &alice.join("testnet"));
+    let peers = peers_of(&alice);
+    let p = peers.as_str();
+    let pw = "correct horse battery\n";
+
+    let logged_out = fails_with(&bob, p, &["msg", "list"], "");
+    assert!(logged_out.contains("log in first"), "{logged_out}");
+    for (home, user) in [(&alice, "alice"), (&bob, "bob"), (&carol, "carol")] {
+        ok_with(
+            home,
+            p,
+            &["account", "create", user, "--password-stdin"],
+            pw,
+        );
+    }
+    // Bob's name points at his profile.
+    ok_with(&bob, p, &["name", "register", "bob"], "");
+    let profile = ok_with(&bob, p, &["msg", "setup", "--name", "bob"], "");
+    assert!(profile.starts_with("safe://m"), "{profile}");
+
+    // Alice writes to the name; a file too large for a letter goes along
+    // as a private file.
+    let id = ok_with(&alice, p, &["msg", "send", "bob", "lunch at noon?"], "");
+    assert_eq!(id.len(), 32, "{id}");
+    let attachment = d.join("notes.bin");
+    std::fs::write(&attachment, safe_testkit::bytes_for(3, 50_000)).unwrap();
+    let sent = json(&ok_with(
+        &alice,
+        p,
+        &[
+            "msg",
+            "send",
+            "bob",
+            "--file",
+            attachment.to_str().unwrap(),
+            "--json",
+        ],
+        "",
+    ));
+    assert_eq!(sent["as_file"], true);
+    let unknown = fails_with(&alice, p, &["msg", "send", "nobody-here", "hi"], "");
+    assert!(unknown.contains("nobody-here"), "{unknown}");
+    let anonymous = fails_with(&alice, p, &["msg", "send", "bob", "hi", "--anonymous"], "");
+    assert!(anonymous.contains("anonymous"), "{anonymous}");
+
+    // Bob, in another home with his password alone, reads both.
+    ok_with(
+        &bob2,
+        p,
+        &["account", "login", "bob", "--password-stdin"],
+        pw,
+    );
+    let listed = json(&ok_with(&bob2, p, &["msg", "list", "--json"], ""));
+    let messages = listed["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{listed}");
+    let read = json(&ok_with(
+        &bob2,
+        p,
+        &["msg", "read", &id[..10], "--json"],
+        "",
+    ));
+    assert_eq!(read["body"], "lunch at noon?");
+    assert_eq!(read["verified"], true);
+    let out = d.join("got.bin");
+    let file_id = sent["id"].as_str().unwrap();
+    ok_with(
+        &bob2,
+        p,
+        &["msg", "read", file_id, "-o", out.to_str().unwrap()],
+        "",
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        std::fs::read(&attachment).unwrap()
+    );
+
+    // Carol has no such message, and cannot read bob's.
+    let not_hers = fails_with(&carol, p, &["msg", "read", &id], "");
+    assert!(not_hers.contains("no message"), "{not_hers}");
+
+    // Deleted from one home, gone from the other.
+    ok_with(&bob, p, &["msg", "delete", &id[..10]], "");
+    let listed = json(&ok_with(&bob2, p, &["msg", "list", "--json"], ""));
+    assert_eq!(listed["messages"].as_array().unwrap().len(), 1, "{listed}");
+    down(guard);
+}
+
 /// A tree with a bit of everything the filesystem keeps.
 fn sample_tree(root: &Path) {
     std::fs::create_dir_all(root.join("sub/deep")).unwrap();

@@ -885,6 +885,30 @@ impl Client {
         Ok(full)
     }
 
+    /// Deletes every append of the inbox that is not a message this
+    /// account can read; returns how many.
+    pub async fn msg_delete_unreadable(&self, account: &Account) -> Result<usize, MsgError> {
+        let keys = MsgKeys::of(account);
+        let view = self.msg_list(account).await?;
+        let mut ids = Vec::with_capacity(view.unreadable.len());
+        for u in &view.unreadable {
+            let mut id = [0u8; 32];
+            hex::decode_to_slice(&u.id, &mut id).map_err(|e| MsgError::Internal(e.to_string()))?;
+            ids.push(id);
+        }
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let n = ids.len();
+        self.update_record(
+            view.inbox,
+            Change::RemoveAppends { ids },
+            std::slice::from_ref(&keys.inbox_owner),
+        )
+        .await?;
+        Ok(n)
+    }
+
     /// Blocks (or with `unblock`, unblocks) a sender: `who` is their key
     /// (64 hex digits, as `safe msg list` shows), a public name or a
     /// profile address. Returns the key.
