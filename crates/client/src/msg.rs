@@ -1035,7 +1035,7 @@ mod tests {
         let mut letter = letter_for(&bob, b"hello bob");
         letter.sign = alice.verifying_key().to_bytes();
         let envelope = seal_letter(&letter, &alice).unwrap();
-        assert_eq!(envelope.len() % PAD_STEP, 0);
+        assert!(envelope.len().is_multiple_of(PAD_STEP));
         assert_eq!(
             open_letter(&envelope, &bob, &bob.inbox_address()).unwrap(),
             letter
@@ -1087,7 +1087,7 @@ mod tests {
         let mut big = letter_for(&bob, &vec![b'x'; MAX_INLINE]);
         big.sign = alice.verifying_key().to_bytes();
         let len = seal_letter(&big, &alice).unwrap().len();
-        assert!(len <= MAX_ENVELOPE && len % PAD_STEP == 0, "{len}");
+        assert!(len <= MAX_ENVELOPE && len.is_multiple_of(PAD_STEP), "{len}");
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub const MAX_GROUP: usize = 8;
 pub const INBOX_ACCEPT_APPENDS: usize = HELD_APPENDS / MAX_GROUP;
 /// Most bytes of appends a member accepts into one inbox.
 pub const INBOX_ACCEPT_BYTES: usize = HELD_APPEND_BYTES / MAX_GROUP;
+// What every member accepts at once fits what one replica holds.
+const _: () = assert!(INBOX_ACCEPT_BYTES * MAX_GROUP <= HELD_APPEND_BYTES);
+const _: () = assert!(INBOX_ACCEPT_APPENDS * MAX_GROUP <= HELD_APPENDS);
 /// Codec format of [`Profile`].
 pub const PROFILE_FORMAT: u8 = 1;
 /// Codec format of [`InboxAppend`].
@@ -540,9 +543,6 @@ mod tests {
         assert_eq!(refused, RecordError::TooLarge(Limit::Appends));
         assert!(appends_bytes(&r) <= INBOX_ACCEPT_BYTES);
         assert!(most >= MIN_WORK + 3, "{most}");
-        // What every member accepts at once fits what one replica holds.
-        assert!(INBOX_ACCEPT_BYTES * MAX_GROUP <= HELD_APPEND_BYTES);
-        assert!(INBOX_ACCEPT_APPENDS * MAX_GROUP <= HELD_APPENDS);
     }
 
     #[test]
