@@ -10,9 +10,19 @@ use safe_network::libp2p::Multiaddr;
 #[derive(clap::Args, Clone, Copy)]
 pub(crate) struct Network {
     /// Close group size K: how many nodes hold each piece of data (the
-    /// same for the whole network).
-    #[arg(long, global = true, default_value_t = safe_network::DEFAULT_CLOSE_GROUP, value_name = "K")]
+    /// same for the whole network), 1 to 8.
+    #[arg(long, global = true, default_value_t = safe_network::DEFAULT_CLOSE_GROUP, value_name = "K", value_parser = parse_close_group)]
     pub(crate) close_group: usize,
+}
+
+/// K is at most [`safe_protocol::inbox::MAX_GROUP`]: inboxes size what
+/// each member accepts so that K members' shares fit in one copy.
+fn parse_close_group(text: &str) -> Result<usize, String> {
+    let max = safe_protocol::inbox::MAX_GROUP;
+    match text.parse::<usize>() {
+        Ok(k) if (1..=max).contains(&k) => Ok(k),
+        _ => Err(format!("the close group is 1 to {max} nodes")),
+    }
 }
 
 /// Where data goes: the network (default) or a local directory.

@@ -99,8 +99,8 @@ pub(crate) enum MsgCommand {
         net: Peers,
     },
     /// Block a sender: their messages are deleted unread from now on. WHO
-    /// is their key (as `safe msg list` shows), a public name or a profile
-    /// address.
+    /// is the id of a message they sent (blocks the key that signed it),
+    /// their key (64 hex digits), a public name or a profile address.
     Block {
         /// The sender.
         who: String,
@@ -123,9 +123,13 @@ pub(crate) fn about() -> &'static str {
 
 fn sender_text(m: &Message) -> String {
     let profile = show::record_address(m.letter.from);
+    // The key that signed it is the one fact a sender cannot choose; the
+    // name and profile are claims until checked. (Names are checked to be
+    // plain labels when the letter is opened; shown escaped regardless.)
+    let key = &hex::encode(m.letter.sign)[..16];
     let who = match &m.letter.from_name {
-        Some(n) => format!("{n} ({profile})"),
-        None => profile,
+        Some(n) => format!("{} ({profile}, key {key}…)", show::text(n.as_bytes())),
+        None => format!("{profile} (key {key}…)"),
     };
     match &m.sender {
         Sender::Verified => format!("{who}, verified"),
@@ -291,6 +295,7 @@ pub(crate) async fn run(command: MsgCommand, network: Network) -> Result<()> {
                             "messages": messages,
                             "unreadable": unreadable,
                             "removed_blocked": view.removed_blocked,
+                            "warnings": view.warnings,
                         })
                     );
                     return Ok(());
@@ -311,6 +316,9 @@ pub(crate) async fn run(command: MsgCommand, network: Network) -> Result<()> {
                 }
                 for u in &view.unreadable {
                     println!("{}  unreadable: {}", &u.id[..12], u.reason);
+                }
+                for w in &view.warnings {
+                    eprintln!("warning: {w}");
                 }
                 if view.removed_blocked > 0 {
                     eprintln!(

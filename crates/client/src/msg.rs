@@ -20,12 +20,13 @@ use hpke::kem::X25519HkdfSha256;
 use hpke::{Deserializable, Kem, OpModeR, OpModeS, Serializable};
 use safe_protocol::inbox::{
     DEFAULT_WORK, EPOCH_SECS, FLOOR_ENTRY, INBOX_TAG, InboxAppend, MAX_ENVELOPE, MAX_FULL_BITS,
-    MAX_WORK, MIN_WORK, PROFILE_ENTRY, PROFILE_TAG, Profile, WORK_ENTRY, find_nonce, floor,
-    size_bits,
+    MAX_WORK, MIN_WORK, PROFILE_ENTRY, PROFILE_TAG, Profile, WORK_ENTRY, asked_work, find_nonce,
+    floor, full_bits, is_full, is_inbox, size_bits,
 };
 use safe_protocol::mutable::{
     Append, Change, Hash, Limit, RecordError, Signed, SigningKey, Write, record_address,
 };
+use safe_protocol::name::check_label;
 use safe_protocol::{Address, DataKind, Host, SafeUrl, XorName, codec};
 use safe_selfenc::Secret;
 use serde::{Deserialize, Serialize};
@@ -100,6 +101,9 @@ pub enum MsgError {
     /// More than one message starts with that id.
     #[error("{0} is the start of more than one message id; give more of it")]
     Ambiguous(String),
+    /// The id names an append that is not a readable message.
+    #[error("{0} is not a message you can read ({1}); `safe msg delete` removes it")]
+    Unreadable(String, String),
     /// The inbox's nodes refused the work as out of date.
     #[error(
         "the inbox's nodes refused the proof of work as made for another hour: check this computer's clock"
@@ -291,6 +295,8 @@ pub struct InboxView {
     pub removed_blocked: usize,
     /// The inbox's floor (the oldest epoch it takes) as read.
     pub floor: u64,
+    /// Clean-ups that failed (the view is complete without them).
+    pub warnings: Vec<String>,
 }
 
 fn now() -> u64 {
@@ -368,9 +374,21 @@ pub fn open_letter(envelope: &[u8], keys: &MsgKeys, inbox: &XorName) -> Result<L
         )
         .map_err(|_| "not sealed to you, or tampered with".to_string())?,
     );
-    let len = u32::from_be_bytes(plain[..4].try_into().map_err(|_| "too short")?) as usize;
-    let signed = plain.get(4..4 + len).ok_or("bad padding")?;
-    if plain[4 + len..].iter().any(|b| *b != 0) {
+    read_plain(&plain, keys, inbox)
+}
+
+/// The second half of [`open_letter`]: the opened plaintext, unpadded,
+/// decoded and checked. Never panics, whatever the bytes (a sender
+/// chooses them).
+pub fn read_plain(plain: &[u8], keys: &MsgKeys, inbox: &XorName) -> Result<Letter, String> {
+    let head: [u8; 4] = plain
+        .get(..4)
+        .and_then(|h| h.try_into().ok())
+        .ok_or("too short")?;
+    let len = u32::from_be_bytes(head) as usize;
+    let end = len.checked_add(4).ok_or("bad padding")?;
+    let signed = plain.get(4..end).ok_or("bad padding")?;
+    if plain[end..].iter().any(|b| *b != 0) {
         return Err("bad padding".into());
     }
     let signed: SignedLetter =
@@ -389,6 +407,12 @@ pub fn open_letter(envelope: &[u8], keys: &MsgKeys, inbox: &XorName) -> Result<L
         && b.len() > MAX_INLINE
     {
         return Err("malformed letter".into());
+    }
+    // A name is shown to the reader: only a valid name, as typed.
+    if let Some(name) = &letter.from_name
+        && check_label(name).ok().as_deref() != Some(name.as_str())
+    {
+        return Err("the sender's name is not a valid name".into());
     }
     Ok(letter)
 }
@@ -511,6 +535,22 @@ impl Client {
         Ok((profile_address, profile))
     }
 
+    /// The account's own profile, read; made (with its inbox) only if it is
+    /// missing or out of date, so sending and reading write nothing to the
+    /// account's own records in the usual case.
+    async fn own_profile(&self, account: &Account) -> Result<(XorName, Profile), MsgError> {
+        let keys = MsgKeys::of(account);
+        let address = keys.profile_address();
+        if let Ok(r) = self.get_record(address).await
+            && let Some(p) = Profile::of(&r)
+            && p.sign == keys.sign_key()
+            && p.seal == keys.seal
+        {
+            return Ok((address, p));
+        }
+        self.msg_setup(account, None).await
+    }
+
     /// The profile `to` names (a public name, whose `profile` service
     /// points at it, or a `safe://m…` profile address): its address and
     /// the profile.
@@ -584,9 +624,29 @@ impl Client {
             return Err(MsgError::TooLarge(size));
         }
         let keys = MsgKeys::of(account);
-        let (from, _) = self.msg_setup(account, None).await?;
+        let (from, _) = self.own_profile(account).await?;
         let (to_profile, profile) = self.msg_profile(to).await?;
+        // The inbox itself: it must be one (a profile could name any
+        // record), and it says what work it asks and whether it has room,
+        // before anything is stored.
+        let inbox = match self.get_record(profile.inbox).await {
+            Ok(r) if is_inbox(&r) => r,
+            Ok(_) => return Err(MsgError::NotAProfile(to.into())),
+            Err(MutableError::NotFound(_)) => return Err(MsgError::NoProfile(to.into())),
+            Err(e) => return Err(e.into()),
+        };
+        let claim = asked_work(&inbox);
         let as_file = body.len() > MAX_INLINE;
+        if is_full(
+            &inbox,
+            if as_file {
+                PAD_STEP
+            } else {
+                body.len() + PAD_STEP
+            },
+        ) {
+            return Err(MsgError::InboxFull(to.into()));
+        }
         let body = if as_file {
             let secret = random::<32>()?;
             let report = self
@@ -614,13 +674,14 @@ impl Client {
         let envelope = seal_letter(&letter, &keys.sign)?;
         let value = InboxAppend {
             epoch: now() / EPOCH_SECS,
-            work: profile.work.clamp(MIN_WORK, MAX_WORK),
+            work: claim,
             envelope,
         };
-        let mut need = value.work + size_bits(value.envelope.len());
+        let base = value.work + size_bits(value.envelope.len());
+        let mut need = base + full_bits(&inbox);
         // The most an honest member asks: the difficulty, the size and a
         // full inbox. A member asking more is refused, not obeyed.
-        let most = need + MAX_FULL_BITS;
+        let most = base + MAX_FULL_BITS;
         let value = value
             .encode()
             .map_err(|e| MsgError::Internal(e.to_string()))?;
@@ -660,7 +721,7 @@ impl Client {
     /// deleted ones appended again, are removed from the inbox.
     pub async fn msg_list(&self, account: &Account) -> Result<InboxView, MsgError> {
         let keys = MsgKeys::of(account);
-        let (_, profile) = self.msg_setup(account, None).await?;
+        let (_, profile) = self.own_profile(account).await?;
         let inbox = profile.inbox;
         let record = self.get_record(inbox).await?;
         let blocked = self.sealed_list(account, BLOCKED_ENTRY).await?;
@@ -676,16 +737,19 @@ impl Client {
             unreadable: Vec::new(),
             removed_blocked: 0,
             floor: floor(&record.state),
+            warnings: Vec::new(),
         };
         let mut by_id: BTreeMap<String, Message> = BTreeMap::new();
         let mut remove = Vec::new();
+        let mut blocked_letters = std::collections::BTreeSet::new();
         for a in &record.appends {
             let id = a.id();
             let letter = InboxAppend::decode(&a.body.value)
                 .map_err(|_| "malformed append".to_string())
                 .and_then(|v| {
                     let letter = open_letter(&v.envelope, &keys, &inbox)?;
-                    if letter.time.abs_diff(v.epoch * EPOCH_SECS) > REPLAY_WINDOW_SECS {
+                    if letter.time.abs_diff(v.epoch.saturating_mul(EPOCH_SECS)) > REPLAY_WINDOW_SECS
+                    {
                         return Err("an old letter appended again (replay)".into());
                     }
                     Ok(letter)
@@ -703,7 +767,7 @@ impl Client {
             let letter_id = hex_id(&letter.id);
             if blocked.contains(&hex::encode(letter.sign)) || deleted.contains(&letter_id) {
                 if blocked.contains(&hex::encode(letter.sign)) {
-                    view.removed_blocked += 1;
+                    blocked_letters.insert(letter_id);
                 }
                 remove.push(id);
                 continue;
@@ -733,13 +797,23 @@ impl Client {
                 }
             }
         }
-        if !remove.is_empty() {
-            self.update_record(
-                inbox,
-                Change::RemoveAppends { ids: remove },
-                std::slice::from_ref(&keys.inbox_owner),
-            )
-            .await?;
+        // The clean-ups below are best effort: the inbox as read is the
+        // answer whether or not they are written (a full tombstone list,
+        // another device writing at once), and a failure is reported.
+        view.removed_blocked = blocked_letters.len();
+        if !remove.is_empty()
+            && let Err(e) = self
+                .update_record(
+                    inbox,
+                    Change::RemoveAppends { ids: remove },
+                    std::slice::from_ref(&keys.inbox_owner),
+                )
+                .await
+        {
+            view.removed_blocked = 0;
+            view.warnings.push(format!(
+                "could not delete messages from blocked senders or deleted messages sent again: {e}"
+            ));
         }
         // Raise the floor when it lags: never above a kept letter's epoch,
         // so no unread or kept letter is lost.
@@ -753,16 +827,21 @@ impl Client {
         let target = (now() / EPOCH_SECS)
             .saturating_sub(FLOOR_BEHIND_HOURS)
             .min(oldest_kept.unwrap_or(u64::MAX));
-        if target > view.floor.saturating_add(FLOOR_LAG_HOURS) {
-            self.update_record(
-                inbox,
-                Change::Set {
-                    key: FLOOR_ENTRY.to_vec(),
-                    value: target.to_be_bytes().to_vec(),
-                },
-                std::slice::from_ref(&keys.inbox_owner),
-            )
-            .await?;
+        if target > view.floor.saturating_add(FLOOR_LAG_HOURS)
+            && let Err(e) = self
+                .update_record(
+                    inbox,
+                    Change::Set {
+                        key: FLOOR_ENTRY.to_vec(),
+                        value: target.to_be_bytes().to_vec(),
+                    },
+                    std::slice::from_ref(&keys.inbox_owner),
+                )
+                .await
+        {
+            view.warnings.push(format!(
+                "could not raise the inbox's floor (is this computer's clock right?): {e}"
+            ));
         }
         view.messages = by_id.into_values().collect();
         view.messages.sort_by_key(|m| (m.letter.time, m.id.clone()));
@@ -776,7 +855,7 @@ impl Client {
         id: &str,
     ) -> Result<(Message, Vec<u8>), MsgError> {
         let view = self.msg_list(account).await?;
-        let mut message = find(&view, id)?.clone();
+        let mut message = find_message(&view, id)?.clone();
         message.sender = self.msg_check_sender(&message.letter).await;
         let body = match &message.letter.body {
             Body::Inline(b) => b.clone(),
@@ -833,26 +912,14 @@ impl Client {
     pub async fn msg_delete(&self, account: &Account, id: &str) -> Result<String, MsgError> {
         let keys = MsgKeys::of(account);
         let view = self.msg_list(account).await?;
-        let (full, appends, letter) = match find(&view, id) {
-            Ok(m) => (m.id.clone(), m.appends.clone(), Some(m.letter.time)),
-            Err(MsgError::NoSuchMessage(_)) => {
-                let found: Vec<&Unreadable> = view
-                    .unreadable
-                    .iter()
-                    .filter(|u| u.id.starts_with(id) && !id.is_empty())
-                    .collect();
-                match found.as_slice() {
-                    [u] => {
-                        let mut append = [0u8; 32];
-                        hex::decode_to_slice(&u.id, &mut append)
-                            .map_err(|e| MsgError::Internal(e.to_string()))?;
-                        (u.id.clone(), vec![append], None)
-                    }
-                    [] => return Err(MsgError::NoSuchMessage(id.into())),
-                    _ => return Err(MsgError::Ambiguous(id.into())),
-                }
+        let (full, appends, letter) = match find(&view, id)? {
+            Found::Message(m) => (m.id.clone(), m.appends.clone(), Some(m.letter.time)),
+            Found::Unreadable(u) => {
+                let mut append = [0u8; 32];
+                hex::decode_to_slice(&u.id, &mut append)
+                    .map_err(|e| MsgError::Internal(e.to_string()))?;
+                (u.id.clone(), vec![append], None)
             }
-            Err(e) => return Err(e),
         };
         if let Some(time) = letter {
             // Remembered first, so a copy appended meanwhile is removed by
@@ -910,8 +977,8 @@ impl Client {
     }
 
     /// Blocks (or with `unblock`, unblocks) a sender: `who` is their key
-    /// (64 hex digits, as `safe msg list` shows), a public name or a
-    /// profile address. Returns the key.
+    /// (64 hex digits), the id of a message they signed (or its start), a
+    /// public name or a profile address. Returns the key.
     pub async fn msg_block(
         &self,
         account: &Account,
@@ -920,11 +987,31 @@ impl Client {
     ) -> Result<String, MsgError> {
         let key = match hex::decode(who) {
             Ok(k) if k.len() == 32 => hex::encode(k),
-            _ => match self.msg_profile(who).await {
-                Ok((_, p)) => hex::encode(p.sign),
-                Err(MsgError::BadRecipient(_)) => return Err(MsgError::BadKey(who.into())),
-                Err(e) => return Err(e),
-            },
+            _ => {
+                // The start of a message's id: the key that signed it (not
+                // the profile it names, which a spoofer chooses).
+                let hexish = !who.is_empty() && who.chars().all(|c| c.is_ascii_hexdigit());
+                let signer = match hexish {
+                    true => {
+                        let view = self.msg_list(account).await?;
+                        match find(&view, who) {
+                            Ok(Found::Message(m)) => Some(hex::encode(m.letter.sign)),
+                            _ => None,
+                        }
+                    }
+                    false => None,
+                };
+                match signer {
+                    Some(k) => k,
+                    None => match self.msg_profile(who).await {
+                        Ok((_, p)) => hex::encode(p.sign),
+                        Err(MsgError::BadRecipient(_)) => {
+                            return Err(MsgError::BadKey(who.into()));
+                        }
+                        Err(e) => return Err(e),
+                    },
+                }
+            }
         };
         self.update_list_unsorted(account, BLOCKED_ENTRY, &key, unblock)
             .await?;
@@ -960,17 +1047,43 @@ impl Client {
     }
 }
 
-fn find<'a>(view: &'a InboxView, id: &str) -> Result<&'a Message, MsgError> {
-    let id = id.to_ascii_lowercase();
-    let found: Vec<&Message> = view
+/// What an id (or its start) names in an inbox.
+enum Found<'a> {
+    Message(&'a Message),
+    Unreadable(&'a Unreadable),
+}
+
+/// The one message or unreadable append whose id starts with `id` (any
+/// case); more than one across both is ambiguous.
+fn find<'a>(view: &'a InboxView, id: &str) -> Result<Found<'a>, MsgError> {
+    let id = id.trim().to_ascii_lowercase();
+    if id.is_empty() {
+        return Err(MsgError::NoSuchMessage(id));
+    }
+    let mut found: Vec<Found> = view
         .messages
         .iter()
-        .filter(|m| !id.is_empty() && m.id.starts_with(&id))
+        .filter(|m| m.id.starts_with(&id))
+        .map(Found::Message)
         .collect();
-    match found.as_slice() {
-        [m] => Ok(m),
-        [] => Err(MsgError::NoSuchMessage(id)),
+    found.extend(
+        view.unreadable
+            .iter()
+            .filter(|u| u.id.starts_with(&id))
+            .map(Found::Unreadable),
+    );
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(MsgError::NoSuchMessage(id)),
         _ => Err(MsgError::Ambiguous(id)),
+    }
+}
+
+/// The one message whose id starts with `id`.
+fn find_message<'a>(view: &'a InboxView, id: &str) -> Result<&'a Message, MsgError> {
+    match find(view, id)? {
+        Found::Message(m) => Ok(m),
+        Found::Unreadable(u) => Err(MsgError::Unreadable(u.id.clone(), u.reason.clone())),
     }
 }
 
@@ -1069,6 +1182,33 @@ mod tests {
         let sealed = seal_letter(&forwarded, &alice).unwrap();
         let err = open_letter(&sealed, &carol, &carol.inbox_address()).unwrap_err();
         assert!(err.contains("someone else"), "{err}");
+    }
+
+    #[test]
+    fn any_plaintext_is_refused_or_read_never_a_panic() {
+        let bob = keys(2);
+        let inbox = bob.inbox_address();
+        for plain in [
+            &[][..],
+            &[0][..],
+            &[0, 0, 0][..],
+            &[0xff, 0xff, 0xff, 0xff][..],
+            &[0, 0, 0, 9, 1, 2][..],
+            &[0, 0, 0, 0, 0, 0, 1][..],
+        ] {
+            assert!(read_plain(plain, &bob, &inbox).is_err(), "{plain:?}");
+        }
+        // A sender's name that is not a plain name (terminal escapes).
+        let alice = SigningKey::from_bytes(&[1; 32]);
+        let mut letter = letter_for(&bob, b"hi");
+        letter.sign = alice.verifying_key().to_bytes();
+        letter.from_name = Some("alice\u{1b}[2K, verified".into());
+        let sealed = seal_letter(&letter, &alice).unwrap();
+        let err = open_letter(&sealed, &bob, &inbox).unwrap_err();
+        assert!(err.contains("name"), "{err}");
+        letter.from_name = Some("alice".into());
+        let sealed = seal_letter(&letter, &alice).unwrap();
+        assert!(open_letter(&sealed, &bob, &inbox).is_ok());
     }
 
     #[test]

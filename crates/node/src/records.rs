@@ -21,6 +21,7 @@ use safe_network::close_group::{majority, sign_record_receipt};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::account::{is_account, signatures_valid, signed_by_owner};
+use safe_protocol::inbox::is_inbox;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::mutable::{Hash, Merge, Record, RecordError, Write, accept_write, resolve};
 
@@ -55,24 +56,38 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
     {
         return Response::Refused(Refusal::RateLimited);
     }
+    // An append to an inbox is taken only near its address too: a node that
+    // left the group would take appends past what the group's limits allow.
+    let near = !matches!(write, Write::Append(_)) || node.in_group(&name).await;
     if !node.faults.drops_record_writes() {
         let w = write.clone();
         let result = node
             .blocking(move |s| {
                 s.update_record(&name, move |current| {
+                    if !near && current.as_ref().is_some_and(is_inbox) {
+                        return (None, Err((RecordError::NotFound, Answer::NotResponsible)));
+                    }
                     let hidden = !matches!(w, Write::Create(_))
                         && current.as_ref().is_some_and(|r| {
                             is_account(r) && !(signatures_ok && signed_by_owner(r, &w))
                         });
+                    let answer = if hidden {
+                        Answer::Hidden
+                    } else {
+                        Answer::Shown
+                    };
                     let (next, result) = apply(current, &w);
-                    (next, result.map_err(|e| (e, hidden)))
+                    (next, result.map_err(|e| (e, answer)))
                 })
             })
             .await;
         match result {
             Ok(Ok(())) => {}
-            Ok(Err((_, true))) => return Response::RecordRefused(RecordError::NotFound),
-            Ok(Err((e, false))) => return Response::RecordRefused(e),
+            Ok(Err((_, Answer::NotResponsible))) => {
+                return Response::Refused(Refusal::NotResponsible);
+            }
+            Ok(Err((_, Answer::Hidden))) => return Response::RecordRefused(RecordError::NotFound),
+            Ok(Err((e, Answer::Shown))) => return Response::RecordRefused(e),
             Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
             Err(e @ NodeStoreError::DiskFull { .. }) => {
                 node.note_disk_full(&e);
@@ -88,6 +103,16 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
         Some(receipt) => Response::RecordStored(receipt),
         None => Response::Refused(Refusal::StorageFailed),
     }
+}
+
+/// How a refused write is answered.
+enum Answer {
+    /// With its reason.
+    Shown,
+    /// As if nothing were there (an account's write by a stranger).
+    Hidden,
+    /// "Not responsible" (an inbox append to a node outside its group).
+    NotResponsible,
 }
 
 /// The rule of a write against what the node holds (the one the client's

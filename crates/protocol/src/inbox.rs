@@ -222,6 +222,15 @@ fn encoded_len(a: &Signed<Append>) -> usize {
     postcard::to_allocvec(a).map_or(INBOX_ACCEPT_BYTES, |v| v.len())
 }
 
+/// Whether `record` (an inbox) has no room for another append of a
+/// `value_len`-byte value: what a sender checks before doing the work.
+pub fn is_full(record: &Record, value_len: usize) -> bool {
+    // An append's encoding: its value, nonce, address and one signature.
+    const OVERHEAD: usize = 160;
+    record.appends.len() >= INBOX_ACCEPT_APPENDS
+        || appends_bytes(record) + value_len + OVERHEAD > INBOX_ACCEPT_BYTES
+}
+
 /// The inbox's floor ([`FLOOR_ENTRY`]; none: 0).
 pub fn floor(state: &State) -> u64 {
     state
@@ -292,11 +301,30 @@ pub fn check_stored(state: &State, tag: u64, a: &Signed<Append>) -> Result<(), R
 /// unix time `now` (seconds): the work is for this hour (±1), claims at
 /// least the inbox's difficulty, and pays for how full the inbox is. Other
 /// writes, and other records, pass.
+///
+/// An owner may not set the floor past the node's last hour: a reader with
+/// a clock running ahead would otherwise shut the inbox to every sender.
 pub fn check_accept(current: Option<&Record>, write: &Write, now: u64) -> Result<(), RecordError> {
-    let (Some(record), Write::Append(a)) = (current, write) else {
+    let Some(record) = current.filter(|r| is_inbox(r)) else {
         return Ok(());
     };
-    if !is_inbox(record) {
+    let a = match write {
+        Write::Append(a) => a,
+        Write::Op(op) => {
+            if let Change::Set { key, value } = &op.body.change
+                && key == FLOOR_ENTRY
+                && <[u8; 8]>::try_from(value.as_slice())
+                    .is_ok_and(|v| u64::from_be_bytes(v) >= now / EPOCH_SECS)
+            {
+                return Err(RecordError::NotAllowed);
+            }
+            return Ok(());
+        }
+        Write::Create(_) => return Ok(()),
+    };
+    // A retry of an append held already: the record answers it.
+    let id = a.id();
+    if record.appends.iter().any(|x| x.id() == id) {
         return Ok(());
     }
     let value = InboxAppend::decode(&a.body.value)?;
@@ -306,10 +334,7 @@ pub fn check_accept(current: Option<&Record>, write: &Write, now: u64) -> Result
     if record.appends.len() >= INBOX_ACCEPT_APPENDS
         || appends_bytes(record) + encoded_len(a) > INBOX_ACCEPT_BYTES
     {
-        // Unless it is there already (a retry), which the record answers.
-        if record.appends.iter().all(|x| x.id() != a.id()) {
-            return Err(RecordError::TooLarge(Limit::Appends));
-        }
+        return Err(RecordError::TooLarge(Limit::Appends));
     }
     let claim = value.work.max(asked_work(record));
     let need = claim
@@ -501,11 +526,14 @@ mod tests {
         // The floor passes the older append: it is gone, and cannot be
         // offered back by a replica that still holds it.
         let old = r.clone();
-        r = accept(
-            &r,
-            &owner_set(&r, FLOOR_ENTRY, epoch.to_be_bytes().to_vec()),
-        )
-        .unwrap();
+        // (Two hours later: a node takes no floor at or past its hour.)
+        let floor_w = owner_set(&r, FLOOR_ENTRY, epoch.to_be_bytes().to_vec());
+        assert_eq!(
+            check_accept(Some(&r), &floor_w, NOW),
+            Err(RecordError::NotAllowed)
+        );
+        check_accept(Some(&r), &floor_w, NOW + 2 * EPOCH_SECS).unwrap();
+        r = apply_write(Some(r), &floor_w).unwrap().unwrap();
         assert_eq!(r.appends.len(), 1);
         r.verify(&r.address()).unwrap();
         let mut merged = r.clone();
@@ -543,6 +571,52 @@ mod tests {
         assert_eq!(refused, RecordError::TooLarge(Limit::Appends));
         assert!(appends_bytes(&r) <= INBOX_ACCEPT_BYTES);
         assert!(most >= MIN_WORK + 3, "{most}");
+    }
+
+    #[test]
+    fn an_offered_copy_never_pushes_out_held_letters_and_floors_stay_in_the_past() {
+        let epoch = NOW / EPOCH_SECS;
+        let base = inbox();
+        // Bob's replica holds one letter.
+        let letter_w = letter(&base, epoch, DEFAULT_WORK, vec![1; 900], DEFAULT_WORK, &[5]);
+        let mine = accept(&base, &letter_w).unwrap();
+        // A hostile copy, built around the accept rules (as a node offering
+        // a copy can), stuffed with appends up to what a replica holds.
+        let mut hostile = base.clone();
+        let mut i = 0u32;
+        while appends_bytes(&hostile) + 4300 <= HELD_APPEND_BYTES {
+            let w = letter(
+                &hostile,
+                epoch,
+                MIN_WORK,
+                i.to_be_bytes().repeat(1000),
+                MIN_WORK + 2,
+                &[6],
+            );
+            let Write::Append(a) = &w else { unreachable!() };
+            hostile.add_appends([a]);
+            i += 1;
+        }
+        hostile.verify(&hostile.address()).unwrap();
+        let mut merged = mine.clone();
+        merged.merge(&hostile);
+        merged.verify(&merged.address()).unwrap();
+        let Write::Append(held) = &letter_w else {
+            unreachable!()
+        };
+        assert!(merged.appends.iter().any(|a| a.id() == held.id()));
+        // A retry of a held letter is accepted again, even when full.
+        assert!(check_accept(Some(&merged), &letter_w, NOW).is_ok());
+        // A floor at or past the node's hour is refused.
+        for f in [epoch, epoch + 100] {
+            let w = owner_set(&mine, FLOOR_ENTRY, f.to_be_bytes().to_vec());
+            assert_eq!(
+                check_accept(Some(&mine), &w, NOW),
+                Err(RecordError::NotAllowed)
+            );
+        }
+        let w = owner_set(&mine, FLOOR_ENTRY, (epoch - 5).to_be_bytes().to_vec());
+        assert_eq!(check_accept(Some(&mine), &w, NOW), Ok(()));
     }
 
     #[test]

@@ -196,7 +196,15 @@ async fn alice_writes_to_bobs_name_and_only_bob_reads_it() {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    c.msg_block(&bob, &carol_sign, false).await.unwrap();
+    // Blocked by one of her messages: the key that signed it.
+    let view = c.msg_list(&bob).await.unwrap();
+    let hers = view
+        .messages
+        .iter()
+        .find(|m| m.letter.sign == carol_keys.sign_key());
+    let hers = hers.expect("carol's messages are listed").id.clone();
+    let blocked = c.msg_block(&bob, &hers[..12], false).await.unwrap();
+    assert_eq!(blocked, carol_sign);
     let view = c.msg_list(&bob).await.unwrap();
     assert_eq!(view.removed_blocked, sent);
     assert_eq!(view.messages.len(), 1);

@@ -5,7 +5,7 @@
 //! merging another copy ([`Record::merge`]), which takes only what provably
 //! follows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -313,7 +313,7 @@ impl Record {
     /// or [`HELD_APPEND_BYTES`] the highest ids are dropped, so every
     /// replica that holds the same appends keeps the same ones. Returns
     /// whether the set changed.
-    pub(super) fn add_appends<'a>(
+    pub(crate) fn add_appends<'a>(
         &mut self,
         others: impl IntoIterator<Item = &'a Signed<Append>>,
     ) -> bool {
@@ -331,13 +331,33 @@ impl Record {
             }
         }
         let (mut kept, mut bytes) = (Vec::with_capacity(by_id.len()), 0usize);
-        for a in by_id.into_values() {
-            let size = encoded_len(&a);
-            if kept.len() >= HELD_APPENDS || bytes + size > HELD_APPEND_BYTES {
-                break;
+        if crate::inbox::is_inbox(self) {
+            // An inbox never gives up a letter it holds for ones a copy
+            // offers: a hostile offerer could otherwise push delivered
+            // letters out with appends of lower ids. Past the limits the
+            // offered ones are left out, so replicas may then differ.
+            let held: BTreeSet<Hash> = self.appends.iter().map(|a| a.id()).collect();
+            let (mine, offered): (Vec<_>, Vec<_>) =
+                by_id.into_values().partition(|a| held.contains(&a.id()));
+            bytes = appends_size(&mine);
+            kept = mine;
+            for a in offered {
+                let size = encoded_len(&a);
+                if kept.len() < HELD_APPENDS && bytes + size <= HELD_APPEND_BYTES {
+                    bytes += size;
+                    kept.push(a);
+                }
             }
-            bytes += size;
-            kept.push(a);
+            kept.sort_by_key(|a| a.id());
+        } else {
+            for a in by_id.into_values() {
+                let size = encoded_len(&a);
+                if kept.len() >= HELD_APPENDS || bytes + size > HELD_APPEND_BYTES {
+                    break;
+                }
+                bytes += size;
+                kept.push(a);
+            }
         }
         let changed = kept != self.appends;
         self.appends = kept;
@@ -389,13 +409,13 @@ impl Record {
             };
         }
         if other.descends_from(self) {
-            let mine = std::mem::take(&mut self.appends);
+            // Mine first (those the new state still allows), then theirs:
+            // the same union, and an inbox keeps what it held.
             self.owner_changes = other.owner_changes.clone();
             self.last = other.last.clone();
             self.state = other.state.clone();
-            self.appends = other.appends.clone();
             self.keep_valid_appends();
-            self.add_appends(&mine);
+            self.add_appends(&other.appends);
             return Merge::Updated;
         }
         Merge::Conflict
