@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 RUNS=${RUNS:-10000000}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(wire_request wire_response record manifest root url relay)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(wire_request wire_response record manifest root url relay letter)
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build -O
 for t in "${TARGETS[@]}"; do

@@ -221,6 +221,11 @@ impl MsgKeys {
         record_address(&*self.inbox_name, INBOX_TAG)
     }
 
+    /// The X25519 key letters to this account are sealed to.
+    pub fn seal_key(&self) -> [u8; 32] {
+        self.seal
+    }
+
     /// The key that signs this account's letters (what others block).
     pub fn sign_key(&self) -> [u8; 32] {
         self.sign.verifying_key().to_bytes()
@@ -315,8 +320,12 @@ fn seal_info(inbox: &XorName, seal: &[u8; 32]) -> Vec<u8> {
     [SEAL_INFO, inbox.as_bytes(), seal].concat()
 }
 
-/// Signs, pads and seals `letter` to its `to_seal` key: the envelope.
-pub fn seal_letter(letter: &Letter, sign: &SigningKey) -> Result<Vec<u8>, MsgError> {
+/// What [`seal_letter`] seals: `letter` signed by `sign` and padded, so
+/// that the envelope is a whole number of [`PAD_STEP`]s.
+pub fn letter_plaintext(
+    letter: &Letter,
+    sign: &SigningKey,
+) -> Result<Zeroizing<Vec<u8>>, MsgError> {
     let body = postcard::to_allocvec(letter).map_err(|e| MsgError::Internal(e.to_string()))?;
     let signature = sign
         .sign(&[LETTER_DOMAIN, &body].concat())
@@ -340,6 +349,12 @@ pub fn seal_letter(letter: &Letter, sign: &SigningKey) -> Result<Vec<u8>, MsgErr
     let mut plain = Zeroizing::new(vec![0u8; steps * PAD_STEP - SEAL_OVERHEAD]);
     plain[..4].copy_from_slice(&(signed.len() as u32).to_be_bytes());
     plain[4..4 + signed.len()].copy_from_slice(&signed);
+    Ok(plain)
+}
+
+/// Signs, pads and seals `letter` to its `to_seal` key: the envelope.
+pub fn seal_letter(letter: &Letter, sign: &SigningKey) -> Result<Vec<u8>, MsgError> {
+    let plain = letter_plaintext(letter, sign)?;
     let recipient = <X25519HkdfSha256 as Kem>::PublicKey::from_bytes(&letter.to_seal)
         .map_err(|_| MsgError::Internal("the recipient's sealing key is invalid".into()))?;
     let (enc, sealed) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256>(

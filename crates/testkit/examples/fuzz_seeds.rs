@@ -172,6 +172,7 @@ async fn main() {
         put(&corpus.join("url"), &format!("url-{i}"), u.as_bytes());
     }
     relay_seeds(&corpus.join("relay"));
+    letter_seeds(&corpus.join("letter"), &key, name);
     println!("seeds written to {}", corpus.display());
 }
 
@@ -242,5 +243,51 @@ fn relay_seeds(dir: &Path) {
         let mut bytes = [0u8; CELL];
         cell.encode(&mut bytes);
         put(dir, &format!("link-{i}"), &bytes);
+    }
+}
+
+/// Letters as opened (padded plaintexts) and inbox append values.
+fn letter_seeds(letters: &Path, key: &SigningKey, name: XorName) {
+    {
+        use safe_client::msg::{Body, Letter, letter_plaintext};
+        use safe_protocol::inbox::InboxAppend;
+        let keys = safe_testkit::fuzzing::letter_keys();
+        let bodies = [
+            Body::Inline(b"hello".to_vec()),
+            Body::Inline(vec![b'x'; 2000]),
+            Body::File {
+                address: safe_protocol::Address::new(safe_protocol::DataKind::File, name),
+                secret: [5; 32],
+                size: 123_456,
+            },
+        ];
+        for (i, body) in bodies.into_iter().enumerate() {
+            let letter = Letter {
+                id: [i as u8; 16],
+                from: name,
+                from_name: (i == 1).then(|| "alice".to_string()),
+                to: keys.profile_address(),
+                to_seal: keys.seal_key(),
+                inbox: keys.inbox_address(),
+                time: safe_testkit::fuzzing::LETTER_NOW,
+                body,
+                sign: key.verifying_key().to_bytes(),
+            };
+            let plain = letter_plaintext(&letter, key).unwrap();
+            put(letters, &format!("plain-{i}"), &plain);
+            put(
+                letters,
+                &format!("plain-{i}-cut"),
+                &plain[..plain.len() / 2],
+            );
+            let value = InboxAppend {
+                epoch: safe_testkit::fuzzing::LETTER_NOW / 3600,
+                work: 16,
+                envelope: plain[..plain.len().min(4096)].to_vec(),
+            };
+            put(letters, &format!("append-{i}"), &value.encode().unwrap());
+        }
+        put(letters, "short", &[0, 0, 0]);
+        put(letters, "long-length", &[0xff, 0xff, 0xff, 0xff, 1]);
     }
 }

@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("root", root),
     ("url", url),
     ("relay", relay),
+    ("letter", letter),
 ];
 
 /// A data-protocol request frame body, as a node decodes it.
@@ -162,4 +163,67 @@ pub fn relay(data: &[u8]) {
             Err(e) => panic!("a backward cell failed at the client: {e}"),
         }
     }
+}
+
+/// What the letter fuzz target needs made once: a recipient's keys and
+/// an inbox record.
+struct LetterFixture {
+    keys: safe_client::msg::MsgKeys,
+    inbox: Record,
+    appender: ed25519_dalek::SigningKey,
+}
+
+/// The clock the letter target's accept rules run at.
+pub const LETTER_NOW: u64 = 1_000 * safe_protocol::inbox::EPOCH_SECS;
+
+/// The recipient the letter target opens letters as (its seeds are
+/// written to it).
+pub fn letter_keys() -> &'static safe_client::msg::MsgKeys {
+    &letter_fixture().keys
+}
+
+fn letter_fixture() -> &'static LetterFixture {
+    use safe_protocol::mutable::{Create, Signed};
+    static FIXTURE: std::sync::OnceLock<LetterFixture> = std::sync::OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let phrase = [["abandon"; 23].join(" ").as_str(), "art"].join(" ");
+        let root = safe_client::RootSecret::from_phrase(&phrase).expect("a valid phrase");
+        let keys = safe_client::msg::MsgKeys::from_root(&root);
+        let owner = ed25519_dalek::SigningKey::from_bytes(&[0x33; 32]);
+        let mut create = Signed::new(Create {
+            name: b"fuzz inbox".to_vec(),
+            tag: safe_protocol::inbox::INBOX_TAG,
+            owners: vec![owner.verifying_key().to_bytes()],
+            threshold: 1,
+            public_append: true,
+        });
+        create.sign(&owner);
+        let inbox = Record::create(create).expect("a valid inbox");
+        LetterFixture {
+            keys,
+            inbox,
+            appender: ed25519_dalek::SigningKey::from_bytes(&[0x44; 32]),
+        }
+    })
+}
+
+/// What a recipient reads from its inbox and a node holds an inbox to: the
+/// bytes as an opened letter's plaintext (unpadded, decoded, its
+/// signature and addressing checked), and as an append's value (decoded,
+/// then held to the inbox rules at any time and on accept).
+pub fn letter(data: &[u8]) {
+    use safe_protocol::inbox::{check_accept, check_stored};
+    use safe_protocol::mutable::{Append, Signed};
+    let f = letter_fixture();
+    let address = f.inbox.address();
+    let _ = safe_client::msg::read_plain(data, &f.keys, &f.keys.inbox_address());
+    let _ = safe_protocol::inbox::InboxAppend::decode(data);
+    let mut a = Signed::new(Append {
+        address,
+        value: data.to_vec(),
+        nonce: 0,
+    });
+    a.sign(&f.appender);
+    let _ = check_stored(&f.inbox.state, f.inbox.genesis.body.tag, &a);
+    let _ = check_accept(Some(&f.inbox), &Write::Append(a), LETTER_NOW);
 }
