@@ -43,10 +43,12 @@ pub(crate) struct Peers {
     /// else the contacts file `safe testnet up` writes.
     #[arg(long = "peer", value_name = "MULTIADDR")]
     pub(crate) peers: Vec<Multiaddr>,
-    /// Read through 3-hop relay circuits, so that no node that holds the
-    /// data learns who reads it (docs/DESIGN-anonymity.md). Reads of
-    /// public files by address only, for now: anything else is refused,
-    /// never done directly instead. Also $SAFE_ANONYMOUS=1.
+    /// Go through 3-hop relay circuits, so that no node that holds the
+    /// data learns who reads or writes it (docs/DESIGN-anonymity.md):
+    /// reads of files, directories, records and names, and record writes
+    /// (names, `safe mutable`, messages). Storing files and logging in are
+    /// refused for now, never done directly instead. Also
+    /// $SAFE_ANONYMOUS=1.
     #[arg(long, env = "SAFE_ANONYMOUS")]
     pub(crate) anonymous: bool,
 }

@@ -41,9 +41,9 @@ Environment:
                tables before its receipts and \"not found\" answers count
                toward a majority (default 0: off)
   SAFE_ANONYMOUS
-               1: read through 3-hop relay circuits, as --anonymous
-               (public files by address only for now; anything else is
-               refused, never done directly)";
+               1: go through 3-hop relay circuits, as --anonymous
+               (reads, and record writes; storing files and logging in
+               are refused for now, never done directly)";
 
 #[derive(Parser)]
 #[command(

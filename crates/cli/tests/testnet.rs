@@ -647,8 +647,29 @@ fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
     assert_eq!(sent["as_file"], true);
     let unknown = fails_with(&alice, p, &["msg", "send", "nobody-here", "hi"], "");
     assert!(unknown.contains("nobody-here"), "{unknown}");
-    let anonymous = fails_with(&alice, p, &["msg", "send", "bob", "hi", "--anonymous"], "");
-    assert!(anonymous.contains("anonymous"), "{anonymous}");
+    // Through relay circuits: the inbox's nodes see only exits.
+    let hidden = ok_with(
+        &alice,
+        p,
+        &["msg", "send", "bob", "sent anonymously", "--anonymous"],
+        "",
+    );
+    assert_eq!(hidden.len(), 32, "{hidden}");
+    // A file body cannot be stored anonymously yet: refused, not sent.
+    let big = fails_with(
+        &alice,
+        p,
+        &[
+            "msg",
+            "send",
+            "bob",
+            "--file",
+            attachment.to_str().unwrap(),
+            "--anonymous",
+        ],
+        "",
+    );
+    assert!(big.contains("anonymous"), "{big}");
 
     // Bob, in another home with his password alone, reads both.
     ok_with(
@@ -659,7 +680,7 @@ fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
     );
     let listed = json(&ok_with(&bob2, p, &["msg", "list", "--json"], ""));
     let messages = listed["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 2, "{listed}");
+    assert_eq!(messages.len(), 3, "{listed}");
     let read = json(&ok_with(
         &bob2,
         p,
@@ -685,10 +706,17 @@ fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
     let not_hers = fails_with(&carol, p, &["msg", "read", &id], "");
     assert!(not_hers.contains("no message"), "{not_hers}");
 
-    // Deleted from one home, gone from the other.
-    ok_with(&bob, p, &["msg", "delete", &id[..10]], "");
+    // Deleted from one home (through circuits), gone from the other.
+    ok_with(&bob, p, &["msg", "delete", &id[..10], "--anonymous"], "");
     let listed = json(&ok_with(&bob2, p, &["msg", "list", "--json"], ""));
-    assert_eq!(listed["messages"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["messages"].as_array().unwrap().len(), 2, "{listed}");
+    let read = json(&ok_with(
+        &bob2,
+        p,
+        &["msg", "read", &hidden, "--json", "--anonymous"],
+        "",
+    ));
+    assert_eq!(read["body"], "sent anonymously");
     down(guard);
 }
 

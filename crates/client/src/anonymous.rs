@@ -27,16 +27,25 @@ use safe_network::libp2p::identity::Keypair;
 use safe_network::libp2p::swarm::SwarmEvent;
 use safe_network::libp2p::swarm::dial_opts::DialOpts;
 use safe_network::libp2p::{Multiaddr, PeerId, Stream};
-use safe_protocol::messages::{MAX_CERT_PEERS, Request, Response};
+use safe_protocol::messages::{
+    EXIT_ANSWER_FORMAT, ExitWriteAnswer, MAX_CERT_PEERS, Request, Response,
+};
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 use safe_relay::cell::{BACKWARD_ROOM, BODY, CELL, FORWARD_ROOM, LinkCell, LinkCommand};
 use safe_relay::handshake::{self, CREATED_LEN};
 use safe_relay::message::{
-    BEGIN_GET_CHUNK, Command, END_DONE, END_NOT_FOUND, MAX_HOLDERS, Message,
+    BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_RECORD, Command, END_DONE, END_NOT_FOUND,
+    FORWARD_DATA, MAX_HOLDERS, Message,
 };
 use safe_relay::{ClientCircuit, RelayCert};
 
+use crate::mutable::MutableError;
 use crate::network::Connection;
+use safe_protocol::mutable::{Record, RecordError, Write, resolve};
+
+fn anon(e: AnonError) -> MutableError {
+    MutableError::Network(e.to_string())
+}
 
 /// Hops of a circuit.
 pub const HOPS: usize = 3;
@@ -315,6 +324,62 @@ fn holders_for(sample: &[Relay], name: &XorName, k: usize, path: &[PeerId]) -> V
     holders
 }
 
+/// Whether two exits' answers about a record agree: both "not found", or
+/// copies of one genesis of which one is the other's state or future. (A
+/// record's address does not bind its owner: an exit could show a record
+/// it made itself at the address, which has another genesis.)
+fn agree(a: &Option<Record>, b: &Option<Record>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.genesis.id() == b.genesis.id()
+                && (a.state == b.state || a.descends_from(b) || b.descends_from(a))
+        }
+        _ => false,
+    }
+}
+
+/// What the exits' answers decide, if anything: two that agree, or, of
+/// three, the two that agree. Copies that agree are resolved as a reader
+/// resolves them (the later state, with every copy's appends).
+fn decide(name: XorName, answers: &[Option<Record>]) -> Option<Result<Record, MutableError>> {
+    let pairs: &[(usize, usize)] = match answers.len() {
+        2 => &[(0, 1)],
+        3 => &[(0, 1), (0, 2), (1, 2)],
+        _ => &[],
+    };
+    let (i, j) = pairs
+        .iter()
+        .copied()
+        .find(|&(i, j)| agree(&answers[i], &answers[j]))?;
+    match (&answers[i], &answers[j]) {
+        (Some(a), Some(b)) => {
+            let copies = [a.clone(), b.clone()];
+            Some(
+                resolve(&copies, 1)
+                    .map(|r| r.record)
+                    .ok_or(MutableError::NotFound(name)),
+            )
+        }
+        _ => Some(Err(MutableError::NotFound(name))),
+    }
+}
+
+/// Appends a count of `holders` (at most [`MAX_HOLDERS`]) and each
+/// length-prefixed peer id: how a `BEGIN` names them.
+fn push_holders(begin: &mut Vec<u8>, holders: &[PeerId]) {
+    let holders = &holders[..holders.len().min(MAX_HOLDERS)];
+    begin.push(holders.len() as u8);
+    for h in holders {
+        let id = h.to_bytes();
+        begin.push(id.len() as u8);
+        begin.extend_from_slice(&id);
+    }
+}
+
+/// Largest answer an exit may give to a record write.
+const MAX_EXIT_ANSWER: usize = 16 * 1024;
+
 /// A circuit: the client's end.
 pub struct Circuit {
     crypto: ClientCircuit,
@@ -453,21 +518,62 @@ impl Circuit {
         name: XorName,
         holders: &[PeerId],
     ) -> Result<Bytes, AnonError> {
-        let exit = self.crypto.len() - 1;
-        let stream = self.next_stream;
-        self.next_stream += 1;
         let mut begin = vec![BEGIN_GET_CHUNK];
         begin.extend_from_slice(name.as_bytes());
         if !holders.is_empty() {
-            let holders = &holders[..holders.len().min(MAX_HOLDERS)];
-            begin.push(holders.len() as u8);
-            for h in holders {
-                let id = h.to_bytes();
-                begin.push(id.len() as u8);
-                begin.extend_from_slice(&id);
-            }
+            push_holders(&mut begin, holders);
         }
-        self.send(exit, Command::Begin, stream, &begin, false)
+        let bytes = self.request(&begin, MAX_CHUNK_SIZE).await?;
+        if XorName::from_content(&bytes) == name {
+            Ok(bytes)
+        } else {
+            Err(AnonError::WrongContent)
+        }
+    }
+
+    /// The encoded record at `name`, as the exit resolved it from the
+    /// copies it got from `holders` (none: the close group as it sees it).
+    /// Not checked here: the caller verifies it.
+    pub async fn get_record_from(
+        &mut self,
+        name: XorName,
+        holders: &[PeerId],
+    ) -> Result<Bytes, AnonError> {
+        let mut begin = vec![BEGIN_GET_RECORD];
+        begin.extend_from_slice(name.as_bytes());
+        if !holders.is_empty() {
+            push_holders(&mut begin, holders);
+        }
+        self.request(&begin, safe_protocol::mutable::MAX_RECORD_SIZE)
+            .await
+    }
+
+    /// Has the exit send an encoded write to `holders` (none: the close
+    /// group as it sees it); what they said, as the exit reports it (the
+    /// caller checks the receipts).
+    pub async fn put_record_via(
+        &mut self,
+        write: &[u8],
+        holders: &[PeerId],
+    ) -> Result<ExitWriteAnswer, AnonError> {
+        let mut begin = vec![BEGIN_PUT_RECORD];
+        push_holders(&mut begin, holders);
+        begin.extend_from_slice(write);
+        if begin.len() > FORWARD_DATA {
+            return Err(circuit_err("the write does not fit one cell"));
+        }
+        let bytes = self.request(&begin, MAX_EXIT_ANSWER).await?;
+        safe_protocol::codec::decode(EXIT_ANSWER_FORMAT, &bytes, MAX_EXIT_ANSWER)
+            .map_err(|_| AnonError::WrongContent)
+    }
+
+    /// Sends a `BEGIN` on a new stream and reads its answer (at most
+    /// `max` bytes) up to its `END`.
+    async fn request(&mut self, begin: &[u8], max: usize) -> Result<Bytes, AnonError> {
+        let exit = self.crypto.len() - 1;
+        let stream = self.next_stream;
+        self.next_stream += 1;
+        self.send(exit, Command::Begin, stream, begin, false)
             .await?;
         let mut bytes = BytesMut::new();
         loop {
@@ -476,26 +582,17 @@ impl Circuit {
                 return Err(circuit_err("a cell from the wrong hop or stream"));
             }
             match command {
-                Command::Data if bytes.len() + data.len() <= MAX_CHUNK_SIZE => {
-                    bytes.extend_from_slice(&data)
-                }
+                Command::Data if bytes.len() + data.len() <= max => bytes.extend_from_slice(&data),
                 Command::End => {
                     return match data.first() {
-                        Some(&END_DONE) => {
-                            let bytes = bytes.freeze();
-                            if XorName::from_content(&bytes) == name {
-                                Ok(bytes)
-                            } else {
-                                Err(AnonError::WrongContent)
-                            }
-                        }
+                        Some(&END_DONE) => Ok(bytes.freeze()),
                         Some(&END_NOT_FOUND) => Err(AnonError::NotFound),
                         other => Err(circuit_err(format!(
                             "the exit ended the request ({other:?})"
                         ))),
                     };
                 }
-                _ => return Err(circuit_err("an answer over a chunk's size")),
+                _ => return Err(circuit_err("an answer over the size it may have")),
             }
         }
     }
@@ -755,7 +852,7 @@ const GOOD_SAMPLE: usize = 12;
 const SAMPLE_TRIES: usize = 30;
 
 /// The refusal of everything anonymous mode does not do yet.
-pub const NOT_YET: &str = "anonymous mode reads public data only for now: writes, records and logins are not available anonymously (they are never sent directly instead)";
+pub const NOT_YET: &str = "anonymous mode reads public data and writes records only for now: storing files and logging in are not available anonymously (they are never sent directly instead)";
 
 struct Pooled {
     circuit: Circuit,
@@ -981,10 +1078,13 @@ impl AnonymousStore {
         sample: &[Relay],
         name: &XorName,
         not_exits: &[PeerId],
+        fresh: bool,
     ) -> Result<Pooled, AnonError> {
         let near = closest(name, sample.iter().map(|r| r.peer), self.k + 2);
         let guard = self.guard(sample)?;
-        let reused = {
+        let reused = if fresh {
+            None
+        } else {
             let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
             idle.retain(|p| p.used.elapsed() < POOL_IDLE);
             idle.iter()
@@ -1046,7 +1146,7 @@ impl AnonymousStore {
         let mut not_found: Vec<PeerId> = Vec::new();
         for _ in 0..TRIES {
             let sample = self.sample().await?;
-            let mut pooled = match self.circuit_for(&sample, &name, &not_found).await {
+            let mut pooled = match self.circuit_for(&sample, &name, &not_found, false).await {
                 Ok(p) => p,
                 Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => return Err(e),
                 Err(e) => {
@@ -1055,17 +1155,7 @@ impl AnonymousStore {
                 }
             };
             let exit = pooled.circuit.exit;
-            // The exit is told whom to ask only when the guard or middle
-            // may hold the chunk (a superset test on the sample), so that
-            // neither is asked; otherwise it asks the close group as it
-            // sees it, and the client's sample shows in nothing it sends.
-            let near = closest(&name, sample.iter().map(|r| r.peer), self.k + 2);
-            let path = [pooled.guard, pooled.middle];
-            let holders = if path.iter().any(|p| near.contains(p)) {
-                holders_for(&sample, &name, self.k, &path)
-            } else {
-                Vec::new()
-            };
+            let holders = self.holders_if_near(&sample, &name, &pooled);
             match pooled.circuit.get_chunk_from(name, &holders).await {
                 Ok(bytes) => {
                     self.keep(pooled);
@@ -1081,10 +1171,7 @@ impl AnonymousStore {
                 }
                 Err(e) => {
                     if matches!(e, AnonError::WrongContent) {
-                        self.blamed
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push(exit);
+                        self.blame(exit);
                     }
                     tracing::debug!("anonymous get of {name} failed: {e}");
                     last = e.to_string();
@@ -1099,6 +1186,215 @@ impl AnonymousStore {
             tries: TRIES,
             last,
         })
+    }
+
+    /// Whom the exit should ask for `name`: named only when the guard or
+    /// middle may be in its close group (a superset test on the sample),
+    /// so that neither is asked; otherwise nobody is named and the exit
+    /// asks the close group as it sees it, so the client's sample shows in
+    /// nothing it sends.
+    fn holders_if_near(&self, sample: &[Relay], name: &XorName, pooled: &Pooled) -> Vec<PeerId> {
+        let near = closest(name, sample.iter().map(|r| r.peer), self.k + 2);
+        let path = [pooled.guard, pooled.middle];
+        if path.iter().any(|p| near.contains(p)) {
+            holders_for(sample, name, self.k, &path)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// An exit that lied is not used again by this store.
+    fn blame(&self, exit: PeerId) {
+        self.blamed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(exit);
+    }
+
+    /// The record at `name`, through circuits: the copies two different
+    /// exits resolved, each verified, resolved again as a reader resolves
+    /// them (so an exit that shows an older copy loses to one that shows
+    /// its future, and appends are united). "Not found" only when both
+    /// exits say so. At most [`REQUEST_DEADLINE`].
+    pub async fn get_record(&self, name: XorName) -> Result<Record, MutableError> {
+        match tokio::time::timeout(REQUEST_DEADLINE, self.try_get_record(name)).await {
+            Ok(result) => result,
+            Err(_) => Err(MutableError::Network(format!(
+                "anonymous mode: no answer for record {name} within {REQUEST_DEADLINE:?}"
+            ))),
+        }
+    }
+
+    async fn try_get_record(&self, name: XorName) -> Result<Record, MutableError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| anon(circuit_err("closed")))?;
+        // Each answering exit's copy (`None`: "not found").
+        let mut answers: Vec<Option<Record>> = Vec::new();
+        let mut answered: Vec<PeerId> = Vec::new();
+        let mut last = String::new();
+        for _ in 0..2 * TRIES {
+            // Two that agree, or a third to decide between two that do not.
+            if decide(name, &answers).is_some() || answers.len() >= 3 {
+                break;
+            }
+            let sample = self.sample().await.map_err(anon)?;
+            let mut pooled = match self.circuit_for(&sample, &name, &answered, false).await {
+                Ok(p) => p,
+                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => {
+                    return Err(anon(e));
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let exit = pooled.circuit.exit;
+            let holders = self.holders_if_near(&sample, &name, &pooled);
+            match pooled.circuit.get_record_from(name, &holders).await {
+                Ok(bytes) => {
+                    let verified = tokio::task::spawn_blocking(move || {
+                        Record::decode(&bytes).and_then(|r| r.verify(&name).map(|()| r))
+                    })
+                    .await;
+                    match verified {
+                        Ok(Ok(r)) => {
+                            self.keep(pooled);
+                            answers.push(Some(r));
+                            answered.push(exit);
+                        }
+                        _ => {
+                            self.blame(exit);
+                            last = "an exit sent a record that does not verify".into();
+                        }
+                    }
+                }
+                Err(AnonError::NotFound) => {
+                    self.keep(pooled);
+                    answers.push(None);
+                    answered.push(exit);
+                }
+                Err(e) => last = e.to_string(),
+            }
+        }
+        decide(name, &answers).unwrap_or_else(|| {
+            Err(MutableError::Network(match answers.len() {
+                0 | 1 => format!(
+                    "anonymous mode: record {name} could not be read through two exits (last: {last})"
+                ),
+                _ => format!(
+                    "anonymous mode: the exits disagree about record {name} (a lying exit?); try again"
+                ),
+            }))
+        })
+    }
+
+    /// Sends a write to a record's close group through a circuit of its own
+    /// (never shared with reads or other writes): the exit sends it on and
+    /// reports what each member said. It succeeds when a majority of the
+    /// record's close group, as this store's sample shows it, gave valid
+    /// receipts for this very write (an exit cannot forge them). A refusal
+    /// is believed when two exits report it; otherwise another circuit is
+    /// tried. At most [`REQUEST_DEADLINE`].
+    pub async fn write_record(&self, write: &Write) -> Result<(), MutableError> {
+        let name = write.address();
+        match tokio::time::timeout(REQUEST_DEADLINE, self.try_write_record(write)).await {
+            Ok(result) => result,
+            Err(_) => Err(MutableError::Network(format!(
+                "anonymous mode: no answer for the write to {name} within {REQUEST_DEADLINE:?}"
+            ))),
+        }
+    }
+
+    async fn try_write_record(&self, write: &Write) -> Result<(), MutableError> {
+        let bytes = write.encode().map_err(MutableError::Invalid)?;
+        // The BEGIN: a byte, the holders (each at most 40 bytes), the write.
+        let room = FORWARD_DATA - 2 - MAX_HOLDERS * 40;
+        if bytes.len() > room {
+            return Err(MutableError::Network(format!(
+                "anonymous mode: a write of {} bytes is too large to send through a circuit (at most {room} for now)",
+                bytes.len()
+            )));
+        }
+        let (name, proof) = (write.address(), write.proof());
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| anon(circuit_err("closed")))?;
+        let mut tried: Vec<PeerId> = Vec::new();
+        let mut refused: Vec<RecordError> = Vec::new();
+        let mut full = 0;
+        let mut last = String::new();
+        for _ in 0..TRIES {
+            let sample = self.sample().await.map_err(anon)?;
+            let group = closest(&name, sample.iter().map(|r| r.peer), self.k);
+            let need = safe_network::close_group::majority(self.k.min(group.len()));
+            let mut pooled = match self.circuit_for(&sample, &name, &tried, true).await {
+                Ok(p) => p,
+                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => {
+                    return Err(anon(e));
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let exit = pooled.circuit.exit;
+            tried.push(exit);
+            let holders = self.holders_if_near(&sample, &name, &pooled);
+            let answer = match pooled.circuit.put_record_via(&bytes, &holders).await {
+                Ok(a) => a,
+                Err(e) => {
+                    if matches!(e, AnonError::WrongContent) {
+                        self.blame(exit);
+                    }
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let mut signers: Vec<PeerId> = answer
+                .receipts
+                .iter()
+                .filter(|r| r.name == name && r.proof == proof && r.verify())
+                .filter_map(|r| safe_network::close_group::key_to_peer(&r.node_key))
+                .filter(|p| group.contains(p))
+                .collect();
+            signers.sort();
+            signers.dedup();
+            if signers.len() >= need {
+                return Ok(());
+            }
+            // What most members refused with, in this exit's word.
+            let mut counts: Vec<(usize, RecordError)> = Vec::new();
+            for e in answer.refusals {
+                match counts.iter_mut().find(|(_, x)| *x == e) {
+                    Some((n, _)) => *n += 1,
+                    None => counts.push((1, e)),
+                }
+            }
+            if let Some((_, e)) = counts.into_iter().max_by_key(|(n, _)| *n) {
+                if refused.contains(&e) {
+                    return Err(MutableError::Refused(e));
+                }
+                refused.push(e);
+            } else if answer.full > 0 {
+                full += 1;
+                if full >= 2 {
+                    return Err(MutableError::Full);
+                }
+            }
+            last = format!(
+                "{} of the close group's {} confirmed (need {need})",
+                signers.len(),
+                group.len()
+            );
+        }
+        Err(MutableError::Network(format!(
+            "anonymous mode: the write to {name} was not confirmed through {TRIES} circuits (last: {last})"
+        )))
     }
 
     fn keep(&self, mut pooled: Pooled) {

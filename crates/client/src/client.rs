@@ -643,7 +643,7 @@ impl RecordStore for Client {
         match &self.backend {
             Backend::Network(c) => RecordStore::write_record(c, write).await,
             Backend::Local(s) => RecordStore::write_record(s, write).await,
-            Backend::Anonymous(_) => Err(not_yet()),
+            Backend::Anonymous(a) => a.write_record(write).await,
         }
     }
 
@@ -651,7 +651,7 @@ impl RecordStore for Client {
         match &self.backend {
             Backend::Network(c) => RecordStore::get_record(c, name).await,
             Backend::Local(s) => RecordStore::get_record(s, name).await,
-            Backend::Anonymous(_) => Err(not_yet()),
+            Backend::Anonymous(a) => a.get_record(name).await,
         }
     }
 

@@ -224,7 +224,11 @@ pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) -> bool {
 
 /// `peer`'s copy of `name`: `Ok(None)` if it holds none, `Err` if it did
 /// not answer or sent a copy that does not verify.
-async fn fetch_verified(node: &Node, name: XorName, peer: PeerId) -> Result<Option<Record>, ()> {
+pub(crate) async fn fetch_verified(
+    node: &Node,
+    name: XorName,
+    peer: PeerId,
+) -> Result<Option<Record>, ()> {
     let request = node.net.request(peer, Request::GetRecord { name });
     let bytes = match tokio::time::timeout(FORWARD_TIMEOUT, request).await {
         Ok(Ok(Response::Record(bytes))) => bytes,

@@ -48,8 +48,8 @@ use safe_relay::cell::{
 };
 use safe_relay::handshake::{self, CREATE_LEN};
 use safe_relay::message::{
-    BACKWARD_DATA, BEGIN_GET_CHUNK, Command, END_BUSY, END_DONE, END_NOT_FOUND, END_UNSUPPORTED,
-    Message,
+    BACKWARD_DATA, BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_RECORD, Command, END_BUSY,
+    END_DONE, END_NOT_FOUND, END_UNSUPPORTED, Message,
 };
 use safe_relay::{HopState, RelayCert, RelaySecret, cert};
 use tokio::sync::{mpsc, watch};
@@ -907,16 +907,19 @@ impl Relay {
         if c.streams >= MAX_EXIT_STREAMS {
             return self.answer(prev, stream, Err(END_BUSY), false);
         }
-        let Some((name, holders)) = parse_get_chunk(data) else {
+        let Some(request) = parse_begin(data) else {
             return self.answer(prev, stream, Err(END_UNSUPPORTED), false);
         };
         c.streams += 1;
         let serial = c.serial;
         let (node, events) = (self.node.clone(), self.events.clone());
         tasks.spawn(async move {
-            let answer = exit_get(&node, name, holders)
-                .await
-                .map(|b| node.faults.exit_answer(b));
+            let answer = match request {
+                ExitRequest::Chunk(name, holders) => exit_get(&node, name, holders).await,
+                ExitRequest::Record(name, holders) => exit_get_record(&node, name, holders).await,
+                ExitRequest::Write(write, holders) => exit_write(&node, write, holders).await,
+            };
+            let answer = answer.map(|b| node.faults.exit_answer(b));
             let _ = events
                 .send(Event::Answer {
                     circuit: prev,
@@ -969,37 +972,145 @@ impl Relay {
     }
 }
 
-/// The exit's chunk get: its own store first, then the close group as
-/// this node sees it, in random order; the bytes must hash to the name.
-/// A chunk get's `BEGIN` data: [`BEGIN_GET_CHUNK`], the name (32), then
-/// optionally the holders to ask: a count (at most
-/// [`safe_relay::message::MAX_HOLDERS`]) and that many length-prefixed peer
-/// ids.
-fn parse_get_chunk(data: &[u8]) -> Option<(XorName, Vec<PeerId>)> {
+/// What a `BEGIN` asks of the exit.
+enum ExitRequest {
+    /// A chunk, and the holders to ask (none: the close group).
+    Chunk(XorName, Vec<PeerId>),
+    /// A record, and the holders to ask.
+    Record(XorName, Vec<PeerId>),
+    /// An encoded write, and the holders to send it to.
+    Write(Bytes, Vec<PeerId>),
+}
+
+/// A `BEGIN`'s data: a kind byte, then for a chunk or record get its name
+/// (32) and optionally the holders to ask (a count, at most
+/// [`safe_relay::message::MAX_HOLDERS`], then that many length-prefixed
+/// peer ids); for a record write the holders (always with their count,
+/// possibly 0) and then the encoded write to the end.
+fn parse_begin(data: &[u8]) -> Option<ExitRequest> {
     let (&kind, rest) = data.split_first()?;
-    if kind != BEGIN_GET_CHUNK || rest.len() < 32 {
+    match kind {
+        BEGIN_GET_CHUNK | BEGIN_GET_RECORD => {
+            let name = XorName(rest.get(..32)?.try_into().ok()?);
+            let rest = &rest[32..];
+            let holders = match rest.is_empty() {
+                true => Vec::new(),
+                false => {
+                    let (holders, rest) = parse_holders(rest)?;
+                    if !rest.is_empty() {
+                        return None;
+                    }
+                    holders
+                }
+            };
+            Some(match kind {
+                BEGIN_GET_CHUNK => ExitRequest::Chunk(name, holders),
+                _ => ExitRequest::Record(name, holders),
+            })
+        }
+        BEGIN_PUT_RECORD => {
+            let (holders, write) = parse_holders(rest)?;
+            (!write.is_empty()).then(|| ExitRequest::Write(Bytes::copy_from_slice(write), holders))
+        }
+        _ => None,
+    }
+}
+
+/// A count of holders and that many length-prefixed peer ids; the rest.
+fn parse_holders(data: &[u8]) -> Option<(Vec<PeerId>, &[u8])> {
+    let (&count, mut rest) = data.split_first()?;
+    if count as usize > safe_relay::message::MAX_HOLDERS {
         return None;
     }
-    let mut n = [0u8; 32];
-    n.copy_from_slice(&rest[..32]);
-    let mut rest = &rest[32..];
-    let mut holders = Vec::new();
-    if let Some((&count, more)) = rest.split_first() {
-        if count as usize > safe_relay::message::MAX_HOLDERS {
-            return None;
-        }
-        rest = more;
-        for _ in 0..count {
-            let (&len, more) = rest.split_first()?;
-            let id = more.get(..len as usize)?;
-            holders.push(PeerId::from_bytes(id).ok()?);
-            rest = &more[len as usize..];
-        }
-        if !rest.is_empty() {
-            return None;
+    let mut holders = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let (&len, more) = rest.split_first()?;
+        let id = more.get(..len as usize)?;
+        holders.push(PeerId::from_bytes(id).ok()?);
+        rest = &more[len as usize..];
+    }
+    Some((holders, rest))
+}
+
+/// Whom an exit asks: the holders a request names, or the close group as
+/// this node sees it; and whether this node is one of them (it answers
+/// from its own store rather than asking itself).
+async fn targets(node: &Node, name: &XorName, holders: Vec<PeerId>) -> (Vec<PeerId>, bool) {
+    let me = node.net.peer_id();
+    if holders.is_empty() {
+        (node.group_peers(name).await, node.in_group(name).await)
+    } else {
+        let me_too = holders.contains(&me);
+        (holders.into_iter().filter(|p| *p != me).collect(), me_too)
+    }
+}
+
+/// The exit's record get: every copy it can get (its own, if it is in the
+/// group, and each holder's), verified, resolved as a reader resolves
+/// them; the encoded record, or "not found". The client checks the record
+/// proves itself, and reads through a second exit before it believes a
+/// copy is the latest or that there is none.
+async fn exit_get_record(node: &Node, name: XorName, holders: Vec<PeerId>) -> Result<Bytes, u8> {
+    tracing::debug!(record = %name, "exit fetches a record");
+    let (peers, me_too) = targets(node, &name, holders).await;
+    let answers = futures::future::join_all(
+        peers
+            .iter()
+            .map(|p| crate::records::fetch_verified(node, name, *p)),
+    )
+    .await;
+    let mut copies: Vec<safe_protocol::mutable::Record> =
+        answers.into_iter().flatten().flatten().collect();
+    if me_too && let Ok(Some(mine)) = node.blocking(move |s| s.record(&name)).await {
+        copies.push(mine);
+    }
+    let record = safe_protocol::mutable::resolve(&copies, 1).ok_or(END_NOT_FOUND)?;
+    record
+        .record
+        .encode()
+        .map(Bytes::from)
+        .map_err(|_| END_NOT_FOUND)
+}
+
+/// The exit's record write: sent to every holder (and applied here if this
+/// node is in the group), answered with what each said. The exit cannot
+/// forge a member's receipt; the client counts only those.
+async fn exit_write(node: &Node, write: Bytes, holders: Vec<PeerId>) -> Result<Bytes, u8> {
+    use safe_protocol::messages::{EXIT_ANSWER_FORMAT, ExitWriteAnswer};
+    let Ok(decoded) = safe_protocol::mutable::Write::decode(&write) else {
+        return Err(END_UNSUPPORTED);
+    };
+    let name = decoded.address();
+    tracing::debug!(record = %name, "exit writes a record");
+    let (peers, me_too) = targets(node, &name, holders).await;
+    let mut answers = futures::future::join_all(peers.iter().map(|p| {
+        let request = Request::PutRecord {
+            write: write.clone(),
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, node.net.request(*p, request))
+    }))
+    .await
+    .into_iter()
+    .map(|a| match a {
+        Ok(Ok(r)) => Some(r),
+        _ => None,
+    })
+    .collect::<Vec<_>>();
+    if me_too {
+        answers.push(Some(crate::records::put(node, write.clone()).await));
+    }
+    let mut out = ExitWriteAnswer::default();
+    for answer in answers {
+        match answer {
+            Some(Response::RecordStored(r)) => out.receipts.push(r),
+            Some(Response::RecordRefused(e)) => out.refusals.push(e),
+            Some(Response::Refused(Refusal::Full)) => out.full += 1,
+            _ => out.failed += 1,
         }
     }
-    Some((XorName(n), holders))
+    safe_protocol::codec::encode(EXIT_ANSWER_FORMAT, &out)
+        .map(Bytes::from)
+        .map_err(|_| END_UNSUPPORTED)
 }
 
 /// The exit's chunk get: its own store first; then the holders the client

@@ -259,6 +259,25 @@ impl RecordReceipt {
     }
 }
 
+/// Codec format of [`ExitWriteAnswer`].
+pub const EXIT_ANSWER_FORMAT: u8 = 1;
+
+/// What an exit relay answers to an anonymous record write: what each
+/// member it sent the write to said. The client believes only the receipts
+/// that verify, bind the write and are signed by members of the close group
+/// as it knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitWriteAnswer {
+    /// Receipts the members gave.
+    pub receipts: Vec<RecordReceipt>,
+    /// Refusals the members gave.
+    pub refusals: Vec<crate::mutable::RecordError>,
+    /// Members that were full.
+    pub full: u16,
+    /// Members that did not answer, or answered otherwise.
+    pub failed: u16,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

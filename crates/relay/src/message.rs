@@ -18,8 +18,18 @@ pub const BACKWARD_DATA: usize = BACKWARD_ROOM - HEADER;
 
 /// A `BEGIN` that asks the exit for a chunk: this byte, then its name (32).
 pub const BEGIN_GET_CHUNK: u8 = 1;
-/// The most holders a chunk get may name for the exit to ask.
-pub const MAX_HOLDERS: usize = 3;
+/// A `BEGIN` that asks the exit for a record: this byte, its address (32),
+/// then optionally the holders to ask, as for a chunk. The answer is the
+/// encoded record the exit resolved from the copies it got.
+pub const BEGIN_GET_RECORD: u8 = 2;
+/// A `BEGIN` that asks the exit to write to a record: this byte, the
+/// holders to send it to (a count, possibly 0: the close group as the exit
+/// sees it, then that many length-prefixed peer ids), then the encoded
+/// write to the end. The answer is what the holders said (receipts and
+/// refusals), for the client to check.
+pub const BEGIN_PUT_RECORD: u8 = 3;
+/// The most holders a request may name for the exit to ask.
+pub const MAX_HOLDERS: usize = 5;
 /// `END` reason: the answer is complete.
 pub const END_DONE: u8 = 0;
 /// `END` reason: no holder had it.

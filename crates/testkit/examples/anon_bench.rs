@@ -141,5 +141,45 @@ async fn main() {
         p50(builds.clone()).as_secs_f64() * 1e3,
         builds.len()
     );
+
+    // Records: a read (two exits anonymously) and an owner's write (a
+    // circuit of its own anonymously), both ways.
+    let owner = safe_client::SigningKey::from_bytes(&[9; 32]);
+    let record = direct
+        .create_record(safe_client::NewRecord::named("bench"), &owner)
+        .await
+        .expect("create");
+    let (mut dr, mut ar, mut dw, mut aw) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..20u32 {
+        let t = Instant::now();
+        direct
+            .set_entry(record, "n", i.to_be_bytes(), std::slice::from_ref(&owner))
+            .await
+            .expect("direct write");
+        dw.push(t.elapsed());
+        let t = Instant::now();
+        direct.get_record(record).await.expect("direct read");
+        dr.push(t.elapsed());
+        let t = Instant::now();
+        anonymous
+            .set_entry(record, "m", i.to_be_bytes(), std::slice::from_ref(&owner))
+            .await
+            .expect("anonymous write");
+        aw.push(t.elapsed());
+        let t = Instant::now();
+        anonymous.get_record(record).await.expect("anonymous read");
+        ar.push(t.elapsed());
+    }
+    let ms = |v: Vec<Duration>| p50(v).as_secs_f64() * 1e3;
+    println!(
+        "record read  direct p50 {:>6.2} ms   anonymous p50 {:>6.2} ms",
+        ms(dr),
+        ms(ar)
+    );
+    println!(
+        "record write direct p50 {:>6.2} ms   anonymous p50 {:>6.2} ms (a read and a write)",
+        ms(dw),
+        ms(aw)
+    );
     net.down().await;
 }

@@ -230,3 +230,76 @@ fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_are_read_and_written_through_circuits_and_lying_exits_change_nothing() {
+    use safe_client::{Client, MutableError, NewRecord, SigningKey};
+    use safe_protocol::mutable::{RecordError, record_address};
+    let dir = tempfile::tempdir().unwrap();
+    let net = testnet(dir.path(), 12).await;
+    let conn = client(&net).await;
+    let network = safe_network::network_id();
+    let direct = Client::from((*conn).clone());
+    let owner = SigningKey::from_bytes(&[3; 32]);
+    let stranger = SigningKey::from_bytes(&[4; 32]);
+    let new = NewRecord {
+        name: b"anonymous records".to_vec(),
+        tag: 0,
+        owners: Vec::new(),
+        threshold: 1,
+        public_append: true,
+    };
+    let address = direct.create_record(new, &owner).await.unwrap();
+    direct
+        .set_entry(address, "colour", "blue", std::slice::from_ref(&owner))
+        .await
+        .unwrap();
+    // Every node's certificate is known before the anonymous client samples.
+    full_sample(&conn, net.len(), network).await;
+    let anon = Client::from((*conn).clone()).anonymous(network, None);
+
+    let r = anon.get_record(address).await.unwrap();
+    assert_eq!(r.state.entries[b"colour".as_slice()], b"blue");
+    // An owner's write and a stranger's append, through circuits; seen
+    // by a direct reader.
+    anon.set_entry(address, "colour", "red", std::slice::from_ref(&owner))
+        .await
+        .unwrap();
+    anon.append(address, b"hello".to_vec(), std::slice::from_ref(&stranger))
+        .await
+        .unwrap();
+    let seen = direct.get_record(address).await.unwrap();
+    assert_eq!(seen.state.entries[b"colour".as_slice()], b"red");
+    assert_eq!(seen.appends.len(), 1);
+    // Nothing there: "not found" through two exits. A refused write: the
+    // members' refusal, reported by two exits.
+    let missing = record_address(b"nobody made this", 0);
+    let none = anon.get_record(missing).await;
+    assert!(matches!(none, Err(MutableError::NotFound(_))), "{none:?}");
+    let refused = anon
+        .set_entry(address, "colour", "green", std::slice::from_ref(&stranger))
+        .await;
+    assert!(
+        matches!(refused, Err(MutableError::Refused(RecordError::NotOwner))),
+        "{refused:?}"
+    );
+
+    // A third of the nodes now lie as exits (they flip bytes of every
+    // answer): each write and read is still exactly right.
+    for n in net.nodes().step_by(3) {
+        n.faults().lying_exit.store(true, Ordering::Relaxed);
+    }
+    for i in 0..4u8 {
+        anon.set_entry(address, "n", vec![i], std::slice::from_ref(&owner))
+            .await
+            .unwrap();
+        let r = anon.get_record(address).await.unwrap();
+        assert_eq!(r.state.entries[b"n".as_slice()], vec![i]);
+    }
+    assert_eq!(
+        direct.get_record(address).await.unwrap().state.entries[b"n".as_slice()],
+        vec![3]
+    );
+    anon.shutdown().await;
+    net.down().await;
+}
