@@ -1203,6 +1203,24 @@ impl AnonymousStore {
         }
     }
 
+    /// The sample and a circuit for a request about record `name` whose
+    /// exit is none of `not_exits` (`fresh`: never a pooled one). `Err`
+    /// ends the request (too few relays, no network); `Ok(Err(why))` is
+    /// one failed try.
+    async fn record_circuit(
+        &self,
+        name: &XorName,
+        not_exits: &[PeerId],
+        fresh: bool,
+    ) -> Result<Result<(Vec<Relay>, Pooled), String>, MutableError> {
+        let sample = self.sample().await.map_err(anon)?;
+        match self.circuit_for(&sample, name, not_exits, fresh).await {
+            Ok(p) => Ok(Ok((sample, p))),
+            Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => Err(anon(e)),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
     /// An exit that lied is not used again by this store.
     fn blame(&self, exit: PeerId) {
         self.blamed
@@ -1240,14 +1258,10 @@ impl AnonymousStore {
             if decide(name, &answers).is_some() || answers.len() >= 3 {
                 break;
             }
-            let sample = self.sample().await.map_err(anon)?;
-            let mut pooled = match self.circuit_for(&sample, &name, &answered, false).await {
-                Ok(p) => p,
-                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => {
-                    return Err(anon(e));
-                }
+            let (sample, mut pooled) = match self.record_circuit(&name, &answered, false).await? {
+                Ok(found) => found,
                 Err(e) => {
-                    last = e.to_string();
+                    last = e;
                     continue;
                 }
             };
@@ -1329,19 +1343,15 @@ impl AnonymousStore {
         let mut full = 0;
         let mut last = String::new();
         for _ in 0..TRIES {
-            let sample = self.sample().await.map_err(anon)?;
-            let group = closest(&name, sample.iter().map(|r| r.peer), self.k);
-            let need = safe_network::close_group::majority(self.k.min(group.len()));
-            let mut pooled = match self.circuit_for(&sample, &name, &tried, true).await {
-                Ok(p) => p,
-                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => {
-                    return Err(anon(e));
-                }
+            let (sample, mut pooled) = match self.record_circuit(&name, &tried, true).await? {
+                Ok(found) => found,
                 Err(e) => {
-                    last = e.to_string();
+                    last = e;
                     continue;
                 }
             };
+            let group = closest(&name, sample.iter().map(|r| r.peer), self.k);
+            let need = safe_network::close_group::majority(self.k.min(group.len()));
             let exit = pooled.circuit.exit;
             tried.push(exit);
             let holders = self.holders_if_near(&sample, &name, &pooled);
