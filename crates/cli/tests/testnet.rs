@@ -50,8 +50,8 @@ fn testnet_put_get_stop_restart() {
         assert_eq!(std::fs::read(&out).unwrap(), bytes, "{name} round trip");
         stored.push((address, bytes));
     }
-    // Read anonymously, through relay circuits: the same bytes. A write
-    // in anonymous mode is refused with one line, never sent directly.
+    // Read anonymously, through relay circuits: the same bytes. A put
+    // through circuits reads back the same, directly.
     let (address, bytes) = &stored[3];
     let anon = safe(home.path(), &["get", "--anonymous", address]);
     assert!(
@@ -60,12 +60,21 @@ fn testnet_put_get_stop_restart() {
         String::from_utf8_lossy(&anon.stderr)
     );
     assert_eq!(&anon.stdout, bytes, "anonymous round trip");
-    let small = data_dir.path().join("small.txt");
-    let refused = fails(
+    let hidden = home.path().join("hidden.bin");
+    std::fs::write(&hidden, safe_testkit::bytes_for(77, 1_500_000)).unwrap();
+    let put_anon = ok(
         home.path(),
-        &["put", "--anonymous", small.to_str().unwrap()],
+        &["put", "--anonymous", hidden.to_str().unwrap()],
     );
-    assert!(refused.contains("anonymous mode"), "{refused}");
+    let back = home.path().join("hidden.out");
+    ok(
+        home.path(),
+        &["get", &put_anon, "-o", back.to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read(&back).unwrap(),
+        std::fs::read(&hidden).unwrap()
+    );
     // The whole directory as a snapshot over the network, back identical.
     // (Files changed in the last two seconds are never taken from the put
     // cache, so these are dated a minute back.)
@@ -655,8 +664,8 @@ fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
         "",
     );
     assert_eq!(hidden.len(), 32, "{hidden}");
-    // A file body cannot be stored anonymously yet: refused, not sent.
-    let big = fails_with(
+    // A file body too: stored through circuits as well.
+    let big = json(&ok_with(
         &alice,
         p,
         &[
@@ -666,10 +675,25 @@ fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
             "--file",
             attachment.to_str().unwrap(),
             "--anonymous",
+            "--json",
         ],
         "",
+    ));
+    assert_eq!(big["as_file"], true);
+    // Logging in is never done anonymously: refused, not sent directly.
+    let login = fails_with(
+        &carol,
+        p,
+        &[
+            "account",
+            "login",
+            "carol",
+            "--password-stdin",
+            "--anonymous",
+        ],
+        pw,
     );
-    assert!(big.contains("anonymous"), "{big}");
+    assert!(login.contains("anonymously"), "{login}");
 
     // Bob, in another home with his password alone, reads both.
     ok_with(
@@ -680,7 +704,7 @@ fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
     );
     let listed = json(&ok_with(&bob2, p, &["msg", "list", "--json"], ""));
     let messages = listed["messages"].as_array().unwrap();
-    assert_eq!(messages.len(), 3, "{listed}");
+    assert_eq!(messages.len(), 4, "{listed}");
     let read = json(&ok_with(
         &bob2,
         p,
@@ -709,7 +733,7 @@ fn a_message_to_a_name_is_read_from_another_home_and_by_nobody_else() {
     // Deleted from one home (through circuits), gone from the other.
     ok_with(&bob, p, &["msg", "delete", &id[..10], "--anonymous"], "");
     let listed = json(&ok_with(&bob2, p, &["msg", "list", "--json"], ""));
-    assert_eq!(listed["messages"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(listed["messages"].as_array().unwrap().len(), 3, "{listed}");
     let read = json(&ok_with(
         &bob2,
         p,

@@ -28,20 +28,20 @@ use safe_network::libp2p::swarm::SwarmEvent;
 use safe_network::libp2p::swarm::dial_opts::DialOpts;
 use safe_network::libp2p::{Multiaddr, PeerId, Stream};
 use safe_protocol::messages::{
-    EXIT_ANSWER_FORMAT, ExitWriteAnswer, MAX_CERT_PEERS, Request, Response,
+    EXIT_ANSWER_FORMAT, ExitPutAnswer, ExitWriteAnswer, MAX_CERT_PEERS, Request, Response,
 };
 use safe_protocol::{MAX_CHUNK_SIZE, XorName};
 use safe_relay::cell::{BACKWARD_ROOM, BODY, CELL, FORWARD_ROOM, LinkCell, LinkCommand};
 use safe_relay::handshake::{self, CREATED_LEN};
 use safe_relay::message::{
-    BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_RECORD, Command, END_DONE, END_NOT_FOUND,
-    FORWARD_DATA, MAX_HOLDERS, Message,
+    BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_CHUNK, BEGIN_PUT_RECORD, Command, END_DONE,
+    END_NOT_FOUND, FORWARD_DATA, MAX_HOLDERS, Message,
 };
 use safe_relay::{ClientCircuit, RelayCert};
 
 use crate::mutable::MutableError;
 use crate::network::Connection;
-use safe_protocol::mutable::{Record, RecordError, Write, resolve};
+use safe_protocol::mutable::{Record, Write, accept_write, resolve};
 
 fn anon(e: AnonError) -> MutableError {
     MutableError::Network(e.to_string())
@@ -54,6 +54,9 @@ pub const HOPS: usize = 3;
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 /// Circuits tried for one request before giving up.
 pub const TRIES: usize = 3;
+/// The longest one exit may take over one request, from its `BEGIN` to
+/// its `END` (a few tries fit in [`REQUEST_DEADLINE`]).
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Nodes asked for the certificates of a sample.
 const CERT_SOURCES: usize = 3;
 
@@ -81,6 +84,9 @@ pub enum AnonError {
     /// The exit had no copy.
     #[error("anonymous mode: the chunk was not found")]
     NotFound,
+    /// The close group's nodes are full.
+    #[error("anonymous mode: the nodes that would store it are full")]
+    Full,
     /// Every try failed.
     #[error("anonymous mode: no circuit could fetch {name} after {tries} tries (last: {last})")]
     Exhausted {
@@ -339,6 +345,21 @@ fn agree(a: &Option<Record>, b: &Option<Record>) -> bool {
     }
 }
 
+/// Whether `record` shows `write` done: its genesis, a state it made (now
+/// or among the states before), or its append (kept, or since removed).
+fn shows(record: &Record, write: &Write) -> bool {
+    match write {
+        Write::Create(c) => record.genesis.id() == c.id(),
+        Write::Op(o) => {
+            record.state.hash() == o.body.result || record.state.ancestry.contains(&o.body.result)
+        }
+        Write::Append(a) => {
+            let id = a.id();
+            record.appends.iter().any(|x| x.id() == id) || record.state.removed.contains(&id)
+        }
+    }
+}
+
 /// What the exits' answers decide, if anything: two that agree, or, of
 /// three, the two that agree. Copies that agree are resolved as a reader
 /// resolves them (the later state, with every copy's appends).
@@ -354,7 +375,11 @@ fn decide(name: XorName, answers: &[Option<Record>]) -> Option<Result<Record, Mu
         .find(|&(i, j)| agree(&answers[i], &answers[j]))?;
     match (&answers[i], &answers[j]) {
         (Some(a), Some(b)) => {
-            let copies = [a.clone(), b.clone()];
+            // The copy with fewer appends first: an inbox keeps the first
+            // copy's appends when the union is over its limits, and an
+            // exit stuffing its copy should not push real letters out.
+            let mut copies = [a.clone(), b.clone()];
+            copies.sort_by_key(|c| c.appends.len());
             Some(
                 resolve(&copies, 1)
                     .map(|r| r.record)
@@ -567,14 +592,60 @@ impl Circuit {
             .map_err(|_| AnonError::WrongContent)
     }
 
+    /// Has the exit put `chunk` to `holders` (none: its close group as the
+    /// exit sees it): the bytes go in `DATA` cells after the `BEGIN`. What
+    /// the members said, as the exit reports it (the caller checks the
+    /// receipts).
+    pub async fn put_chunk_via(
+        &mut self,
+        chunk: &safe_protocol::Chunk,
+        holders: &[PeerId],
+    ) -> Result<ExitPutAnswer, AnonError> {
+        let mut begin = vec![BEGIN_PUT_CHUNK];
+        push_holders(&mut begin, holders);
+        begin.extend_from_slice(&(chunk.len() as u32).to_le_bytes());
+        let bytes = self
+            .request_with(&begin, chunk.bytes(), MAX_EXIT_ANSWER)
+            .await?;
+        safe_protocol::codec::decode(EXIT_ANSWER_FORMAT, &bytes, MAX_EXIT_ANSWER)
+            .map_err(|_| AnonError::WrongContent)
+    }
+
     /// Sends a `BEGIN` on a new stream and reads its answer (at most
     /// `max` bytes) up to its `END`.
     async fn request(&mut self, begin: &[u8], max: usize) -> Result<Bytes, AnonError> {
+        self.request_with(begin, &[], max).await
+    }
+
+    /// [`Circuit::request`] with `body` sent after the `BEGIN` in `DATA`
+    /// cells on the same stream. At most [`EXIT_TIMEOUT`] in all, so an
+    /// exit that trickles an answer cannot hold a request to the end of
+    /// its deadline.
+    async fn request_with(
+        &mut self,
+        begin: &[u8],
+        body: &[u8],
+        max: usize,
+    ) -> Result<Bytes, AnonError> {
+        tokio::time::timeout(EXIT_TIMEOUT, self.request_inner(begin, body, max))
+            .await
+            .map_err(|_| circuit_err("the exit took too long to answer"))?
+    }
+
+    async fn request_inner(
+        &mut self,
+        begin: &[u8],
+        body: &[u8],
+        max: usize,
+    ) -> Result<Bytes, AnonError> {
         let exit = self.crypto.len() - 1;
         let stream = self.next_stream;
         self.next_stream += 1;
         self.send(exit, Command::Begin, stream, begin, false)
             .await?;
+        for part in body.chunks(FORWARD_DATA) {
+            self.send(exit, Command::Data, stream, part, false).await?;
+        }
         let mut bytes = BytesMut::new();
         loop {
             let (from, (command, s, data)) = self.receive().await?;
@@ -852,7 +923,7 @@ const GOOD_SAMPLE: usize = 12;
 const SAMPLE_TRIES: usize = 30;
 
 /// The refusal of everything anonymous mode does not do yet.
-pub const NOT_YET: &str = "anonymous mode reads public data and writes records only for now: storing files and logging in are not available anonymously (they are never sent directly instead)";
+pub const NOT_YET: &str = "logging in is not available anonymously (it would hand an exit the account's password verifier); log in without --anonymous, then use --anonymous for the rest (it never falls back to direct requests)";
 
 struct Pooled {
     circuit: Circuit,
@@ -1249,6 +1320,14 @@ impl AnonymousStore {
             .acquire()
             .await
             .map_err(|_| anon(circuit_err("closed")))?;
+        self.read_record(name).await
+    }
+
+    /// [`AnonymousStore::get_record`]'s work, for a caller that holds a
+    /// slot. Every exit is on a circuit of its own, never reused: an exit
+    /// shown two records could link them (a sender's own profile and the
+    /// inbox it writes to, say).
+    async fn read_record(&self, name: XorName) -> Result<Record, MutableError> {
         // Each answering exit's copy (`None`: "not found").
         let mut answers: Vec<Option<Record>> = Vec::new();
         let mut answered: Vec<PeerId> = Vec::new();
@@ -1258,7 +1337,7 @@ impl AnonymousStore {
             if decide(name, &answers).is_some() || answers.len() >= 3 {
                 break;
             }
-            let (sample, mut pooled) = match self.record_circuit(&name, &answered, false).await? {
+            let (sample, mut pooled) = match self.record_circuit(&name, &answered, true).await? {
                 Ok(found) => found,
                 Err(e) => {
                     last = e;
@@ -1275,7 +1354,6 @@ impl AnonymousStore {
                     .await;
                     match verified {
                         Ok(Ok(r)) => {
-                            self.keep(pooled);
                             answers.push(Some(r));
                             answered.push(exit);
                         }
@@ -1286,7 +1364,6 @@ impl AnonymousStore {
                     }
                 }
                 Err(AnonError::NotFound) => {
-                    self.keep(pooled);
                     answers.push(None);
                     answered.push(exit);
                 }
@@ -1339,7 +1416,6 @@ impl AnonymousStore {
             .await
             .map_err(|_| anon(circuit_err("closed")))?;
         let mut tried: Vec<PeerId> = Vec::new();
-        let mut refused: Vec<RecordError> = Vec::new();
         let mut full = 0;
         let mut last = String::new();
         for _ in 0..TRIES {
@@ -1375,22 +1451,38 @@ impl AnonymousStore {
             signers.sort();
             signers.dedup();
             if signers.len() >= need {
-                return Ok(());
-            }
-            // What most members refused with, in this exit's word.
-            let mut counts: Vec<(usize, RecordError)> = Vec::new();
-            for e in answer.refusals {
-                match counts.iter_mut().find(|(_, x)| *x == e) {
-                    Some((n, _)) => *n += 1,
-                    None => counts.push((1, e)),
+                // The receipts' signers are the close group as the sample
+                // shows it, which on a large network may not be the real
+                // one: the record, read through two other exits (which
+                // look the group up), must show the write too.
+                match self.read_record(name).await {
+                    Ok(r) if shows(&r, write) => return Ok(()),
+                    Ok(_) => {
+                        last = "receipts, but the record read back does not show the write".into()
+                    }
+                    Err(e) => last = format!("receipts, but reading back failed: {e}"),
                 }
+                continue;
             }
-            if let Some((_, e)) = counts.into_iter().max_by_key(|(n, _)| *n) {
-                if refused.contains(&e) {
+            // A refusal is only the exit's word: the record, read through
+            // two exits, and the rules themselves decide. If they refuse
+            // the write, that is the answer; if not, another try.
+            if !answer.refusals.is_empty() {
+                let current = match self.read_record(name).await {
+                    Ok(r) => Some(r),
+                    Err(MutableError::NotFound(_)) => None,
+                    Err(e) => {
+                        last = format!("refused, and reading the record failed: {e}");
+                        continue;
+                    }
+                };
+                if let Err(e) = accept_write(current, write, now()) {
                     return Err(MutableError::Refused(e));
                 }
-                refused.push(e);
-            } else if answer.full > 0 {
+                last = "refused by some members, though the record allows it".into();
+                continue;
+            }
+            if answer.full > 0 {
                 full += 1;
                 if full >= 2 {
                     return Err(MutableError::Full);
@@ -1407,6 +1499,81 @@ impl AnonymousStore {
         )))
     }
 
+    /// Stores `chunk` through a circuit of its own: the exit puts it to
+    /// the chunk's close group and hands back the members' receipts. It
+    /// succeeds when a majority of the close group, as this store's sample
+    /// shows it, signed valid receipts for it. At most [`REQUEST_DEADLINE`].
+    pub async fn put_chunk(&self, chunk: &safe_protocol::Chunk) -> Result<(), AnonError> {
+        let name = *chunk.name();
+        match tokio::time::timeout(REQUEST_DEADLINE, self.try_put_chunk(chunk)).await {
+            Ok(result) => result,
+            Err(_) => Err(AnonError::Exhausted {
+                name,
+                tries: TRIES,
+                last: format!("no answer within {REQUEST_DEADLINE:?}"),
+            }),
+        }
+    }
+
+    async fn try_put_chunk(&self, chunk: &safe_protocol::Chunk) -> Result<(), AnonError> {
+        let name = *chunk.name();
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| circuit_err("closed"))?;
+        let mut tried: Vec<PeerId> = Vec::new();
+        let mut full = 0;
+        let mut last = String::new();
+        for _ in 0..TRIES {
+            let sample = self.sample().await?;
+            let mut pooled = match self.circuit_for(&sample, &name, &tried, true).await {
+                Ok(p) => p,
+                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => return Err(e),
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let exit = pooled.circuit.exit;
+            tried.push(exit);
+            let group = closest(&name, sample.iter().map(|r| r.peer), self.k);
+            let need = safe_network::close_group::majority(self.k.min(group.len()));
+            let holders = self.holders_if_near(&sample, &name, &pooled);
+            match pooled.circuit.put_chunk_via(chunk, &holders).await {
+                Ok(answer) => {
+                    let signers =
+                        safe_network::close_group::valid_signers(&name, &group, &answer.receipts);
+                    if signers.len() >= need {
+                        return Ok(());
+                    }
+                    if answer.full > 0 {
+                        full += 1;
+                        if full >= 2 {
+                            return Err(AnonError::Full);
+                        }
+                    }
+                    last = format!(
+                        "{} of the close group's {} confirmed (need {need})",
+                        signers.len(),
+                        group.len()
+                    );
+                }
+                Err(e) => {
+                    if matches!(e, AnonError::WrongContent) {
+                        self.blame(exit);
+                    }
+                    last = e.to_string();
+                }
+            }
+        }
+        Err(AnonError::Exhausted {
+            name,
+            tries: TRIES,
+            last,
+        })
+    }
+
     fn keep(&self, mut pooled: Pooled) {
         pooled.used = std::time::Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
@@ -1417,8 +1584,12 @@ impl AnonymousStore {
 }
 
 impl crate::store::ChunkStore for AnonymousStore {
-    async fn put(&self, _chunk: safe_protocol::Chunk) -> Result<(), crate::StoreError> {
-        Err(crate::StoreError::Network(NOT_YET.into()))
+    async fn put(&self, chunk: safe_protocol::Chunk) -> Result<(), crate::StoreError> {
+        match self.put_chunk(&chunk).await {
+            Ok(()) => Ok(()),
+            Err(e @ AnonError::Full) => Err(crate::StoreError::Full(e.to_string())),
+            Err(e) => Err(crate::StoreError::Network(e.to_string())),
+        }
     }
 
     async fn get(&self, name: XorName) -> Result<safe_protocol::Chunk, crate::StoreError> {

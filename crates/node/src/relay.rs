@@ -15,20 +15,26 @@
 //!   checked and unwrapped and either acted on or passed to the next hop;
 //!   cells from the next hop get this hop's layer and go back. `EXTEND`
 //!   opens (or reuses) a link to a peer id found in the routing table.
-//! - **Exit.** `BEGIN` with a chunk get fetches the chunk from its close
-//!   group as this node sees it (or its own store), checks it against its
-//!   name, and streams it back in `DATA` cells, then `END`.
+//! - **Exit.** `BEGIN` asks the exit to act as a client would: a chunk get
+//!   (from its own store, the holders the client named, or its close group
+//!   as this node sees it; checked against its name), a record get (copies
+//!   verified and resolved), a record write, or a chunk put (its bytes
+//!   following in `DATA` cells). The answer streams back in `DATA` cells,
+//!   then `END`. For writes and puts the answer is what the members said:
+//!   their signed receipts, which the client checks; an exit cannot forge
+//!   them.
 //!
 //! Bounds: [`MAX_LINKS`], [`MAX_CIRCUITS`], [`MAX_CIRCUITS_PER_LINK`],
 //! [`LINK_QUEUE`] cells per link and [`RELAY_BUDGET`] cells queued in all,
-//! [`MAX_EXIT_STREAMS`] per circuit, [`CIRCUIT_IDLE`]. A circuit that
+//! [`MAX_EXIT_STREAMS`] per circuit, one upload per circuit,
+//! [`UPLOAD_BUDGET`] and [`MAX_EXIT_PUTS`], [`CIRCUIT_IDLE`]. A circuit that
 //! would break one is destroyed; a shared link is never stopped for one
 //! circuit. Relays never log which previous hop maps to which next hop.
 //!
 //! Not built yet (see the design's build order): flow control (`SENDME`;
 //! for now one answer is at most one chunk, 65 cells, and a circuit has
-//! at most [`MAX_EXIT_STREAMS`] at once), `SAMPLE`, puts and records at
-//! the exit, per-source limits on first hops, key rotation while running.
+//! at most [`MAX_EXIT_STREAMS`] at once), `SAMPLE`, per-source limits on
+//! first hops, key rotation while running.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -48,8 +54,8 @@ use safe_relay::cell::{
 };
 use safe_relay::handshake::{self, CREATE_LEN};
 use safe_relay::message::{
-    BACKWARD_DATA, BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_RECORD, Command, END_BUSY,
-    END_DONE, END_NOT_FOUND, END_UNSUPPORTED, Message,
+    BACKWARD_DATA, BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_CHUNK, BEGIN_PUT_RECORD, Command,
+    END_BUSY, END_DONE, END_NOT_FOUND, END_UNSUPPORTED, Message,
 };
 use safe_relay::{HopState, RelayCert, RelaySecret, cert};
 use tokio::sync::{mpsc, watch};
@@ -78,6 +84,17 @@ const EVENTS: usize = 1024;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Links one peer may hold to this relay at once.
 pub const MAX_LINKS_PER_PEER: usize = 4;
+/// Bytes of chunk uploads an exit holds while they arrive, over all its
+/// circuits (each circuit uploads one chunk at a time); past this a new
+/// upload is refused as busy.
+pub const UPLOAD_BUDGET: usize = 64 << 20;
+/// Exit requests that hold much memory (putting an uploaded chunk, or
+/// getting up to K + 2 copies of a record), at once over all circuits;
+/// past this such a request is refused as busy.
+pub const MAX_EXIT_PUTS: usize = 32;
+/// The longest an exit works on one request: less than a client waits for
+/// the next cell, so a slow member ends in an answer the client can act on.
+pub const EXIT_DEADLINE: Duration = Duration::from_secs(12);
 /// How long opening a link to the next hop may take.
 const EXTEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the exit waits for one holder's answer.
@@ -336,6 +353,16 @@ struct Circuit {
     extending: bool,
     streams: usize,
     last: Instant,
+    /// A chunk arriving for a put, at the exit.
+    upload: Option<Upload>,
+}
+
+/// A chunk an exit is receiving in `DATA` cells before it puts it.
+struct Upload {
+    stream: u32,
+    holders: Vec<PeerId>,
+    want: usize,
+    bytes: Vec<u8>,
 }
 
 /// The relay: links, circuits and the exit.
@@ -356,6 +383,10 @@ struct Relay {
     /// Next sides, to the previous side of their circuit.
     backs: HashMap<Side, Side>,
     queued: Arc<AtomicUsize>,
+    /// Bytes reserved by uploads in progress ([`UPLOAD_BUDGET`]).
+    uploading: usize,
+    /// Puts and record gets running ([`MAX_EXIT_PUTS`]).
+    puts: Arc<tokio::sync::Semaphore>,
 }
 
 /// Runs the relay until `stop`: accepts links on `/safe/relay/1` and
@@ -381,6 +412,8 @@ pub(crate) async fn serve(node: Arc<Node>, mut control: Control, mut stop: watch
         pending: std::collections::HashSet::new(),
         backs: HashMap::new(),
         queued: Arc::new(AtomicUsize::new(0)),
+        uploading: 0,
+        puts: Arc::new(tokio::sync::Semaphore::new(MAX_EXIT_PUTS)),
     };
     let mut tick = tokio::time::interval(CIRCUIT_IDLE / 4);
     let mut tasks = tokio::task::JoinSet::new();
@@ -510,6 +543,9 @@ impl Relay {
     /// neighbours (with no reason: a reason could carry a mark).
     fn destroy(&mut self, prev: Side) {
         if let Some(c) = self.circuits.remove(&prev) {
+            if let Some(u) = &c.upload {
+                self.uploading = self.uploading.saturating_sub(u.want);
+            }
             self.node.metrics.relay_destroyed();
             self.destroy_cell(prev);
             if let Some(l) = self.links.get_mut(&prev.0) {
@@ -671,6 +707,7 @@ impl Relay {
                             extending: false,
                             streams: 0,
                             last: Instant::now(),
+                            upload: None,
                         },
                     );
                     self.next_serial += 1;
@@ -775,6 +812,7 @@ impl Relay {
         match m.command {
             Command::Extend if early => self.extend(prev, m.data, tasks),
             Command::Begin => self.begin(prev, m.stream, m.data, tasks),
+            Command::Data => self.upload(prev, m.stream, m.data, tasks),
             Command::Padding => {}
             _ => self.destroy(prev),
         }
@@ -910,16 +948,95 @@ impl Relay {
         let Some(request) = parse_begin(data) else {
             return self.answer(prev, stream, Err(END_UNSUPPORTED), false);
         };
+        if let ExitRequest::PutChunk(holders, want) = request {
+            if c.upload.is_some() || self.uploading + want > UPLOAD_BUDGET {
+                return self.answer(prev, stream, Err(END_BUSY), false);
+            }
+            c.streams += 1;
+            c.upload = Some(Upload {
+                stream,
+                holders,
+                want,
+                bytes: Vec::with_capacity(want),
+            });
+            self.uploading += want;
+            return;
+        }
         c.streams += 1;
         let serial = c.serial;
         let (node, events) = (self.node.clone(), self.events.clone());
+        let fetches = self.puts.clone();
         tasks.spawn(async move {
-            let answer = match request {
-                ExitRequest::Chunk(name, holders) => exit_get(&node, name, holders).await,
-                ExitRequest::Record(name, holders) => exit_get_record(&node, name, holders).await,
-                ExitRequest::Write(write, holders) => exit_write(&node, write, holders).await,
+            let work = async {
+                match request {
+                    ExitRequest::Chunk(name, holders) => exit_get(&node, name, holders).await,
+                    ExitRequest::Record(name, holders) => {
+                        // Up to K + 2 copies of up to ~1 MiB each: shares
+                        // MAX_EXIT_PUTS with puts.
+                        let Ok(_permit) = fetches.try_acquire_owned() else {
+                            return Err(END_BUSY);
+                        };
+                        exit_get_record(&node, name, holders).await
+                    }
+                    ExitRequest::Write(write, holders) => exit_write(&node, write, holders).await,
+                    ExitRequest::PutChunk(..) => Err(END_UNSUPPORTED),
+                }
             };
+            let answer = tokio::time::timeout(EXIT_DEADLINE, work)
+                .await
+                .unwrap_or(Err(END_BUSY));
             let answer = answer.map(|b| node.faults.exit_answer(b));
+            let _ = events
+                .send(Event::Answer {
+                    circuit: prev,
+                    serial,
+                    stream,
+                    answer,
+                })
+                .await;
+        });
+    }
+
+    /// `DATA` at the exit: the next bytes of the circuit's upload; once it
+    /// has them all, the chunk is put to its close group and the members'
+    /// receipts are the answer. Bytes for no upload, or past its size, end
+    /// the circuit.
+    fn upload(
+        &mut self,
+        prev: Side,
+        stream: u32,
+        data: &[u8],
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        let Some(c) = self.circuits.get_mut(&prev) else {
+            return;
+        };
+        let fits = c.upload.as_ref().is_some_and(|u| {
+            u.stream == stream && c.next.is_none() && u.bytes.len() + data.len() <= u.want
+        });
+        if !fits {
+            return self.destroy(prev);
+        }
+        c.last = Instant::now();
+        let Some(u) = c.upload.as_mut() else { return };
+        u.bytes.extend_from_slice(data);
+        if u.bytes.len() < u.want {
+            return;
+        }
+        let Some(u) = c.upload.take() else { return };
+        self.uploading = self.uploading.saturating_sub(u.want);
+        let Ok(permit) = self.puts.clone().try_acquire_owned() else {
+            return self.answer(prev, stream, Err(END_BUSY), true);
+        };
+        let serial = c.serial;
+        let (node, events) = (self.node.clone(), self.events.clone());
+        tasks.spawn(async move {
+            let put = exit_put(&node, Bytes::from(u.bytes), u.holders);
+            let answer = tokio::time::timeout(EXIT_DEADLINE, put)
+                .await
+                .unwrap_or(Err(END_BUSY))
+                .map(|b| node.faults.exit_answer(b));
+            drop(permit);
             let _ = events
                 .send(Event::Answer {
                     circuit: prev,
@@ -980,6 +1097,9 @@ enum ExitRequest {
     Record(XorName, Vec<PeerId>),
     /// An encoded write, and the holders to send it to.
     Write(Bytes, Vec<PeerId>),
+    /// A chunk to put, which follows in `DATA` cells: the holders to send
+    /// it to, and its size.
+    PutChunk(Vec<PeerId>, usize),
 }
 
 /// A `BEGIN`'s data: a kind byte, then for a chunk or record get its name
@@ -1012,6 +1132,13 @@ fn parse_begin(data: &[u8]) -> Option<ExitRequest> {
             let (holders, write) = parse_holders(rest)?;
             (!write.is_empty()).then(|| ExitRequest::Write(Bytes::copy_from_slice(write), holders))
         }
+        BEGIN_PUT_CHUNK => {
+            let (holders, size) = parse_holders(rest)?;
+            let size = u32::from_le_bytes(size.try_into().ok()?) as usize;
+            (1..=safe_protocol::MAX_CHUNK_SIZE)
+                .contains(&size)
+                .then_some(ExitRequest::PutChunk(holders, size))
+        }
         _ => None,
     }
 }
@@ -1032,17 +1159,27 @@ fn parse_holders(data: &[u8]) -> Option<(Vec<PeerId>, &[u8])> {
     Some((holders, rest))
 }
 
-/// Whom an exit asks: the holders a request names, or the close group as
-/// this node sees it; and whether this node is one of them (it answers
-/// from its own store rather than asking itself).
+/// Whom an exit asks for a record or sends a write or put to: the close
+/// group found by a lookup (so an exit far from the name still finds it),
+/// or, when the client named holders, those of them that are in the
+/// lookup's K + 2 closest (never anyone else: an exit is not a reflector
+/// aimed at arbitrary peers), each once. Also whether this node is one of
+/// them (it answers from its own store rather than asking itself).
 async fn targets(node: &Node, name: &XorName, holders: Vec<PeerId>) -> (Vec<PeerId>, bool) {
     let me = node.net.peer_id();
-    if holders.is_empty() {
-        (node.group_peers(name).await, node.in_group(name).await)
+    let mut found = node.net.lookup(*name, node.k + 2).await.peers;
+    found.push(me);
+    let near = safe_network::close_group::closest(name, found, node.k + 2);
+    let chosen: Vec<PeerId> = if holders.is_empty() {
+        near.into_iter().take(node.k).collect()
     } else {
-        let me_too = holders.contains(&me);
-        (holders.into_iter().filter(|p| *p != me).collect(), me_too)
-    }
+        let mut named: Vec<PeerId> = holders.into_iter().filter(|p| near.contains(p)).collect();
+        named.sort();
+        named.dedup();
+        named
+    };
+    let me_too = chosen.contains(&me);
+    (chosen.into_iter().filter(|p| *p != me).collect(), me_too)
 }
 
 /// The exit's record get: every copy it can get (its own, if it is in the
@@ -1064,12 +1201,80 @@ async fn exit_get_record(node: &Node, name: XorName, holders: Vec<PeerId>) -> Re
     if me_too && let Ok(Some(mine)) = node.blocking(move |s| s.record(&name)).await {
         copies.push(mine);
     }
+    // Account records are served only to signed fetches (the login
+    // packet is a password verifier); members hand them to this node as
+    // a near peer, so the exit must hold them back itself, as if absent.
+    copies.retain(|r| !safe_protocol::account::is_account(r));
     let record = safe_protocol::mutable::resolve(&copies, 1).ok_or(END_NOT_FOUND)?;
     record
         .record
         .encode()
         .map(Bytes::from)
         .map_err(|_| END_NOT_FOUND)
+}
+
+/// The exit's chunk put: to the holders the client named, each directly;
+/// else to the closest member of the close group as this node sees it,
+/// which forwards it to the rest (this node itself, if it is a member),
+/// then directly to members whose receipts are missing. The answer is
+/// every receipt (the client checks them); the chunk is checked against
+/// its name by whoever stores it.
+async fn exit_put(node: &Node, bytes: Bytes, holders: Vec<PeerId>) -> Result<Bytes, u8> {
+    use safe_protocol::messages::{EXIT_ANSWER_FORMAT, ExitPutAnswer};
+    let name = XorName::from_content(&bytes);
+    tracing::debug!(chunk = %name, "exit puts a chunk");
+    let named = !holders.is_empty();
+    let (peers, me_too) = targets(node, &name, holders).await;
+    let mut out = ExitPutAnswer::default();
+    let take = |answer: Option<Response>, out: &mut ExitPutAnswer| match answer {
+        Some(Response::Stored { receipts }) => out.receipts.extend(receipts),
+        Some(Response::Refused(Refusal::Full)) => out.full += 1,
+        _ => out.failed += 1,
+    };
+    let ask = |peer: PeerId, replicate: bool| {
+        let request = Request::PutChunk {
+            bytes: bytes.clone(),
+            replicate,
+        };
+        async move {
+            match tokio::time::timeout(FETCH_TIMEOUT, node.net.request(peer, request)).await {
+                Ok(Ok(r)) => Some(r),
+                _ => None,
+            }
+        }
+    };
+    if me_too {
+        // This node is a member: it stores and (unless the client named
+        // the holders) forwards to the rest, as any member does.
+        take(
+            Some(crate::chunks::put(node, bytes.clone(), !named).await),
+            &mut out,
+        );
+    }
+    let signed = |out: &ExitPutAnswer| -> Vec<PeerId> {
+        out.receipts
+            .iter()
+            .filter_map(safe_network::close_group::receipt_signer)
+            .collect()
+    };
+    let missing: Vec<PeerId> = if named || me_too {
+        let have = signed(&out);
+        peers.into_iter().filter(|p| !have.contains(p)).collect()
+    } else {
+        let mut rest = peers.into_iter();
+        if let Some(first) = rest.next() {
+            take(ask(first, true).await, &mut out);
+        }
+        let have = signed(&out);
+        rest.filter(|p| !have.contains(p)).collect()
+    };
+    for answer in futures::future::join_all(missing.into_iter().map(|p| ask(p, false))).await {
+        take(answer, &mut out);
+    }
+    out.receipts.truncate(2 * safe_relay::message::MAX_HOLDERS);
+    safe_protocol::codec::encode(EXIT_ANSWER_FORMAT, &out)
+        .map(Bytes::from)
+        .map_err(|_| END_UNSUPPORTED)
 }
 
 /// The exit's record write: sent to every holder (and applied here if this
@@ -1124,13 +1329,8 @@ async fn exit_get(node: &Node, name: XorName, holders: Vec<PeerId>) -> Result<By
     {
         return Ok(bytes);
     }
-    let group = if holders.is_empty() {
-        let mut group = node.group_peers(&name).await;
-        shuffle(&mut group);
-        group
-    } else {
-        holders
-    };
+    let (mut group, _) = targets(node, &name, holders).await;
+    shuffle(&mut group);
     for peer in group {
         let answer = tokio::time::timeout(
             FETCH_TIMEOUT,

@@ -278,6 +278,20 @@ pub struct ExitWriteAnswer {
     pub failed: u16,
 }
 
+/// What an exit relay answers to an anonymous chunk put (codec format
+/// [`EXIT_ANSWER_FORMAT`]): the receipts it got, and how many members were
+/// full or failed. The client counts only receipts that verify and are
+/// signed by members of the chunk's close group as it knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitPutAnswer {
+    /// Receipts for the chunk.
+    pub receipts: Vec<Receipt>,
+    /// Members that were full.
+    pub full: u16,
+    /// Members that did not answer, or answered otherwise.
+    pub failed: u16,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,11 @@ pub const BEGIN_GET_RECORD: u8 = 2;
 /// write to the end. The answer is what the holders said (receipts and
 /// refusals), for the client to check.
 pub const BEGIN_PUT_RECORD: u8 = 3;
+/// A `BEGIN` that asks the exit to put a chunk: this byte, the holders to
+/// send it to (as for a record write), then its size (u32 LE, at most a
+/// chunk's). Its bytes follow in `DATA` cells on the same stream. The
+/// answer is the members' receipts, for the client to check.
+pub const BEGIN_PUT_CHUNK: u8 = 4;
 /// The most holders a request may name for the exit to ask.
 pub const MAX_HOLDERS: usize = 5;
 /// `END` reason: the answer is complete.

@@ -232,7 +232,7 @@ fn now() -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn records_are_read_and_written_through_circuits_and_lying_exits_change_nothing() {
+async fn records_and_files_are_read_and_written_through_circuits_and_lying_exits_change_nothing() {
     use safe_client::{Client, MutableError, NewRecord, SigningKey};
     use safe_protocol::mutable::{RecordError, record_address};
     let dir = tempfile::tempdir().unwrap();
@@ -273,6 +273,19 @@ async fn records_are_read_and_written_through_circuits_and_lying_exits_change_no
     assert_eq!(seen.appends.len(), 1);
     // Nothing there: "not found" through two exits. A refused write: the
     // members' refusal, reported by two exits.
+    // An account record is never handed out through an exit (its login
+    // entry is a password verifier): as if it were absent.
+    let account = direct
+        .create_account(
+            "anonymous-test",
+            "correct horse battery",
+            safe_client::RootSecret::generate().unwrap(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let hidden = anon.get_record(account.address()).await;
+    assert!(matches!(hidden, Err(MutableError::NotFound(_))), "{hidden:?}");
     let missing = record_address(b"nobody made this", 0);
     let none = anon.get_record(missing).await;
     assert!(matches!(none, Err(MutableError::NotFound(_))), "{none:?}");
@@ -300,6 +313,17 @@ async fn records_are_read_and_written_through_circuits_and_lying_exits_change_no
         direct.get_record(address).await.unwrap().state.entries[b"n".as_slice()],
         vec![3]
     );
+    // A file stored through circuits (each chunk's exit puts it to its
+    // close group and hands back the members' receipts), with the liars
+    // still among the exits: read back directly, the same bytes, each
+    // chunk on its close group.
+    let data = bytes_for(21, 3 << 20);
+    let put = anon.put_bytes(data.clone()).await.unwrap();
+    assert_eq!(
+        direct.get_bytes(&put.address, u64::MAX).await.unwrap(),
+        data
+    );
+    assert!(put.chunks >= 4, "{}", put.chunks);
     anon.shutdown().await;
     net.down().await;
 }
