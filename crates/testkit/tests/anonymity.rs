@@ -285,7 +285,10 @@ async fn records_and_files_are_read_and_written_through_circuits_and_lying_exits
         .await
         .unwrap();
     let hidden = anon.get_record(account.address()).await;
-    assert!(matches!(hidden, Err(MutableError::NotFound(_))), "{hidden:?}");
+    assert!(
+        matches!(hidden, Err(MutableError::NotFound(_))),
+        "{hidden:?}"
+    );
     let missing = record_address(b"nobody made this", 0);
     let none = anon.get_record(missing).await;
     assert!(matches!(none, Err(MutableError::NotFound(_))), "{none:?}");
