@@ -34,7 +34,7 @@
 //! Not built yet (see the design's build order): flow control (`SENDME`;
 //! for now one answer is at most one chunk, 65 cells, and a circuit has
 //! at most [`MAX_EXIT_STREAMS`] at once), `SAMPLE`, per-source limits on
-//! first hops, key rotation while running.
+//! first hops.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -111,10 +111,16 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The node's relay keys: this period's and, after a rotation, the last.
+/// The node's relay keys: this period's and, after a rotation, the last
+/// (clients may hold its certificate for [`cert::OVERLAP`] after its
+/// period; a handshake takes whichever key the client named).
 pub(crate) struct RelayKeys {
     secrets: Mutex<Vec<RelaySecret>>,
     network: [u8; 32],
+    /// Signs each period's certificate.
+    node: ed25519_dalek::SigningKey,
+    /// `DIR/relay.key`: this period's key, kept across restarts.
+    path: std::path::PathBuf,
 }
 
 impl RelayKeys {
@@ -125,9 +131,18 @@ impl RelayKeys {
         node: &ed25519_dalek::SigningKey,
         network: [u8; 32],
     ) -> std::io::Result<Self> {
+        Self::load_or_create_at(dir, node, network, now())
+    }
+
+    /// [`RelayKeys::load_or_create`] at unix time `t`.
+    fn load_or_create_at(
+        dir: &Path,
+        node: &ed25519_dalek::SigningKey,
+        network: [u8; 32],
+        t: u64,
+    ) -> std::io::Result<Self> {
         let path = dir.join(KEY_FILE);
         let node_key = node.verifying_key().to_bytes();
-        let t = now();
         let kept = std::fs::read(&path)
             .ok()
             .and_then(|b| RelaySecret::from_bytes(&b).ok())
@@ -135,31 +150,35 @@ impl RelayKeys {
             .filter(|s| s.cert.body.period == t / cert::PERIOD);
         let secret = match kept {
             Some(s) => s,
-            None => {
-                let s = RelaySecret::generate(node, network, t, None)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let tmp = path.with_extension("tmp");
-                {
-                    use std::io::Write;
-                    use std::os::unix::fs::OpenOptionsExt;
-                    // The relay secret: readable by the node's user only.
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(0o600)
-                        .open(&tmp)?;
-                    f.write_all(s.to_bytes().as_slice())?;
-                    f.sync_all()?;
-                }
-                std::fs::rename(&tmp, &path)?;
-                s
-            }
+            None => new_key(&path, node, network, t)?,
         };
         Ok(Self {
             secrets: Mutex::new(vec![secret]),
             network,
+            node: node.clone(),
+            path,
         })
+    }
+
+    /// Starts a new key when the period of the current one is over (at
+    /// unix time `t`), keeping the last one beside it; the new one is saved
+    /// first. Returns the new period if it rotated.
+    pub(crate) fn rotate(&self, t: u64) -> std::io::Result<Option<u64>> {
+        let period = t / cert::PERIOD;
+        let current = self
+            .secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first()
+            .map(|s| s.cert.body.period);
+        if current == Some(period) {
+            return Ok(None);
+        }
+        let fresh = new_key(&self.path, &self.node, self.network, t)?;
+        let mut secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = secrets.first().cloned();
+        *secrets = std::iter::once(fresh).chain(last).collect();
+        Ok(Some(period))
     }
 
     fn secrets(&self) -> Vec<RelaySecret> {
@@ -176,6 +195,34 @@ impl RelayKeys {
             .first()
             .map(|s| s.cert.clone())
     }
+}
+
+/// A new relay key for the period of unix time `t`, saved (0600) at
+/// `path` before it is used.
+fn new_key(
+    path: &Path,
+    node: &ed25519_dalek::SigningKey,
+    network: [u8; 32],
+    t: u64,
+) -> std::io::Result<RelaySecret> {
+    let s = RelaySecret::generate(node, network, t, None)
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        // The relay secret: readable by the node's user only.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(s.to_bytes().as_slice())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(s)
 }
 
 /// Certificates of other nodes, fetched from each node itself and checked,
@@ -231,8 +278,15 @@ pub(crate) async fn cert_loop(node: Arc<Node>, mut stop: watch::Receiver<bool>) 
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let peers = node.net.routing_peers().await;
         let t = now();
+        // A node that runs past its key's period goes on relaying with a
+        // new key (clients fetch its new certificate as they fetch any).
+        match node.relay_keys.rotate(t) {
+            Ok(Some(period)) => tracing::info!(period, "relay key rotated for a new period"),
+            Ok(None) => {}
+            Err(e) => crate::loglimit::warn_limited!("cannot make a new relay key: {e}"),
+        }
+        let peers = node.net.routing_peers().await;
         let network = node.relay_keys.network;
         {
             // Forget peers that left the routing table once the cache is full.
@@ -1361,5 +1415,40 @@ fn shuffle<T>(items: &mut [T]) {
         rng.fill(&mut b);
         let j = (u64::from_le_bytes(b) % (i as u64 + 1)) as usize;
         items.swap(i, j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_node_rotates_its_relay_key_and_keeps_the_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let network = [1; 32];
+        let t0 = 1000 * cert::PERIOD + 5;
+        let keys = RelayKeys::load_or_create_at(dir.path(), &node, network, t0).unwrap();
+        let first = keys.cert().unwrap();
+        assert_eq!(keys.rotate(t0 + 100).unwrap(), None);
+        // The period ends: a new key, the last one kept beside it.
+        let t1 = t0 + cert::PERIOD;
+        assert_eq!(keys.rotate(t1).unwrap(), Some(1001));
+        let second = keys.cert().unwrap();
+        assert_eq!(second.body.period, 1001);
+        assert!(
+            second
+                .verify(&node.verifying_key().to_bytes(), &network, t1)
+                .is_ok()
+        );
+        let periods: Vec<u64> = keys.secrets().iter().map(|s| s.cert.body.period).collect();
+        assert_eq!(periods, vec![1001, 1000]);
+        assert_ne!(first.to_bytes(), second.to_bytes());
+        // Saved: a restart in the new period takes the new key.
+        let again = RelayKeys::load_or_create_at(dir.path(), &node, network, t1 + 1).unwrap();
+        assert_eq!(again.cert().unwrap().to_bytes(), second.to_bytes());
+        // Two more periods: only the current and the last are held.
+        keys.rotate(t1 + cert::PERIOD).unwrap();
+        assert_eq!(keys.secrets().len(), 2);
     }
 }
