@@ -1074,12 +1074,10 @@ impl AnonymousStore {
         {
             tracing::debug!("cannot keep the relay sample in {}: {e}", path.display());
         }
-        let blamed = self.blamed.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(sample
-            .iter()
-            .filter(|r| !blamed.contains(&r.peer))
-            .cloned()
-            .collect())
+        // Blamed exits stay in the sample: they are still nodes, and still
+        // in the close groups computed from it (leaving them out would name
+        // non-members as holders); they are only never exits again.
+        Ok(sample.clone())
     }
 
     /// This store's guard: the kept one (`guard`, next to the sample file)
@@ -1153,6 +1151,15 @@ impl AnonymousStore {
     ) -> Result<Pooled, AnonError> {
         let near = closest(name, sample.iter().map(|r| r.peer), self.k + 2);
         let guard = self.guard(sample)?;
+        let mut not_exits = not_exits.to_vec();
+        not_exits.extend(
+            self.blamed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .copied(),
+        );
+        let not_exits = &not_exits[..];
         let reused = if fresh {
             None
         } else {

@@ -99,6 +99,9 @@ pub const EXIT_DEADLINE: Duration = Duration::from_secs(12);
 const EXTEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the exit waits for one holder's answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an exit waits for one holder's copy of a chunk before it asks
+/// the next (several fit in [`EXIT_DEADLINE`]).
+const GET_TIMEOUT: Duration = Duration::from_secs(3);
 /// Certificates of other nodes kept for clients.
 const MAX_CACHED_CERTS: usize = 2048;
 /// How often routing peers' certificates are fetched.
@@ -1213,17 +1216,38 @@ fn parse_holders(data: &[u8]) -> Option<(Vec<PeerId>, &[u8])> {
     Some((holders, rest))
 }
 
-/// Whom an exit asks for a record or sends a write or put to: the close
-/// group found by a lookup (so an exit far from the name still finds it),
-/// or, when the client named holders, those of them that are in the
-/// lookup's K + 2 closest (never anyone else: an exit is not a reflector
-/// aimed at arbitrary peers), each once. Also whether this node is one of
-/// them (it answers from its own store rather than asking itself).
-async fn targets(node: &Node, name: &XorName, holders: Vec<PeerId>) -> (Vec<PeerId>, bool) {
+/// Where an exit looks for a name's close group.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// Its routing table: no query (enough on a small network, or near
+    /// this node's own id).
+    Routing,
+    /// Its routing table and a lookup, so an exit far from the name still
+    /// finds its group.
+    Lookup,
+}
+
+/// Whom an exit asks for a chunk or record or sends a write or put to: the
+/// close group in `view`, or, when the client named holders, those of them
+/// that are among its K + 2 closest there (never anyone else: an exit is
+/// not a reflector aimed at arbitrary peers), each once. Also whether this
+/// node is one of them (it answers from its own store rather than asking
+/// itself).
+async fn targets(
+    node: &Node,
+    name: &XorName,
+    holders: Vec<PeerId>,
+    view: View,
+) -> (Vec<PeerId>, bool) {
     let me = node.net.peer_id();
-    let mut found = node.net.lookup(*name, node.k + 2).await.peers;
-    found.push(me);
-    let near = safe_network::close_group::closest(name, found, node.k + 2);
+    let mut known = node.net.routing_peers().await;
+    if view == View::Lookup {
+        known.extend(node.net.lookup(*name, node.k + 2).await.peers);
+    }
+    known.push(me);
+    known.sort();
+    known.dedup();
+    let near = safe_network::close_group::closest(name, known, node.k + 2);
     let chosen: Vec<PeerId> = if holders.is_empty() {
         near.into_iter().take(node.k).collect()
     } else {
@@ -1243,7 +1267,7 @@ async fn targets(node: &Node, name: &XorName, holders: Vec<PeerId>) -> (Vec<Peer
 /// copy is the latest or that there is none.
 async fn exit_get_record(node: &Node, name: XorName, holders: Vec<PeerId>) -> Result<Bytes, u8> {
     tracing::debug!(record = %name, "exit fetches a record");
-    let (peers, me_too) = targets(node, &name, holders).await;
+    let (peers, me_too) = targets(node, &name, holders, View::Lookup).await;
     let answers = futures::future::join_all(
         peers
             .iter()
@@ -1278,7 +1302,7 @@ async fn exit_put(node: &Node, bytes: Bytes, holders: Vec<PeerId>) -> Result<Byt
     let name = XorName::from_content(&bytes);
     tracing::debug!(chunk = %name, "exit puts a chunk");
     let named = !holders.is_empty();
-    let (peers, me_too) = targets(node, &name, holders).await;
+    let (peers, me_too) = targets(node, &name, holders, View::Lookup).await;
     let mut out = ExitPutAnswer::default();
     let take = |answer: Option<Response>, out: &mut ExitPutAnswer| match answer {
         Some(Response::Stored { receipts }) => out.receipts.extend(receipts),
@@ -1341,7 +1365,7 @@ async fn exit_write(node: &Node, write: Bytes, holders: Vec<PeerId>) -> Result<B
     };
     let name = decoded.address();
     tracing::debug!(record = %name, "exit writes a record");
-    let (peers, me_too) = targets(node, &name, holders).await;
+    let (peers, me_too) = targets(node, &name, holders, View::Lookup).await;
     let mut answers = futures::future::join_all(peers.iter().map(|p| {
         let request = Request::PutRecord {
             write: write.clone(),
@@ -1383,21 +1407,27 @@ async fn exit_get(node: &Node, name: XorName, holders: Vec<PeerId>) -> Result<By
     {
         return Ok(bytes);
     }
-    let (mut group, _) = targets(node, &name, holders).await;
-    shuffle(&mut group);
-    for peer in group {
-        let answer = tokio::time::timeout(
-            FETCH_TIMEOUT,
-            node.net.request(peer, Request::GetChunk { name }),
-        )
-        .await;
-        if let Ok(Ok(Response::Chunk(bytes))) = answer {
-            let checked = tokio::task::spawn_blocking(move || {
-                (XorName::from_content(&bytes) == name).then_some(bytes)
-            })
+    // The routing table first (no query); a lookup only if that fails.
+    let mut asked = Vec::new();
+    for view in [View::Routing, View::Lookup] {
+        let (mut group, _) = targets(node, &name, holders.clone(), view).await;
+        group.retain(|p| !asked.contains(p));
+        shuffle(&mut group);
+        for peer in group {
+            asked.push(peer);
+            let answer = tokio::time::timeout(
+                GET_TIMEOUT,
+                node.net.request(peer, Request::GetChunk { name }),
+            )
             .await;
-            if let Ok(Some(bytes)) = checked {
-                return Ok(bytes);
+            if let Ok(Ok(Response::Chunk(bytes))) = answer {
+                let checked = tokio::task::spawn_blocking(move || {
+                    (XorName::from_content(&bytes) == name).then_some(bytes)
+                })
+                .await;
+                if let Ok(Some(bytes)) = checked {
+                    return Ok(bytes);
+                }
             }
         }
     }
