@@ -45,9 +45,9 @@ pub(crate) struct Peers {
     pub(crate) peers: Vec<Multiaddr>,
     /// Go through 3-hop relay circuits, so that no node that holds the
     /// data learns who reads or writes it (docs/DESIGN-anonymity.md):
-    /// reads of files, directories, records and names, and record writes
-    /// (names, `safe mutable`, messages). Storing files and logging in are
-    /// refused for now, never done directly instead. Also
+    /// files, directories, records, names and messages. Logging in is
+    /// refused (it would hand an exit your password verifier: log in
+    /// without it first); nothing is ever done directly instead. Also
     /// $SAFE_ANONYMOUS=1.
     #[arg(long, env = "SAFE_ANONYMOUS")]
     pub(crate) anonymous: bool,

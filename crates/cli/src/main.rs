@@ -42,8 +42,8 @@ Environment:
                toward a majority (default 0: off)
   SAFE_ANONYMOUS
                1: go through 3-hop relay circuits, as --anonymous
-               (reads, and record writes; storing files and logging in
-               are refused for now, never done directly)";
+               (everything but logging in, which is refused; never
+               done directly instead)";
 
 #[derive(Parser)]
 #[command(
