@@ -1223,12 +1223,10 @@ impl AnonymousStore {
         // answer is believed.
         let mut not_found: Vec<PeerId> = Vec::new();
         for _ in 0..TRIES {
-            let sample = self.sample().await?;
-            let mut pooled = match self.circuit_for(&sample, &name, &not_found, false).await {
-                Ok(p) => p,
-                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => return Err(e),
+            let (sample, mut pooled) = match self.next_circuit(&name, &not_found, false).await? {
+                Ok(found) => found,
                 Err(e) => {
-                    last = e.to_string();
+                    last = e;
                     continue;
                 }
             };
@@ -1281,20 +1279,20 @@ impl AnonymousStore {
         }
     }
 
-    /// The sample and a circuit for a request about record `name` whose
-    /// exit is none of `not_exits` (`fresh`: never a pooled one). `Err`
-    /// ends the request (too few relays, no network); `Ok(Err(why))` is
-    /// one failed try.
-    async fn record_circuit(
+    /// The sample and a circuit for a request about `name` whose exit is
+    /// none of `not_exits` (`fresh`: never a pooled one). `Err` ends the
+    /// request (too few relays, no network); `Ok(Err(why))` is one failed
+    /// try.
+    async fn next_circuit(
         &self,
         name: &XorName,
         not_exits: &[PeerId],
         fresh: bool,
-    ) -> Result<Result<(Vec<Relay>, Pooled), String>, MutableError> {
-        let sample = self.sample().await.map_err(anon)?;
+    ) -> Result<Result<(Vec<Relay>, Pooled), String>, AnonError> {
+        let sample = self.sample().await?;
         match self.circuit_for(&sample, name, not_exits, fresh).await {
             Ok(p) => Ok(Ok((sample, p))),
-            Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => Err(anon(e)),
+            Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => Err(e),
             Err(e) => Ok(Err(e.to_string())),
         }
     }
@@ -1344,7 +1342,11 @@ impl AnonymousStore {
             if decide(name, &answers).is_some() || answers.len() >= 3 {
                 break;
             }
-            let (sample, mut pooled) = match self.record_circuit(&name, &answered, true).await? {
+            let (sample, mut pooled) = match self
+                .next_circuit(&name, &answered, true)
+                .await
+                .map_err(anon)?
+            {
                 Ok(found) => found,
                 Err(e) => {
                     last = e;
@@ -1426,13 +1428,14 @@ impl AnonymousStore {
         let mut full = 0;
         let mut last = String::new();
         for _ in 0..TRIES {
-            let (sample, mut pooled) = match self.record_circuit(&name, &tried, true).await? {
-                Ok(found) => found,
-                Err(e) => {
-                    last = e;
-                    continue;
-                }
-            };
+            let (sample, mut pooled) =
+                match self.next_circuit(&name, &tried, true).await.map_err(anon)? {
+                    Ok(found) => found,
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                };
             let group = closest(&name, sample.iter().map(|r| r.peer), self.k);
             let need = safe_network::close_group::majority(self.k.min(group.len()));
             let exit = pooled.circuit.exit;
@@ -1533,12 +1536,10 @@ impl AnonymousStore {
         let mut full = 0;
         let mut last = String::new();
         for _ in 0..TRIES {
-            let sample = self.sample().await?;
-            let mut pooled = match self.circuit_for(&sample, &name, &tried, true).await {
-                Ok(p) => p,
-                Err(e @ (AnonError::TooFewRelays(_) | AnonError::Connect(_))) => return Err(e),
+            let (sample, mut pooled) = match self.next_circuit(&name, &tried, true).await? {
+                Ok(found) => found,
                 Err(e) => {
-                    last = e.to_string();
+                    last = e;
                     continue;
                 }
             };

@@ -473,14 +473,9 @@ impl Client {
         if let Some(w) = work
             && !(MIN_WORK..=MAX_WORK).contains(&w)
         {
-            return Err(MsgError::Mutable(MutableError::Invalid(
-                RecordError::NotAllowed,
-            )))
-            .map_err(|_| {
-                MsgError::Internal(format!(
-                    "the difficulty must be between {MIN_WORK} and {MAX_WORK} bits"
-                ))
-            });
+            return Err(MsgError::Internal(format!(
+                "the difficulty must be between {MIN_WORK} and {MAX_WORK} bits"
+            )));
         }
         let profile_address = keys.profile_address();
         let current = match self.get_record(profile_address).await {
@@ -1028,21 +1023,20 @@ impl Client {
                 }
             }
         };
-        self.update_list_unsorted(account, BLOCKED_ENTRY, &key, unblock)
-            .await?;
+        self.set_blocked(account, &key, !unblock).await?;
         Ok(key)
     }
 
-    /// Adds `item` at the end of the sealed list `entry` (the oldest
-    /// dropped past [`MAX_BLOCKED`]), or with `remove` takes it out.
-    async fn update_list_unsorted(
+    /// Adds sender key `item` at the end of the account's blocked list (the
+    /// oldest dropped past [`MAX_BLOCKED`]), or with `!blocked` takes it out.
+    async fn set_blocked(
         &self,
         account: &Account,
-        entry: &[u8],
         item: &str,
-        remove: bool,
+        blocked: bool,
     ) -> Result<(), MsgError> {
-        self.update_list(account, entry, |items| {
+        let remove = !blocked;
+        self.update_list(account, BLOCKED_ENTRY, |items| {
             let present = items.iter().any(|k| k == item);
             if remove {
                 items.retain(|k| k != item);

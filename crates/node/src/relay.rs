@@ -1039,10 +1039,7 @@ impl Relay {
                     ExitRequest::PutChunk(..) => Err(END_UNSUPPORTED),
                 }
             };
-            let answer = tokio::time::timeout(EXIT_DEADLINE, work)
-                .await
-                .unwrap_or(Err(END_BUSY));
-            let answer = answer.map(|b| node.faults.exit_answer(b));
+            let answer = exit_answer(&node, work).await;
             let _ = events
                 .send(Event::Answer {
                     circuit: prev,
@@ -1088,11 +1085,7 @@ impl Relay {
         let serial = c.serial;
         let (node, events) = (self.node.clone(), self.events.clone());
         tasks.spawn(async move {
-            let put = exit_put(&node, Bytes::from(u.bytes), u.holders);
-            let answer = tokio::time::timeout(EXIT_DEADLINE, put)
-                .await
-                .unwrap_or(Err(END_BUSY))
-                .map(|b| node.faults.exit_answer(b));
+            let answer = exit_answer(&node, exit_put(&node, Bytes::from(u.bytes), u.holders)).await;
             drop(permit);
             let _ = events
                 .send(Event::Answer {
@@ -1144,6 +1137,18 @@ impl Relay {
             }
         }
     }
+}
+
+/// An exit request's answer: `work` within [`EXIT_DEADLINE`] (else
+/// "busy"), through the fault switch tests use.
+async fn exit_answer(
+    node: &Node,
+    work: impl std::future::Future<Output = Result<Bytes, u8>>,
+) -> Result<Bytes, u8> {
+    tokio::time::timeout(EXIT_DEADLINE, work)
+        .await
+        .unwrap_or(Err(END_BUSY))
+        .map(|b| node.faults.exit_answer(b))
 }
 
 /// What a `BEGIN` asks of the exit.
