@@ -189,6 +189,22 @@ fn only_the_guard_sees_the_client_and_no_node_sees_both_the_client_and_what_it_r
         })
         .collect();
     assert!(!circuits.is_empty(), "{client_log}");
+    // Every identity that dialed a guard, built or not (a circuit whose
+    // EXTEND failed was still a connection from a fresh identity).
+    let tried: Vec<(String, String)> = client_log
+        .lines()
+        .filter(|l| l.contains("building a circuit"))
+        .map(|l| {
+            (
+                field(l, "identity").unwrap().to_string(),
+                field(l, "guard").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        circuits.iter().all(|c| tried.contains(c)),
+        "every built circuit was first tried: {client_log}"
+    );
     // One guard for every circuit: the one kept by the first read.
     assert!(
         circuits.iter().all(|(_, g)| *g == circuits[0].1),
@@ -233,7 +249,7 @@ fn only_the_guard_sees_the_client_and_no_node_sees_both_the_client_and_what_it_r
     );
     let ids: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
     for (node, log) in &logs {
-        for (identity, guard) in &circuits {
+        for (identity, guard) in &tried {
             // Only the guard's log names a circuit's identity.
             if log.contains(identity.as_str()) {
                 assert_eq!(
@@ -271,10 +287,10 @@ fn only_the_guard_sees_the_client_and_no_node_sees_both_the_client_and_what_it_r
     for (node, log) in &logs {
         for line in log.lines().filter(|l| l.contains("connection with peer")) {
             let peer = field(line, "peer=").unwrap_or("");
-            let circuit = circuits.iter().any(|(id, _)| id == peer);
+            let circuit = tried.iter().any(|(id, _)| id == peer);
             assert!(
                 ids.contains(&peer) || circuit,
-                "{} had a connection from {peer}, neither a node nor a circuit",
+                "{} had a connection from {peer}, neither a node nor a circuit: {client_log}",
                 node.id
             );
         }

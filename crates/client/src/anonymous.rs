@@ -432,6 +432,9 @@ impl Circuit {
         };
         let identity = Keypair::generate_ed25519();
         let me = identity.public().to_peer_id();
+        // Logged before the first dial, so every identity that reaches a
+        // guard is named, even one whose circuit is never built.
+        tracing::debug!(identity = %me, guard = %guard.peer, "building a circuit");
         let mut swarm = safe_network::build_relay_swarm(identity)
             .map_err(|e| AnonError::Guard(guard.peer, e.to_string()))?;
         // The relay swarm speaks TCP only, and knows no addresses but the
