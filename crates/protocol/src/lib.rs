@@ -12,6 +12,7 @@
 pub mod account;
 pub mod address;
 pub mod chunk;
+pub mod coin;
 pub mod codec;
 pub mod inbox;
 pub mod manifest;
