@@ -31,6 +31,7 @@ pub mod anonymous;
 pub mod bootstrap;
 pub mod cache;
 mod client;
+pub mod coin;
 pub mod files;
 pub mod fs;
 pub mod home;

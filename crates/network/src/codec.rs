@@ -16,6 +16,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use safe_protocol::account::AccountFetch;
+use safe_protocol::coin::{CertifiedSpend, MAX_INPUTS, SignedSpend, SpendError, Vote};
 use safe_protocol::messages::{
     DATA_FORMAT, MAX_AGE_PEERS, MAX_CERT_PEERS, MAX_MESSAGE_SIZE, MAX_RECEIPTS, MAX_RELAY_CERT,
     Receipt, RecordReceipt, Refusal, Request, Response,
@@ -67,6 +68,15 @@ enum RequestRef<'a> {
     RelayCerts {
         peers: Vec<[u8; 32]>,
     },
+    Spend {
+        spend: SignedSpend,
+        parents: Vec<CertifiedSpend>,
+        input: u8,
+        sequencer: Option<Vote>,
+    },
+    GetSpend {
+        address: XorName,
+    },
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -83,6 +93,9 @@ enum ResponseRef<'a> {
     Cached,
     PeerAges(Vec<u64>),
     RelayCerts(#[serde(borrow)] Vec<&'a [u8]>),
+    Voted(Vote),
+    SpendRefused(SpendError),
+    HeldSpend { spend: SignedSpend, vote: Vote },
 }
 
 /// The postcard variant index of `Request::PutChunk` (checked by a test).
@@ -379,6 +392,24 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
             )));
         }
         RequestRef::RelayCerts { peers } => Request::RelayCerts { peers },
+        RequestRef::Spend { parents, .. } if parents.len() > MAX_INPUTS => {
+            return Err(invalid_data(format!(
+                "{} parents, over the limit of {MAX_INPUTS}",
+                parents.len()
+            )));
+        }
+        RequestRef::Spend {
+            spend,
+            parents,
+            input,
+            sequencer,
+        } => Request::Spend {
+            spend,
+            parents,
+            input,
+            sequencer,
+        },
+        RequestRef::GetSpend { address } => Request::GetSpend { address },
     })
 }
 
@@ -420,6 +451,9 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
         ResponseRef::RelayCerts(certs) => {
             Response::RelayCerts(certs.into_iter().map(|c| frame.slice_ref(c)).collect())
         }
+        ResponseRef::Voted(v) => Response::Voted(v),
+        ResponseRef::SpendRefused(e) => Response::SpendRefused(e),
+        ResponseRef::HeldSpend { spend, vote } => Response::HeldSpend { spend, vote },
     })
 }
 
@@ -579,6 +613,43 @@ mod tests {
             Bytes::from_static(b"cert"),
             Bytes::new(),
         ]));
+        let spend = safe_protocol::coin::SignedSpend {
+            spend: safe_protocol::coin::Spend {
+                genesis: [1; 32],
+                inputs: vec![safe_protocol::coin::Input {
+                    parent: safe_protocol::coin::Parent::Genesis,
+                    index: 0,
+                    amount: 5,
+                    owner: [2; 32],
+                }],
+                outputs: vec![],
+                memo: vec![3],
+            },
+            sigs: vec![vec![4; 64]],
+        };
+        let vote = Vote {
+            node: [5; 32],
+            sig: vec![6; 64],
+        };
+        roundtrip_request(Request::Spend {
+            spend: spend.clone(),
+            parents: vec![CertifiedSpend {
+                spend: spend.clone(),
+                certs: vec![safe_protocol::coin::Certificate {
+                    votes: vec![vote.clone()],
+                }],
+            }],
+            input: 0,
+            sequencer: Some(vote.clone()),
+        });
+        roundtrip_request(Request::GetSpend {
+            address: XorName([7; 32]),
+        });
+        roundtrip_response(Response::Voted(vote.clone()));
+        roundtrip_response(Response::SpendRefused(SpendError::AlreadySpent(
+            safe_protocol::coin::SpendHash([8; 32]),
+        )));
+        roundtrip_response(Response::HeldSpend { spend, vote });
         let frame = encode_frame(&Response::RelayCerts(vec![Bytes::from(vec![
             1u8;
             MAX_RELAY_CERT

@@ -60,6 +60,19 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::RelayCerts);
             crate::relay::answer_certs(node, &peers)
         }
+        Request::Spend {
+            spend,
+            parents,
+            input,
+            sequencer,
+        } => {
+            node.metrics.request(Kind::Spend);
+            crate::spends::vote(node, spend, parents, input, sequencer).await
+        }
+        Request::GetSpend { address } => {
+            node.metrics.request(Kind::GetSpend);
+            crate::spends::get(node, address).await
+        }
     };
     match &response {
         Response::Refused(reason) => {
@@ -69,6 +82,10 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
         Response::RecordRefused(reason) => {
             node.metrics.refused();
             tracing::debug!(%peer, "refused a record write: {reason}");
+        }
+        Response::SpendRefused(reason) => {
+            node.metrics.refused();
+            tracing::debug!(%peer, "refused a spend: {reason}");
         }
         _ => {}
     }
@@ -117,5 +134,9 @@ fn describe(request: &Request) -> String {
         }
         Request::PeerAges { peers } => format!("ages of {} peers", peers.len()),
         Request::RelayCerts { peers } => format!("relay certificates of {} peers", peers.len()),
+        Request::Spend { spend, input, .. } => {
+            format!("spend {} (input {input})", spend.spend.hash())
+        }
+        Request::GetSpend { address } => format!("get spend {address}"),
     }
 }

@@ -37,6 +37,7 @@ mod records;
 pub mod relay;
 pub mod replication;
 mod segments;
+pub mod spends;
 pub mod store;
 pub mod testnet;
 
@@ -99,6 +100,9 @@ pub struct NodeConfig {
     /// ([`safe_network::diversity`]); and whether loopback addresses count
     /// for the per-address limits.
     pub admission: safe_network::Admission,
+    /// The network's genesis key (`docs/DESIGN-currency.md`): nodes with
+    /// one vote on spends; `None`, a network without a currency.
+    pub genesis: Option<[u8; 32]>,
 }
 
 impl NodeConfig {
@@ -119,6 +123,7 @@ impl NodeConfig {
             replication_interval: replication::DEFAULT_INTERVAL,
             cache_bytes: cache::DEFAULT_CACHE_BYTES,
             admission: safe_network::Admission::new(safe_network::identity::DEFAULT_ID_DIFFICULTY),
+            genesis: None,
         }
     }
 }
@@ -211,7 +216,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             })?;
     }
     let relay_control = swarm.behaviour().relay.new_control();
-    let relay_keys = {
+    let signing = {
         let not_ed25519 = |e: &dyn std::fmt::Display| {
             dir_err(std::io::Error::other(format!(
                 "the node key is not ed25519: {e}"
@@ -226,10 +231,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .as_ref()
             .try_into()
             .map_err(|e| not_ed25519(&e))?;
-        let signing = ed25519_dalek::SigningKey::from_bytes(&secret);
-        relay::RelayKeys::load_or_create(&config.dir, &signing, safe_network::network_id())
-            .map_err(dir_err)?
+        ed25519_dalek::SigningKey::from_bytes(&secret)
     };
+    let relay_keys =
+        relay::RelayKeys::load_or_create(&config.dir, &signing, safe_network::network_id())
+            .map_err(dir_err)?;
     let (inbound_tx, mut inbound_rx) = mpsc::channel(driver::INBOUND_QUEUE);
     let (net, driver_task) = driver::spawn(swarm, Some(inbound_tx), admission);
     let metrics = Arc::new(metrics::Metrics::default());
@@ -248,6 +254,10 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         disk_full: AtomicBool::new(false),
         limits: accounts::RateLimits::default(),
         relay_keys,
+        signing,
+        genesis: config.genesis,
+        started: std::time::Instant::now(),
+        verified: spends::Verified::default(),
         certs: relay::CertCache::default(),
     });
 

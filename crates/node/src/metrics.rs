@@ -67,6 +67,10 @@ pub enum Kind {
     PeerAges,
     /// RelayCerts.
     RelayCerts,
+    /// Spend (a vote asked for).
+    Spend,
+    /// GetSpend.
+    GetSpend,
 }
 
 /// Counters a node keeps.
@@ -82,6 +86,8 @@ pub struct Metrics {
     cache_chunk: AtomicU64,
     peer_ages: AtomicU64,
     relay_certs: AtomicU64,
+    spend: AtomicU64,
+    get_spend: AtomicU64,
     relay_circuits_total: AtomicU64,
     relay_circuits: AtomicU64,
     relay_cells: AtomicU64,
@@ -106,6 +112,8 @@ impl Metrics {
             Kind::CacheChunk => &self.cache_chunk,
             Kind::PeerAges => &self.peer_ages,
             Kind::RelayCerts => &self.relay_certs,
+            Kind::Spend => &self.spend,
+            Kind::GetSpend => &self.get_spend,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -155,6 +163,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          safe_requests_total{{kind=\"put\"}} {}\nsafe_requests_total{{kind=\"get\"}} {}\nsafe_requests_total{{kind=\"offer\"}} {}\n\
          safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
          safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\nsafe_requests_total{{kind=\"peer_ages\"}} {}\nsafe_requests_total{{kind=\"relay_certs\"}} {}\n\
+         safe_requests_total{{kind=\"spend\"}} {}\nsafe_requests_total{{kind=\"get_spend\"}} {}\n\
          # HELP safe_relay_circuits_total Circuits created through this relay.\n# TYPE safe_relay_circuits_total counter\nsafe_relay_circuits_total {}\n\
          # HELP safe_relay_circuits Circuits through this relay now (at most 512).\n# TYPE safe_relay_circuits gauge\nsafe_relay_circuits {}\n\
          # HELP safe_relay_cells_total Relay cells passed on.\n# TYPE safe_relay_cells_total counter\nsafe_relay_cells_total {}\n\
@@ -188,6 +197,8 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.cache_chunk),
         r(&m.peer_ages),
         r(&m.relay_certs),
+        r(&m.spend),
+        r(&m.get_spend),
         r(&m.relay_circuits_total),
         r(&m.relay_circuits),
         r(&m.relay_cells),

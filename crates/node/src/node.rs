@@ -48,6 +48,14 @@ pub(crate) struct Node {
     pub(crate) relay_keys: crate::relay::RelayKeys,
     /// Relay certificates of routing peers, for clients.
     pub(crate) certs: crate::relay::CertCache,
+    /// The node key as an ed25519 signing key (votes on spends).
+    pub(crate) signing: ed25519_dalek::SigningKey,
+    /// The network's genesis key: none, no currency.
+    pub(crate) genesis: Option<[u8; 32]>,
+    /// When the node started (it votes on spends only after a while).
+    pub(crate) started: std::time::Instant,
+    /// Spends seen certified.
+    pub(crate) verified: crate::spends::Verified,
 }
 
 impl Node {

@@ -12,8 +12,8 @@
 pub mod account;
 pub mod address;
 pub mod chunk;
-pub mod coin;
 pub mod codec;
+pub mod coin;
 pub mod inbox;
 pub mod manifest;
 pub mod messages;

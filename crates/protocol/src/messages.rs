@@ -107,6 +107,27 @@ pub enum Request {
         /// The nodes' ed25519 public keys, at most [`MAX_CERT_PEERS`].
         peers: Vec<[u8; 32]>,
     },
+    /// Vote for this spend at its input `input`'s spend address (see
+    /// [`crate::coin`]): the receiver checks the spend and its parents,
+    /// and answers [`Response::Voted`] if it holds this spend there (now
+    /// or already), or [`Response::SpendRefused`].
+    Spend {
+        /// The spend, signed by its input owners.
+        spend: crate::coin::SignedSpend,
+        /// The certified spends its inputs come from (none for the
+        /// genesis output), at most [`crate::coin::MAX_INPUTS`].
+        parents: Vec<crate::coin::CertifiedSpend>,
+        /// Which input's address this vote is for.
+        input: u8,
+        /// The vote of the group's first member (the sequencer), which the
+        /// other members need before they vote.
+        sequencer: Option<crate::coin::Vote>,
+    },
+    /// The spend the receiver holds at this spend address, with its vote.
+    GetSpend {
+        /// The spend address.
+        address: XorName,
+    },
 }
 
 /// Why a node refused a request.
@@ -172,6 +193,17 @@ pub enum Response {
     /// The certificates asked for by `RelayCerts`, in the order asked
     /// (empty: not held), each at most [`MAX_RELAY_CERT`] bytes.
     RelayCerts(Vec<Bytes>),
+    /// The receiver's vote for the spend asked about.
+    Voted(crate::coin::Vote),
+    /// Why the receiver does not vote for the spend.
+    SpendRefused(crate::coin::SpendError),
+    /// The spend held at the address asked about, and the receiver's vote.
+    HeldSpend {
+        /// The spend.
+        spend: crate::coin::SignedSpend,
+        /// The receiver's vote for it.
+        vote: crate::coin::Vote,
+    },
 }
 
 impl Response {
@@ -189,6 +221,9 @@ impl Response {
             Response::Cached => "cached".into(),
             Response::PeerAges(_) => "peer ages".into(),
             Response::RelayCerts(_) => "relay certificates".into(),
+            Response::Voted(_) => "a vote".into(),
+            Response::SpendRefused(e) => format!("spend refused: {e}"),
+            Response::HeldSpend { .. } => "a held spend".into(),
         }
     }
 }

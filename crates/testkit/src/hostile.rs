@@ -178,6 +178,12 @@ async fn lie(
             Request::RelayCerts { peers } => {
                 Response::RelayCerts(vec![Bytes::from_static(&[1; 64]); peers.len()])
             }
+            // A vote for anything, that is no vote.
+            Request::Spend { .. } => Response::Voted(safe_protocol::coin::Vote {
+                node: [1; 32],
+                sig: vec![2; 64],
+            }),
+            Request::GetSpend { .. } => Response::NotFound,
             Request::OfferRecords { items } => {
                 // Keep a first copy of each, to serve stale later.
                 let (net, stale) = (net.clone(), stale.clone());

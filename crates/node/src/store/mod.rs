@@ -56,6 +56,7 @@ mod index;
 mod migration;
 mod records;
 mod recovery;
+mod spends;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,7 @@ use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 pub use compaction::COMPACT_BYTES;
 use index::{WATERMARKS, entry, index_err, location};
 use records::RecordJob;
+pub use spends::HeldSpend;
 
 use crate::segments::{self, Location, ReadError, Segments};
 
@@ -140,6 +142,9 @@ pub enum NodeStoreError {
     /// A blocking store task could not be run to its end.
     #[error("store task failed: {0}")]
     Task(#[source] tokio::task::JoinError),
+    /// An entry in the index is not in a form this program wrote.
+    #[error("corrupt index entry: {0}")]
+    Corrupt(String),
 }
 
 fn seg_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeStoreError {

@@ -184,9 +184,14 @@ pub enum SpendError {
     /// The node waits for the sequencer's vote before voting.
     #[error("this node votes only after the close group's first member ({0})")]
     NeedsSequencer(String),
-    /// The node serves no currency (no genesis key configured).
+    /// The node serves no currency (no genesis key configured, or a close
+    /// group under [`MIN_CURRENCY_GROUP`]).
     #[error("this network has no currency (its nodes have no genesis key)")]
     NoCurrency,
+    /// The node started moments ago and does not vote until its view of
+    /// the network has settled; another member, or a retry, will do.
+    #[error("this node has just started and does not vote yet")]
+    NotReady,
 }
 
 impl Spend {
@@ -225,8 +230,7 @@ impl Spend {
         if self.memo.len() > MAX_MEMO {
             return bad("memo over 256 bytes");
         }
-        if self.inputs.iter().any(|i| i.amount == 0) || self.outputs.iter().any(|o| o.amount == 0)
-        {
+        if self.inputs.iter().any(|i| i.amount == 0) || self.outputs.iter().any(|o| o.amount == 0) {
             return bad("an amount of 0");
         }
         let ids: BTreeSet<OutputId> = self.inputs.iter().map(|i| i.id(&self.genesis)).collect();
@@ -349,6 +353,11 @@ impl Vote {
     }
 }
 
+/// The smallest close group a currency runs on: with `K` members and a
+/// quorum of `K − 1`, `K − 3` members may vote twice without two
+/// certificates for different spends; under 5 that is at most one.
+pub const MIN_CURRENCY_GROUP: usize = 5;
+
 /// Votes needed from a close group of `k` for a certificate: all of a group
 /// of 1 or 2, else `k − 1`. Two certificates for different spends then
 /// need at least `k − 2` members to have voted twice (3 of 5).
@@ -436,10 +445,54 @@ impl CertifiedSpend {
     }
 }
 
-/// Checks that every input of `spend` exists: the genesis output of
-/// `genesis` (with its amount and key), or an output of a parent in
-/// `parents` with that amount and owner, the parent certified (by
-/// [`CertifiedSpend::check`] with `need` and `group_of`).
+/// The parent of input `i` of `spend`, once the input is shown to be its
+/// output (index, amount and owner as the parent made them) on the network
+/// of `genesis`: `None` for the genesis output (its amount and key
+/// checked). The parent's own certificate is not checked here (see
+/// [`CertifiedSpend::check`]).
+pub fn parent_of<'a>(
+    spend: &Spend,
+    i: usize,
+    genesis: &Key,
+    parents: &'a [CertifiedSpend],
+) -> Result<Option<&'a CertifiedSpend>, SpendError> {
+    if &spend.genesis != genesis {
+        return Err(SpendError::WrongNetwork);
+    }
+    let input = spend
+        .inputs
+        .get(i)
+        .ok_or_else(|| SpendError::Malformed(format!("no input {i}")))?;
+    match input.parent {
+        Parent::Genesis => {
+            if input.amount != GENESIS_AMOUNT || &input.owner != genesis || input.index != 0 {
+                return Err(SpendError::UnknownInput(i));
+            }
+            Ok(None)
+        }
+        Parent::Spend(h) => {
+            let parent = parents
+                .iter()
+                .find(|p| p.spend.spend.hash() == h)
+                .ok_or(SpendError::UnknownInput(i))?;
+            let out = usize::try_from(input.index)
+                .ok()
+                .and_then(|x| parent.spend.spend.outputs.get(x))
+                .ok_or(SpendError::UnknownInput(i))?;
+            if out.amount != input.amount || out.owner != input.owner {
+                return Err(SpendError::UnknownInput(i));
+            }
+            if parent.spend.spend.genesis != *genesis {
+                return Err(SpendError::WrongNetwork);
+            }
+            Ok(Some(parent))
+        }
+    }
+}
+
+/// Checks that every input of `spend` exists ([`parent_of`]) and that each
+/// parent is certified ([`CertifiedSpend::check`] with `need` and
+/// `group_of`).
 pub fn check_parents<F: Fn(&Key) -> bool>(
     spend: &Spend,
     genesis: &Key,
@@ -447,41 +500,18 @@ pub fn check_parents<F: Fn(&Key) -> bool>(
     need: usize,
     group_of: impl Fn(&XorName) -> F,
 ) -> Result<(), SpendError> {
-    if &spend.genesis != genesis {
-        return Err(SpendError::WrongNetwork);
-    }
     if parents.len() > MAX_INPUTS {
         return Err(SpendError::Malformed("more parents than inputs".into()));
     }
     let mut checked: Vec<SpendHash> = Vec::new();
-    for (i, input) in spend.inputs.iter().enumerate() {
-        match input.parent {
-            Parent::Genesis => {
-                if input.amount != GENESIS_AMOUNT || &input.owner != genesis {
-                    return Err(SpendError::UnknownInput(i));
-                }
-            }
-            Parent::Spend(h) => {
-                let parent = parents
-                    .iter()
-                    .find(|p| p.spend.spend.hash() == h)
-                    .ok_or(SpendError::UnknownInput(i))?;
-                let out = usize::try_from(input.index)
-                    .ok()
-                    .and_then(|x| parent.spend.spend.outputs.get(x))
-                    .ok_or(SpendError::UnknownInput(i))?;
-                if out.amount != input.amount || out.owner != input.owner {
-                    return Err(SpendError::UnknownInput(i));
-                }
-                if parent.spend.spend.genesis != *genesis {
-                    return Err(SpendError::WrongNetwork);
-                }
-                if !checked.contains(&h) {
-                    parent
-                        .check(need, &group_of)
-                        .map_err(|e| SpendError::ParentNotCertified(i, e.to_string()))?;
-                    checked.push(h);
-                }
+    for i in 0..spend.inputs.len() {
+        if let Some(parent) = parent_of(spend, i, genesis, parents)? {
+            let h = parent.spend.spend.hash();
+            if !checked.contains(&h) {
+                parent
+                    .check(need, &group_of)
+                    .map_err(|e| SpendError::ParentNotCertified(i, e.to_string()))?;
+                checked.push(h);
             }
         }
     }

@@ -132,13 +132,17 @@ impl Net {
                 amount: o.amount,
                 owner: o.owner,
             };
-            self.unspent.insert(OutputId::of(&hash, n as u32), (input, key));
+            self.unspent
+                .insert(OutputId::of(&hash, n as u32), (input, key));
         }
         self.spends.insert(hash, certified);
     }
 
     fn total(&self) -> u128 {
-        self.unspent.values().map(|(i, _)| u128::from(i.amount)).sum()
+        self.unspent
+            .values()
+            .map(|(i, _)| u128::from(i.amount))
+            .sum()
     }
 
     /// A valid spend of the unspent outputs picked by `pick` into outputs
@@ -291,7 +295,14 @@ fn a_forged_or_short_certificate_is_refused() {
     let hash = s.spend.hash();
     let address = spend_address(&s.spend.inputs[0].id(&s.spend.genesis));
     forged.certs[0].votes = (0..4u8)
-        .map(|i| Vote::sign(&SigningKey::from_bytes(&[200 + i; 32]), &net.g(), &address, &hash))
+        .map(|i| {
+            Vote::sign(
+                &SigningKey::from_bytes(&[200 + i; 32]),
+                &net.g(),
+                &address,
+                &hash,
+            )
+        })
         .collect();
     assert!(matches!(
         forged.check(quorum(5), ok),
@@ -319,7 +330,17 @@ fn amounts_parse_exactly_and_refuse_what_is_not_one() {
     assert_eq!(parse_amount("0.5").unwrap(), NANOS_PER_COIN / 2);
     assert_eq!(parse_amount(".000000001").unwrap(), 1);
     assert_eq!(parse_amount("4294967296").unwrap(), TOTAL_SUPPLY);
-    for bad in ["", ".", "-1", "1e9", "0.0000000001", "4294967297", "99999999999999999999", "1,5", "+1"] {
+    for bad in [
+        "",
+        ".",
+        "-1",
+        "1e9",
+        "0.0000000001",
+        "4294967297",
+        "99999999999999999999",
+        "1,5",
+        "+1",
+    ] {
         assert!(parse_amount(bad).is_err(), "{bad}");
     }
     assert_eq!(format_amount(1), "0.000000001");
