@@ -100,9 +100,10 @@ impl Connection {
         Ok(certified)
     }
 
-    /// The ed25519 keys of the close group of `address`, looked up afresh.
+    /// The ed25519 keys of the close group of `address` (a lookup, or one
+    /// made moments ago).
     pub async fn group_keys(&self, address: XorName) -> Vec<Key> {
-        self.lookup_group(&address)
+        self.close_group(&address)
             .await
             .iter()
             .filter_map(peer_to_key)
@@ -124,7 +125,7 @@ impl Connection {
             .collect();
         let address = spend_address(&spend.spend.inputs[input].id(&genesis));
         let hash = spend.spend.hash();
-        let group = self.lookup_group(&address).await;
+        let group = self.close_group(&address).await;
         let need = quorum(self.k);
         let mut sequencer = group.first().copied();
         let mut why = String::from("no sequencer found");
