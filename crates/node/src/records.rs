@@ -197,6 +197,11 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, items: Vec<(XorName, Hash)>
 /// A copy this node cannot merge by itself (see [`Record::merge`]), or any
 /// copy of a record it does not hold yet, is settled by the close group.
 pub(crate) async fn fetch(node: &Node, name: XorName, peer: PeerId) -> bool {
+    // A node that drops writes (a test's fault) keeps its old versions
+    // against replication too, or it would heal before the test looks.
+    if node.faults.drops_record_writes() {
+        return true;
+    }
     // An offerer that then has no copy, or sends one that does not
     // verify, did not deliver what it offered.
     let Ok(Some(incoming)) = fetch_verified(node, name, peer).await else {
@@ -294,6 +299,9 @@ async fn settle(node: &Node, name: XorName) {
         return;
     };
     let winner = resolved.record;
+    if node.faults.drops_record_writes() {
+        return;
+    }
     if Some(winner.digest()) == mine_digest || ahead.is_some_and(|m| m.descends_from(&winner)) {
         return;
     }
