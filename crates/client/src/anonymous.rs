@@ -868,30 +868,10 @@ fn save_guard(path: &std::path::Path, network: &[u8; 32], guard: &Relay) -> std:
         relay: relay_to_kept(guard),
         until: now() + days * 24 * 3600,
     };
-    write_atomically(
+    crate::home::write_private(
         path,
         &postcard::to_allocvec(&kept).map_err(std::io::Error::other)?,
     )
-}
-
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        // Which relays and guard a user has: readable by them only.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 fn save_sample(
@@ -914,7 +894,7 @@ fn save_sample(
             })
             .collect(),
     };
-    write_atomically(
+    crate::home::write_private(
         path,
         &postcard::to_allocvec(&kept).map_err(std::io::Error::other)?,
     )

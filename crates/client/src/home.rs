@@ -11,6 +11,7 @@
 //! pending-account  the root secret of an account being created (0600)
 //! fs-cache-…  the put cache of an account's filesystem
 //! tmp/        scratch space (`safe fs publish`)
+//! wallet/     the wallet's secret and coins (0600), see [`crate::wallet`]
 //! testnet/    the default local testnet's nodes
 //! ```
 //!
@@ -99,6 +100,11 @@ impl Home {
         self.dir.join("put-cache")
     }
 
+    /// The wallet's directory ([`crate::wallet`]).
+    pub fn wallet_dir(&self) -> PathBuf {
+        self.dir.join("wallet")
+    }
+
     /// The default local testnet's directory.
     pub fn testnet_dir(&self) -> PathBuf {
         self.dir.join("testnet")
@@ -111,6 +117,24 @@ impl Home {
         let canonical = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
         canonical(dir) == canonical(&self.testnet_dir())
     }
+}
+
+/// Writes `bytes` to `path` readable by its owner only (mode 0600),
+/// atomically: to a temporary file beside it, synced, then renamed over
+/// it, so a crash leaves the old contents or the new, never a mix.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    // The rename itself, made durable.
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -43,12 +43,14 @@ pub mod mutable;
 pub mod names;
 pub mod network;
 pub mod output;
+pub mod pay;
 pub mod popular;
 pub mod prepared;
 pub mod range;
 pub mod store;
 pub mod tree;
 pub mod tree_cache;
+pub mod wallet;
 
 pub use account::{Account, AccountError, PendingCreate, RootSecret, Session};
 pub use bootstrap::{Bootstrap, ConnectError, PeerSource};

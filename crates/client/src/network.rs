@@ -42,6 +42,7 @@ use safe_network::close_group::{majority, valid_signers};
 use safe_network::driver::{self, Net, RequestError};
 use safe_network::libp2p::{Multiaddr, PeerId, identity::Keypair};
 use safe_network::{Admission, Role, build_swarm_with};
+use safe_protocol::coin::pay::ChunkPayment;
 use safe_protocol::messages::{Refusal, Request, Response};
 use safe_protocol::{Chunk, XorName};
 
@@ -84,6 +85,9 @@ pub struct Connection {
     /// Which nodes are old enough to count toward a majority
     /// ([`crate::age`]).
     pub(crate) ages: Arc<crate::age::Ages>,
+    /// Payments for chunks about to be put ([`crate::pay`]), by name; at
+    /// most [`crate::pay::MAX_PENDING`].
+    pub(crate) payments: Arc<Mutex<HashMap<XorName, ChunkPayment>>>,
 }
 
 /// The network as the last wide lookup found it.
@@ -213,6 +217,7 @@ impl Connection {
             lookups: Arc::default(),
             popular: Arc::default(),
             ages: Arc::new(crate::age::Ages::new(crate::age::min_node_age_from_env())),
+            payments: Arc::default(),
         })
     }
 
@@ -347,12 +352,14 @@ impl Connection {
         replicate: bool,
     ) -> Result<Response, RequestError> {
         self.sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        let payment = self.payment_for(chunk.name());
         self.net
             .request(
                 peer,
                 Request::PutChunk {
                     bytes: chunk.bytes().clone(),
                     replicate,
+                    payment,
                 },
             )
             .await
@@ -401,6 +408,22 @@ fn network_err(name: &XorName, what: &str, errors: &[String]) -> StoreError {
 impl ChunkStore for Connection {
     async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
         let name = *chunk.name();
+        let stored = self.put_unpaid(chunk).await;
+        if stored.is_ok() {
+            self.paid(&name);
+        }
+        stored
+    }
+
+    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        self.get_chunk(name).await
+    }
+}
+
+impl Connection {
+    /// [`ChunkStore::put`], with whatever payment was made for the chunk.
+    async fn put_unpaid(&self, chunk: Chunk) -> Result<(), StoreError> {
+        let name = *chunk.name();
         let (group, source) = self.chunk_group(&name).await;
         if let Source::Local(network) = source {
             if self.put_once(&chunk, &group, network).await {
@@ -414,7 +437,7 @@ impl ChunkStore for Connection {
         self.put_to(&chunk, group).await
     }
 
-    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+    async fn get_chunk(&self, name: XorName) -> Result<Chunk, StoreError> {
         let hot = self.popular.note_read(&name);
         let (group, source) = self.chunk_group(&name).await;
         let ring = match hot {

@@ -16,6 +16,9 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use safe_protocol::account::AccountFetch;
+use safe_protocol::coin::pay::{
+    ChunkPayment, MAX_PATH, MAX_PAYEES, Manifest, PaymentError, SignedQuote,
+};
 use safe_protocol::coin::{CertifiedSpend, MAX_INPUTS, SignedSpend, SpendError, Vote};
 use safe_protocol::messages::{
     DATA_FORMAT, MAX_AGE_PEERS, MAX_CERT_PEERS, MAX_MESSAGE_SIZE, MAX_RECEIPTS, MAX_RELAY_CERT,
@@ -40,6 +43,7 @@ enum RequestRef<'a> {
         #[serde(borrow)]
         bytes: &'a [u8],
         replicate: bool,
+        payment: Option<ChunkPayment>,
     },
     GetChunk {
         name: XorName,
@@ -77,6 +81,12 @@ enum RequestRef<'a> {
     GetSpend {
         address: XorName,
     },
+    Quote,
+    Pay {
+        payment: CertifiedSpend,
+        manifest: Manifest,
+        secret: [u8; 32],
+    },
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -96,6 +106,9 @@ enum ResponseRef<'a> {
     Voted(Vote),
     SpendRefused(SpendError),
     HeldSpend { spend: SignedSpend, vote: Vote },
+    Quote(SignedQuote),
+    Paid { remaining: u32 },
+    PaymentRefused(PaymentError),
 }
 
 /// The postcard variant index of `Request::PutChunk` (checked by a test).
@@ -363,9 +376,23 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
     let r: RequestRef<'_> =
         codec::decode(DATA_FORMAT, frame, MAX_MESSAGE_SIZE).map_err(invalid_data)?;
     Ok(match r {
-        RequestRef::PutChunk { bytes, replicate } => Request::PutChunk {
+        RequestRef::PutChunk {
+            payment: Some(ref p),
+            ..
+        } if p.path.len() > MAX_PATH => {
+            return Err(invalid_data(format!(
+                "a payment path of {} hashes, over the limit of {MAX_PATH}",
+                p.path.len()
+            )));
+        }
+        RequestRef::PutChunk {
+            bytes,
+            replicate,
+            payment,
+        } => Request::PutChunk {
             bytes: frame.slice_ref(bytes),
             replicate,
+            payment,
         },
         RequestRef::GetChunk { name } => Request::GetChunk { name },
         RequestRef::OfferChunks { names } => Request::OfferChunks { names },
@@ -410,6 +437,22 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
             sequencer,
         },
         RequestRef::GetSpend { address } => Request::GetSpend { address },
+        RequestRef::Quote => Request::Quote,
+        RequestRef::Pay { ref manifest, .. } if manifest.entries.len() > MAX_PAYEES => {
+            return Err(invalid_data(format!(
+                "{} payees, over the limit of {MAX_PAYEES}",
+                manifest.entries.len()
+            )));
+        }
+        RequestRef::Pay {
+            payment,
+            manifest,
+            secret,
+        } => Request::Pay {
+            payment,
+            manifest,
+            secret,
+        },
     })
 }
 
@@ -454,6 +497,9 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
         ResponseRef::Voted(v) => Response::Voted(v),
         ResponseRef::SpendRefused(e) => Response::SpendRefused(e),
         ResponseRef::HeldSpend { spend, vote } => Response::HeldSpend { spend, vote },
+        ResponseRef::Quote(q) => Response::Quote(q),
+        ResponseRef::Paid { remaining } => Response::Paid { remaining },
+        ResponseRef::PaymentRefused(e) => Response::PaymentRefused(e),
     })
 }
 
@@ -558,6 +604,16 @@ mod tests {
         roundtrip_request(Request::PutChunk {
             bytes: Bytes::from_static(b"chunk"),
             replicate: true,
+            payment: None,
+        });
+        roundtrip_request(Request::PutChunk {
+            bytes: Bytes::from_static(b"paid chunk"),
+            replicate: false,
+            payment: Some(ChunkPayment {
+                spend: safe_protocol::coin::SpendHash([1; 32]),
+                index: 3,
+                path: vec![[2; 32]; 4],
+            }),
         });
         roundtrip_request(Request::GetChunk {
             name: XorName([4; 32]),
@@ -649,6 +705,39 @@ mod tests {
         roundtrip_response(Response::SpendRefused(SpendError::AlreadySpent(
             safe_protocol::coin::SpendHash([8; 32]),
         )));
+        let reward = safe_protocol::coin::WalletKeys::from_secret(&[9; 32]).address();
+        let quote = SignedQuote {
+            quote: safe_protocol::coin::pay::Quote {
+                format: 1,
+                genesis: [1; 32],
+                node: [2; 32],
+                reward,
+                price: 1000,
+                max_chunks: 9,
+                expires: 5,
+            },
+            sig: vec![3; 64],
+        };
+        roundtrip_request(Request::Quote);
+        roundtrip_request(Request::Pay {
+            payment: CertifiedSpend {
+                spend: spend.clone(),
+                certs: vec![],
+            },
+            manifest: Manifest {
+                format: 1,
+                batch: [4; 32],
+                chunks: 9,
+                entries: vec![safe_protocol::coin::pay::Entry {
+                    quote: quote.clone(),
+                    count: 9,
+                }],
+            },
+            secret: [5; 32],
+        });
+        roundtrip_response(Response::Quote(quote));
+        roundtrip_response(Response::Paid { remaining: 7 });
+        roundtrip_response(Response::PaymentRefused(PaymentError::Exhausted));
         roundtrip_response(Response::HeldSpend { spend, vote });
         let frame = encode_frame(&Response::RelayCerts(vec![Bytes::from(vec![
             1u8;
@@ -726,6 +815,7 @@ mod tests {
             let request = Request::PutChunk {
                 bytes: bytes.clone(),
                 replicate: true,
+                payment: None,
             };
             let frame = encode_frame(&request).unwrap();
             let body = read_frame(&mut &frame[..], PUT_CHUNK_VARIANT, true)
@@ -817,6 +907,7 @@ mod tests {
         let request = Request::PutChunk {
             bytes: Bytes::from(vec![7u8; 1 << 20]),
             replicate: false,
+            payment: None,
         };
         let frame = encode_frame(&request).unwrap();
         let wait = std::time::Duration::from_millis(300);

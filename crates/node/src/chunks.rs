@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use safe_network::close_group::{receipt_signer, sign_receipt};
 use safe_network::libp2p::PeerId;
+use safe_protocol::coin::pay::ChunkPayment;
 use safe_protocol::messages::{MAX_OFFER_NAMES, MAX_RECEIPTS, Refusal, Request, Response};
 use safe_protocol::{Chunk, ChunkError, XorName};
 
@@ -18,17 +19,38 @@ use crate::store::{NodeStoreError, Put};
 
 /// Validates and stores a chunk; with `replicate`, forwards it to the rest
 /// of the close group (as this node sees it) and returns every receipt.
-pub(crate) async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response {
+/// On a network that charges, a chunk not held yet needs `payment`
+/// ([`crate::payments`]); one held already is answered as stored, free.
+pub(crate) async fn put(
+    node: &Node,
+    bytes: Bytes,
+    replicate: bool,
+    payment: Option<ChunkPayment>,
+) -> Response {
     let chunk = match Chunk::new(bytes) {
         Ok(c) => c,
         Err(ChunkError::TooLarge { .. }) => return Response::Refused(Refusal::TooLarge),
         Err(_) => return Response::Refused(Refusal::OverLimit),
     };
     let name = *chunk.name();
+    let mut credit = None;
+    if crate::payments::charges(node).is_some()
+        && !matches!(node.blocking(move |s| s.contains(&name)).await, Ok(true))
+    {
+        match crate::payments::use_credit(node, &name, payment.as_ref()).await {
+            Ok(spend) => credit = Some(spend),
+            Err(no) => return no.into(),
+        }
+    }
     let stored = {
         let chunk = chunk.clone();
         node.blocking(move |s| s.put(&chunk)).await
     };
+    if let (Err(_) | Ok(Put::AlreadyHeld), Some(spend)) = (&stored, credit) {
+        // Not stored after all, or stored by a racing put: the credit
+        // was not used.
+        crate::payments::refund(node, spend).await;
+    }
     match stored {
         Ok(Put::Stored) => node.note_disk_ok(),
         Ok(Put::AlreadyHeld) => {}
@@ -51,7 +73,7 @@ pub(crate) async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response 
         // Answer within FORWARD_TIMEOUT, well inside the client's own
         // request timeout, with whatever receipts have come: one slow
         // member must not make the client give up and send the bytes again.
-        let chunk = &chunk;
+        let (chunk, payment) = (&chunk, &payment);
         let answers = join_all(group.into_iter().map(|peer| async move {
             let answer = tokio::time::timeout(
                 FORWARD_TIMEOUT,
@@ -60,6 +82,7 @@ pub(crate) async fn put(node: &Node, bytes: Bytes, replicate: bool) -> Response 
                     Request::PutChunk {
                         bytes: chunk.bytes().clone(),
                         replicate: false,
+                        payment: payment.clone(),
                     },
                 ),
             )
@@ -149,7 +172,14 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Res
                 .collect::<Vec<_>>())
         })
         .await;
-    scope.answer_offer(&node.fetches, Kind::Chunk, unheld)
+    if crate::payments::charges(node).is_none() {
+        return scope.answer_offer(&node.fetches, Kind::Chunk, unheld);
+    }
+    // Chunks are paid for when put: one member alone cannot make the
+    // others store a chunk nobody paid for.
+    scope.answer_offer_where(&node.fetches, Kind::Chunk, unheld, |name, peer| {
+        node.offers.vouched(name, peer)
+    })
 }
 
 /// Fetches `name` from `peer`, verifies it against its name and stores it.

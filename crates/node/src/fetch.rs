@@ -247,11 +247,23 @@ impl Scope {
         kind: Kind,
         missing: Result<Vec<XorName>, NodeStoreError>,
     ) -> Response {
+        self.answer_offer_where(fetches, kind, missing, |_, _| true)
+    }
+
+    /// [`Scope::answer_offer`], fetching only the names `ready` allows
+    /// (it is told of every name this node should hold).
+    pub(crate) fn answer_offer_where(
+        &self,
+        fetches: &Fetcher,
+        kind: Kind,
+        missing: Result<Vec<XorName>, NodeStoreError>,
+        mut ready: impl FnMut(&XorName, PeerId) -> bool,
+    ) -> Response {
         let Ok(missing) = missing else {
             return Response::Refused(Refusal::StorageFailed);
         };
         for name in &missing {
-            if self.should_fetch(name) {
+            if self.should_fetch(name) && ready(name, self.peer) {
                 fetches.enqueue(kind, *name, self.peer);
             }
         }

@@ -20,9 +20,13 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
     } = inbound;
     tracing::debug!(%peer, request = %describe(&request), "inbound request");
     let response = match request {
-        Request::PutChunk { bytes, replicate } => {
+        Request::PutChunk {
+            bytes,
+            replicate,
+            payment,
+        } => {
             node.metrics.request(Kind::PutChunk);
-            chunks::put(node, bytes, replicate).await
+            chunks::put(node, bytes, replicate, payment).await
         }
         Request::GetChunk { name } => {
             node.metrics.request(Kind::GetChunk);
@@ -73,6 +77,18 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::GetSpend);
             crate::spends::get(node, address).await
         }
+        Request::Quote => {
+            node.metrics.request(Kind::Quote);
+            crate::payments::quote(node)
+        }
+        Request::Pay {
+            payment,
+            manifest,
+            secret,
+        } => {
+            node.metrics.request(Kind::Pay);
+            crate::payments::pay(node, payment, manifest, secret).await
+        }
     };
     match &response {
         Response::Refused(reason) => {
@@ -86,6 +102,10 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
         Response::SpendRefused(reason) => {
             node.metrics.refused();
             tracing::debug!(%peer, "refused a spend: {reason}");
+        }
+        Response::PaymentRefused(reason) => {
+            node.metrics.refused();
+            tracing::debug!(%peer, "refused a payment or an unpaid put: {reason}");
         }
         _ => {}
     }
@@ -138,5 +158,7 @@ fn describe(request: &Request) -> String {
             format!("spend {} (input {input})", spend.spend.hash())
         }
         Request::GetSpend { address } => format!("get spend {address}"),
+        Request::Quote => "quote".into(),
+        Request::Pay { payment, .. } => format!("payment {}", payment.spend.spend.hash()),
     }
 }

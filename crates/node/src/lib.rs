@@ -33,6 +33,7 @@ mod handler;
 mod loglimit;
 pub mod metrics;
 mod node;
+mod payments;
 mod records;
 pub mod relay;
 pub mod replication;
@@ -58,6 +59,7 @@ use tokio::task::JoinSet;
 #[cfg(feature = "test-faults")]
 pub use faults::Faults;
 use node::Node;
+pub use payments::reward_wallet;
 pub use store::{NodeStore, NodeStoreError};
 
 /// File in the node's directory holding its metrics address while it runs
@@ -103,6 +105,9 @@ pub struct NodeConfig {
     /// The network's genesis key (`docs/DESIGN-currency.md`): nodes with
     /// one vote on spends; `None`, a network without a currency.
     pub genesis: Option<[u8; 32]>,
+    /// Where storage payments to this node go (`--reward-key`); `None`,
+    /// the wallet derived from the node's key ([`reward_wallet`]).
+    pub reward: Option<safe_protocol::coin::WalletAddress>,
 }
 
 impl NodeConfig {
@@ -124,6 +129,7 @@ impl NodeConfig {
             cache_bytes: cache::DEFAULT_CACHE_BYTES,
             admission: safe_network::Admission::new(safe_network::identity::DEFAULT_ID_DIFFICULTY),
             genesis: None,
+            reward: None,
         }
     }
 }
@@ -242,6 +248,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let fetches = fetch::Fetcher::new();
+    let reward = payments::reward_address(config.reward, &signing);
     let node = Arc::new(Node {
         net: net.clone(),
         keypair,
@@ -256,6 +263,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         relay_keys,
         signing,
         genesis: config.genesis,
+        reward,
+        offers: crate::payments::OfferBook::default(),
         started: std::time::Instant::now(),
         verified: spends::Verified::default(),
         certs: relay::CertCache::default(),

@@ -71,6 +71,10 @@ pub enum Kind {
     Spend,
     /// GetSpend.
     GetSpend,
+    /// Quote.
+    Quote,
+    /// Pay.
+    Pay,
 }
 
 /// Counters a node keeps.
@@ -88,6 +92,8 @@ pub struct Metrics {
     relay_certs: AtomicU64,
     spend: AtomicU64,
     get_spend: AtomicU64,
+    quote: AtomicU64,
+    pay: AtomicU64,
     relay_circuits_total: AtomicU64,
     relay_circuits: AtomicU64,
     relay_cells: AtomicU64,
@@ -114,6 +120,8 @@ impl Metrics {
             Kind::RelayCerts => &self.relay_certs,
             Kind::Spend => &self.spend,
             Kind::GetSpend => &self.get_spend,
+            Kind::Quote => &self.quote,
+            Kind::Pay => &self.pay,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -164,6 +172,7 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
          safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\nsafe_requests_total{{kind=\"peer_ages\"}} {}\nsafe_requests_total{{kind=\"relay_certs\"}} {}\n\
          safe_requests_total{{kind=\"spend\"}} {}\nsafe_requests_total{{kind=\"get_spend\"}} {}\n\
+         safe_requests_total{{kind=\"quote\"}} {}\nsafe_requests_total{{kind=\"pay\"}} {}\n\
          # HELP safe_relay_circuits_total Circuits created through this relay.\n# TYPE safe_relay_circuits_total counter\nsafe_relay_circuits_total {}\n\
          # HELP safe_relay_circuits Circuits through this relay now (at most 512).\n# TYPE safe_relay_circuits gauge\nsafe_relay_circuits {}\n\
          # HELP safe_relay_cells_total Relay cells passed on.\n# TYPE safe_relay_cells_total counter\nsafe_relay_cells_total {}\n\
@@ -199,6 +208,8 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.relay_certs),
         r(&m.spend),
         r(&m.get_spend),
+        r(&m.quote),
+        r(&m.pay),
         r(&m.relay_circuits_total),
         r(&m.relay_circuits),
         r(&m.relay_cells),

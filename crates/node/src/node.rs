@@ -52,6 +52,11 @@ pub(crate) struct Node {
     pub(crate) signing: ed25519_dalek::SigningKey,
     /// The network's genesis key: none, no currency.
     pub(crate) genesis: Option<[u8; 32]>,
+    /// Where storage payments to this node go.
+    pub(crate) reward: safe_protocol::coin::WalletAddress,
+    /// Who offered which chunk (a charging node fetches a chunk only once
+    /// enough members vouch for it).
+    pub(crate) offers: crate::payments::OfferBook,
     /// When the node started (it votes on spends only after a while).
     pub(crate) started: std::time::Instant,
     /// Spends seen certified.

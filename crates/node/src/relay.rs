@@ -1318,6 +1318,7 @@ async fn exit_put(node: &Node, bytes: Bytes, holders: Vec<PeerId>) -> Result<Byt
         let request = Request::PutChunk {
             bytes: bytes.clone(),
             replicate,
+            payment: None,
         };
         async move {
             match tokio::time::timeout(FETCH_TIMEOUT, node.net.request(peer, request)).await {
@@ -1330,7 +1331,7 @@ async fn exit_put(node: &Node, bytes: Bytes, holders: Vec<PeerId>) -> Result<Byt
         // This node is a member: it stores and (unless the client named
         // the holders) forwards to the rest, as any member does.
         take(
-            Some(crate::chunks::put(node, bytes.clone(), !named).await),
+            Some(crate::chunks::put(node, bytes.clone(), !named, None).await),
             &mut out,
         );
     }

@@ -12,8 +12,9 @@ use crate::chunk::MAX_CHUNK_SIZE;
 use crate::mutable::{Hash, RecordError};
 use crate::xorname::XorName;
 
-/// Format version of data protocol messages.
-pub const DATA_FORMAT: u8 = 1;
+/// Format version of data protocol messages (2: a put carries a
+/// storage payment, and nodes quote and take payments).
+pub const DATA_FORMAT: u8 = 2;
 
 /// Largest encoded request or response: one chunk plus room for receipts.
 pub const MAX_MESSAGE_SIZE: usize = MAX_CHUNK_SIZE + 64 * 1024;
@@ -42,6 +43,9 @@ pub enum Request {
         bytes: Bytes,
         /// Forward to the rest of the close group.
         replicate: bool,
+        /// On a network that charges, what pays for a chunk the receiver
+        /// does not hold yet (see [`crate::coin::pay`]).
+        payment: Option<crate::coin::pay::ChunkPayment>,
     },
     /// Send the chunk called `name`.
     GetChunk {
@@ -128,6 +132,21 @@ pub enum Request {
         /// The spend address.
         address: XorName,
     },
+    /// The receiver's price for storing chunks: [`Response::Quote`], or
+    /// [`Response::PaymentRefused`] on a free network.
+    Quote,
+    /// A certified batch payment to the receiver (among others), which
+    /// credits it the chunks its manifest entry counts: answered with
+    /// [`Response::Paid`] or [`Response::PaymentRefused`].
+    Pay {
+        /// The spend paying the batch, certified at each input.
+        payment: crate::coin::CertifiedSpend,
+        /// What it pays for (its hash is the spend's memo).
+        manifest: crate::coin::pay::Manifest,
+        /// The secret `r` of the output paying the receiver, which shows
+        /// that output is to its reward address.
+        secret: [u8; 32],
+    },
 }
 
 /// Why a node refused a request.
@@ -204,6 +223,16 @@ pub enum Response {
         /// The receiver's vote for it.
         vote: crate::coin::Vote,
     },
+    /// The receiver's signed price.
+    Quote(crate::coin::pay::SignedQuote),
+    /// The payment is taken: chunks it may still store at the receiver.
+    Paid {
+        /// Chunks of the batch the receiver will still store under it.
+        remaining: u32,
+    },
+    /// Why the receiver takes no payment, or will not store a chunk
+    /// without one.
+    PaymentRefused(crate::coin::pay::PaymentError),
 }
 
 impl Response {
@@ -224,6 +253,9 @@ impl Response {
             Response::Voted(_) => "a vote".into(),
             Response::SpendRefused(e) => format!("spend refused: {e}"),
             Response::HeldSpend { .. } => "a held spend".into(),
+            Response::Quote(_) => "a quote".into(),
+            Response::Paid { .. } => "payment taken".into(),
+            Response::PaymentRefused(e) => format!("payment refused: {e}"),
         }
     }
 }

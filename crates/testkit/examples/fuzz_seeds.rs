@@ -64,6 +64,7 @@ async fn main() {
         Request::PutChunk {
             bytes: Bytes::from(vec![1u8; 100]),
             replicate: true,
+            payment: None,
         },
         Request::GetChunk { name },
         Request::OfferChunks {

@@ -39,6 +39,7 @@ use safe_network::libp2p::identity::Keypair;
 use safe_network::libp2p::{Multiaddr, PeerId};
 use safe_network::{Role, build_swarm};
 use safe_protocol::XorName;
+use safe_protocol::coin::pay::PaymentError;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Request, Response};
 use safe_protocol::mutable::{Record, Write};
 use tokio::sync::mpsc;
@@ -184,6 +185,11 @@ async fn lie(
                 sig: vec![2; 64],
             }),
             Request::GetSpend { .. } => Response::NotFound,
+            // Takes any payment, and quotes nothing.
+            Request::Quote => Response::PaymentRefused(PaymentError::Free),
+            Request::Pay { .. } => Response::Paid {
+                remaining: u32::MAX,
+            },
             Request::OfferRecords { items } => {
                 // Keep a first copy of each, to serve stale later.
                 let (net, stale) = (net.clone(), stale.clone());

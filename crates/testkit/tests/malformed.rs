@@ -163,6 +163,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
     let too_big = Request::PutChunk {
         bytes: vec![7u8; MAX_CHUNK_SIZE + 1].into(),
         replicate: true,
+        payment: None,
     };
     assert_eq!(
         send(&mut swarm, peer, encode(&too_big)).await,
@@ -236,6 +237,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
     let put = Request::PutChunk {
         bytes: chunk.clone(),
         replicate: true,
+        payment: None,
     };
     assert!(matches!(
         send(&mut swarm, peer, encode(&put)).await,

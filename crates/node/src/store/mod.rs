@@ -54,6 +54,7 @@
 mod compaction;
 mod index;
 mod migration;
+mod payments;
 mod records;
 mod recovery;
 mod spends;
@@ -68,6 +69,7 @@ use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
 pub use compaction::COMPACT_BYTES;
 use index::{WATERMARKS, entry, index_err, location};
+pub use payments::{Credit, Earning};
 use records::RecordJob;
 pub use spends::HeldSpend;
 

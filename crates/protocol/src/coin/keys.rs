@@ -43,7 +43,7 @@ pub(crate) fn point(bytes: &Key) -> Option<EdwardsPoint> {
 
 /// A wallet's public address: where others send coins. Printed as
 /// `safe://w…` with a checksum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WalletAddress {
     /// `V`: lets its holder find the wallet's outputs.
     pub view: Key,
@@ -88,6 +88,29 @@ impl WalletAddress {
         getrandom::fill(&mut seed).ok()?;
         let r = Scalar::from_bytes_mod_order_wide(&seed);
         self.pay_with(amount, r)
+    }
+
+    /// A new output of `amount` to this address and the secret `r` it was
+    /// made with, which lets whoever is given it check (with
+    /// [`Self::paid_with`]) that the output pays this address, and learn
+    /// nothing else.
+    pub fn pay_revealing(&self, amount: u64) -> Option<(Output, [u8; 32])> {
+        let mut seed = [0u8; 64];
+        getrandom::fill(&mut seed).ok()?;
+        let r = Scalar::from_bytes_mod_order_wide(&seed);
+        Some((self.pay_with(amount, r)?, r.to_bytes()))
+    }
+
+    /// Whether `output` was made by paying this address with the secret
+    /// `r` (see [`Self::pay_revealing`]).
+    pub fn paid_with(&self, output: &Output, r: &[u8; 32]) -> bool {
+        let Some(r) = Option::<Scalar>::from(Scalar::from_canonical_bytes(*r)) else {
+            return false;
+        };
+        r != Scalar::ZERO
+            && self
+                .pay_with(output.amount, r)
+                .is_some_and(|o| o.owner == output.owner && o.ephemeral == output.ephemeral)
     }
 
     fn pay_with(&self, amount: u64, r: Scalar) -> Option<Output> {

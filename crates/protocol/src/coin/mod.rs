@@ -10,6 +10,7 @@
 //! caller supplies its view of each group as a membership test.
 
 mod keys;
+pub mod pay;
 #[cfg(test)]
 mod tests;
 

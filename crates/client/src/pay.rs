@@ -1,0 +1,463 @@
+//! Paying for storage (issue 17; `docs/DESIGN-currency.md`, "Paying for
+//! storage, version 1"): before an upload's chunks are put, the client
+//! finds each chunk's close group, asks every node once for its quote,
+//! and pays them all in one spend (one per [`MAX_PAYEES`] payees) whose
+//! memo is the batch's manifest. It then shows each payee the certified
+//! spend, and every put of the batch carries its chunk's Merkle path.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use futures::future::join_all;
+use safe_network::libp2p::PeerId;
+use safe_protocol::XorName;
+use safe_protocol::coin::pay::{
+    ChunkPayment, Entry, MAX_PAYEES, Manifest, PAY_FORMAT, PaymentError, SignedQuote, batch_paths,
+    batch_root,
+};
+use safe_protocol::coin::{
+    CertifiedSpend, Input, OneTimeKey, Parent, SignedSpend, Spend, WalletKeys,
+};
+use safe_protocol::messages::{Request, Response};
+
+use crate::coin::CoinError;
+use crate::network::Connection;
+
+/// Most chunk payments a connection holds for puts not made yet (a
+/// 1 TiB upload's worth).
+pub const MAX_PENDING: usize = 1 << 20;
+
+/// An output the client can spend: where it came from and its key.
+pub struct Coin {
+    /// The output, as an input names it.
+    pub input: Input,
+    /// Its one-time key.
+    pub key: OneTimeKey,
+    /// The certified spend that made it (none for the genesis output).
+    pub parent: Option<CertifiedSpend>,
+}
+
+impl std::fmt::Debug for Coin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coin")
+            .field("input", &self.input)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coin {
+    /// The outputs of `certified` that pay `wallet`.
+    pub fn found(certified: &CertifiedSpend, wallet: &WalletKeys) -> Vec<Coin> {
+        let hash = certified.spend.spend.hash();
+        certified
+            .spend
+            .spend
+            .outputs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| {
+                let key = wallet.owns(o)?;
+                Some(Coin {
+                    input: Input {
+                        parent: Parent::Spend(hash),
+                        index: u32::try_from(i).ok()?,
+                        amount: o.amount,
+                        owner: o.owner,
+                    },
+                    key,
+                    parent: Some(certified.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// Nanos it holds.
+    pub fn amount(&self) -> u64 {
+        self.input.amount
+    }
+}
+
+/// Why storage could not be paid for.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PayError {
+    /// The cost is over the caller's limit.
+    #[error("storing this costs {cost} nanos, over the limit of {limit} (--max-cost)")]
+    OverLimit {
+        /// What it would cost.
+        cost: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The coins given do not cover the cost.
+    #[error("your wallet has {have} nanos; this upload costs {cost} (get coins sent to {address})")]
+    Insufficient {
+        /// Nanos in the coins given.
+        have: u64,
+        /// What it costs.
+        cost: u64,
+        /// Where to send coins.
+        address: String,
+    },
+    /// No node of some chunk's close group quoted.
+    #[error("no node of chunk {0}'s close group gave a quote")]
+    NoQuotes(XorName),
+    /// The spend was not certified.
+    #[error("the payment was not certified: {0}")]
+    Spend(#[from] CoinError),
+    /// Too many payees, chunks or pending payments.
+    #[error("{0}")]
+    TooLarge(String),
+}
+
+/// What paying for a batch did.
+#[derive(Debug, Default)]
+pub struct Paid {
+    /// Nanos paid to nodes (change not counted).
+    pub nanos: u64,
+    /// Nodes paid.
+    pub payees: usize,
+    /// Nodes that took their payment (the others were paid, but will
+    /// refuse the chunks: see [`Paid::refused`]).
+    pub taken: usize,
+    /// Why the payees that refused did.
+    pub refused: Vec<String>,
+    /// The spends that paid (one per [`MAX_PAYEES`] payees).
+    pub spends: Vec<CertifiedSpend>,
+    /// The coins left over (change), to spend next.
+    pub change: Vec<Coin>,
+    /// Whether the network charges at all (false: nothing was paid).
+    pub charged: bool,
+    /// Each payment shown to a payee, as it was sent (kept as the
+    /// client's evidence: a signed quote and a certified payment).
+    pub shown: Vec<Shown>,
+}
+
+/// A payment as shown to one payee.
+#[derive(Clone, Debug)]
+pub struct Shown {
+    /// The payee.
+    pub peer: PeerId,
+    /// Index into [`Paid::spends`].
+    pub spend: usize,
+    /// The manifest the spend's memo commits to.
+    pub manifest: Manifest,
+    /// The secret of the payee's output.
+    pub secret: [u8; 32],
+}
+
+/// The quote of each node that gave one.
+type Quotes = HashMap<PeerId, SignedQuote>;
+
+impl Connection {
+    /// `peer`'s quote, `Ok(None)` on a network that does not charge.
+    pub async fn quote(&self, peer: PeerId) -> Result<Option<SignedQuote>, String> {
+        match self.request(peer, Request::Quote).await {
+            Ok(Response::Quote(q)) if q.valid() => Ok(Some(q)),
+            Ok(Response::Quote(_)) => Err(format!("{peer}: a quote not signed by its node")),
+            Ok(Response::PaymentRefused(PaymentError::Free)) => Ok(None),
+            Ok(other) => Err(format!("{peer}: {}", other.kind())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// What storing the chunks `names` would cost now, in nanos (0 on a
+    /// free network), without paying: each chunk's close group's quotes.
+    pub async fn price_of(&self, names: &[XorName]) -> Result<u64, PayError> {
+        let (groups, quotes) = self.groups_and_quotes(names).await?;
+        let mut cost: u128 = 0;
+        for group in groups.values() {
+            for peer in group {
+                if let Some(q) = quotes.get(peer) {
+                    cost += u128::from(q.quote.price);
+                }
+            }
+        }
+        u64::try_from(cost).map_err(|_| PayError::TooLarge("the cost overflows".into()))
+    }
+
+    async fn groups_and_quotes(
+        &self,
+        names: &[XorName],
+    ) -> Result<(BTreeMap<XorName, Vec<PeerId>>, Quotes), PayError> {
+        let unique: Vec<XorName> = {
+            let mut seen = HashSet::new();
+            names.iter().copied().filter(|n| seen.insert(*n)).collect()
+        };
+        let groups: BTreeMap<XorName, Vec<PeerId>> = join_all(
+            unique
+                .iter()
+                .map(|n| async move { (*n, self.close_group(n).await) }),
+        )
+        .await
+        .into_iter()
+        .collect();
+        let peers: HashSet<PeerId> = groups.values().flatten().copied().collect();
+        let answers = join_all(
+            peers
+                .iter()
+                .map(|&p| async move { (p, self.quote(p).await) }),
+        )
+        .await;
+        let mut quotes = Quotes::new();
+        for (peer, answer) in answers {
+            match answer {
+                Ok(Some(q)) => {
+                    quotes.insert(peer, q);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%peer, "no quote: {e}"),
+            }
+        }
+        Ok((groups, quotes))
+    }
+
+    /// Pays for storing the chunks `names` (an upload's, in order) from
+    /// `coins` of `wallet`, the change going back to it; at most
+    /// `max_cost` nanos.
+    /// Every put of these chunks through this connection then carries
+    /// its payment. On a network that does not charge, pays nothing.
+    pub async fn pay_for(
+        &self,
+        names: &[XorName],
+        coins: Vec<Coin>,
+        wallet: &WalletKeys,
+        max_cost: Option<u64>,
+    ) -> Result<Paid, PayError> {
+        let names: Vec<XorName> = {
+            let mut seen = HashSet::new();
+            names.iter().copied().filter(|n| seen.insert(*n)).collect()
+        };
+        let (groups, quotes) = self.groups_and_quotes(&names).await?;
+        if quotes.is_empty() {
+            return Ok(Paid {
+                change: coins,
+                ..Paid::default()
+            });
+        }
+        // Cut the upload into batches of at most MAX_PAYEES payees.
+        let mut batches: Vec<(Vec<XorName>, BTreeMap<PeerId, u32>)> = Vec::new();
+        for name in &names {
+            let group: Vec<PeerId> = groups
+                .get(name)
+                .map(|g| {
+                    g.iter()
+                        .filter(|p| quotes.contains_key(p))
+                        .copied()
+                        .collect()
+                })
+                .unwrap_or_default();
+            if group.is_empty() {
+                return Err(PayError::NoQuotes(*name));
+            }
+            let fits = batches.last().is_some_and(|(_, counts)| {
+                counts.len() + group.iter().filter(|p| !counts.contains_key(p)).count()
+                    <= MAX_PAYEES
+            });
+            if !fits {
+                batches.push((Vec::new(), BTreeMap::new()));
+            }
+            if let Some((batch, counts)) = batches.last_mut() {
+                batch.push(*name);
+                for p in group {
+                    *counts.entry(p).or_default() += 1;
+                }
+            }
+        }
+        let cost: u128 = batches
+            .iter()
+            .flat_map(|(_, counts)| counts.iter())
+            .map(|(p, n)| {
+                quotes
+                    .get(p)
+                    .map_or(0, |q| u128::from(q.quote.price) * u128::from(*n))
+            })
+            .sum();
+        let cost =
+            u64::try_from(cost).map_err(|_| PayError::TooLarge("the cost overflows".into()))?;
+        if let Some(limit) = max_cost.filter(|&l| cost > l) {
+            return Err(PayError::OverLimit { cost, limit });
+        }
+        let have: u64 = coins.iter().map(Coin::amount).fold(0, u64::saturating_add);
+        if have < cost {
+            return Err(PayError::Insufficient {
+                have,
+                cost,
+                address: wallet.address().to_string(),
+            });
+        }
+        if self.payments.lock().map_or(0, |p| p.len()) + names.len() > MAX_PENDING {
+            return Err(PayError::TooLarge(format!(
+                "{} chunks to pay for at once; at most {MAX_PENDING}",
+                names.len()
+            )));
+        }
+        let mut paid = Paid {
+            charged: true,
+            change: coins,
+            ..Paid::default()
+        };
+        for (batch, counts) in batches {
+            self.pay_batch(&batch, &counts, &quotes, wallet, &mut paid)
+                .await?;
+        }
+        Ok(paid)
+    }
+
+    /// One spend paying every node of `counts`, from `paid.change`.
+    async fn pay_batch(
+        &self,
+        names: &[XorName],
+        counts: &BTreeMap<PeerId, u32>,
+        quotes: &Quotes,
+        wallet: &WalletKeys,
+        paid: &mut Paid,
+    ) -> Result<(), PayError> {
+        let chunks = u32::try_from(names.len())
+            .map_err(|_| PayError::TooLarge("too many chunks in one batch".into()))?;
+        let mut entries = Vec::new();
+        let mut payees = Vec::new();
+        let mut outputs = Vec::new();
+        let mut secrets = Vec::new();
+        let mut owed: u64 = 0;
+        for (peer, &count) in counts {
+            let Some(quote) = quotes.get(peer) else {
+                continue;
+            };
+            let count = count.min(quote.quote.max_chunks);
+            let amount = quote
+                .quote
+                .price
+                .checked_mul(u64::from(count))
+                .ok_or_else(|| PayError::TooLarge("a payment overflows".into()))?;
+            let (output, secret) =
+                quote.quote.reward.pay_revealing(amount).ok_or_else(|| {
+                    PayError::TooLarge("a node's reward address is invalid".into())
+                })?;
+            owed = owed
+                .checked_add(amount)
+                .ok_or_else(|| PayError::TooLarge("the cost overflows".into()))?;
+            entries.push(Entry {
+                quote: quote.clone(),
+                count,
+            });
+            payees.push(*peer);
+            outputs.push(output);
+            secrets.push(secret);
+        }
+        // Coins enough for this batch, largest first.
+        let mut coins = std::mem::take(&mut paid.change);
+        coins.sort_by_key(Coin::amount);
+        let mut spent = Vec::new();
+        let mut total: u64 = 0;
+        while total < owed && spent.len() < safe_protocol::coin::MAX_INPUTS {
+            let Some(c) = coins.pop() else {
+                break;
+            };
+            total = total.saturating_add(c.amount());
+            spent.push(c);
+        }
+        if total < owed {
+            coins.extend(spent);
+            paid.change = coins;
+            return Err(PayError::Insufficient {
+                have: total,
+                cost: owed,
+                address: wallet.address().to_string(),
+            });
+        }
+        paid.change = coins;
+        if total > owed {
+            let back = wallet
+                .address()
+                .pay(total - owed)
+                .ok_or_else(|| PayError::TooLarge("the change address is invalid".into()))?;
+            outputs.push(back);
+        }
+        let manifest = Manifest {
+            format: PAY_FORMAT,
+            batch: batch_root(names),
+            chunks,
+            entries,
+        };
+        let genesis = spent
+            .first()
+            .and_then(|c| c.parent.as_ref().map(|p| p.spend.spend.genesis))
+            .or_else(|| quotes.values().next().map(|q| q.quote.genesis))
+            .unwrap_or_default();
+        let spend = Spend {
+            genesis,
+            inputs: spent.iter().map(|c| c.input).collect(),
+            outputs,
+            memo: manifest.hash().to_vec(),
+        };
+        let keys: Vec<&OneTimeKey> = spent.iter().map(|c| &c.key).collect();
+        let parents: Vec<CertifiedSpend> = spent.iter().filter_map(|c| c.parent.clone()).collect();
+        let signed = SignedSpend::sign(spend, &keys);
+        let certified = match self.certify(&signed, &parents).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Not certified: the coins may still be spendable (or
+                // spent by this very spend at some inputs; the wallet's
+                // next look at the network tells).
+                paid.change.extend(spent);
+                return Err(e.into());
+            }
+        };
+        // Show each payee its payment.
+        let answers = join_all(payees.iter().zip(&secrets).map(|(peer, secret)| {
+            let request = Request::Pay {
+                payment: certified.clone(),
+                manifest: manifest.clone(),
+                secret: *secret,
+            };
+            async move { (*peer, self.request(*peer, request).await) }
+        }))
+        .await;
+        for (peer, answer) in answers {
+            match answer {
+                Ok(Response::Paid { .. }) => paid.taken += 1,
+                Ok(other) => paid.refused.push(format!("{peer}: {}", other.kind())),
+                Err(e) => paid.refused.push(e.to_string()),
+            }
+        }
+        paid.payees += payees.len();
+        for (peer, secret) in payees.iter().zip(&secrets) {
+            paid.shown.push(Shown {
+                peer: *peer,
+                spend: paid.spends.len(),
+                manifest: manifest.clone(),
+                secret: *secret,
+            });
+        }
+        paid.nanos = paid.nanos.saturating_add(owed);
+        let hash = certified.spend.spend.hash();
+        if let Ok(mut pending) = self.payments.lock() {
+            for (i, (name, path)) in names.iter().zip(batch_paths(names)).enumerate() {
+                pending.insert(
+                    *name,
+                    ChunkPayment {
+                        spend: hash,
+                        index: i as u32,
+                        path,
+                    },
+                );
+            }
+        }
+        // The change of this spend pays for the next batch.
+        paid.change.extend(Coin::found(&certified, wallet));
+        paid.spends.push(certified);
+        Ok(())
+    }
+
+    /// The payment made for chunk `name`, if one is pending.
+    pub(crate) fn payment_for(&self, name: &XorName) -> Option<ChunkPayment> {
+        self.payments.lock().ok()?.get(name).cloned()
+    }
+
+    /// Forgets the payment for `name` once the chunk is stored.
+    pub(crate) fn paid(&self, name: &XorName) {
+        if let Ok(mut p) = self.payments.lock() {
+            p.remove(name);
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! A wallet on this machine (issue 17): its keys and the coins it holds,
+//! in the data directory (`wallet/`, see [`crate::home`]).
+//!
+//! ```text
+//! wallet/secret   32 random bytes (mode 0600): the wallet's keys derive from it
+//! wallet/coins    format byte, then the unspent outputs with the certified
+//!                 spends that made them, and the history (mode 0600)
+//! ```
+//!
+//! Every change is written to a new file, synced and renamed over the old
+//! one, so a crash leaves the old state or the new one, never half of
+//! either. A coin is removed only after the spend that consumes it is
+//! certified; a spend that was not certified leaves the coins in place.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use safe_protocol::coin::{CertifiedSpend, Input, Key, OutputId, WalletAddress, WalletKeys};
+use serde::{Deserialize, Serialize};
+
+use crate::home::Home;
+use crate::pay::Coin;
+
+/// Format of the coins file.
+pub const WALLET_FORMAT: u8 = 1;
+/// Largest coins file read (the history is cut to [`MAX_HISTORY`]).
+pub const MAX_WALLET_FILE: usize = 64 << 20;
+/// History lines kept (the oldest are dropped).
+pub const MAX_HISTORY: usize = 10_000;
+
+/// Why a wallet could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalletError {
+    /// Reading or writing a wallet file failed.
+    #[error("wallet {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The coins file is not one this version reads.
+    #[error("wallet {0} is damaged or of another version; it was left as it is")]
+    Corrupt(String),
+    /// The coins given are of another network.
+    #[error("these coins are of another network (genesis key) than the wallet's")]
+    OtherNetwork,
+}
+
+/// One line of the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryLine {
+    /// Unix seconds.
+    pub when: u64,
+    /// What happened: "received", "paid for storage", "sent".
+    pub what: String,
+    /// Nanos in (positive) or out (negative).
+    pub nanos: i128,
+    /// The spend, hex.
+    pub spend: String,
+}
+
+/// A coin as stored: the output (as an input names it) and its parent.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StoredCoin {
+    input: Input,
+    parent: CertifiedSpend,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct State {
+    genesis: Option<Key>,
+    coins: Vec<StoredCoin>,
+    history: Vec<HistoryLine>,
+}
+
+/// A wallet in a data directory.
+pub struct Wallet {
+    dir: PathBuf,
+    keys: WalletKeys,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Wallet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wallet")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
+    move |source| WalletError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Wallet {
+    /// The wallet of data directory `home`, made (with a new secret) if
+    /// there is none.
+    pub fn open(home: &Home) -> Result<Self, WalletError> {
+        let dir = home.dir().join("wallet");
+        let secret_path = dir.join("secret");
+        let secret: [u8; 32] = match std::fs::read(&secret_path) {
+            Ok(bytes) => bytes
+                .try_into()
+                .map_err(|_| WalletError::Corrupt(secret_path.display().to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut secret = [0u8; 32];
+                getrandom::fill(&mut secret).map_err(|e| WalletError::Io {
+                    path: secret_path.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+                crate::home::write_private(&secret_path, &secret).map_err(io(&secret_path))?;
+                secret
+            }
+            Err(e) => return Err(io(&secret_path)(e)),
+        };
+        let coins_path = dir.join("coins");
+        let state = match std::fs::read(&coins_path) {
+            Ok(bytes) => {
+                if bytes.len() > MAX_WALLET_FILE {
+                    return Err(WalletError::Corrupt(coins_path.display().to_string()));
+                }
+                safe_protocol::codec::decode(WALLET_FORMAT, &bytes, MAX_WALLET_FILE)
+                    .map_err(|_| WalletError::Corrupt(coins_path.display().to_string()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(io(&coins_path)(e)),
+        };
+        Ok(Self {
+            dir,
+            keys: WalletKeys::from_secret(&secret),
+            state: Mutex::new(state),
+        })
+    }
+
+    /// The wallet's keys.
+    pub fn keys(&self) -> &WalletKeys {
+        &self.keys
+    }
+
+    /// Where others send coins.
+    pub fn address(&self) -> WalletAddress {
+        self.keys.address()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Nanos held.
+    pub fn balance(&self) -> u64 {
+        self.state()
+            .coins
+            .iter()
+            .map(|c| c.input.amount)
+            .fold(0, u64::saturating_add)
+    }
+
+    /// The network the coins are of, once the wallet holds any.
+    pub fn genesis(&self) -> Option<Key> {
+        self.state().genesis
+    }
+
+    /// The coins held, with their keys, to spend.
+    pub fn coins(&self) -> Vec<Coin> {
+        self.state()
+            .coins
+            .iter()
+            .filter_map(|c| {
+                let index = usize::try_from(c.input.index).ok()?;
+                let output = c.parent.spend.spend.outputs.get(index)?;
+                Some(Coin {
+                    input: c.input,
+                    key: self.keys.owns(output)?,
+                    parent: Some(c.parent.clone()),
+                })
+            })
+            .collect()
+    }
+
+    /// The history, oldest first.
+    pub fn history(&self) -> Vec<HistoryLine> {
+        self.state().history.clone()
+    }
+
+    /// Takes in the outputs of `certified` that pay this wallet (those
+    /// held already are not counted twice); returns the nanos added.
+    pub fn receive(&self, certified: &CertifiedSpend, what: &str) -> Result<u64, WalletError> {
+        let found = Coin::found(certified, &self.keys);
+        self.update(|state| {
+            let genesis = certified.spend.spend.genesis;
+            if state.genesis.is_some_and(|g| g != genesis) {
+                return Err(WalletError::OtherNetwork);
+            }
+            state.genesis = Some(genesis);
+            let held: Vec<OutputId> = state.coins.iter().map(|c| c.input.id(&genesis)).collect();
+            let mut added = 0u64;
+            for coin in found {
+                if held.contains(&coin.input.id(&genesis)) {
+                    continue;
+                }
+                added = added.saturating_add(coin.amount());
+                state.coins.push(StoredCoin {
+                    input: coin.input,
+                    parent: certified.clone(),
+                });
+            }
+            if added > 0 {
+                push_history(state, what, i128::from(added), certified);
+            }
+            Ok(added)
+        })
+    }
+
+    /// Records that `spends` (certified) consumed some of the wallet's
+    /// coins and left it `change`: the spent coins go, the change comes.
+    pub fn spent(
+        &self,
+        spends: &[CertifiedSpend],
+        change: &[Coin],
+        paid: u64,
+        what: &str,
+    ) -> Result<(), WalletError> {
+        self.update(|state| {
+            let Some(genesis) = state
+                .genesis
+                .or_else(|| spends.first().map(|s| s.spend.spend.genesis))
+            else {
+                return Ok(());
+            };
+            state.genesis = Some(genesis);
+            let consumed: Vec<OutputId> = spends
+                .iter()
+                .flat_map(|s| s.spend.spend.inputs.iter().map(|i| i.id(&genesis)))
+                .collect();
+            state
+                .coins
+                .retain(|c| !consumed.contains(&c.input.id(&genesis)));
+            let held: Vec<OutputId> = state.coins.iter().map(|c| c.input.id(&genesis)).collect();
+            for coin in change {
+                if consumed.contains(&coin.input.id(&genesis))
+                    || held.contains(&coin.input.id(&genesis))
+                {
+                    continue;
+                }
+                if let Some(parent) = &coin.parent {
+                    state.coins.push(StoredCoin {
+                        input: coin.input,
+                        parent: parent.clone(),
+                    });
+                }
+            }
+            if let Some(last) = spends.last() {
+                push_history(state, what, -i128::from(paid), last);
+            }
+            Ok(())
+        })
+    }
+
+    fn update<T>(
+        &self,
+        f: impl FnOnce(&mut State) -> Result<T, WalletError>,
+    ) -> Result<T, WalletError> {
+        let mut state = self.state();
+        let mut next = state.clone();
+        let out = f(&mut next)?;
+        let path = self.dir.join("coins");
+        let bytes = safe_protocol::codec::encode(WALLET_FORMAT, &next)
+            .map_err(|e| WalletError::Corrupt(e.to_string()))?;
+        crate::home::write_private(&path, &bytes).map_err(io(&path))?;
+        *state = next;
+        Ok(out)
+    }
+}
+
+fn push_history(state: &mut State, what: &str, nanos: i128, spend: &CertifiedSpend) {
+    state.history.push(HistoryLine {
+        when: now(),
+        what: what.to_string(),
+        nanos,
+        spend: spend.spend.spend.hash().to_string(),
+    });
+    if state.history.len() > MAX_HISTORY {
+        let extra = state.history.len() - MAX_HISTORY;
+        state.history.drain(..extra);
+    }
+}

@@ -1,0 +1,233 @@
+//! Paying for storage on an in-process network of real nodes on
+//! 127.0.0.1 (issue 17, `docs/DESIGN-currency.md`, "Paying for storage,
+//! version 1"): an unpaid put is refused, an upload is paid in one spend
+//! and the nodes' recorded earnings rise by exactly what the client paid,
+//! a replayed payment earns nothing more, re-puts are free, and a payment
+//! covers only its own batch at its own payees.
+
+use std::sync::{Arc, Mutex};
+
+use safe_client::pay::{Coin, PayError};
+use safe_client::{ChunkStore, Connection, StoreError, files};
+use safe_protocol::coin::pay::{ChunkPayment, PaymentError};
+use safe_protocol::coin::{
+    CertifiedSpend, GENESIS_AMOUNT, Input, NANOS_PER_COIN, OneTimeKey, Parent, SignedSpend, Spend,
+    WalletKeys,
+};
+use safe_protocol::messages::{Request, Response};
+use safe_protocol::mutable::SigningKey;
+use safe_protocol::{Chunk, XorName};
+use safe_selfenc::Config;
+use safe_testkit::{bytes_for, client, start, testnet_config};
+
+/// Chunks kept in memory: an upload's chunks, to pay for before they are
+/// put.
+#[derive(Default)]
+struct Collect(Mutex<Vec<Chunk>>);
+
+impl ChunkStore for Collect {
+    async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
+        self.0.lock().unwrap().push(chunk);
+        Ok(())
+    }
+
+    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|c| c.name() == &name)
+            .cloned()
+            .ok_or(StoreError::NotFound(name))
+    }
+}
+
+/// The chunks of `data` self-encrypted, in the order an upload puts them.
+async fn chunks_of(data: Vec<u8>) -> (Vec<Chunk>, safe_protocol::Address) {
+    let store = Arc::new(Collect::default());
+    let size = data.len() as u64;
+    let report = files::put_reader(
+        store.clone(),
+        std::io::Cursor::new(data),
+        size,
+        Config::default(),
+        Arc::new(|_| {}),
+    )
+    .await
+    .unwrap();
+    let chunks = store.0.lock().unwrap().clone();
+    (chunks, report.address)
+}
+
+/// Nanos the nodes recorded as earned from `spends`.
+fn earned(net: &safe_node::testnet::Testnet, spends: &[CertifiedSpend]) -> u64 {
+    let hashes: Vec<[u8; 32]> = spends.iter().map(|s| s.spend.spend.hash().0).collect();
+    net.nodes()
+        .flat_map(|n| n.store().earnings().unwrap())
+        .filter(|e| hashes.contains(&e.spend))
+        .map(|e| e.amount)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis_key = SigningKey::from_bytes(&[42; 32]);
+    let genesis = genesis_key.verifying_key().to_bytes();
+    let mut config = testnet_config(dir.path(), 12);
+    config.node.genesis = Some(genesis);
+    let net = start(config).await;
+    let c: Arc<Connection> = client(&net).await;
+    let alice = WalletKeys::from_secret(&[1; 32]);
+
+    // Alice is given 10 coins from the genesis output.
+    let genesis_coin = Coin {
+        input: Input {
+            parent: Parent::Genesis,
+            index: 0,
+            amount: GENESIS_AMOUNT,
+            owner: genesis,
+        },
+        key: OneTimeKey::from_signing_key(&genesis_key),
+        parent: None,
+    };
+    let funded = 10 * NANOS_PER_COIN;
+    let spend = Spend {
+        genesis,
+        inputs: vec![genesis_coin.input],
+        outputs: vec![
+            alice.address().pay(funded).unwrap(),
+            WalletKeys::from_secret(&[9; 32])
+                .address()
+                .pay(GENESIS_AMOUNT - funded)
+                .unwrap(),
+        ],
+        memo: Vec::new(),
+    };
+    let signed = SignedSpend::sign(spend, &[&genesis_coin.key]);
+    let funding = c.certify(&signed, &[]).await.unwrap();
+    let coins = Coin::found(&funding, &alice);
+    assert_eq!(coins.len(), 1);
+
+    // An upload of 3 MiB and a bit: its chunks, known before any is put.
+    let data = bytes_for(17, 3 * 1024 * 1024 + 4321);
+    let (chunks, address) = chunks_of(data.clone()).await;
+    let names: Vec<XorName> = chunks.iter().map(|c| *c.name()).collect();
+
+    // Unpaid, a new chunk is refused, saying why, and nobody stores it.
+    let err = c.put(chunks[0].clone()).await.unwrap_err().to_string();
+    assert!(err.contains("no payment for this chunk"), "{err}");
+    assert!(net.nodes().all(|n| !n.holds(&names[0])));
+
+    // The price, and a limit under it refused with nothing spent.
+    let price = c.price_of(&names).await.unwrap();
+    assert!(price > 0);
+    match c.pay_for(&names, coins, &alice, Some(price - 1)).await {
+        Err(PayError::OverLimit { cost, limit }) => {
+            assert_eq!((cost, limit), (price, price - 1));
+        }
+        other => panic!("over the limit: {other:?}"),
+    }
+    let coins = Coin::found(&funding, &alice);
+
+    // Paid in one spend, every payee takes its payment, every chunk is
+    // stored, and the file reads back.
+    let paid = c.pay_for(&names, coins, &alice, Some(price)).await.unwrap();
+    assert!(paid.charged);
+    assert_eq!(paid.spends.len(), 1, "one spend for the whole upload");
+    assert_eq!(paid.taken, paid.payees, "refused: {:?}", paid.refused);
+    assert_eq!(paid.nanos, price);
+    for chunk in &chunks {
+        c.put(chunk.clone()).await.unwrap();
+    }
+    assert_eq!(safe_testkit::get(&c, &address).await, data);
+
+    // The nodes earned exactly what alice paid, and alice kept the rest.
+    assert_eq!(earned(&net, &paid.spends), paid.nanos);
+    let left: u64 = paid.change.iter().map(Coin::amount).sum();
+    assert_eq!(left, funded - paid.nanos);
+
+    // A replayed payment earns nothing more and credits nothing more; a
+    // payee's secret does not open another payee's output.
+    let spend = &paid.spends[0];
+    let hash = spend.spend.spend.hash().0;
+    let shown = &paid.shown[0];
+    let payee = net.nodes().find(|n| n.peer_id() == shown.peer).unwrap();
+    let before = payee.store().credit(&hash).unwrap().unwrap();
+    let pay = |to: safe_network::libp2p::PeerId, secret: [u8; 32]| {
+        c.request(
+            to,
+            Request::Pay {
+                payment: spend.clone(),
+                manifest: shown.manifest.clone(),
+                secret,
+            },
+        )
+    };
+    match pay(shown.peer, shown.secret).await.unwrap() {
+        Response::Paid { remaining } => assert_eq!(remaining, before.remaining),
+        other => panic!("a replay: {other:?}"),
+    }
+    let second = &paid.shown[1];
+    let answer = pay(second.peer, shown.secret).await.unwrap();
+    assert!(
+        matches!(answer, Response::PaymentRefused(PaymentError::WrongPayee)),
+        "another payee's secret: {answer:?}"
+    );
+    let mut stale = shown.manifest.clone();
+    stale.chunks += 1;
+    let answer = c
+        .request(
+            shown.peer,
+            Request::Pay {
+                payment: spend.clone(),
+                manifest: stale,
+                secret: shown.secret,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, Response::PaymentRefused(PaymentError::Malformed(_))),
+        "a manifest that is not the memo: {answer:?}"
+    );
+    assert_eq!(payee.store().credit(&hash).unwrap().unwrap(), before);
+    assert_eq!(earned(&net, &paid.spends), paid.nanos);
+
+    // Re-putting what is stored is free: no payment is pending, and every
+    // chunk is taken.
+    for chunk in &chunks {
+        c.put(chunk.clone()).await.unwrap();
+    }
+
+    // The payment covers its batch only: another chunk with a path from
+    // it is refused.
+    let other = Chunk::new(bytes_for(99, 1000)).unwrap();
+    let holder = c.lookup_group(other.name()).await[0];
+    let answer = c
+        .request(
+            holder,
+            Request::PutChunk {
+                bytes: other.bytes().clone(),
+                replicate: false,
+                payment: Some(ChunkPayment {
+                    spend: spend.spend.spend.hash(),
+                    index: 0,
+                    path: Vec::new(),
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            answer,
+            Response::PaymentRefused(PaymentError::NotInBatch | PaymentError::UnknownPayment)
+        ),
+        "{answer:?}"
+    );
+    assert!(!net.nodes().any(|n| n.holds(other.name())));
+
+    c.shutdown().await;
+    net.down().await;
+}
