@@ -151,6 +151,9 @@ enum Backend {
 pub struct Client {
     backend: Backend,
     caches: Option<Arc<Caches>>,
+    /// Pays for storage from the data directory's wallet when the network
+    /// charges ([`crate::pay`]).
+    payer: Arc<crate::pay::Payer>,
 }
 
 impl Client {
@@ -177,7 +180,9 @@ impl Client {
             Bootstrap::given(options.peers)
         };
         let connection = Connection::connect(&bootstrap, options.close_group).await?;
-        Ok(Self::from(connection))
+        let mut client = Self::from(connection);
+        client.payer = Arc::new(crate::pay::Payer::new(options.home));
+        Ok(client)
     }
 
     /// This network client in anonymous mode: chunks are read through
@@ -197,11 +202,13 @@ impl Client {
                 Self {
                     backend: Backend::Anonymous(Arc::new(store)),
                     caches: self.caches,
+                    payer: self.payer,
                 }
             }
             backend => Self {
                 backend,
                 caches: self.caches,
+                payer: self.payer,
             },
         }
     }
@@ -228,6 +235,7 @@ impl Client {
         Ok(Self {
             backend: Backend::Anonymous(Arc::new(store)),
             caches: None,
+            payer: Arc::new(crate::pay::Payer::new(options.home)),
         })
     }
 
@@ -284,7 +292,47 @@ impl Client {
     /// (`/dev/stdin`) is read to its end first.
     pub async fn put_file(&self, path: &Path, options: &PutOptions) -> Result<PutReport, PutError> {
         let (config, progress) = options.split();
+        let meta = std::fs::metadata(path);
+        if let (Some(c), Ok(meta)) = (self.paying().await, meta)
+            && meta.is_file()
+        {
+            // The whole upload paid in one payment: its chunks' names first
+            // (a pass of self-encryption that stores nothing).
+            let names = Arc::new(files::Names::default());
+            files::put_file(names.clone(), path, config.clone(), Arc::new(|_| {})).await?;
+            let paid = self.pay_for(c, &names.take()).await?;
+            let mut report = files::put_file(self.store(), path, config, progress).await?;
+            report.paid_nanos = paid;
+            return Ok(report);
+        }
         files::put_file(self.store(), path, config, progress).await
+    }
+
+    /// The connection, if storing on it is paid for.
+    async fn paying(&self) -> Option<&Connection> {
+        match &self.backend {
+            Backend::Network(c) => self.payer.charges(c).await.map(|_| c),
+            _ => None,
+        }
+    }
+
+    async fn pay_for(&self, c: &Connection, names: &[XorName]) -> Result<u64, PutError> {
+        self.payer
+            .pay_names(c, names)
+            .await
+            .map_err(|e| PutError::Store(StoreError::Payment(e.to_string())))
+    }
+
+    /// What pays for this client's storage.
+    pub fn payer(&self) -> &crate::pay::Payer {
+        &self.payer
+    }
+
+    /// This client, paying for storage from the wallet of data directory
+    /// `home` (by default, that of the environment).
+    pub fn paying_from(mut self, home: Home) -> Self {
+        self.payer = Arc::new(crate::pay::Payer::new(home));
+        self
     }
 
     /// Self-encrypts everything `reader` yields (standard input, say);
@@ -311,13 +359,30 @@ impl Client {
         secret: Option<&Secret>,
     ) -> Result<PutReport, PutError> {
         let size = bytes.len() as u64;
-        let reader = std::io::Cursor::new(bytes);
+        let bytes: Arc<[u8]> = bytes.into();
         let options = PutOptions {
             secret: secret.cloned(),
             progress: None,
         };
         let (config, progress) = options.split();
-        files::put_reader(self.store(), reader, size, config, progress).await
+        let mut paid = 0;
+        if let Some(c) = self.paying().await {
+            let names = Arc::new(files::Names::default());
+            let reader = std::io::Cursor::new(bytes.clone());
+            files::put_reader(
+                names.clone(),
+                reader,
+                size,
+                config.clone(),
+                progress.clone(),
+            )
+            .await?;
+            paid = self.pay_for(c, &names.take()).await?;
+        }
+        let reader = std::io::Cursor::new(bytes);
+        let mut report = files::put_reader(self.store(), reader, size, config, progress).await?;
+        report.paid_nanos = paid;
+        Ok(report)
     }
 
     /// Looks a file or chunk address up and prepares to read it
@@ -600,6 +665,7 @@ impl From<Connection> for Client {
         Self {
             backend: Backend::Network(c),
             caches: None,
+            payer: Arc::new(crate::pay::Payer::new(Home::from_env())),
         }
     }
 }
@@ -609,6 +675,7 @@ impl From<LocalStore> for Client {
         Self {
             backend: Backend::Local(s),
             caches: None,
+            payer: Arc::new(crate::pay::Payer::new(Home::from_env())),
         }
     }
 }
@@ -616,7 +683,15 @@ impl From<LocalStore> for Client {
 impl ChunkStore for Client {
     async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
         match &self.backend {
-            Backend::Network(c) => c.put(chunk).await,
+            Backend::Network(c) => {
+                if c.payment_for(chunk.name()).is_none() && self.payer.charges(c).await.is_some() {
+                    self.payer
+                        .ensure_paid(c, *chunk.name())
+                        .await
+                        .map_err(|e| StoreError::Payment(e.to_string()))?;
+                }
+                c.put(chunk).await
+            }
             Backend::Local(s) => s.put(chunk).await,
             Backend::Anonymous(a) => a.put(chunk).await,
         }

@@ -49,6 +49,38 @@ pub struct PutReport {
     pub chunks: u64,
     /// Bytes of all those chunks.
     pub stored_bytes: u64,
+    /// Nanos paid to store it (0 on a network that does not charge, or
+    /// when every chunk was stored already).
+    pub paid_nanos: u64,
+}
+
+/// A [`ChunkStore`] that keeps only the names of what is put, in order:
+/// the first pass of a paid upload, which learns what it will store (and
+/// so what to pay for) before storing anything.
+#[derive(Default)]
+pub struct Names(std::sync::Mutex<Vec<XorName>>);
+
+impl Names {
+    /// The names put so far, in order; the list is emptied.
+    pub fn take(&self) -> Vec<XorName> {
+        self.0
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
+}
+
+impl ChunkStore for Names {
+    async fn put(&self, chunk: Chunk) -> Result<(), StoreError> {
+        if let Ok(mut n) = self.0.lock() {
+            n.push(*chunk.name());
+        }
+        Ok(())
+    }
+
+    async fn get(&self, name: XorName) -> Result<Chunk, StoreError> {
+        Err(StoreError::NotFound(name))
+    }
 }
 
 /// Why a put failed.
@@ -273,6 +305,7 @@ pub async fn put_reader<S: ChunkStore, R: Read + Send + 'static>(
         size,
         chunks: chunks + 1,
         stored_bytes: stored_bytes + root_len,
+        paid_nanos: 0,
     })
 }
 

@@ -11,8 +11,8 @@ use futures::future::join_all;
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::coin::pay::{
-    ChunkPayment, Entry, MAX_PAYEES, Manifest, PAY_FORMAT, PaymentError, SignedQuote, batch_paths,
-    batch_root,
+    ChunkPayment, Entry, MAX_PAYEES, MAX_QUOTE_NAMES, Manifest, PAY_FORMAT, PaymentError,
+    SignedQuote, batch_paths, batch_root,
 };
 use safe_protocol::coin::{
     CertifiedSpend, Input, OneTimeKey, Parent, SignedSpend, Spend, WalletKeys,
@@ -107,6 +107,9 @@ pub enum PayError {
     /// Too many payees, chunks or pending payments.
     #[error("{0}")]
     TooLarge(String),
+    /// The wallet could not be read or written.
+    #[error(transparent)]
+    Wallet(#[from] crate::wallet::WalletError),
 }
 
 /// What paying for a batch did.
@@ -148,26 +151,77 @@ pub struct Shown {
 /// The quote of each node that gave one.
 type Quotes = HashMap<PeerId, SignedQuote>;
 
+/// Each chunk's close group, each member's quote, and which members hold
+/// which chunks already.
+struct Survey {
+    groups: BTreeMap<XorName, Vec<PeerId>>,
+    quotes: Quotes,
+    held: HashSet<(PeerId, XorName)>,
+}
+
+impl Survey {
+    /// The members of `name`'s group that quoted and lack it: who is to
+    /// be paid for it.
+    fn payees(&self, name: &XorName) -> Vec<PeerId> {
+        self.groups
+            .get(name)
+            .map(|g| {
+                g.iter()
+                    .filter(|p| self.quotes.contains_key(p) && !self.held.contains(&(**p, *name)))
+                    .copied()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 impl Connection {
-    /// `peer`'s quote, `Ok(None)` on a network that does not charge.
-    pub async fn quote(&self, peer: PeerId) -> Result<Option<SignedQuote>, String> {
-        match self.request(peer, Request::Quote).await {
-            Ok(Response::Quote(q)) if q.valid() => Ok(Some(q)),
-            Ok(Response::Quote(_)) => Err(format!("{peer}: a quote not signed by its node")),
+    /// `peer`'s quote, and which of `names` it holds; `Ok(None)` on a
+    /// network that does not charge.
+    pub async fn quote_for(
+        &self,
+        peer: PeerId,
+        names: Vec<XorName>,
+    ) -> Result<Option<(SignedQuote, Vec<bool>)>, String> {
+        let asked = names.len();
+        match self.request(peer, Request::Quote { names }).await {
+            Ok(Response::Quote { quote, held }) if quote.valid() && held.len() == asked => {
+                Ok(Some((quote, held)))
+            }
+            Ok(Response::Quote { .. }) => Err(format!("{peer}: a quote not signed by its node")),
             Ok(Response::PaymentRefused(PaymentError::Free)) => Ok(None),
             Ok(other) => Err(format!("{peer}: {}", other.kind())),
             Err(e) => Err(e.to_string()),
         }
     }
 
+    /// `peer`'s quote, `Ok(None)` on a network that does not charge.
+    pub async fn quote(&self, peer: PeerId) -> Result<Option<SignedQuote>, String> {
+        Ok(self.quote_for(peer, Vec::new()).await?.map(|(q, _)| q))
+    }
+
+    /// The network's genesis key if it charges for storage (asked of the
+    /// nodes this client knows, until one answers), else `None`.
+    pub async fn charges(&self) -> Option<safe_protocol::coin::Key> {
+        for peer in self.net.routing_peers().await.into_iter().take(8) {
+            match self.quote(peer).await {
+                Ok(Some(q)) => return Some(q.quote.genesis),
+                Ok(None) => return None,
+                Err(e) => tracing::debug!(%peer, "no quote: {e}"),
+            }
+        }
+        None
+    }
+
     /// What storing the chunks `names` would cost now, in nanos (0 on a
-    /// free network), without paying: each chunk's close group's quotes.
+    /// free network, and nothing for a chunk a node holds already),
+    /// without paying.
     pub async fn price_of(&self, names: &[XorName]) -> Result<u64, PayError> {
-        let (groups, quotes) = self.groups_and_quotes(names).await?;
+        let survey = self.survey(names).await;
         let mut cost: u128 = 0;
-        for group in groups.values() {
-            for peer in group {
-                if let Some(q) = quotes.get(peer) {
+        for name in survey.groups.keys() {
+            for peer in survey.payees(name) {
+                if let Some(q) = survey.quotes.get(&peer) {
                     cost += u128::from(q.quote.price);
                 }
             }
@@ -175,10 +229,7 @@ impl Connection {
         u64::try_from(cost).map_err(|_| PayError::TooLarge("the cost overflows".into()))
     }
 
-    async fn groups_and_quotes(
-        &self,
-        names: &[XorName],
-    ) -> Result<(BTreeMap<XorName, Vec<PeerId>>, Quotes), PayError> {
+    async fn survey(&self, names: &[XorName]) -> Survey {
         let unique: Vec<XorName> = {
             let mut seen = HashSet::new();
             names.iter().copied().filter(|n| seen.insert(*n)).collect()
@@ -191,24 +242,51 @@ impl Connection {
         .await
         .into_iter()
         .collect();
-        let peers: HashSet<PeerId> = groups.values().flatten().copied().collect();
-        let answers = join_all(
-            peers
-                .iter()
-                .map(|&p| async move { (p, self.quote(p).await) }),
-        )
-        .await;
-        let mut quotes = Quotes::new();
-        for (peer, answer) in answers {
-            match answer {
-                Ok(Some(q)) => {
-                    quotes.insert(peer, q);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::debug!(%peer, "no quote: {e}"),
+        let mut asks: HashMap<PeerId, Vec<XorName>> = HashMap::new();
+        for (name, group) in &groups {
+            for peer in group {
+                asks.entry(*peer).or_default().push(*name);
             }
         }
-        Ok((groups, quotes))
+        let answers = join_all(asks.into_iter().flat_map(|(peer, names)| {
+            names
+                .chunks(MAX_QUOTE_NAMES)
+                .map(|part| {
+                    let part = part.to_vec();
+                    async move { (peer, part.clone(), self.quote_for(peer, part).await) }
+                })
+                .collect::<Vec<_>>()
+        }))
+        .await;
+        let mut quotes = Quotes::new();
+        let mut held = HashSet::new();
+        let mut failed = HashSet::new();
+        for (peer, names, answer) in answers {
+            match answer {
+                Ok(Some((q, has))) => {
+                    quotes.entry(peer).or_insert(q);
+                    for (name, h) in names.iter().zip(has) {
+                        if h {
+                            held.insert((peer, *name));
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(%peer, "no quote: {e}");
+                    failed.insert(peer);
+                }
+            }
+        }
+        // A member that failed on part of its names is not paid at all.
+        for peer in failed {
+            quotes.remove(&peer);
+        }
+        Survey {
+            groups,
+            quotes,
+            held,
+        }
     }
 
     /// Pays for storing the chunks `names` (an upload's, in order) from
@@ -227,7 +305,8 @@ impl Connection {
             let mut seen = HashSet::new();
             names.iter().copied().filter(|n| seen.insert(*n)).collect()
         };
-        let (groups, quotes) = self.groups_and_quotes(&names).await?;
+        let survey = self.survey(&names).await;
+        let quotes = &survey.quotes;
         if quotes.is_empty() {
             return Ok(Paid {
                 change: coins,
@@ -237,16 +316,16 @@ impl Connection {
         // Cut the upload into batches of at most MAX_PAYEES payees.
         let mut batches: Vec<(Vec<XorName>, BTreeMap<PeerId, u32>)> = Vec::new();
         for name in &names {
-            let group: Vec<PeerId> = groups
-                .get(name)
-                .map(|g| {
-                    g.iter()
-                        .filter(|p| quotes.contains_key(p))
-                        .copied()
-                        .collect()
-                })
-                .unwrap_or_default();
+            let group = survey.payees(name);
             if group.is_empty() {
+                if survey
+                    .groups
+                    .get(name)
+                    .is_some_and(|g| g.iter().any(|p| survey.held.contains(&(*p, *name))))
+                {
+                    // Held by every member that quoted: stored free.
+                    continue;
+                }
                 return Err(PayError::NoQuotes(*name));
             }
             let fits = batches.last().is_some_and(|(_, counts)| {
@@ -297,7 +376,7 @@ impl Connection {
             ..Paid::default()
         };
         for (batch, counts) in batches {
-            self.pay_batch(&batch, &counts, &quotes, wallet, &mut paid)
+            self.pay_batch(&batch, &counts, quotes, wallet, &mut paid)
                 .await?;
         }
         Ok(paid)
@@ -459,5 +538,141 @@ impl Connection {
         if let Ok(mut p) = self.payments.lock() {
             p.remove(name);
         }
+    }
+}
+
+/// Pays for what a [`crate::Client`] stores, from the wallet in its data
+/// directory, when the network charges: a whole upload at once where the
+/// chunks are known first ([`Payer::pay_names`]), else the chunks put at
+/// about the same moment in one batch ([`Payer::ensure_paid`]).
+pub struct Payer {
+    home: crate::home::Home,
+    max_cost: std::sync::Mutex<Option<u64>>,
+    /// The network's genesis key if it charges (asked once).
+    charges: tokio::sync::OnceCell<Option<safe_protocol::coin::Key>>,
+    /// One payment at a time (they spend the same coins).
+    gate: tokio::sync::Mutex<()>,
+    /// Chunks waiting for the next batch payment.
+    waiting: std::sync::Mutex<Vec<XorName>>,
+    /// Nanos paid so far.
+    paid: std::sync::atomic::AtomicU64,
+}
+
+impl std::fmt::Debug for Payer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Payer").finish_non_exhaustive()
+    }
+}
+
+/// How long a put that needs paying for waits for others to join its
+/// batch.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
+/// Most chunks one lazily gathered batch pays for.
+const MAX_LAZY_BATCH: usize = 4096;
+
+impl Payer {
+    /// Paying from the wallet of `home`.
+    pub fn new(home: crate::home::Home) -> Self {
+        Self {
+            home,
+            max_cost: std::sync::Mutex::new(None),
+            charges: tokio::sync::OnceCell::new(),
+            gate: tokio::sync::Mutex::new(()),
+            waiting: std::sync::Mutex::new(Vec::new()),
+            paid: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Refuses any one payment over `max` nanos (`--max-cost`).
+    pub fn set_max_cost(&self, max: Option<u64>) {
+        if let Ok(mut m) = self.max_cost.lock() {
+            *m = max;
+        }
+    }
+
+    /// Nanos paid through this payer so far.
+    pub fn paid(&self) -> u64 {
+        self.paid.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The network's genesis key if it charges.
+    pub async fn charges(&self, conn: &Connection) -> Option<safe_protocol::coin::Key> {
+        *self.charges.get_or_init(|| conn.charges()).await
+    }
+
+    /// The wallet of this payer's data directory on `conn`'s network, if
+    /// it charges.
+    pub async fn wallet(
+        &self,
+        conn: &Connection,
+    ) -> Result<Option<crate::wallet::Wallet>, PayError> {
+        match self.charges(conn).await {
+            Some(genesis) => Ok(Some(crate::wallet::Wallet::open(&self.home, &genesis)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Pays for storing `names`, unless the network is free.
+    pub async fn pay_names(&self, conn: &Connection, names: &[XorName]) -> Result<u64, PayError> {
+        let Some(wallet) = self.wallet(conn).await? else {
+            return Ok(0);
+        };
+        let _one = self.gate.lock().await;
+        let names: Vec<XorName> = names
+            .iter()
+            .filter(|n| conn.payment_for(n).is_none())
+            .copied()
+            .collect();
+        self.pay_with(conn, &wallet, &names).await
+    }
+
+    async fn pay_with(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+        names: &[XorName],
+    ) -> Result<u64, PayError> {
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let max = self.max_cost.lock().ok().and_then(|m| *m);
+        let paid = conn
+            .pay_for(names, wallet.coins(), wallet.keys(), max)
+            .await?;
+        if paid.charged && !paid.spends.is_empty() {
+            wallet.spent(&paid.spends, &paid.change, paid.nanos, "paid for storage")?;
+            self.paid
+                .fetch_add(paid.nanos, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(paid.nanos)
+    }
+
+    /// Makes sure chunk `name` is paid for before it is put: joins the
+    /// batch being gathered, and the first put to get the gate pays for
+    /// every chunk waiting.
+    pub async fn ensure_paid(&self, conn: &Connection, name: XorName) -> Result<(), PayError> {
+        let Some(wallet) = self.wallet(conn).await? else {
+            return Ok(());
+        };
+        if let Ok(mut w) = self.waiting.lock()
+            && w.len() < MAX_LAZY_BATCH
+        {
+            w.push(name);
+        }
+        let _one = self.gate.lock().await;
+        if conn.payment_for(&name).is_some() {
+            return Ok(());
+        }
+        tokio::time::sleep(BATCH_WINDOW).await;
+        let mut names: Vec<XorName> = self
+            .waiting
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        if !names.contains(&name) {
+            names.push(name);
+        }
+        names.retain(|n| conn.payment_for(n).is_none());
+        self.pay_with(conn, &wallet, &names).await.map(|_| ())
     }
 }

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// The store refuses new data.
     #[error("store is full: {0}")]
     Full(String),
+    /// Storing needs paying for, and the payment could not be made.
+    #[error("{0}")]
+    Payment(String),
 }
 
 /// Somewhere chunks can be put and got by name.

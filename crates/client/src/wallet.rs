@@ -2,9 +2,10 @@
 //! in the data directory (`wallet/`, see [`crate::home`]).
 //!
 //! ```text
-//! wallet/secret   32 random bytes (mode 0600): the wallet's keys derive from it
-//! wallet/coins    format byte, then the unspent outputs with the certified
-//!                 spends that made them, and the history (mode 0600)
+//! wallet/secret         32 random bytes (mode 0600): the wallet's keys derive from it
+//! wallet/coins-<net>    format byte, then the unspent outputs on network <net>
+//!                       (the first 8 bytes of its genesis key, hex) with the
+//!                       certified spends that made them, and the history (0600)
 //! ```
 //!
 //! Every change is written to a new file, synced and renamed over the old
@@ -77,7 +78,7 @@ struct State {
 
 /// A wallet in a data directory.
 pub struct Wallet {
-    dir: PathBuf,
+    coins_path: PathBuf,
     keys: WalletKeys,
     state: Mutex<State>,
 }
@@ -85,7 +86,7 @@ pub struct Wallet {
 impl std::fmt::Debug for Wallet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Wallet")
-            .field("dir", &self.dir)
+            .field("coins", &self.coins_path)
             .finish_non_exhaustive()
     }
 }
@@ -104,10 +105,10 @@ fn now() -> u64 {
 }
 
 impl Wallet {
-    /// The wallet of data directory `home`, made (with a new secret) if
-    /// there is none.
-    pub fn open(home: &Home) -> Result<Self, WalletError> {
-        let dir = home.dir().join("wallet");
+    /// The wallet of data directory `home` on the network whose genesis
+    /// key is `genesis`, made (with a new secret) if there is none.
+    pub fn open(home: &Home, genesis: &Key) -> Result<Self, WalletError> {
+        let dir = home.wallet_dir();
         let secret_path = dir.join("secret");
         let secret: [u8; 32] = match std::fs::read(&secret_path) {
             Ok(bytes) => bytes
@@ -124,7 +125,7 @@ impl Wallet {
             }
             Err(e) => return Err(io(&secret_path)(e)),
         };
-        let coins_path = dir.join("coins");
+        let coins_path = dir.join(format!("coins-{}", hex::encode(&genesis[..8])));
         let state = match std::fs::read(&coins_path) {
             Ok(bytes) => {
                 if bytes.len() > MAX_WALLET_FILE {
@@ -137,7 +138,7 @@ impl Wallet {
             Err(e) => return Err(io(&coins_path)(e)),
         };
         Ok(Self {
-            dir,
+            coins_path,
             keys: WalletKeys::from_secret(&secret),
             state: Mutex::new(state),
         })
@@ -276,10 +277,10 @@ impl Wallet {
         let mut state = self.state();
         let mut next = state.clone();
         let out = f(&mut next)?;
-        let path = self.dir.join("coins");
+        let path = &self.coins_path;
         let bytes = safe_protocol::codec::encode(WALLET_FORMAT, &next)
             .map_err(|e| WalletError::Corrupt(e.to_string()))?;
-        crate::home::write_private(&path, &bytes).map_err(io(&path))?;
+        crate::home::write_private(path, &bytes).map_err(io(path))?;
         *state = next;
         Ok(out)
     }

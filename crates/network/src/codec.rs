@@ -17,7 +17,7 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use safe_protocol::account::AccountFetch;
 use safe_protocol::coin::pay::{
-    ChunkPayment, MAX_PATH, MAX_PAYEES, Manifest, PaymentError, SignedQuote,
+    ChunkPayment, MAX_PATH, MAX_PAYEES, MAX_QUOTE_NAMES, Manifest, PaymentError, SignedQuote,
 };
 use safe_protocol::coin::{CertifiedSpend, MAX_INPUTS, SignedSpend, SpendError, Vote};
 use safe_protocol::messages::{
@@ -81,7 +81,9 @@ enum RequestRef<'a> {
     GetSpend {
         address: XorName,
     },
-    Quote,
+    Quote {
+        names: Vec<XorName>,
+    },
     Pay {
         payment: CertifiedSpend,
         manifest: Manifest,
@@ -106,7 +108,7 @@ enum ResponseRef<'a> {
     Voted(Vote),
     SpendRefused(SpendError),
     HeldSpend { spend: SignedSpend, vote: Vote },
-    Quote(SignedQuote),
+    Quote { quote: SignedQuote, held: Vec<bool> },
     Paid { remaining: u32 },
     PaymentRefused(PaymentError),
 }
@@ -437,7 +439,13 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
             sequencer,
         },
         RequestRef::GetSpend { address } => Request::GetSpend { address },
-        RequestRef::Quote => Request::Quote,
+        RequestRef::Quote { names } if names.len() > MAX_QUOTE_NAMES => {
+            return Err(invalid_data(format!(
+                "a quote for {} names, over the limit of {MAX_QUOTE_NAMES}",
+                names.len()
+            )));
+        }
+        RequestRef::Quote { names } => Request::Quote { names },
         RequestRef::Pay { ref manifest, .. } if manifest.entries.len() > MAX_PAYEES => {
             return Err(invalid_data(format!(
                 "{} payees, over the limit of {MAX_PAYEES}",
@@ -497,7 +505,13 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
         ResponseRef::Voted(v) => Response::Voted(v),
         ResponseRef::SpendRefused(e) => Response::SpendRefused(e),
         ResponseRef::HeldSpend { spend, vote } => Response::HeldSpend { spend, vote },
-        ResponseRef::Quote(q) => Response::Quote(q),
+        ResponseRef::Quote { held, .. } if held.len() > MAX_QUOTE_NAMES => {
+            return Err(invalid_data(format!(
+                "a quote for {} names, over the limit of {MAX_QUOTE_NAMES}",
+                held.len()
+            )));
+        }
+        ResponseRef::Quote { quote, held } => Response::Quote { quote, held },
         ResponseRef::Paid { remaining } => Response::Paid { remaining },
         ResponseRef::PaymentRefused(e) => Response::PaymentRefused(e),
     })
@@ -718,7 +732,9 @@ mod tests {
             },
             sig: vec![3; 64],
         };
-        roundtrip_request(Request::Quote);
+        roundtrip_request(Request::Quote {
+            names: vec![XorName([6; 32])],
+        });
         roundtrip_request(Request::Pay {
             payment: CertifiedSpend {
                 spend: spend.clone(),
@@ -735,7 +751,10 @@ mod tests {
             },
             secret: [5; 32],
         });
-        roundtrip_response(Response::Quote(quote));
+        roundtrip_response(Response::Quote {
+            quote,
+            held: vec![true, false],
+        });
         roundtrip_response(Response::Paid { remaining: 7 });
         roundtrip_response(Response::PaymentRefused(PaymentError::Exhausted));
         roundtrip_response(Response::HeldSpend { spend, vote });

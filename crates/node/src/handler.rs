@@ -77,9 +77,9 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::GetSpend);
             crate::spends::get(node, address).await
         }
-        Request::Quote => {
+        Request::Quote { names } => {
             node.metrics.request(Kind::Quote);
-            crate::payments::quote(node)
+            crate::payments::quote(node, names).await
         }
         Request::Pay {
             payment,
@@ -158,7 +158,7 @@ fn describe(request: &Request) -> String {
             format!("spend {} (input {input})", spend.spend.hash())
         }
         Request::GetSpend { address } => format!("get spend {address}"),
-        Request::Quote => "quote".into(),
+        Request::Quote { names } => format!("quote for {} chunks", names.len()),
         Request::Pay { payment, .. } => format!("payment {}", payment.spend.spend.hash()),
     }
 }

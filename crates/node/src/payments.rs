@@ -47,10 +47,25 @@ fn max_chunks(used: u64, capacity: u64) -> u32 {
     u32::try_from(free).unwrap_or(u32::MAX).max(1)
 }
 
-/// Answers a [`safe_protocol::messages::Request::Quote`].
-pub(crate) fn quote(node: &Node) -> Response {
+/// Answers a [`safe_protocol::messages::Request::Quote`]: the price, and
+/// which of `names` this node holds already (those cost nothing).
+pub(crate) async fn quote(node: &Node, names: Vec<XorName>) -> Response {
     let Some(genesis) = charges(node) else {
         return Response::PaymentRefused(PaymentError::Free);
+    };
+    if names.len() > safe_protocol::coin::pay::MAX_QUOTE_NAMES {
+        return Response::Refused(Refusal::OverLimit);
+    }
+    let held = node
+        .blocking(move |s| {
+            names
+                .iter()
+                .map(|n| s.contains(n))
+                .collect::<Result<Vec<bool>, _>>()
+        })
+        .await;
+    let Ok(held) = held else {
+        return Response::Refused(Refusal::StorageFailed);
     };
     let quote = Quote {
         format: PAY_FORMAT,
@@ -61,7 +76,10 @@ pub(crate) fn quote(node: &Node) -> Response {
         max_chunks: max_chunks(node.store.used(), node.store.capacity()),
         expires: now() + QUOTE_SECS,
     };
-    Response::Quote(quote.sign(&node.signing))
+    Response::Quote {
+        quote: quote.sign(&node.signing),
+        held,
+    }
 }
 
 /// Answers a [`safe_protocol::messages::Request::Pay`]: checks the

@@ -132,9 +132,14 @@ pub enum Request {
         /// The spend address.
         address: XorName,
     },
-    /// The receiver's price for storing chunks: [`Response::Quote`], or
-    /// [`Response::PaymentRefused`] on a free network.
-    Quote,
+    /// The receiver's price for storing chunks, and which of `names` (at
+    /// most [`crate::coin::pay::MAX_QUOTE_NAMES`]) it holds already (those
+    /// cost nothing): [`Response::Quote`], or [`Response::PaymentRefused`]
+    /// on a free network.
+    Quote {
+        /// Chunks the asker means to store at the receiver.
+        names: Vec<XorName>,
+    },
     /// A certified batch payment to the receiver (among others), which
     /// credits it the chunks its manifest entry counts: answered with
     /// [`Response::Paid`] or [`Response::PaymentRefused`].
@@ -223,8 +228,14 @@ pub enum Response {
         /// The receiver's vote for it.
         vote: crate::coin::Vote,
     },
-    /// The receiver's signed price.
-    Quote(crate::coin::pay::SignedQuote),
+    /// The receiver's signed price, and for each name asked about
+    /// whether it holds that chunk already.
+    Quote {
+        /// The price.
+        quote: crate::coin::pay::SignedQuote,
+        /// One per name asked about, in order.
+        held: Vec<bool>,
+    },
     /// The payment is taken: chunks it may still store at the receiver.
     Paid {
         /// Chunks of the batch the receiver will still store under it.
@@ -253,7 +264,7 @@ impl Response {
             Response::Voted(_) => "a vote".into(),
             Response::SpendRefused(e) => format!("spend refused: {e}"),
             Response::HeldSpend { .. } => "a held spend".into(),
-            Response::Quote(_) => "a quote".into(),
+            Response::Quote { .. } => "a quote".into(),
             Response::Paid { .. } => "payment taken".into(),
             Response::PaymentRefused(e) => format!("payment refused: {e}"),
         }

@@ -186,7 +186,7 @@ async fn lie(
             }),
             Request::GetSpend { .. } => Response::NotFound,
             // Takes any payment, and quotes nothing.
-            Request::Quote => Response::PaymentRefused(PaymentError::Free),
+            Request::Quote { .. } => Response::PaymentRefused(PaymentError::Free),
             Request::Pay { .. } => Response::Paid {
                 remaining: u32::MAX,
             },

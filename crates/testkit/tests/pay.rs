@@ -8,7 +8,8 @@
 use std::sync::{Arc, Mutex};
 
 use safe_client::pay::{Coin, PayError};
-use safe_client::{ChunkStore, Connection, StoreError, files};
+use safe_client::wallet::Wallet;
+use safe_client::{ChunkStore, Client, Connection, Home, StoreError, files};
 use safe_protocol::coin::pay::{ChunkPayment, PaymentError};
 use safe_protocol::coin::{
     CertifiedSpend, GENESIS_AMOUNT, Input, NANOS_PER_COIN, OneTimeKey, Parent, SignedSpend, Spend,
@@ -227,6 +228,60 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
         "{answer:?}"
     );
     assert!(!net.nodes().any(|n| n.holds(other.name())));
+
+    // Through the Client: a funded wallet in a data directory pays for a
+    // whole upload by itself, in one payment, and a re-put costs nothing.
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = Home::at(home_dir.path());
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    let mut change = paid.change;
+    let coin = change.pop().unwrap();
+    let gift = NANOS_PER_COIN;
+    let spend = Spend {
+        genesis,
+        inputs: vec![coin.input],
+        outputs: vec![
+            wallet.address().pay(gift).unwrap(),
+            alice.address().pay(coin.amount() - gift).unwrap(),
+        ],
+        memo: Vec::new(),
+    };
+    let signed = SignedSpend::sign(spend, &[&coin.key]);
+    let parents: Vec<CertifiedSpend> = coin.parent.iter().cloned().collect();
+    let gift_spend = c.certify(&signed, &parents).await.unwrap();
+    assert_eq!(wallet.receive(&gift_spend, "received").unwrap(), gift);
+    assert_eq!(wallet.receive(&gift_spend, "received").unwrap(), 0, "once");
+    let conn = Connection::connect_to(&net.contacts().await, 5)
+        .await
+        .unwrap();
+    let client = Client::from(conn).paying_from(home.clone());
+    let data2 = bytes_for(23, 2 * 1024 * 1024 + 5);
+    let report = client.put_bytes(data2.clone()).await.unwrap();
+    assert!(report.paid_nanos > 0);
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    assert_eq!(wallet.balance(), gift - report.paid_nanos);
+    assert_eq!(
+        client.get_bytes(&report.address, 1 << 30).await.unwrap(),
+        data2
+    );
+    let again = client.put_bytes(data2).await.unwrap();
+    assert_eq!(again.paid_nanos, 0, "a re-put is free");
+    assert_eq!(again.address, report.address);
+    // A chunk put on its own is paid for too (in a batch of whatever is
+    // put at the same moment).
+    let lone = Chunk::new(bytes_for(5, 3000)).unwrap();
+    client.put_chunk(lone.clone()).await.unwrap();
+    assert!(client.payer().paid() > report.paid_nanos);
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    assert_eq!(wallet.balance(), gift - client.payer().paid());
+    // Every nano the nodes earned is one somebody paid.
+    let all: u64 = net
+        .nodes()
+        .flat_map(|n| n.store().earnings().unwrap())
+        .map(|e| e.amount)
+        .sum();
+    assert_eq!(all, paid.nanos + client.payer().paid());
+    client.shutdown().await;
 
     c.shutdown().await;
     net.down().await;

@@ -26,6 +26,8 @@ pub const QUOTE_SECS: u64 = 600;
 pub const QUOTE_GRACE: u64 = 600;
 /// Most payees of one spend (one output each, and one for change).
 pub const MAX_PAYEES: usize = super::MAX_OUTPUTS - 1;
+/// Most names one quote request asks about.
+pub const MAX_QUOTE_NAMES: usize = 1024;
 /// Most sibling hashes in a chunk's path: 2^24 chunks (16 TiB) a batch.
 pub const MAX_PATH: usize = 24;
 
