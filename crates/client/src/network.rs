@@ -106,7 +106,7 @@ enum Whole {
 
 /// Where a chunk's close group came from.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     /// A Kademlia lookup (or the cache of them).
     Lookup,
     /// Computed from the whole (small) network found by a recent lookup,
@@ -254,7 +254,7 @@ impl Connection {
     /// The close group of chunk `name`: computed from the whole network
     /// when a recent wide lookup found it small, else looked up (see the
     /// module docs).
-    async fn chunk_group(&self, name: &XorName) -> (Vec<PeerId>, Source) {
+    pub(crate) async fn chunk_group(&self, name: &XorName) -> (Vec<PeerId>, Source) {
         let known = {
             let whole = self.whole.lock().unwrap_or_else(|e| e.into_inner());
             match &*whole {

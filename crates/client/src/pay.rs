@@ -234,14 +234,22 @@ impl Connection {
             let mut seen = HashSet::new();
             names.iter().copied().filter(|n| seen.insert(*n)).collect()
         };
-        let groups: BTreeMap<XorName, Vec<PeerId>> = join_all(
-            unique
-                .iter()
-                .map(|n| async move { (*n, self.close_group(n).await) }),
-        )
-        .await
-        .into_iter()
-        .collect();
+        // Each chunk's group as its put will find it: the first one found
+        // alone (on a small network that one wide lookup gives every
+        // group), the rest at once.
+        let mut groups: BTreeMap<XorName, Vec<PeerId>> = BTreeMap::new();
+        if let Some(first) = unique.first() {
+            groups.insert(*first, self.chunk_group(first).await.0);
+        }
+        groups.extend(
+            join_all(
+                unique
+                    .iter()
+                    .skip(1)
+                    .map(|n| async move { (*n, self.chunk_group(n).await.0) }),
+            )
+            .await,
+        );
         let mut asks: HashMap<PeerId, Vec<XorName>> = HashMap::new();
         for (name, group) in &groups {
             for peer in group {

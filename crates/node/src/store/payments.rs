@@ -118,7 +118,8 @@ impl NodeStore {
         Ok(held)
     }
 
-    /// Takes one chunk's worth of the credit of spend `spend`, durably.
+    /// Takes one chunk's worth of the credit of spend `spend` (durable
+    /// with the next [`NodeStore::flush`], as the chunk is).
     /// `Ok(None)` if the node took no such payment, `Ok(Some(false))` if
     /// it is used up. Racing calls are serialised by the write
     /// transaction, so no more chunks are ever taken than were paid for.
@@ -139,8 +140,10 @@ impl NodeStore {
         change: impl Fn(u32) -> Option<u32>,
     ) -> Result<Option<bool>, NodeStoreError> {
         let mut txn = self.index.begin_write().map_err(index_err)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(index_err)?;
+        // Made durable with the chunk it pays for, by the store's next flush
+        // (the chunk's index entry is written the same way): a crash before
+        // it loses both, never one without the other.
+        txn.set_durability(Durability::None).map_err(index_err)?;
         let done = {
             let mut table = match txn.open_table(PAYMENTS) {
                 Ok(t) => t,
@@ -166,6 +169,7 @@ impl NodeStore {
             }
         };
         txn.commit().map_err(index_err)?;
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
         Ok(Some(done))
     }
 
@@ -238,6 +242,7 @@ mod tests {
         assert_eq!(store.earnings().unwrap(), vec![earned]);
         // A refund gives one back; it survives a reopen.
         store.refund_credit(&spend).unwrap();
+        store.flush().unwrap();
         drop(store);
         let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
         assert_eq!(store.credit(&spend).unwrap().unwrap().remaining, 1);
