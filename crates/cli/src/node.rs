@@ -57,6 +57,15 @@ pub(crate) enum NodeCommand {
         /// 0 turns the limit off.
         #[arg(long, value_name = "N", default_value_t = safe_network::peer_limits::DEFAULT_REQUEST_RATE)]
         request_rate: u32,
+        /// The network's genesis key (64 hex digits, the same on every
+        /// node): nodes with one keep spends of its coin and charge for
+        /// storing new chunks; without one the network is free.
+        #[arg(long, value_name = "HEX", value_parser = parse_genesis)]
+        genesis: Option<[u8; 32]>,
+        /// Where storage payments to this node go (a wallet address,
+        /// safe://w…). Default: a wallet derived from the node's own key.
+        #[arg(long, value_name = "ADDRESS", value_parser = parse_reward)]
+        reward_key: Option<Box<safe_protocol::coin::WalletAddress>>,
     },
     /// List the names of the chunks a node holds, one per line: from its
     /// index when it is stopped, or asked of it (on its --metrics address)
@@ -108,8 +117,12 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             id_difficulty,
             max_per_subnet,
             request_rate,
+            genesis,
+            reward_key,
         } => {
             let mut config = safe_node::NodeConfig::new(dir);
+            config.genesis = genesis;
+            config.reward = reward_key.map(|r| *r);
             if !listen.is_empty() {
                 config.listen = listen;
             }
@@ -126,6 +139,25 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
         }
         NodeCommand::Chunks { dir, segments } => list_chunks(&dir, segments).await,
     }
+}
+
+/// A genesis key: 64 hex digits of an ed25519 public key.
+fn parse_genesis(text: &str) -> Result<[u8; 32], String> {
+    let bytes = hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or("a genesis key is 64 hex digits")?;
+    if !safe_protocol::coin::valid_key(&bytes) {
+        return Err("the genesis key is not a valid ed25519 public key".into());
+    }
+    Ok(bytes)
+}
+
+/// A reward address: a wallet address as `safe wallet address` prints it.
+fn parse_reward(text: &str) -> Result<safe_protocol::coin::WalletAddress, String> {
+    text.trim()
+        .parse()
+        .map_err(|e: safe_protocol::coin::WalletAddressError| e.to_string())
 }
 
 /// `safe node chunks`: see its help.

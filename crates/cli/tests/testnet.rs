@@ -434,6 +434,29 @@ fn node_sizes_take_units() {
     );
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
+    // A genesis key and a reward address are checked before anything
+    // starts.
+    for (flag, value, says) in [
+        ("--genesis", "abc", "64 hex digits"),
+        (
+            "--genesis",
+            &"00".repeat(32),
+            "not a valid ed25519 public key",
+        ),
+        (
+            "--reward-key",
+            "safe://wnotanaddress",
+            "not a wallet address",
+        ),
+    ] {
+        let bad = safe(
+            home.path(),
+            &["node", "run", "--dir", dir.to_str().unwrap(), flag, value],
+        );
+        assert_eq!(bad.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
 }
 
 #[test]

@@ -70,6 +70,20 @@ impl Coin {
             .collect()
     }
 
+    /// The genesis output of the network whose genesis key is `key`.
+    pub fn genesis(key: &safe_protocol::mutable::SigningKey) -> Coin {
+        Coin {
+            input: Input {
+                parent: Parent::Genesis,
+                index: 0,
+                amount: safe_protocol::coin::GENESIS_AMOUNT,
+                owner: key.verifying_key().to_bytes(),
+            },
+            key: OneTimeKey::from_signing_key(key),
+            parent: None,
+        }
+    }
+
     /// Nanos it holds.
     pub fn amount(&self) -> u64 {
         self.input.amount

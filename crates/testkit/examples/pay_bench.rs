@@ -9,14 +9,11 @@
 
 use std::time::Instant;
 
-use safe_client::pay::Coin;
 use safe_client::wallet::Wallet;
 use safe_client::{Client, Connection, Home, PutOptions};
-use safe_protocol::coin::{
-    GENESIS_AMOUNT, Input, NANOS_PER_COIN, OneTimeKey, Parent, SignedSpend, Spend, WalletKeys,
-};
+use safe_protocol::coin::NANOS_PER_COIN;
 use safe_protocol::mutable::SigningKey;
-use safe_testkit::{K, bytes_for, start, testnet_config};
+use safe_testkit::{K, bytes_for, fund, start, testnet_config};
 
 fn arg(i: usize, default: usize) -> usize {
     std::env::args()
@@ -52,31 +49,13 @@ async fn main() {
     let paid_conn = Connection::connect_to(&paid_net.contacts().await, K)
         .await
         .expect("connected");
-    let genesis_coin = Coin {
-        input: Input {
-            parent: Parent::Genesis,
-            index: 0,
-            amount: GENESIS_AMOUNT,
-            owner: genesis,
-        },
-        key: OneTimeKey::from_signing_key(&genesis_key),
-        parent: None,
-    };
-    let funded = 1000 * NANOS_PER_COIN;
-    let spend = Spend {
-        genesis,
-        inputs: vec![genesis_coin.input],
-        outputs: vec![
-            wallet.address().pay(funded).expect("valid"),
-            WalletKeys::from_secret(&[9; 32])
-                .address()
-                .pay(GENESIS_AMOUNT - funded)
-                .expect("valid"),
-        ],
-        memo: Vec::new(),
-    };
-    let signed = SignedSpend::sign(spend, &[&genesis_coin.key]);
-    let funding = paid_conn.certify(&signed, &[]).await.expect("funded");
+    let funding = fund(
+        &paid_conn,
+        &genesis_key,
+        &wallet.address(),
+        1000 * NANOS_PER_COIN,
+    )
+    .await;
     wallet.receive(&funding, "funded").expect("received");
     let paid = Client::from(paid_conn).paying_from(home.clone());
     let free = Client::from(

@@ -10,18 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use safe_client::Connection;
-use safe_protocol::coin::{
-    CertifiedSpend, GENESIS_AMOUNT, Input, OneTimeKey, Parent, SignedSpend, Spend, WalletKeys,
-};
+use safe_client::pay::Coin;
+use safe_protocol::coin::{CertifiedSpend, SignedSpend, Spend, WalletKeys};
 use safe_protocol::mutable::SigningKey;
 use safe_testkit::{K, start, testnet_config};
-
-/// An unspent output and what spending it needs.
-struct Coin {
-    input: Input,
-    key: OneTimeKey,
-    parent: Option<CertifiedSpend>,
-}
 
 /// Certifies a spend of `coin` into `parts` equal outputs to `wallet`; the
 /// new coins.
@@ -47,24 +39,7 @@ async fn split(
     let signed = SignedSpend::sign(spend, &[&coin.key]);
     let parents: Vec<CertifiedSpend> = coin.parent.iter().cloned().collect();
     let certified = c.certify(&signed, &parents).await.expect("certified");
-    let hash = certified.spend.spend.hash();
-    certified
-        .spend
-        .spend
-        .outputs
-        .iter()
-        .enumerate()
-        .map(|(i, o)| Coin {
-            input: Input {
-                parent: Parent::Spend(hash),
-                index: i as u32,
-                amount: o.amount,
-                owner: o.owner,
-            },
-            key: wallet.owns(o).expect("ours"),
-            parent: Some(certified.clone()),
-        })
-        .collect()
+    Coin::found(&certified, wallet)
 }
 
 fn p(mut v: Vec<Duration>, q: f64) -> f64 {
@@ -95,16 +70,7 @@ async fn main() {
             .expect("connect"),
     );
     let wallet = WalletKeys::from_secret(&[1; 32]);
-    let genesis_coin = Coin {
-        input: Input {
-            parent: Parent::Genesis,
-            index: 0,
-            amount: GENESIS_AMOUNT,
-            owner: genesis,
-        },
-        key: OneTimeKey::from_signing_key(&genesis_key),
-        parent: None,
-    };
+    let genesis_coin = Coin::genesis(&genesis_key);
     let mut coins = split(&c, genesis, &genesis_coin, 2, &wallet).await;
 
     // One at a time: each spend consumes the last one's output.

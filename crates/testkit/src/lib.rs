@@ -151,3 +151,32 @@ pub async fn inbound_bytes_after_requests() -> usize {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Certifies a spend of the genesis output of `genesis_key`'s network
+/// paying `amount` to `to` and the rest to a wallet of no one in
+/// particular (the tests' and benchmarks' way to fund a wallet).
+pub async fn fund(
+    c: &Connection,
+    genesis_key: &safe_protocol::mutable::SigningKey,
+    to: &safe_protocol::coin::WalletAddress,
+    amount: u64,
+) -> safe_protocol::coin::CertifiedSpend {
+    use safe_protocol::coin::{GENESIS_AMOUNT, SignedSpend, Spend, WalletKeys};
+    let coin = safe_client::pay::Coin::genesis(genesis_key);
+    let spend = Spend {
+        genesis: coin.input.owner,
+        inputs: vec![coin.input],
+        outputs: vec![
+            to.pay(amount).expect("a valid address"),
+            WalletKeys::from_secret(&[9; 32])
+                .address()
+                .pay(GENESIS_AMOUNT - amount)
+                .expect("a valid address"),
+        ],
+        memo: Vec::new(),
+    };
+    let signed = SignedSpend::sign(spend, &[&coin.key]);
+    c.certify(&signed, &[])
+        .await
+        .expect("the genesis output is spent")
+}

@@ -8,45 +8,14 @@ use std::sync::Arc;
 
 use safe_client::Connection;
 use safe_client::coin::CoinError;
+use safe_client::pay::Coin;
 use safe_protocol::coin::{
-    Certificate, CertifiedSpend, GENESIS_AMOUNT, Input, NANOS_PER_COIN, OneTimeKey, Parent,
-    SignedSpend, Spend, SpendError, Vote, WalletKeys, spend_address,
+    Certificate, CertifiedSpend, GENESIS_AMOUNT, NANOS_PER_COIN, OneTimeKey, SignedSpend, Spend,
+    SpendError, Vote, WalletKeys, spend_address,
 };
 use safe_protocol::messages::{Request, Response};
 use safe_protocol::mutable::SigningKey;
 use safe_testkit::{client, start, testnet_config};
-
-/// An output the test can spend: where it came from and its key.
-struct Coin {
-    input: Input,
-    key: OneTimeKey,
-    parent: Option<CertifiedSpend>,
-}
-
-/// The coins `wallet` finds among `certified`'s outputs.
-fn coins_of(certified: &CertifiedSpend, wallet: &WalletKeys) -> Vec<Coin> {
-    let hash = certified.spend.spend.hash();
-    certified
-        .spend
-        .spend
-        .outputs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, o)| {
-            let key = wallet.owns(o)?;
-            Some(Coin {
-                input: Input {
-                    parent: Parent::Spend(hash),
-                    index: i as u32,
-                    amount: o.amount,
-                    owner: o.owner,
-                },
-                key,
-                parent: Some(certified.clone()),
-            })
-        })
-        .collect()
-}
 
 /// A spend of `coins` paying `amounts` to `to` (the rest back to `change`).
 fn pay(
@@ -112,16 +81,7 @@ async fn racing_conflicting_spends_give_exactly_one_certified_spend_each() {
     let carol = WalletKeys::from_secret(&[3; 32]);
 
     // The genesis output, split into 50 coins for alice and the rest.
-    let genesis_coin = Coin {
-        input: Input {
-            parent: Parent::Genesis,
-            index: 0,
-            amount: GENESIS_AMOUNT,
-            owner: genesis,
-        },
-        key: OneTimeKey::from_signing_key(&genesis_key),
-        parent: None,
-    };
+    let genesis_coin = Coin::genesis(&genesis_key);
     let (first, parents) = pay(
         genesis,
         &[&genesis_coin],
@@ -131,13 +91,13 @@ async fn racing_conflicting_spends_give_exactly_one_certified_spend_each() {
     );
     // Nodes vote only once they have been up a moment: the client retries.
     let first = c.certify(&first, &parents).await.unwrap();
-    let mut coins = coins_of(&first, &alice);
+    let mut coins = Coin::found(&first, &alice);
     assert_eq!(coins.len(), 51);
     let rest = coins.pop().unwrap();
     assert_eq!(rest.input.amount, GENESIS_AMOUNT - 50 * NANOS_PER_COIN);
     let (second, parents) = pay(genesis, &[&rest], &alice, &[NANOS_PER_COIN; 50], &alice);
     let second = c.certify(&second, &parents).await.unwrap();
-    let mut more = coins_of(&second, &alice);
+    let mut more = Coin::found(&second, &alice);
     let change = more.pop().unwrap();
     coins.extend(more);
     assert_eq!(coins.len(), 100);
@@ -194,20 +154,20 @@ async fn racing_conflicting_spends_give_exactly_one_certified_spend_each() {
 
     // A certified output is spent on: its parent travels and is checked.
     let won = &winners[0];
-    let (owner, other) = if coins_of(won, &bob).is_empty() {
+    let (owner, other) = if Coin::found(won, &bob).is_empty() {
         (&carol, &bob)
     } else {
         (&bob, &carol)
     };
-    let coin = coins_of(won, owner).pop().unwrap();
+    let coin = Coin::found(won, owner).pop().unwrap();
     let (onward, parents) = pay(genesis, &[&coin], other, &[coin.input.amount], other);
     c.certify(&onward, &parents).await.unwrap();
 
     // Refused, and nothing held: a forged parent (votes by non-members),
     // a spend for another network, an input its parent never made.
-    let target = coins_of(&winners[1], &bob)
+    let target = Coin::found(&winners[1], &bob)
         .pop()
-        .or_else(|| coins_of(&winners[1], &carol).pop())
+        .or_else(|| Coin::found(&winners[1], &carol).pop())
         .unwrap();
     let mut forged = target.parent.clone().unwrap();
     let hash = forged.spend.spend.hash();

@@ -11,15 +11,12 @@ use safe_client::pay::{Coin, PayError};
 use safe_client::wallet::Wallet;
 use safe_client::{ChunkStore, Client, Connection, Home, StoreError, files};
 use safe_protocol::coin::pay::{ChunkPayment, PaymentError};
-use safe_protocol::coin::{
-    CertifiedSpend, GENESIS_AMOUNT, Input, NANOS_PER_COIN, OneTimeKey, Parent, SignedSpend, Spend,
-    WalletKeys,
-};
+use safe_protocol::coin::{CertifiedSpend, NANOS_PER_COIN, SignedSpend, Spend, WalletKeys};
 use safe_protocol::messages::{Request, Response};
 use safe_protocol::mutable::SigningKey;
 use safe_protocol::{Chunk, XorName};
 use safe_selfenc::Config;
-use safe_testkit::{bytes_for, client, start, testnet_config};
+use safe_testkit::{bytes_for, client, fund, start, testnet_config};
 
 /// Chunks kept in memory: an upload's chunks, to pay for before they are
 /// put.
@@ -82,31 +79,8 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     let alice = WalletKeys::from_secret(&[1; 32]);
 
     // Alice is given 10 coins from the genesis output.
-    let genesis_coin = Coin {
-        input: Input {
-            parent: Parent::Genesis,
-            index: 0,
-            amount: GENESIS_AMOUNT,
-            owner: genesis,
-        },
-        key: OneTimeKey::from_signing_key(&genesis_key),
-        parent: None,
-    };
     let funded = 10 * NANOS_PER_COIN;
-    let spend = Spend {
-        genesis,
-        inputs: vec![genesis_coin.input],
-        outputs: vec![
-            alice.address().pay(funded).unwrap(),
-            WalletKeys::from_secret(&[9; 32])
-                .address()
-                .pay(GENESIS_AMOUNT - funded)
-                .unwrap(),
-        ],
-        memo: Vec::new(),
-    };
-    let signed = SignedSpend::sign(spend, &[&genesis_coin.key]);
-    let funding = c.certify(&signed, &[]).await.unwrap();
+    let funding = fund(&c, &genesis_key, &alice.address(), funded).await;
     let coins = Coin::found(&funding, &alice);
     assert_eq!(coins.len(), 1);
 

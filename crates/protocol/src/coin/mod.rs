@@ -78,6 +78,12 @@ impl OutputId {
     }
 }
 
+/// Whether `key` is a usable public key: a canonical encoding of a curve
+/// point not of small order (a genesis, owner or address key must be).
+pub fn valid_key(key: &Key) -> bool {
+    keys::point(key).is_some()
+}
+
 /// Where the record of an output's spend lives: its close group votes.
 pub fn spend_address(id: &OutputId) -> XorName {
     XorName(blake3::derive_key("safe coin spend address v1", &id.0))
