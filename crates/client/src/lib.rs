@@ -32,6 +32,7 @@ pub mod bootstrap;
 pub mod cache;
 mod client;
 pub mod coin;
+pub mod faucet;
 pub mod files;
 pub mod fs;
 pub mod home;

@@ -214,17 +214,22 @@ impl Connection {
         Ok(self.quote_for(peer, Vec::new()).await?.map(|(q, _)| q))
     }
 
-    /// The network's genesis key if it charges for storage (asked of the
-    /// nodes this client knows, until one answers), else `None`.
-    pub async fn charges(&self) -> Option<safe_protocol::coin::Key> {
+    /// The network's genesis key if it charges for storage, `Ok(None)` if
+    /// it is free (asked of the nodes this client knows, until one
+    /// answers); an error if none answered.
+    pub async fn charges(&self) -> Result<Option<safe_protocol::coin::Key>, String> {
+        let mut errors = Vec::new();
         for peer in self.net.routing_peers().await.into_iter().take(8) {
             match self.quote(peer).await {
-                Ok(Some(q)) => return Some(q.quote.genesis),
-                Ok(None) => return None,
-                Err(e) => tracing::debug!(%peer, "no quote: {e}"),
+                Ok(Some(q)) => return Ok(Some(q.quote.genesis)),
+                Ok(None) => return Ok(None),
+                Err(e) => errors.push(e),
             }
         }
-        None
+        Err(format!(
+            "no node said whether storing costs anything ({})",
+            errors.join("; ")
+        ))
     }
 
     /// What storing the chunks `names` would cost now, in nanos (0 on a
@@ -570,7 +575,7 @@ impl Connection {
 pub struct Payer {
     home: crate::home::Home,
     max_cost: std::sync::Mutex<Option<u64>>,
-    /// The network's genesis key if it charges (asked once).
+    /// The network's genesis key if it charges (asked until a node says).
     charges: tokio::sync::OnceCell<Option<safe_protocol::coin::Key>>,
     /// One payment at a time (they spend the same coins).
     gate: tokio::sync::Mutex<()>,
@@ -617,9 +622,17 @@ impl Payer {
         self.paid.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The network's genesis key if it charges.
+    /// The network's genesis key if it charges. If no node answers, the
+    /// network is taken as free for now (a put then says what it lacks)
+    /// and asked again next time.
     pub async fn charges(&self, conn: &Connection) -> Option<safe_protocol::coin::Key> {
-        *self.charges.get_or_init(|| conn.charges()).await
+        match self.charges.get_or_try_init(|| conn.charges()).await {
+            Ok(charges) => *charges,
+            Err(e) => {
+                tracing::debug!("{e}");
+                None
+            }
+        }
     }
 
     /// The wallet of this payer's data directory on `conn`'s network, if
