@@ -124,6 +124,15 @@ pub enum PayError {
     /// The wallet could not be read or written.
     #[error(transparent)]
     Wallet(#[from] crate::wallet::WalletError),
+    /// Some of an upload's payments were made (and must be recorded:
+    /// their coins are spent), then one failed.
+    #[error("{error}")]
+    Partial {
+        /// Why the next payment failed.
+        error: Box<PayError>,
+        /// The payments made.
+        paid: Box<Paid>,
+    },
 }
 
 /// What paying for a batch did.
@@ -199,10 +208,18 @@ impl Connection {
     ) -> Result<Option<(SignedQuote, Vec<bool>)>, String> {
         let asked = names.len();
         match self.request(peer, Request::Quote { names }).await {
-            Ok(Response::Quote { quote, held }) if quote.valid() && held.len() == asked => {
+            Ok(Response::Quote { quote, held })
+                if quote.valid()
+                    && held.len() == asked
+                    && quote.quote.format == PAY_FORMAT
+                    && quote.quote.max_chunks >= 1
+                    && safe_network::close_group::peer_to_key(&peer) == Some(quote.quote.node) =>
+            {
                 Ok(Some((quote, held)))
             }
-            Ok(Response::Quote { .. }) => Err(format!("{peer}: a quote not signed by its node")),
+            Ok(Response::Quote { .. }) => {
+                Err(format!("{peer}: a quote that is not its own, or malformed"))
+            }
             Ok(Response::PaymentRefused(PaymentError::Free)) => Ok(None),
             Ok(other) => Err(format!("{peer}: {}", other.kind())),
             Err(e) => Err(e.to_string()),
@@ -403,8 +420,18 @@ impl Connection {
             ..Paid::default()
         };
         for (batch, counts) in batches {
-            self.pay_batch(&batch, &counts, quotes, wallet, &mut paid)
-                .await?;
+            if let Err(error) = self
+                .pay_batch(&batch, &counts, quotes, wallet, &mut paid)
+                .await
+            {
+                if paid.spends.is_empty() {
+                    return Err(error);
+                }
+                return Err(PayError::Partial {
+                    error: Box::new(error),
+                    paid: Box::new(paid),
+                });
+            }
         }
         Ok(paid)
     }
@@ -485,6 +512,11 @@ impl Connection {
             chunks,
             entries,
         };
+        // What every payee will check, checked before any coin moves.
+        if let Err(e) = manifest.check_form() {
+            paid.change.extend(spent);
+            return Err(PayError::TooLarge(format!("cannot pay this batch: {e}")));
+        }
         let genesis = spent
             .first()
             .and_then(|c| c.parent.as_ref().map(|p| p.spend.spend.genesis))
@@ -649,10 +681,12 @@ impl Payer {
 
     /// Pays for storing `names`, unless the network is free.
     pub async fn pay_names(&self, conn: &Connection, names: &[XorName]) -> Result<u64, PayError> {
+        // The wallet is read under the gate: a payment that waited for
+        // another one spends what that one left, not what it spent.
+        let _one = self.gate.lock().await;
         let Some(wallet) = self.wallet(conn).await? else {
             return Ok(0);
         };
-        let _one = self.gate.lock().await;
         let names: Vec<XorName> = names
             .iter()
             .filter(|n| conn.payment_for(n).is_none())
@@ -671,9 +705,23 @@ impl Payer {
             return Ok(0);
         }
         let max = self.max_cost.lock().ok().and_then(|m| *m);
-        let paid = conn
+        match conn
             .pay_for(names, wallet.coins(), wallet.keys(), max)
-            .await?;
+            .await
+        {
+            Ok(paid) => self.record(wallet, &paid),
+            Err(PayError::Partial { error, paid }) => {
+                // The coins of the payments made are spent: recorded
+                // before the failure is reported.
+                self.record(wallet, &paid)?;
+                Err(*error)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records in `wallet` what `paid` spent and left.
+    fn record(&self, wallet: &crate::wallet::Wallet, paid: &Paid) -> Result<u64, PayError> {
         if paid.charged && !paid.spends.is_empty() {
             wallet.spent(&paid.spends, &paid.change, paid.nanos, "paid for storage")?;
             self.paid
@@ -686,9 +734,9 @@ impl Payer {
     /// batch being gathered, and the first put to get the gate pays for
     /// every chunk waiting.
     pub async fn ensure_paid(&self, conn: &Connection, name: XorName) -> Result<(), PayError> {
-        let Some(wallet) = self.wallet(conn).await? else {
+        if self.charges(conn).await.is_none() {
             return Ok(());
-        };
+        }
         if let Ok(mut w) = self.waiting.lock()
             && w.len() < MAX_LAZY_BATCH
         {
@@ -698,6 +746,9 @@ impl Payer {
         if conn.payment_for(&name).is_some() {
             return Ok(());
         }
+        let Some(wallet) = self.wallet(conn).await? else {
+            return Ok(());
+        };
         tokio::time::sleep(BATCH_WINDOW).await;
         let mut names: Vec<XorName> = self
             .waiting

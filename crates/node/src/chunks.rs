@@ -176,9 +176,11 @@ pub(crate) async fn offer(node: &Node, peer: PeerId, names: Vec<XorName>) -> Res
         return scope.answer_offer(&node.fetches, Kind::Chunk, unheld);
     }
     // Chunks are paid for when put: one member alone cannot make the
-    // others store a chunk nobody paid for.
+    // others store a chunk nobody paid for, and only members of the
+    // chunk's group (with the usual margin for differing views) vouch.
+    let width = node.k + crate::node::GROUP_MARGIN;
     scope.answer_offer_where(&node.fetches, Kind::Chunk, unheld, |name, peer| {
-        node.offers.vouched(name, peer)
+        scope.offerer_near(name, width) && node.offers.vouched(name, peer)
     })
 }
 

@@ -232,6 +232,13 @@ impl Scope {
         self.trusted
     }
 
+    /// Whether the offerer is among the `width` closest to `name` that
+    /// this node knows (itself included).
+    pub(crate) fn offerer_near(&self, name: &XorName, width: usize) -> bool {
+        safe_network::close_group::closest(name, self.everyone.iter().copied(), width)
+            .contains(&self.peer)
+    }
+
     /// True if the offerer is trusted and we are in `name`'s group.
     fn should_fetch(&self, name: &XorName) -> bool {
         self.trusted

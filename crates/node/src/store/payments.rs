@@ -140,9 +140,10 @@ impl NodeStore {
         change: impl Fn(u32) -> Option<u32>,
     ) -> Result<Option<bool>, NodeStoreError> {
         let mut txn = self.index.begin_write().map_err(index_err)?;
-        // Made durable with the chunk it pays for, by the store's next flush
-        // (the chunk's index entry is written the same way): a crash before
-        // it loses both, never one without the other.
+        // Made durable by the store's next flush, as the chunk's index
+        // entry is. A crash before it loses the decrement, while recovery
+        // may keep the chunk from its segment: at most the puts since the
+        // last flush are stored without using their credit.
         txn.set_durability(Durability::None).map_err(index_err)?;
         let done = {
             let mut table = match txn.open_table(PAYMENTS) {
