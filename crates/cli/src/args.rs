@@ -51,6 +51,11 @@ pub(crate) struct Peers {
     /// $SAFE_ANONYMOUS=1.
     #[arg(long, env = "SAFE_ANONYMOUS")]
     pub(crate) anonymous: bool,
+    /// Refuse to pay more than this many coins (e.g. 0.01) for any one
+    /// storage payment; nothing is spent then. Where the network charges,
+    /// the cost is shown before paying.
+    #[arg(long, value_name = "COINS", value_parser = safe_protocol::coin::parse_amount)]
+    pub(crate) max_cost: Option<u64>,
 }
 
 impl Peers {
@@ -70,7 +75,16 @@ impl Peers {
                 Some(kept),
             )?);
         }
-        Ok(Client::connect_with(options).await?)
+        let client = Client::connect_with(options).await?;
+        client.payer().set_max_cost(self.max_cost);
+        client.payer().on_cost(std::sync::Arc::new(|cost, chunks| {
+            eprintln!(
+                "storing {chunks} new chunk{} costs {} coins; paying",
+                if chunks == 1 { "" } else { "s" },
+                safe_protocol::coin::format_amount(cost)
+            );
+        }));
+        Ok(client)
     }
 }
 

@@ -27,7 +27,8 @@ pub(crate) struct PutArgs {
     path: PathBuf,
     #[command(flatten)]
     target: Target,
-    /// Print one JSON object (address, size, chunks, stored_bytes, sent_bytes).
+    /// Print one JSON object (address, size, chunks, stored_bytes,
+    /// sent_bytes, paid_nanos: what storing it cost, in nanos).
     #[arg(long)]
     json: bool,
     /// Private mode: mix the contents of this key file into every chunk
@@ -112,6 +113,7 @@ pub(crate) async fn put(args: PutArgs, network: Network) -> Result<()> {
                 "chunks": report.chunks,
                 "stored_bytes": report.stored_bytes,
                 "sent_bytes": client.bytes_sent(),
+                "paid_nanos": client.payer().paid(),
             });
             println!("{value}");
         } else {
@@ -186,6 +188,7 @@ fn tree_json(report: &TreeReport, client: &Client) -> serde_json::Value {
         "links": report.links,
         "bytes": report.bytes,
         "sent_bytes": client.bytes_sent(),
+        "paid_nanos": client.payer().paid(),
     })
 }
 

@@ -26,6 +26,7 @@ mod mutable;
 mod names;
 mod node;
 mod show;
+mod wallet;
 
 /// Exit status of a write that was already done (see the crate docs).
 const EXIT_ALREADY_DONE: i32 = 3;
@@ -111,6 +112,12 @@ enum Command {
         #[command(subcommand)]
         command: mutable::MutableCommand,
     },
+    /// Coins: your wallet's address and balance, sending, receiving and
+    /// pricing (where the network charges for storage).
+    Wallet {
+        #[command(subcommand)]
+        command: wallet::WalletCommand,
+    },
     /// Private messages: send to a public name, read your inbox (after
     /// `safe account login`).
     #[command(after_long_help = msg::about())]
@@ -143,6 +150,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Open(args) => gateway::open(args),
         Command::Mutable { command } => interruptible(mutable::run(command, network)).await,
         Command::Msg { command } => interruptible(msg::run(command, network)).await,
+        Command::Wallet { command } => interruptible(wallet::run(command, network)).await,
     }
 }
 

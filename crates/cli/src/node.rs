@@ -101,6 +101,12 @@ pub(crate) enum TestnetCommand {
         /// lookups by it when SAFE_ID_DIFFICULTY says the same.
         #[arg(long, value_name = "BITS", default_value_t = safe_node::testnet::TESTNET_ID_DIFFICULTY, value_parser = clap::value_parser!(u32).range(0..=32))]
         id_difficulty: u32,
+        /// Storing costs nothing. By default a testnet of at least K (and
+        /// 5) nodes charges for storage in testnet coins, as a real
+        /// network does, and funds the data directory's wallet from its
+        /// faucet (any wallet can draw more: `safe wallet faucet`).
+        #[arg(long)]
+        free: bool,
     },
 }
 
@@ -278,6 +284,7 @@ pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result
         nodes,
         dir,
         id_difficulty,
+        free,
     } = command;
     if nodes == 0 {
         bail!("--nodes must be at least 1");
@@ -288,6 +295,14 @@ pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result
     config.nodes = nodes;
     config.node.close_group = network.close_group;
     config.node.admission.id_difficulty = id_difficulty;
+    // Spends are certified by K−1 of a close group of K ≥ 5: a smaller
+    // testnet cannot have coins.
+    let charges = !free
+        && network.close_group >= safe_protocol::coin::MIN_CURRENCY_GROUP
+        && nodes >= network.close_group;
+    if charges {
+        config.node.genesis = Some(safe_client::faucet::testnet_genesis());
+    }
     let started = std::time::Instant::now();
     let net = safe_node::testnet::Testnet::up(config).await?;
     let own = dir.join(safe_network::contacts::CONTACTS_FILE);
@@ -314,8 +329,19 @@ pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result
             first.map(|a| a.to_string()).unwrap_or_default()
         )
     };
+    let coins = if charges {
+        match fund(&net, &home, network).await {
+            Ok(said) => said,
+            Err(e) => {
+                net.down().await;
+                return Err(e.context("cannot fund the wallet from the testnet faucet"));
+            }
+        }
+    } else {
+        "Storing is free on this testnet.".to_string()
+    };
     println!(
-        "ready: {nodes} nodes on 127.0.0.1 in {:.1} s (data in {}, {how}). Ctrl-C stops the network.",
+        "ready: {nodes} nodes on 127.0.0.1 in {:.1} s (data in {}, {how}). {coins} Ctrl-C stops the network.",
         started.elapsed().as_secs_f64(),
         dir.display(),
     );
@@ -324,6 +350,31 @@ pub(crate) async fn testnet(command: TestnetCommand, network: Network) -> Result
     net.down().await;
     eprintln!("testnet stopped");
     Ok(())
+}
+
+/// Funds the wallet of `home` on the testnet `net` from its faucet (if it
+/// holds less than one draw); says what it holds.
+async fn fund(net: &safe_node::testnet::Testnet, home: &Home, network: Network) -> Result<String> {
+    let options = safe_client::ConnectOptions {
+        peers: net.contacts().await,
+        close_group: network.close_group,
+        home: home.clone(),
+    };
+    let client = safe_client::Client::connect_with(options).await?;
+    let funded = async {
+        let conn = client
+            .connection()
+            .context("a testnet client has a connection")?;
+        let wallet = client.payer().fund(conn, safe_client::faucet::DRIP).await?;
+        anyhow::Ok(format!(
+            "Storing costs testnet coins: your wallet ({}) holds {} coins from the testnet faucet.",
+            wallet.address(),
+            safe_protocol::coin::format_amount(wallet.balance())
+        ))
+    }
+    .await;
+    client.shutdown().await;
+    funded
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -35,7 +35,7 @@ use safe_relay::cell::{BACKWARD_ROOM, BODY, CELL, FORWARD_ROOM, LinkCell, LinkCo
 use safe_relay::handshake::{self, CREATED_LEN};
 use safe_relay::message::{
     BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_CHUNK, BEGIN_PUT_RECORD, Command, END_DONE,
-    END_NOT_FOUND, FORWARD_DATA, MAX_HOLDERS, Message,
+    END_NOT_FOUND, END_UNPAID, FORWARD_DATA, MAX_HOLDERS, Message,
 };
 use safe_relay::{ClientCircuit, RelayCert};
 
@@ -87,6 +87,12 @@ pub enum AnonError {
     /// The close group's nodes are full.
     #[error("anonymous mode: the nodes that would store it are full")]
     Full,
+    /// The network charges for storage, and anonymous puts cannot pay
+    /// yet.
+    #[error(
+        "anonymous mode: this network charges for storage, and anonymous puts cannot pay yet; store it without --anonymous"
+    )]
+    Unpaid,
     /// Every try failed.
     #[error("anonymous mode: no circuit could fetch {name} after {tries} tries (last: {last})")]
     Exhausted {
@@ -661,6 +667,7 @@ impl Circuit {
                     return match data.first() {
                         Some(&END_DONE) => Ok(bytes.freeze()),
                         Some(&END_NOT_FOUND) => Err(AnonError::NotFound),
+                        Some(&END_UNPAID) => Err(AnonError::Unpaid),
                         other => Err(circuit_err(format!(
                             "the exit ended the request ({other:?})"
                         ))),
@@ -1517,6 +1524,7 @@ impl AnonymousStore {
             .map_err(|_| circuit_err("closed"))?;
         let mut tried: Vec<PeerId> = Vec::new();
         let mut full = 0;
+        let mut unpaid = 0;
         let mut last = String::new();
         for _ in 0..TRIES {
             let (sample, mut pooled) = match self.next_circuit(&name, &tried, true).await? {
@@ -1550,6 +1558,15 @@ impl AnonymousStore {
                         group.len()
                     );
                 }
+                Err(AnonError::Unpaid) => {
+                    // Two exits must say so: one alone could be lying to
+                    // keep this put off the network.
+                    unpaid += 1;
+                    if unpaid >= 2 {
+                        return Err(AnonError::Unpaid);
+                    }
+                    last = AnonError::Unpaid.to_string();
+                }
                 Err(e) => {
                     if matches!(e, AnonError::WrongContent) {
                         self.blame(exit);
@@ -1579,6 +1596,7 @@ impl crate::store::ChunkStore for AnonymousStore {
         match self.put_chunk(&chunk).await {
             Ok(()) => Ok(()),
             Err(e @ AnonError::Full) => Err(crate::StoreError::Full(e.to_string())),
+            Err(e @ AnonError::Unpaid) => Err(crate::StoreError::Payment(e.to_string())),
             Err(e) => Err(crate::StoreError::Network(e.to_string())),
         }
     }

@@ -308,6 +308,22 @@ impl Client {
         files::put_file(self.store(), path, config, progress).await
     }
 
+    /// What storing the file at `path` would cost now, in nanos, without
+    /// storing or paying anything (`safe wallet quote`): its chunks'
+    /// names by a pass of self-encryption, then the close groups' quotes.
+    /// 0 on a free network, and nothing for chunks nodes hold already.
+    pub async fn quote_file(&self, path: &Path, options: &PutOptions) -> Result<u64, PutError> {
+        let Some(c) = self.paying().await else {
+            return Ok(0);
+        };
+        let (config, progress) = options.split();
+        let names = Arc::new(files::Names::default());
+        files::put_file(names.clone(), path, config, progress).await?;
+        c.price_of(&names.take())
+            .await
+            .map_err(|e| PutError::Store(StoreError::Payment(e.to_string())))
+    }
+
     /// The connection, if storing on it is paid for.
     async fn paying(&self) -> Option<&Connection> {
         match &self.backend {

@@ -9,8 +9,8 @@
 //! walks on and tries again.
 
 use safe_protocol::coin::{
-    CertifiedSpend, Key, NANOS_PER_COIN, SignedSpend, Spend, SpendError, WalletAddress, WalletKeys,
-    spend_address,
+    CertifiedSpend, Key, NANOS_PER_COIN, SignedSpend, Spend, SpendError, SpendHash, WalletAddress,
+    WalletKeys, spend_address,
 };
 use safe_protocol::mutable::SigningKey;
 
@@ -37,6 +37,11 @@ pub fn testnet_genesis() -> Key {
     testnet_genesis_key().verifying_key().to_bytes()
 }
 
+/// Whether `genesis` is the testnet one: a network anyone may draw from.
+pub fn is_testnet(genesis: &Key) -> bool {
+    *genesis == testnet_genesis()
+}
+
 /// The faucet's wallet, which holds what has not been drawn.
 fn faucet_wallet() -> WalletKeys {
     WalletKeys::from_secret(&blake3::derive_key("safe testnet faucet wallet v1", b""))
@@ -59,6 +64,19 @@ pub enum FaucetError {
 }
 
 impl Connection {
+    /// Which testnet this is: every testnet shares the genesis key, so its
+    /// coins are told apart by the first draw from its faucet (the spend
+    /// of the genesis output, which differs from testnet to testnet).
+    /// `None` if nobody has drawn yet (or no node answered).
+    pub async fn testnet_id(&self) -> Option<SpendHash> {
+        let genesis = testnet_genesis();
+        let first = Coin::genesis(&testnet_genesis_key());
+        let spent = self
+            .spend_at(spend_address(&first.input.id(&genesis)), &genesis)
+            .await?;
+        Some(spent.spend.spend.hash())
+    }
+
     /// Draws [`DRIP`] nanos from the testnet faucet to `to`, starting the
     /// walk at `from` (a draw made before, to skip the chain up to it) or
     /// at the genesis output. Returns the certified spend that paid `to`.

@@ -123,6 +123,16 @@ impl Home {
 /// atomically: to a temporary file beside it, synced, then renamed over
 /// it, so a crash leaves the old contents or the new, never a mix.
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    persist_private(path, bytes, true)
+}
+
+/// Like [`write_private`], but only if `path` does not exist yet:
+/// `AlreadyExists` if it does (another process made it first).
+pub(crate) fn create_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    persist_private(path, bytes, false)
+}
+
+fn persist_private(path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
@@ -132,7 +142,11 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    if replace {
+        tmp.persist(path).map_err(|e| e.error)?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    }
     // The rename itself, made durable.
     std::fs::File::open(dir)?.sync_all()
 }

@@ -95,7 +95,7 @@ impl Coin {
 #[non_exhaustive]
 pub enum PayError {
     /// The cost is over the caller's limit.
-    #[error("storing this costs {cost} nanos, over the limit of {limit} (--max-cost)")]
+    #[error("storing this costs {} coins, over the limit of {} (--max-cost); nothing was spent", safe_protocol::coin::format_amount(*cost), safe_protocol::coin::format_amount(*limit))]
     OverLimit {
         /// What it would cost.
         cost: u64,
@@ -103,7 +103,7 @@ pub enum PayError {
         limit: u64,
     },
     /// The coins given do not cover the cost.
-    #[error("your wallet has {have} nanos; this upload costs {cost} (get coins sent to {address})")]
+    #[error("your wallet holds {} coins and this needs {} (get coins sent to {address}: `safe wallet send` from a funded wallet; on a testnet, `safe wallet faucet`)", safe_protocol::coin::format_amount(*have), safe_protocol::coin::format_amount(*cost))]
     Insufficient {
         /// Nanos in the coins given.
         have: u64,
@@ -124,6 +124,21 @@ pub enum PayError {
     /// The wallet could not be read or written.
     #[error(transparent)]
     Wallet(#[from] crate::wallet::WalletError),
+    /// No spend is kept at a receipt.
+    #[error("no spend found at {0} (a typo, another network, or its nodes did not answer)")]
+    NoSpend(XorName),
+    /// Drawing coins from the testnet faucet failed.
+    #[error(transparent)]
+    Faucet(#[from] crate::faucet::FaucetError),
+    /// The faucet was asked for on a network that is not a testnet.
+    #[error("this network is not a testnet: it has no faucet (get coins sent to {0})")]
+    NotTestnet(String),
+    /// The network does not charge for storage: there is nothing to pay
+    /// with and no wallet on it.
+    #[error(
+        "this network does not charge for storage (its nodes were started without a genesis key), so it has no coins"
+    )]
+    Free,
     /// Some of an upload's payments were made (and must be recorded:
     /// their coins are spent), then one failed.
     #[error("{error}")]
@@ -345,6 +360,21 @@ impl Connection {
         wallet: &WalletKeys,
         max_cost: Option<u64>,
     ) -> Result<Paid, PayError> {
+        self.pay_for_shown(names, coins, wallet, max_cost, &|_, _| {})
+            .await
+    }
+
+    /// [`Connection::pay_for`], calling `show(cost, chunks)` with what it
+    /// is about to pay, once it is known to be within the limit and the
+    /// coins, before any coin moves.
+    pub async fn pay_for_shown(
+        &self,
+        names: &[XorName],
+        coins: Vec<Coin>,
+        wallet: &WalletKeys,
+        max_cost: Option<u64>,
+        show: &(dyn Fn(u64, usize) + Sync),
+    ) -> Result<Paid, PayError> {
         let names: Vec<XorName> = {
             let mut seen = HashSet::new();
             names.iter().copied().filter(|n| seen.insert(*n)).collect()
@@ -414,6 +444,9 @@ impl Connection {
                 names.len()
             )));
         }
+        if cost > 0 {
+            show(cost, batches.iter().map(|(b, _)| b.len()).sum());
+        }
         let mut paid = Paid {
             charged: true,
             change: coins,
@@ -477,28 +510,7 @@ impl Connection {
             outputs.push(output);
             secrets.push(secret);
         }
-        // Coins enough for this batch, largest first.
-        let mut coins = std::mem::take(&mut paid.change);
-        coins.sort_by_key(Coin::amount);
-        let mut spent = Vec::new();
-        let mut total: u64 = 0;
-        while total < owed && spent.len() < safe_protocol::coin::MAX_INPUTS {
-            let Some(c) = coins.pop() else {
-                break;
-            };
-            total = total.saturating_add(c.amount());
-            spent.push(c);
-        }
-        if total < owed {
-            coins.extend(spent);
-            paid.change = coins;
-            return Err(PayError::Insufficient {
-                have: total,
-                cost: owed,
-                address: wallet.address().to_string(),
-            });
-        }
-        paid.change = coins;
+        let (spent, total) = take_coins(&mut paid.change, owed, wallet)?;
         if total > owed {
             let back = wallet
                 .address()
@@ -600,6 +612,88 @@ impl Connection {
     }
 }
 
+/// Takes from `coins` enough to cover `owed` (largest first, at most
+/// [`safe_protocol::coin::MAX_INPUTS`]); returns them and their total.
+/// `coins` is left as it was if they do not cover it.
+fn take_coins(
+    coins: &mut Vec<Coin>,
+    owed: u64,
+    wallet: &WalletKeys,
+) -> Result<(Vec<Coin>, u64), PayError> {
+    coins.sort_by_key(Coin::amount);
+    let mut spent = Vec::new();
+    let mut total: u64 = 0;
+    while total < owed && spent.len() < safe_protocol::coin::MAX_INPUTS {
+        let Some(c) = coins.pop() else {
+            break;
+        };
+        total = total.saturating_add(c.amount());
+        spent.push(c);
+    }
+    if total < owed {
+        let have = coins
+            .iter()
+            .chain(&spent)
+            .map(Coin::amount)
+            .fold(0, u64::saturating_add);
+        coins.extend(spent);
+        return Err(if have >= owed {
+            PayError::TooLarge(format!(
+                "the wallet's {} largest coins do not cover this; send yourself the whole balance first to merge them",
+                safe_protocol::coin::MAX_INPUTS
+            ))
+        } else {
+            PayError::Insufficient {
+                have,
+                cost: owed,
+                address: wallet.address().to_string(),
+            }
+        });
+    }
+    Ok((spent, total))
+}
+
+impl Connection {
+    /// Sends `amount` nanos from `coins` (of `wallet`) to `to` in one
+    /// certified spend, the change back to `wallet`. Returns the spend and
+    /// the coins left (the unspent ones and the change).
+    pub async fn send_coins(
+        &self,
+        mut coins: Vec<Coin>,
+        wallet: &WalletKeys,
+        to: &safe_protocol::coin::WalletAddress,
+        amount: u64,
+    ) -> Result<(CertifiedSpend, Vec<Coin>), PayError> {
+        if amount == 0 {
+            return Err(PayError::TooLarge(
+                "nothing to send: the amount is 0".into(),
+            ));
+        }
+        let (spent, total) = take_coins(&mut coins, amount, wallet)?;
+        let bad = || PayError::TooLarge("the wallet address holds an invalid key".into());
+        let mut outputs = vec![to.pay(amount).ok_or_else(bad)?];
+        if total > amount {
+            outputs.push(wallet.address().pay(total - amount).ok_or_else(bad)?);
+        }
+        let genesis = spent
+            .first()
+            .and_then(|c| c.parent.as_ref().map(|p| p.spend.spend.genesis))
+            .unwrap_or_default();
+        let spend = Spend {
+            genesis,
+            inputs: spent.iter().map(|c| c.input).collect(),
+            outputs,
+            memo: Vec::new(),
+        };
+        let keys: Vec<&OneTimeKey> = spent.iter().map(|c| &c.key).collect();
+        let parents: Vec<CertifiedSpend> = spent.iter().filter_map(|c| c.parent.clone()).collect();
+        let signed = SignedSpend::sign(spend, &keys);
+        let certified = self.certify(&signed, &parents).await?;
+        coins.extend(Coin::found(&certified, wallet));
+        Ok((certified, coins))
+    }
+}
+
 /// Pays for what a [`crate::Client`] stores, from the wallet in its data
 /// directory, when the network charges: a whole upload at once where the
 /// chunks are known first ([`Payer::pay_names`]), else the chunks put at
@@ -615,6 +709,12 @@ pub struct Payer {
     waiting: std::sync::Mutex<Vec<XorName>>,
     /// Nanos paid so far.
     paid: std::sync::atomic::AtomicU64,
+    /// Nanos drawn from the testnet faucet so far.
+    drawn: std::sync::atomic::AtomicU64,
+    /// Told each payment's cost and chunks before it is made.
+    show: std::sync::Mutex<Option<ShowCost>>,
+    /// Which testnet this is, on a testnet ([`Connection::testnet_id`]).
+    testnet: tokio::sync::OnceCell<safe_protocol::coin::SpendHash>,
 }
 
 impl std::fmt::Debug for Payer {
@@ -626,6 +726,43 @@ impl std::fmt::Debug for Payer {
 /// How long a put that needs paying for waits for others to join its
 /// batch.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
+/// How long a payment waits for another program paying from the same
+/// wallet.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// A wallet held for one payment (released on drop: the file lock goes
+/// with the file).
+struct WalletLock<'a> {
+    _gate: tokio::sync::MutexGuard<'a, ()>,
+    _file: std::fs::File,
+}
+
+/// Whether `e` says a coin given was spent already.
+fn spent_already(e: &PayError) -> bool {
+    matches!(
+        e,
+        PayError::Spend(CoinError::DoubleSpend { .. })
+            | PayError::Spend(CoinError::Refused(
+                safe_protocol::coin::SpendError::AlreadySpent(_)
+            ))
+    )
+}
+
+/// What a recipient is given to find a spend: where it is kept (the
+/// address of its first input's spend record).
+pub fn receipt(spend: &CertifiedSpend) -> Option<XorName> {
+    let genesis = spend.spend.spend.genesis;
+    let first = spend.spend.spend.inputs.first()?;
+    Some(safe_protocol::coin::spend_address(&first.id(&genesis)))
+}
+
+/// What is told a payment's cost in nanos and its chunks before it is made.
+pub type ShowCost = std::sync::Arc<dyn Fn(u64, usize) + Send + Sync>;
+
+/// Most faucet draws one payment makes on a testnet (each is
+/// [`crate::faucet::DRIP`]); an upload that costs more is refused as
+/// unfunded.
+pub const MAX_DRAWS: usize = 10;
 /// Most chunks one lazily gathered batch pays for.
 const MAX_LAZY_BATCH: usize = 4096;
 
@@ -639,6 +776,9 @@ impl Payer {
             gate: tokio::sync::Mutex::new(()),
             waiting: std::sync::Mutex::new(Vec::new()),
             paid: std::sync::atomic::AtomicU64::new(0),
+            drawn: std::sync::atomic::AtomicU64::new(0),
+            show: std::sync::Mutex::new(None),
+            testnet: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -646,6 +786,14 @@ impl Payer {
     pub fn set_max_cost(&self, max: Option<u64>) {
         if let Ok(mut m) = self.max_cost.lock() {
             *m = max;
+        }
+    }
+
+    /// Calls `show(cost, chunks)` before each payment is made (after the
+    /// `--max-cost` check): how a command shows the cost first.
+    pub fn on_cost(&self, show: ShowCost) {
+        if let Ok(mut s) = self.show.lock() {
+            *s = Some(show);
         }
     }
 
@@ -667,23 +815,244 @@ impl Payer {
         }
     }
 
+    /// Holds the wallet for one payment: this payer's gate, then the
+    /// wallet directory's lock file, which other payers (in this process
+    /// or another) of the same data directory wait for. The wallet is read
+    /// after, so a payment spends what the one before it left.
+    async fn lock(&self) -> Result<WalletLock<'_>, PayError> {
+        let gate = self.gate.lock().await;
+        let dir = self.home.wallet_dir();
+        let path = dir.join("lock");
+        let io = |source| {
+            PayError::Wallet(crate::wallet::WalletError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(PayError::TooLarge(format!(
+                        "another program has held the wallet in {} for {}s; try again when it is done",
+                        dir.display(),
+                        LOCK_WAIT.as_secs()
+                    )));
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        Ok(WalletLock {
+            _gate: gate,
+            _file: file,
+        })
+    }
+
+    /// Nanos drawn from the testnet faucet through this payer so far.
+    pub fn drawn(&self) -> u64 {
+        self.drawn.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The wallet of this payer's data directory on `conn`'s network, if
-    /// it charges.
+    /// it charges. On a testnet, where every network shares the genesis
+    /// key, the coins of each testnet are kept apart (by its first faucet
+    /// draw, which this makes if nobody has yet).
     pub async fn wallet(
         &self,
         conn: &Connection,
     ) -> Result<Option<crate::wallet::Wallet>, PayError> {
-        match self.charges(conn).await {
-            Some(genesis) => Ok(Some(crate::wallet::Wallet::open(&self.home, &genesis)?)),
-            None => Ok(None),
+        let Some(genesis) = self.charges(conn).await else {
+            return Ok(None);
+        };
+        if !crate::faucet::is_testnet(&genesis) {
+            return Ok(Some(crate::wallet::Wallet::open(&self.home, &genesis)?));
         }
+        let id = self
+            .testnet
+            .get_or_try_init(|| self.first_draw(conn, &genesis))
+            .await?;
+        Ok(Some(crate::wallet::Wallet::open_on(
+            &self.home,
+            &genesis,
+            Some(&id.0),
+        )?))
+    }
+
+    /// Which testnet `conn` reaches; if nobody has drawn from its faucet
+    /// yet, draws first (into this payer's wallet).
+    async fn first_draw(
+        &self,
+        conn: &Connection,
+        genesis: &safe_protocol::coin::Key,
+    ) -> Result<safe_protocol::coin::SpendHash, PayError> {
+        if let Some(id) = conn.testnet_id().await {
+            return Ok(id);
+        }
+        let keys = crate::wallet::Wallet::keys_of(&self.home)?;
+        let drawn = conn.draw_from_faucet(&keys.address(), None).await?;
+        let first = Coin::genesis(&crate::faucet::testnet_genesis_key()).input;
+        let id = if drawn.spend.spend.inputs.contains(&first) {
+            drawn.spend.spend.hash()
+        } else {
+            // Another drawer was first; its spend is certified by now.
+            conn.testnet_id()
+                .await
+                .ok_or(crate::faucet::FaucetError::TooFar)?
+        };
+        let wallet = crate::wallet::Wallet::open_on(&self.home, genesis, Some(&id.0))?;
+        self.received(&wallet, &drawn)?;
+        Ok(id)
+    }
+
+    fn received(
+        &self,
+        wallet: &crate::wallet::Wallet,
+        drawn: &CertifiedSpend,
+    ) -> Result<u64, PayError> {
+        let got = wallet.receive(drawn, "drawn from the testnet faucet")?;
+        self.drawn
+            .fetch_add(got, std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(
+            "drew {} coins from the testnet faucet",
+            safe_protocol::coin::format_amount(got)
+        );
+        Ok(got)
+    }
+
+    /// Makes sure the wallet holds at least `at_least` nanos, drawing
+    /// from the faucet as needed (a testnet only). Returns the wallet.
+    pub async fn fund(
+        &self,
+        conn: &Connection,
+        at_least: u64,
+    ) -> Result<crate::wallet::Wallet, PayError> {
+        let _one = self.lock().await?;
+        let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
+        self.draw_up_to(conn, &wallet, at_least).await?;
+        Ok(wallet)
+    }
+
+    /// Draws one [`crate::faucet::DRIP`] into the wallet (a testnet
+    /// only): `safe wallet faucet`. Returns the wallet and what was drawn.
+    pub async fn draw(&self, conn: &Connection) -> Result<(crate::wallet::Wallet, u64), PayError> {
+        let _one = self.lock().await?;
+        let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
+        let got = self.draw_once(conn, &wallet).await?;
+        Ok((wallet, got))
+    }
+
+    async fn draw_once(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+    ) -> Result<u64, PayError> {
+        if !wallet
+            .genesis()
+            .or(self.charges(conn).await)
+            .is_some_and(|g| crate::faucet::is_testnet(&g))
+        {
+            return Err(PayError::NotTestnet(wallet.address().to_string()));
+        }
+        let drawn = conn.draw_from_faucet(&wallet.address(), None).await?;
+        self.received(wallet, &drawn)
+    }
+
+    /// Sends `amount` nanos from the wallet to `to` (`safe wallet send`):
+    /// one certified spend, recorded in the wallet. Returns the spend; the
+    /// recipient takes it in with [`Payer::receive`] given
+    /// [`receipt`] of it.
+    pub async fn send(
+        &self,
+        conn: &Connection,
+        to: &safe_protocol::coin::WalletAddress,
+        amount: u64,
+    ) -> Result<CertifiedSpend, PayError> {
+        let _one = self.lock().await?;
+        let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
+        let sent = match conn
+            .send_coins(wallet.coins(), wallet.keys(), to, amount)
+            .await
+        {
+            Err(e) if spent_already(&e) && self.recover(conn, &wallet).await? > 0 => {
+                conn.send_coins(wallet.coins(), wallet.keys(), to, amount)
+                    .await
+            }
+            other => other,
+        };
+        let (certified, left) = sent?;
+        let change: Vec<Coin> = left
+            .into_iter()
+            .filter(|c| {
+                c.parent
+                    .as_ref()
+                    .is_some_and(|p| p.spend.spend.hash() == certified.spend.spend.hash())
+            })
+            .collect();
+        wallet.spent(
+            std::slice::from_ref(&certified),
+            &change,
+            amount,
+            &format!("sent to {to}"),
+        )?;
+        Ok(certified)
+    }
+
+    /// Takes into the wallet what the spend at `receipt` (as [`receipt`]
+    /// gives it) pays it; returns the nanos added (0 if it pays the wallet
+    /// nothing, or was taken in before).
+    pub async fn receive(&self, conn: &Connection, receipt: &XorName) -> Result<u64, PayError> {
+        let _one = self.lock().await?;
+        let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
+        let genesis = self.charges(conn).await.ok_or(PayError::Free)?;
+        let spend = conn
+            .spend_at(*receipt, &genesis)
+            .await
+            .ok_or(PayError::NoSpend(*receipt))?;
+        Ok(wallet.receive(&spend, "received")?)
+    }
+
+    /// Draws until `wallet` holds `at_least` nanos, at most
+    /// [`MAX_DRAWS`] times; on a network that is not a testnet, nothing.
+    async fn draw_up_to(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+        at_least: u64,
+    ) -> Result<(), PayError> {
+        let Some(genesis) = self.charges(conn).await else {
+            return Ok(());
+        };
+        if !crate::faucet::is_testnet(&genesis) {
+            return Ok(());
+        }
+        for _ in 0..MAX_DRAWS {
+            if wallet.balance() >= at_least {
+                break;
+            }
+            self.draw_once(conn, wallet).await?;
+        }
+        Ok(())
     }
 
     /// Pays for storing `names`, unless the network is free.
     pub async fn pay_names(&self, conn: &Connection, names: &[XorName]) -> Result<u64, PayError> {
+        if self.charges(conn).await.is_none() {
+            return Ok(0);
+        }
         // The wallet is read under the gate: a payment that waited for
         // another one spends what that one left, not what it spent.
-        let _one = self.gate.lock().await;
+        let _one = self.lock().await?;
         let Some(wallet) = self.wallet(conn).await? else {
             return Ok(0);
         };
@@ -705,19 +1074,107 @@ impl Payer {
             return Ok(0);
         }
         let max = self.max_cost.lock().ok().and_then(|m| *m);
-        match conn
-            .pay_for(names, wallet.coins(), wallet.keys(), max)
-            .await
-        {
-            Ok(paid) => self.record(wallet, &paid),
-            Err(PayError::Partial { error, paid }) => {
-                // The coins of the payments made are spent: recorded
-                // before the failure is reported.
-                self.record(wallet, &paid)?;
-                Err(*error)
+        let show = self.show.lock().ok().and_then(|s| s.clone());
+        let show = move |cost: u64, chunks: usize| {
+            if let Some(f) = &show {
+                f(cost, chunks);
             }
-            Err(e) => Err(e),
+        };
+        let mut recovered = false;
+        loop {
+            let mut paying = conn
+                .pay_for_shown(names, wallet.coins(), wallet.keys(), max, &show)
+                .await;
+            if let Err(PayError::Insufficient { cost, .. }) = &paying {
+                // On a testnet, coins are free: draw what is missing, then pay.
+                let cost = *cost;
+                let before = wallet.balance();
+                self.draw_up_to(conn, wallet, cost).await?;
+                if wallet.balance() > before {
+                    paying = conn
+                        .pay_for_shown(names, wallet.coins(), wallet.keys(), max, &show)
+                        .await;
+                }
+            }
+            return match paying {
+                Ok(paid) => self.record(wallet, &paid),
+                Err(PayError::Partial { error, paid }) => {
+                    // The coins of the payments made are spent: recorded
+                    // before the failure is reported.
+                    self.record(wallet, &paid)?;
+                    Err(*error)
+                }
+                Err(e) if !recovered && spent_already(&e) => {
+                    // A coin the wallet holds was spent: by a payment of
+                    // this wallet that was stopped before it was recorded.
+                    recovered = true;
+                    if self.recover(conn, wallet).await? > 0 {
+                        continue;
+                    }
+                    Err(e)
+                }
+                Err(e) => Err(e),
+            };
         }
+    }
+
+    /// Finds the spends of the wallet's coins that the wallet has not
+    /// recorded (a payment or send stopped, by a crash or kill, between
+    /// sending its spend and recording it), finishes certifying each (the
+    /// same spend gets the same votes again) and records it: its coins
+    /// spent, its change taken in. Returns how many it found.
+    pub async fn recover(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+    ) -> Result<usize, PayError> {
+        let Some(genesis) = self.charges(conn).await else {
+            return Ok(0);
+        };
+        let coins = wallet.coins();
+        let mut found: Vec<safe_protocol::coin::SpendHash> = Vec::new();
+        let mut consumed: Vec<Input> = Vec::new();
+        for coin in &coins {
+            if consumed.contains(&coin.input) {
+                continue;
+            }
+            let address = safe_protocol::coin::spend_address(&coin.input.id(&genesis));
+            let Some(held) = conn.spend_at(address, &genesis).await else {
+                continue;
+            };
+            let hash = held.spend.spend.hash();
+            if found.contains(&hash) {
+                continue;
+            }
+            let parents: Vec<CertifiedSpend> = held
+                .spend
+                .spend
+                .inputs
+                .iter()
+                .filter_map(|i| coins.iter().find(|c| c.input == *i)?.parent.clone())
+                .collect();
+            let certified = conn.certify(&held.spend, &parents).await?;
+            let keys = wallet.keys();
+            let change = Coin::found(&certified, keys);
+            let spent: u64 = certified
+                .spend
+                .spend
+                .inputs
+                .iter()
+                .map(|i| i.amount)
+                .fold(0, u64::saturating_add);
+            let back: u64 = change.iter().map(Coin::amount).fold(0, u64::saturating_add);
+            wallet.spent(
+                std::slice::from_ref(&certified),
+                &change,
+                spent.saturating_sub(back),
+                "paid (recovered: the program was stopped while paying)",
+            )?;
+            tracing::info!(spend = %hash, "recovered a payment that was not recorded");
+            consumed.extend(certified.spend.spend.inputs.iter().copied());
+            found.push(hash);
+        }
+        Ok(found.len())
     }
 
     /// Records in `wallet` what `paid` spent and left.
@@ -742,7 +1199,7 @@ impl Payer {
         {
             w.push(name);
         }
-        let _one = self.gate.lock().await;
+        let _one = self.lock().await?;
         if conn.payment_for(&name).is_some() {
             return Ok(());
         }

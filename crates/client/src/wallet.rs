@@ -108,24 +108,23 @@ impl Wallet {
     /// The wallet of data directory `home` on the network whose genesis
     /// key is `genesis`, made (with a new secret) if there is none.
     pub fn open(home: &Home, genesis: &Key) -> Result<Self, WalletError> {
-        let dir = home.wallet_dir();
-        let secret_path = dir.join("secret");
-        let secret: [u8; 32] = match std::fs::read(&secret_path) {
-            Ok(bytes) => bytes
-                .try_into()
-                .map_err(|_| WalletError::Corrupt(secret_path.display().to_string()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut secret = [0u8; 32];
-                getrandom::fill(&mut secret).map_err(|e| WalletError::Io {
-                    path: secret_path.display().to_string(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
-                crate::home::write_private(&secret_path, &secret).map_err(io(&secret_path))?;
-                secret
-            }
-            Err(e) => return Err(io(&secret_path)(e)),
-        };
-        let coins_path = dir.join(format!("coins-{}", hex::encode(&genesis[..8])));
+        Self::open_on(home, genesis, None)
+    }
+
+    /// The wallet of `home` on one of the networks that share the genesis
+    /// key `genesis` (testnets do), told apart by `instance`: each such
+    /// network's coins are kept in a file of their own.
+    pub fn open_on(
+        home: &Home,
+        genesis: &Key,
+        instance: Option<&[u8; 32]>,
+    ) -> Result<Self, WalletError> {
+        let keys = Self::keys_of(home)?;
+        let mut name = format!("coins-{}", hex::encode(&genesis[..8]));
+        if let Some(i) = instance {
+            name = format!("{name}-{}", hex::encode(&i[..8]));
+        }
+        let coins_path = home.wallet_dir().join(name);
         let state = match std::fs::read(&coins_path) {
             Ok(bytes) => {
                 if bytes.len() > MAX_WALLET_FILE {
@@ -139,9 +138,43 @@ impl Wallet {
         };
         Ok(Self {
             coins_path,
-            keys: WalletKeys::from_secret(&secret),
+            keys,
             state: Mutex::new(state),
         })
+    }
+
+    /// The keys of the wallet of data directory `home` (the same on every
+    /// network), made with a new secret if there is none.
+    pub fn keys_of(home: &Home) -> Result<WalletKeys, WalletError> {
+        let path = home.wallet_dir().join("secret");
+        let read = || -> Result<Option<WalletKeys>, WalletError> {
+            match std::fs::read(&path) {
+                Ok(bytes) => {
+                    let secret: [u8; 32] = bytes
+                        .try_into()
+                        .map_err(|_| WalletError::Corrupt(path.display().to_string()))?;
+                    Ok(Some(WalletKeys::from_secret(&secret)))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io(&path)(e)),
+            }
+        };
+        if let Some(keys) = read()? {
+            return Ok(keys);
+        }
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut secret[..]).map_err(|e| WalletError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        match crate::home::create_private(&path, &secret[..]) {
+            Ok(()) => Ok(WalletKeys::from_secret(&secret)),
+            // Another process made the wallet first: its secret is the one.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                read()?.ok_or_else(|| WalletError::Corrupt(path.display().to_string()))
+            }
+            Err(e) => Err(io(&path)(e)),
+        }
     }
 
     /// The wallet's keys.

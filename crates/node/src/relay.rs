@@ -55,7 +55,7 @@ use safe_relay::cell::{
 use safe_relay::handshake::{self, CREATE_LEN};
 use safe_relay::message::{
     BACKWARD_DATA, BEGIN_GET_CHUNK, BEGIN_GET_RECORD, BEGIN_PUT_CHUNK, BEGIN_PUT_RECORD, Command,
-    END_BUSY, END_DONE, END_NOT_FOUND, END_UNSUPPORTED, Message,
+    END_BUSY, END_DONE, END_NOT_FOUND, END_UNPAID, END_UNSUPPORTED, Message,
 };
 use safe_relay::{HopState, RelayCert, RelaySecret, cert};
 use tokio::sync::{mpsc, watch};
@@ -1006,6 +1006,11 @@ impl Relay {
             return self.answer(prev, stream, Err(END_UNSUPPORTED), false);
         };
         if let ExitRequest::PutChunk(holders, want) = request {
+            if crate::payments::charges(&self.node).is_some() {
+                // The members would refuse it unpaid: said at once,
+                // before any byte of it comes.
+                return self.answer(prev, stream, Err(END_UNPAID), false);
+            }
             if c.upload.is_some() || self.uploading + want > UPLOAD_BUDGET {
                 return self.answer(prev, stream, Err(END_BUSY), false);
             }

@@ -43,6 +43,9 @@ pub const END_NOT_FOUND: u8 = 1;
 pub const END_UNSUPPORTED: u8 = 2;
 /// `END` reason: too many requests on this circuit at once.
 pub const END_BUSY: u8 = 3;
+/// `END` reason: the network charges for storage, and an anonymous put
+/// cannot carry a payment yet (`docs/DESIGN-currency.md`).
+pub const END_UNPAID: u8 = 4;
 
 /// What a relay message asks or says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -208,6 +208,26 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     let home_dir = tempfile::tempdir().unwrap();
     let home = Home::at(home_dir.path());
     let wallet = Wallet::open(&home, &genesis).unwrap();
+    // Unfunded, on a network that is not a testnet (no faucet): one line
+    // that says how to get coins, and nothing is stored.
+    let unfunded = {
+        let conn = Connection::connect_to(&net.contacts().await, 5)
+            .await
+            .unwrap();
+        let client = Client::from(conn).paying_from(home.clone());
+        let data = bytes_for(29, 1024 * 1024 + 7);
+        let err = client.put_bytes(data).await.unwrap_err().to_string();
+        client.shutdown().await;
+        err
+    };
+    assert!(
+        unfunded.contains("holds 0 coins")
+            && unfunded.contains(&wallet.address().to_string())
+            && unfunded.contains("safe wallet send")
+            && !unfunded.contains('\n'),
+        "{unfunded}"
+    );
+    assert_eq!(wallet.balance(), 0);
     let mut change = paid.change;
     let coin = change.pop().unwrap();
     let gift = NANOS_PER_COIN;
@@ -248,6 +268,45 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     assert!(client.payer().paid() > report.paid_nanos);
     let wallet = Wallet::open(&home, &genesis).unwrap();
     assert_eq!(wallet.balance(), gift - client.payer().paid());
+    // A payment stopped after its spend went out but before the wallet
+    // recorded it (a kill): the next payment finds it, finishes it, takes
+    // in its change and pays on.
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    let coins = wallet.coins();
+    let before = wallet.balance();
+    let elsewhere = WalletKeys::from_secret(&[9; 32]).address();
+    let lost = Spend {
+        genesis,
+        inputs: coins.iter().map(|c| c.input).collect(),
+        outputs: vec![
+            elsewhere.pay(1000).unwrap(),
+            wallet.address().pay(before - 1000).unwrap(),
+        ],
+        memo: Vec::new(),
+    };
+    let keys: Vec<_> = coins.iter().map(|c| &c.key).collect();
+    let parents: Vec<CertifiedSpend> = coins.iter().filter_map(|c| c.parent.clone()).collect();
+    c.certify(&SignedSpend::sign(lost, &keys), &parents)
+        .await
+        .unwrap();
+    let paid_before = client.payer().paid();
+    let after_kill = client
+        .put_bytes(bytes_for(31, 1024 * 1024 + 3))
+        .await
+        .unwrap();
+    assert!(after_kill.paid_nanos > 0);
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    assert_eq!(wallet.balance(), before - 1000 - after_kill.paid_nanos);
+    assert!(
+        wallet
+            .history()
+            .iter()
+            .any(|l| l.what.contains("recovered")),
+        "{:?}",
+        wallet.history()
+    );
+    assert_eq!(client.payer().paid(), paid_before + after_kill.paid_nanos);
+
     // Every nano the nodes earned is one somebody paid.
     let all: u64 = net
         .nodes()

@@ -39,11 +39,25 @@ pub fn up(home: &Path, net_dir: &Path) -> Guard {
     guard
 }
 
+/// The default testnet of `home`, where storing is free (`--free`): for
+/// what cannot pay yet (anonymous puts).
+pub fn up_free(home: &Path, net_dir: &Path) -> Guard {
+    let (guard, ready) = start_with(home, net_dir, &["--free"]);
+    assert!(ready.contains("Storing is free"), "{ready}");
+    guard
+}
+
 /// Starts a testnet in `net_dir`; returns it and its `ready` line.
 pub fn start(home: &Path, net_dir: &Path) -> (Guard, String) {
+    start_with(home, net_dir, &[])
+}
+
+/// [`start`] with more arguments for `safe testnet up`.
+pub fn start_with(home: &Path, net_dir: &Path, more: &[&str]) -> (Guard, String) {
     let mut child = Command::new(SAFE)
         .args(["testnet", "up", "--nodes", "10", "--dir"])
         .arg(net_dir)
+        .args(more)
         .env("SAFE_HOME", home)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

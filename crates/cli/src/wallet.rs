@@ -1,0 +1,254 @@
+//! `safe wallet …`: coins to pay for storage with (issue 17,
+//! `docs/DESIGN-currency.md`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use safe_client::pay::receipt;
+use safe_client::wallet::Wallet;
+use safe_client::{Client, Home, PutOptions};
+use safe_protocol::XorName;
+use safe_protocol::coin::{WalletAddress, format_amount, parse_amount};
+
+use crate::args::{Network, Peers, with_client};
+
+#[derive(Subcommand)]
+pub(crate) enum WalletCommand {
+    /// Print this data directory's wallet address (safe://w…), where
+    /// others send coins. The same on every network.
+    Address,
+    /// How many coins the wallet holds on the network.
+    Balance {
+        /// Print JSON (address, nanos, coins).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        net: Peers,
+    },
+    /// Send coins to a wallet address; prints the receipt its owner takes
+    /// them in with (`safe wallet receive`).
+    Send {
+        /// The recipient's address (safe://w…, as `safe wallet address`
+        /// prints it).
+        #[arg(value_parser = parse_address)]
+        address: Box<WalletAddress>,
+        /// How many coins (e.g. 1, 0.5, 0.000000001).
+        #[arg(value_parser = parse_amount)]
+        amount: u64,
+        /// Print JSON (receipt, nanos, balance).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        net: Peers,
+    },
+    /// Take in coins sent to this wallet, given the receipt the sender's
+    /// `safe wallet send` printed.
+    Receive {
+        /// The receipt (64 hex digits).
+        #[arg(value_parser = parse_receipt)]
+        receipt: XorName,
+        #[command(flatten)]
+        net: Peers,
+    },
+    /// What the wallet received, paid and sent, oldest first.
+    History {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        net: Peers,
+    },
+    /// What storing a file would cost now, without storing or paying.
+    Quote {
+        /// The file.
+        path: PathBuf,
+        /// Print JSON (nanos, coins).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        net: Peers,
+    },
+    /// Draw 100 coins from the testnet faucet (on a testnet only).
+    Faucet {
+        #[command(flatten)]
+        net: Peers,
+    },
+}
+
+fn parse_address(text: &str) -> Result<Box<WalletAddress>, String> {
+    text.trim()
+        .parse()
+        .map(Box::new)
+        .map_err(|e: safe_protocol::coin::WalletAddressError| e.to_string())
+}
+
+fn parse_receipt(text: &str) -> Result<XorName, String> {
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(XorName)
+        .ok_or_else(|| "a receipt is 64 hex digits, as `safe wallet send` prints it".into())
+}
+
+/// The wallet of `client`'s network; an error on a free one.
+async fn wallet_of(client: &Client) -> Result<Wallet> {
+    let conn = client
+        .connection()
+        .context("the wallet needs the network directly (not --anonymous)")?;
+    Ok(client
+        .payer()
+        .wallet(conn)
+        .await?
+        .ok_or(safe_client::pay::PayError::Free)?)
+}
+
+fn connection(client: &Client) -> Result<&safe_client::Connection> {
+    client
+        .connection()
+        .context("the wallet needs the network directly (not --anonymous)")
+}
+
+pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> {
+    match command {
+        WalletCommand::Address => {
+            let keys = Wallet::keys_of(&Home::from_env())?;
+            println!("{}", keys.address());
+            Ok(())
+        }
+        WalletCommand::Balance { json, net } => {
+            let client = net.connect(network).await?;
+            with_client(client, |client| async move {
+                let wallet = wallet_of(&client).await?;
+                let nanos = wallet.balance();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "address": wallet.address().to_string(),
+                            "nanos": nanos,
+                            "coins": format_amount(nanos),
+                        })
+                    );
+                } else {
+                    println!("{} coins", format_amount(nanos));
+                }
+                Ok(())
+            })
+            .await
+        }
+        WalletCommand::Send {
+            address,
+            amount,
+            json,
+            net,
+        } => {
+            let client = net.connect(network).await?;
+            with_client(client, |client| async move {
+                let conn = connection(&client)?;
+                let spend = client.payer().send(conn, &address, amount).await?;
+                let receipt = receipt(&spend).context("a spend has an input")?;
+                let left = wallet_of(&client).await?.balance();
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "receipt": receipt.to_hex(),
+                            "nanos": amount,
+                            "balance_nanos": left,
+                        })
+                    );
+                } else {
+                    println!("{}", receipt.to_hex());
+                    eprintln!(
+                        "sent {} coins ({} left); the recipient takes them in with: safe wallet receive {}",
+                        format_amount(amount),
+                        format_amount(left),
+                        receipt.to_hex()
+                    );
+                }
+                Ok(())
+            })
+            .await
+        }
+        WalletCommand::Receive { receipt, net } => {
+            let client = net.connect(network).await?;
+            with_client(client, |client| async move {
+                let conn = connection(&client)?;
+                let got = client.payer().receive(conn, &receipt).await?;
+                let wallet = wallet_of(&client).await?;
+                if got == 0 {
+                    bail!(
+                        "that spend pays this wallet nothing new (sent elsewhere, or taken in already); the wallet holds {} coins",
+                        format_amount(wallet.balance())
+                    );
+                }
+                println!(
+                    "received {} coins; the wallet holds {}",
+                    format_amount(got),
+                    format_amount(wallet.balance())
+                );
+                Ok(())
+            })
+            .await
+        }
+        WalletCommand::History { json, net } => {
+            let client = net.connect(network).await?;
+            with_client(client, |client| async move {
+                let lines = wallet_of(&client).await?.history();
+                if json {
+                    println!("{}", serde_json::to_string(&lines)?);
+                } else {
+                    for l in lines {
+                        let sign = if l.nanos < 0 { "-" } else { "+" };
+                        let nanos = u64::try_from(l.nanos.unsigned_abs()).unwrap_or(u64::MAX);
+                        println!(
+                            "{}  {sign}{}  {}  (spend {})",
+                            crate::show::time(i64::try_from(l.when).unwrap_or(i64::MAX)),
+                            format_amount(nanos),
+                            l.what,
+                            l.spend
+                        );
+                    }
+                }
+                Ok(())
+            })
+            .await
+        }
+        WalletCommand::Quote { path, json, net } => {
+            let meta = std::fs::metadata(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if !meta.is_file() {
+                bail!("{} is not a file", path.display());
+            }
+            let client = net.connect(network).await?;
+            with_client(client, |client| async move {
+                let nanos = client.quote_file(&path, &PutOptions::default()).await?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "nanos": nanos, "coins": format_amount(nanos) })
+                    );
+                } else {
+                    println!("{} coins", format_amount(nanos));
+                }
+                Ok(())
+            })
+            .await
+        }
+        WalletCommand::Faucet { net } => {
+            let client = net.connect(network).await?;
+            with_client(client, |client| async move {
+                let conn = connection(&client)?;
+                let (wallet, got) = client.payer().draw(conn).await?;
+                println!(
+                    "drew {} coins from the testnet faucet; the wallet holds {}",
+                    format_amount(got),
+                    format_amount(wallet.balance())
+                );
+                Ok(())
+            })
+            .await
+        }
+    }
+}
