@@ -67,6 +67,16 @@ pub(crate) enum NodeCommand {
         #[arg(long, value_name = "ADDRESS", value_parser = parse_reward)]
         reward_key: Option<Box<safe_protocol::coin::WalletAddress>>,
     },
+    /// List the storage payments a node took, one per line: `RECEIPT
+    /// NANOS`, and the total on stderr. A wallet whose address the node
+    /// was run with (`--reward-key`) takes them in with `safe wallet
+    /// receive RECEIPT…`. Read from its directory when it is stopped, or
+    /// asked of it (on its --metrics address) while it runs.
+    Earnings {
+        /// The node's directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// List the names of the chunks a node holds, one per line: from its
     /// index when it is stopped, or asked of it (on its --metrics address)
     /// while it runs. Read-only.
@@ -144,6 +154,7 @@ pub(crate) async fn node(command: NodeCommand, network: Network) -> Result<()> {
             run(config).await
         }
         NodeCommand::Chunks { dir, segments } => list_chunks(&dir, segments).await,
+        NodeCommand::Earnings { dir } => list_earnings(&dir).await,
     }
 }
 
@@ -191,7 +202,10 @@ async fn list_chunks(dir: &Path, segments: bool) -> Result<()> {
         Ok(()) => {}
         Err(safe_node::store::NodeStoreError::InUse(_)) => {
             drop(out);
-            return ask_running_node(dir).await.with_context(context);
+            let mut stdout = std::io::stdout().lock();
+            return ask_running_node(dir, "/chunks", &mut stdout)
+                .await
+                .with_context(context);
         }
         Err(e @ safe_node::store::NodeStoreError::Unclean(_)) => {
             bail!("{e} (until then, --segments lists its segment files)")
@@ -202,16 +216,66 @@ async fn list_chunks(dir: &Path, segments: bool) -> Result<()> {
     Ok(())
 }
 
-/// Streams `/chunks` from the running node whose directory is `dir`, found
-/// through the metrics address it wrote there.
-async fn ask_running_node(dir: &Path) -> Result<()> {
+/// `safe node earnings`: see its help.
+async fn list_earnings(dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!(
+            "{} is not a node directory (no such directory); give the --dir a node was run with",
+            dir.display()
+        );
+    }
+    let text = match safe_node::store::read_earnings(dir) {
+        Ok(rows) => safe_node::metrics::earning_lines(&rows),
+        Err(safe_node::store::NodeStoreError::InUse(_)) => {
+            let mut body = Vec::new();
+            ask_running_node(dir, "/earnings", &mut body)
+                .await
+                .with_context(|| {
+                    format!("listing the earnings of the node in {}", dir.display())
+                })?;
+            String::from_utf8(body).context("the node's /earnings is not text")?
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("reading the earnings in {}", dir.display()));
+        }
+    };
+    let mut total: u64 = 0;
+    let mut count = 0usize;
+    for line in text.lines() {
+        if let Some(n) = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            total = total.saturating_add(n);
+            count += 1;
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    eprintln!(
+        "{count} payment{} taken, {} coins in all",
+        if count == 1 { "" } else { "s" },
+        safe_protocol::coin::format_amount(total)
+    );
+    Ok(())
+}
+
+/// Copies `path` (a listing) from the running node whose directory is
+/// `dir`, found through the metrics address it wrote there, to `out`.
+async fn ask_running_node(dir: &Path, path: &str, out: &mut impl Write) -> Result<()> {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
     let file = dir.join(safe_node::METRICS_FILE);
     let Ok(addr) = std::fs::read_to_string(&file) else {
+        let instead = if path == "/chunks" {
+            ", or list the segment files with --segments"
+        } else {
+            ", or stop it first"
+        };
         bail!(
             "a running node has the store open, and it serves no metrics: \
-             restart it with --metrics 127.0.0.1:0 to list its live chunks, \
-             or list the segment files with --segments"
+             restart it with --metrics 127.0.0.1:0 to ask it{instead}"
         );
     };
     let addr: std::net::SocketAddr = addr
@@ -226,7 +290,7 @@ async fn ask_running_node(dir: &Path) -> Result<()> {
             format!("the store is in use, but its node's metrics address {addr} does not answer")
         })?;
     stream
-        .write_all(b"GET /chunks HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes())
         .await?;
     let mut reader = tokio::io::BufReader::new(stream);
     let mut status = String::new();
@@ -241,7 +305,6 @@ async fn ask_running_node(dir: &Path) -> Result<()> {
         }
     }
     // The listing is as long as the node's store: passed on a buffer at a time.
-    let mut out = std::io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = reader.read(&mut buf).await?;

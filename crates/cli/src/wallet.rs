@@ -18,16 +18,19 @@ pub(crate) enum WalletCommand {
     /// Print this data directory's wallet address (safe://w…), where
     /// others send coins. The same on every network.
     Address,
-    /// How many coins the wallet holds on the network.
+    /// How many coins the wallet holds on the network, after taking in
+    /// what notices say was sent to it.
     Balance {
-        /// Print JSON (address, nanos, coins).
+        /// Print JSON (address, nanos, coins, noticed_nanos: taken in
+        /// from notices just now).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         net: Peers,
     },
-    /// Send coins to a wallet address; prints the receipt its owner takes
-    /// them in with (`safe wallet receive`).
+    /// Send coins to a wallet address, and leave its owner a notice (its
+    /// next `safe wallet balance` takes them in); prints the receipt too
+    /// (`safe wallet receive`).
     Send {
         /// The recipient's address (safe://w…, as `safe wallet address`
         /// prints it).
@@ -36,18 +39,18 @@ pub(crate) enum WalletCommand {
         /// How many coins (e.g. 1, 0.5, 0.000000001).
         #[arg(value_parser = parse_amount)]
         amount: u64,
-        /// Print JSON (receipt, nanos, balance).
+        /// Print JSON (receipt, nanos).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         net: Peers,
     },
-    /// Take in coins sent to this wallet, given the receipt the sender's
-    /// `safe wallet send` printed.
+    /// Take in coins sent to this wallet, given the receipts the sender's
+    /// `safe wallet send` printed (or `safe node earnings` lists).
     Receive {
-        /// The receipt (64 hex digits).
-        #[arg(value_parser = parse_receipt)]
-        receipt: XorName,
+        /// The receipts (64 hex digits each).
+        #[arg(value_parser = parse_receipt, required = true, num_args = 1..)]
+        receipts: Vec<XorName>,
         #[command(flatten)]
         net: Peers,
     },
@@ -98,7 +101,7 @@ async fn wallet_of(client: &Client) -> Result<Wallet> {
         .context("the wallet needs the network directly (not --anonymous)")?;
     Ok(client
         .payer()
-        .wallet(conn)
+        .open_wallet(conn)
         .await?
         .ok_or(safe_client::pay::PayError::Free)?)
 }
@@ -119,7 +122,19 @@ pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> 
         WalletCommand::Balance { json, net } => {
             let client = net.connect(network).await?;
             with_client(client, |client| async move {
+                // Coins sent while this wallet was away, first.
+                let found = client.payer().read_notices(&client).await;
                 let wallet = wallet_of(&client).await?;
+                match &found {
+                    Ok(f) if f.taken > 0 => eprintln!(
+                        "took in {} coins from {} notice{}",
+                        format_amount(f.nanos),
+                        f.taken,
+                        if f.taken == 1 { "" } else { "s" }
+                    ),
+                    Ok(_) => {}
+                    Err(e) => eprintln!("notices not read: {e}"),
+                }
                 let nanos = wallet.balance();
                 if json {
                     println!(
@@ -128,6 +143,7 @@ pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> 
                             "address": wallet.address().to_string(),
                             "nanos": nanos,
                             "coins": format_amount(nanos),
+                            "noticed_nanos": found.as_ref().map_or(0, |f| f.nanos),
                         })
                     );
                 } else {
@@ -148,43 +164,65 @@ pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> 
                 let conn = connection(&client)?;
                 let spend = client.payer().send(conn, &address, amount).await?;
                 let receipt = receipt(&spend).context("a spend has an input")?;
-                let left = wallet_of(&client).await?.balance();
+                // The receipt first: whatever happens next, it is out.
+                if !json {
+                    println!("{}", receipt.to_hex());
+                }
+                let noticed = client.leave_notice(&address, &receipt, amount).await;
                 if json {
                     println!(
                         "{}",
                         serde_json::json!({
                             "receipt": receipt.to_hex(),
                             "nanos": amount,
-                            "balance_nanos": left,
+                            "notice": noticed.is_ok(),
                         })
                     );
-                } else {
-                    println!("{}", receipt.to_hex());
-                    eprintln!(
-                        "sent {} coins ({} left); the recipient takes them in with: safe wallet receive {}",
+                }
+                match noticed {
+                    Ok(_) => eprintln!(
+                        "sent {} coins; the recipient's wallet finds them on its next `safe wallet balance` (or: safe wallet receive {})",
                         format_amount(amount),
-                        format_amount(left),
                         receipt.to_hex()
-                    );
+                    ),
+                    Err(e) => eprintln!(
+                        "sent {} coins, but no notice could be left ({e}): give the recipient the receipt for `safe wallet receive {}`",
+                        format_amount(amount),
+                        receipt.to_hex()
+                    ),
                 }
                 Ok(())
             })
             .await
         }
-        WalletCommand::Receive { receipt, net } => {
+        WalletCommand::Receive { receipts, net } => {
             let client = net.connect(network).await?;
             with_client(client, |client| async move {
                 let conn = connection(&client)?;
-                let got = client.payer().receive(conn, &receipt).await?;
+                let mut got: u64 = 0;
+                let mut paying = 0usize;
+                for receipt in &receipts {
+                    let n = client.payer().receive(conn, receipt).await?;
+                    if n > 0 {
+                        paying += 1;
+                    }
+                    got = got.saturating_add(n);
+                }
                 let wallet = wallet_of(&client).await?;
                 if got == 0 {
                     bail!(
-                        "that spend pays this wallet nothing new (sent elsewhere, or taken in already); the wallet holds {} coins",
+                        "{} pays this wallet nothing new (sent elsewhere, or taken in already); the wallet holds {} coins",
+                        if receipts.len() == 1 { "that spend" } else { "none of those spends" },
                         format_amount(wallet.balance())
                     );
                 }
+                let from = if receipts.len() == 1 {
+                    String::new()
+                } else {
+                    format!(" from {paying} of {} receipts", receipts.len())
+                };
                 println!(
-                    "received {} coins; the wallet holds {}",
+                    "received {} coins{from}; the wallet holds {}",
                     format_amount(got),
                     format_amount(wallet.balance())
                 );

@@ -1152,6 +1152,35 @@ fn a_testnet_charges_in_coins_and_funds_every_wallet() {
     let twice = fails_with(h2, &peers, &["wallet", "receive", &receipt], "");
     assert!(twice.contains("nothing new"), "{twice}");
     assert_eq!(balance(h2, &peers), 1_500_000_000);
+    // The received coins pay: spent, and not taken in again after.
+    let small = h.join("small.bin");
+    std::fs::write(&small, safe_testkit::bytes_for(5, 1 << 20)).unwrap();
+    let spent = json(&ok_with(
+        h2,
+        &peers,
+        &["put", small.to_str().unwrap(), "--json"],
+        "",
+    ))["paid_nanos"]
+        .as_u64()
+        .unwrap();
+    assert!(spent > 0);
+    assert_eq!(balance(h2, &peers), 1_500_000_000 - spent);
+    let again = fails_with(h2, &peers, &["wallet", "receive", &receipt], "");
+    assert!(again.contains("nothing new"), "{again}");
+    assert_eq!(balance(h2, &peers), 1_500_000_000 - spent);
+
+    // A recipient that was not there: the notice left for it is found by
+    // its next balance, once.
+    let fourth = tempfile::tempdir().unwrap();
+    let h4 = fourth.path();
+    let to4 = ok(h4, &["wallet", "address"]);
+    ok(h, &["wallet", "send", &to4, "2"]);
+    let seen = json(&ok_with(h4, &peers, &["wallet", "balance", "--json"], ""));
+    assert_eq!(seen["nanos"].as_u64(), Some(2 * coin), "{seen}");
+    assert_eq!(seen["noticed_nanos"].as_u64(), Some(2 * coin), "{seen}");
+    let again = json(&ok_with(h4, &peers, &["wallet", "balance", "--json"], ""));
+    assert_eq!(again["nanos"].as_u64(), Some(2 * coin), "{again}");
+    assert_eq!(again["noticed_nanos"].as_u64(), Some(0), "{again}");
 
     // Bad input: a clear line each, and nothing changes.
     let before = balance(h, &peers);
@@ -1190,7 +1219,7 @@ fn a_testnet_charges_in_coins_and_funds_every_wallet() {
     assert_eq!(balance(h3, &peers), 100 * coin - paid);
     let drawn = ok_with(h2, &peers, &["wallet", "faucet"], "");
     assert!(drawn.contains("drew 100 coins"), "{drawn}");
-    assert_eq!(balance(h2, &peers), 101_500_000_000);
+    assert_eq!(balance(h2, &peers), 101_500_000_000 - spent);
 
     let history = ok(h, &["wallet", "history"]);
     for what in [
@@ -1201,4 +1230,20 @@ fn a_testnet_charges_in_coins_and_funds_every_wallet() {
         assert!(history.contains(what), "{what}: {history}");
     }
     down(guard);
+
+    // The nodes earned exactly what the two uploads paid, each payment
+    // listed with the receipt a wallet takes it in with.
+    let mut earned = 0u64;
+    for i in 0..10 {
+        let dir = h.join(format!("testnet/node-{i}"));
+        let out = safe(h, &["node", "earnings", "--dir", dir.to_str().unwrap()]);
+        assert!(out.status.success(), "{out:?}");
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let (receipt, nanos) = line.split_once(' ').unwrap();
+            assert_eq!(receipt.len(), 64, "{line}");
+            earned += nanos.parse::<u64>().unwrap();
+        }
+        assert!(String::from_utf8_lossy(&out.stderr).contains("coins in all"));
+    }
+    assert_eq!(earned, quote + paid + spent);
 }

@@ -64,7 +64,6 @@ impl Connection {
         parents: &[CertifiedSpend],
     ) -> Result<CertifiedSpend, CoinError> {
         spend.verify()?;
-        let genesis = spend.spend.genesis;
         let inputs = spend.spend.inputs.len();
         let results = join_all((0..inputs).map(|i| self.certify_input(spend, parents, i))).await;
         let mut certs = Vec::with_capacity(inputs);
@@ -75,20 +74,23 @@ impl Connection {
             spend: spend.clone(),
             certs,
         };
-        let groups = join_all(
-            spend
-                .spend
-                .inputs
-                .iter()
-                .map(|i| self.group_keys(spend_address(&i.id(&genesis)))),
-        )
-        .await;
+        self.check_certificates(&certified).await?;
+        Ok(certified)
+    }
+
+    /// Checks that `certified` has a quorum of valid votes at every input
+    /// from the members of that input's close group, as this client looks
+    /// them up.
+    pub async fn check_certificates(&self, certified: &CertifiedSpend) -> Result<(), CoinError> {
+        let spend = &certified.spend;
+        let genesis = spend.spend.genesis;
         let addresses: Vec<XorName> = spend
             .spend
             .inputs
             .iter()
             .map(|i| spend_address(&i.id(&genesis)))
             .collect();
+        let groups = join_all(addresses.iter().map(|a| self.group_keys(*a))).await;
         certified.check(quorum(self.k), |a| {
             let members = addresses
                 .iter()
@@ -97,7 +99,53 @@ impl Connection {
                 .unwrap_or_default();
             move |k: &Key| members.contains(k)
         })?;
-        Ok(certified)
+        Ok(())
+    }
+
+    /// The spend kept at `address` (the spend address of one of its
+    /// inputs), with the votes of every input's close group gathered and
+    /// checked: `Ok(None)` if no member holds a spend there, an error if
+    /// the spend found is not certified at every input (a spend a lone
+    /// node made up, or one stopped half way).
+    pub async fn certified_spend_at(
+        &self,
+        address: XorName,
+        genesis: &Key,
+    ) -> Result<Option<CertifiedSpend>, CoinError> {
+        let Some(found) = self.spend_at(address, genesis).await else {
+            return Ok(None);
+        };
+        let hash = found.spend.spend.hash();
+        let addresses: Vec<XorName> = found
+            .spend
+            .spend
+            .inputs
+            .iter()
+            .map(|i| spend_address(&i.id(genesis)))
+            .collect();
+        let mut certs = found.certs.clone();
+        let others = join_all(
+            addresses
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| **a != address)
+                .map(|(i, a)| async move { (i, self.spend_at(*a, genesis).await) }),
+        )
+        .await;
+        for (i, other) in others {
+            if let Some(other) = other
+                && other.spend.spend.hash() == hash
+                && let (Some(cert), Some(slot)) = (other.certs.get(i), certs.get_mut(i))
+            {
+                *slot = cert.clone();
+            }
+        }
+        let certified = CertifiedSpend {
+            spend: found.spend,
+            certs,
+        };
+        self.check_certificates(&certified).await?;
+        Ok(Some(certified))
     }
 
     /// The ed25519 keys of the close group of `address` (a lookup, or one

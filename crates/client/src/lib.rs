@@ -43,6 +43,7 @@ pub mod msg;
 pub mod mutable;
 pub mod names;
 pub mod network;
+pub mod notices;
 pub mod output;
 pub mod pay;
 pub mod popular;

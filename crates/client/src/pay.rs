@@ -22,6 +22,8 @@ use safe_protocol::messages::{Request, Response};
 use crate::coin::CoinError;
 use crate::network::Connection;
 
+/// Nodes asked whether the network charges (they must agree).
+const CHARGES_ASKED: usize = 3;
 /// Most chunk payments a connection holds for puts not made yet (a
 /// 1 TiB upload's worth).
 pub const MAX_PENDING: usize = 1 << 20;
@@ -124,6 +126,16 @@ pub enum PayError {
     /// The wallet could not be read or written.
     #[error(transparent)]
     Wallet(#[from] crate::wallet::WalletError),
+    /// An earlier payment went out and is not finished: the network did
+    /// not answer (it is finished by the next payment).
+    #[error("an earlier payment of this wallet is not finished yet ({0}); try again in a moment")]
+    Unfinished(String),
+    /// An earlier send that was interrupted was finished instead of a new
+    /// one.
+    #[error(
+        "an earlier send from this wallet, interrupted half way, has now gone through: {0}. Nothing more was sent; run the command again to send again"
+    )]
+    FinishedEarlier(String),
     /// No spend is kept at a receipt.
     #[error("no spend found at {0} (a typo, another network, or its nodes did not answer)")]
     NoSpend(XorName),
@@ -136,7 +148,7 @@ pub enum PayError {
     /// The network does not charge for storage: there is nothing to pay
     /// with and no wallet on it.
     #[error(
-        "this network does not charge for storage (its nodes were started without a genesis key), so it has no coins"
+        "this network does not charge for storage (or no node said that it does), so it has no coins"
     )]
     Free,
     /// Some of an upload's payments were made (and must be recorded:
@@ -250,18 +262,41 @@ impl Connection {
     /// it is free (asked of the nodes this client knows, until one
     /// answers); an error if none answered.
     pub async fn charges(&self) -> Result<Option<safe_protocol::coin::Key>, String> {
+        // Three nodes asked at once must agree: one node alone cannot make
+        // a free network look charging, or a real one look like a testnet.
+        let peers: Vec<PeerId> = self
+            .net
+            .routing_peers()
+            .await
+            .into_iter()
+            .take(CHARGES_ASKED)
+            .collect();
+        let answers = join_all(peers.iter().map(|p| self.quote(*p))).await;
+        let mut said: Option<Option<safe_protocol::coin::Key>> = None;
         let mut errors = Vec::new();
-        for peer in self.net.routing_peers().await.into_iter().take(8) {
-            match self.quote(peer).await {
-                Ok(Some(q)) => return Ok(Some(q.quote.genesis)),
-                Ok(None) => return Ok(None),
+        for answer in answers {
+            match answer {
+                Ok(q) => {
+                    let this = q.map(|q| q.quote.genesis);
+                    match said {
+                        Some(before) if before != this => {
+                            return Err(
+                                "nodes disagree on whether storing costs anything, or in which coin"
+                                    .into(),
+                            );
+                        }
+                        _ => said = Some(this),
+                    }
+                }
                 Err(e) => errors.push(e),
             }
         }
-        Err(format!(
-            "no node said whether storing costs anything ({})",
-            errors.join("; ")
-        ))
+        said.ok_or_else(|| {
+            format!(
+                "no node said whether storing costs anything ({})",
+                errors.join("; ")
+            )
+        })
     }
 
     /// What storing the chunks `names` would cost now, in nanos (0 on a
@@ -360,21 +395,21 @@ impl Connection {
         wallet: &WalletKeys,
         max_cost: Option<u64>,
     ) -> Result<Paid, PayError> {
-        self.pay_for_shown(names, coins, wallet, max_cost, &|_, _| {})
+        self.pay_for_with(names, coins, wallet, max_cost, &Hooks::NONE)
             .await
     }
 
-    /// [`Connection::pay_for`], calling `show(cost, chunks)` with what it
-    /// is about to pay, once it is known to be within the limit and the
-    /// coins, before any coin moves.
-    pub async fn pay_for_shown(
+    /// [`Connection::pay_for`], telling `hooks` what it is about to pay
+    /// and each spend before it goes out.
+    pub async fn pay_for_with(
         &self,
         names: &[XorName],
         coins: Vec<Coin>,
         wallet: &WalletKeys,
         max_cost: Option<u64>,
-        show: &(dyn Fn(u64, usize) + Sync),
+        hooks: &Hooks<'_>,
     ) -> Result<Paid, PayError> {
+        let show = hooks.show;
         let names: Vec<XorName> = {
             let mut seen = HashSet::new();
             names.iter().copied().filter(|n| seen.insert(*n)).collect()
@@ -454,7 +489,7 @@ impl Connection {
         };
         for (batch, counts) in batches {
             if let Err(error) = self
-                .pay_batch(&batch, &counts, quotes, wallet, &mut paid)
+                .pay_batch(&batch, &counts, quotes, wallet, hooks, &mut paid)
                 .await
             {
                 if paid.spends.is_empty() {
@@ -476,6 +511,7 @@ impl Connection {
         counts: &BTreeMap<PeerId, u32>,
         quotes: &Quotes,
         wallet: &WalletKeys,
+        hooks: &Hooks<'_>,
         paid: &mut Paid,
     ) -> Result<(), PayError> {
         let chunks = u32::try_from(names.len())
@@ -543,6 +579,10 @@ impl Connection {
         let keys: Vec<&OneTimeKey> = spent.iter().map(|c| &c.key).collect();
         let parents: Vec<CertifiedSpend> = spent.iter().filter_map(|c| c.parent.clone()).collect();
         let signed = SignedSpend::sign(spend, &keys);
+        if let Err(e) = (hooks.sending)(&signed, &parents) {
+            paid.change.extend(spent);
+            return Err(e);
+        }
         let certified = match self.certify(&signed, &parents).await {
             Ok(c) => c,
             Err(e) => {
@@ -636,11 +676,14 @@ fn take_coins(
             .chain(&spent)
             .map(Coin::amount)
             .fold(0, u64::saturating_add);
+        let most = total;
         coins.extend(spent);
         return Err(if have >= owed {
             PayError::TooLarge(format!(
-                "the wallet's {} largest coins do not cover this; send yourself the whole balance first to merge them",
-                safe_protocol::coin::MAX_INPUTS
+                "one spend takes at most {} coins, and the wallet's {} largest hold {}: pay or send in parts (sending yourself that much merges them)",
+                safe_protocol::coin::MAX_INPUTS,
+                safe_protocol::coin::MAX_INPUTS,
+                safe_protocol::coin::format_amount(most)
             ))
         } else {
             PayError::Insufficient {
@@ -663,6 +706,7 @@ impl Connection {
         wallet: &WalletKeys,
         to: &safe_protocol::coin::WalletAddress,
         amount: u64,
+        hooks: &Hooks<'_>,
     ) -> Result<(CertifiedSpend, Vec<Coin>), PayError> {
         if amount == 0 {
             return Err(PayError::TooLarge(
@@ -688,6 +732,7 @@ impl Connection {
         let keys: Vec<&OneTimeKey> = spent.iter().map(|c| &c.key).collect();
         let parents: Vec<CertifiedSpend> = spent.iter().filter_map(|c| c.parent.clone()).collect();
         let signed = SignedSpend::sign(spend, &keys);
+        (hooks.sending)(&signed, &parents)?;
         let certified = self.certify(&signed, &parents).await?;
         coins.extend(Coin::found(&certified, wallet));
         Ok((certified, coins))
@@ -737,24 +782,47 @@ struct WalletLock<'a> {
     _file: std::fs::File,
 }
 
-/// Whether `e` says a coin given was spent already.
-fn spent_already(e: &PayError) -> bool {
-    matches!(
-        e,
-        PayError::Spend(CoinError::DoubleSpend { .. })
-            | PayError::Spend(CoinError::Refused(
-                safe_protocol::coin::SpendError::AlreadySpent(_)
-            ))
-    )
+/// What a payment tells its caller as it goes.
+pub struct Hooks<'a> {
+    /// The cost in nanos and the chunks, once within the limit and the
+    /// coins, before any coin moves.
+    pub show: &'a (dyn Fn(u64, usize) + Sync),
+    /// Each spend (and its inputs' parents) just before it goes out to be
+    /// certified: a wallet keeps it, so that a spend sent and never
+    /// recorded (the program was killed) is finished later. An error
+    /// stops the payment before the spend goes out.
+    pub sending: &'a Sending<'a>,
+}
+
+/// What [`Hooks::sending`] is.
+pub type Sending<'a> = dyn Fn(&SignedSpend, &[CertifiedSpend]) -> Result<(), PayError> + Sync + 'a;
+
+impl Hooks<'static> {
+    /// Told nothing.
+    pub const NONE: Hooks<'static> = Hooks {
+        show: &|_, _| {},
+        sending: &|_, _| Ok(()),
+    };
 }
 
 /// What a recipient is given to find a spend: where it is kept (the
 /// address of its first input's spend record).
 pub fn receipt(spend: &CertifiedSpend) -> Option<XorName> {
-    let genesis = spend.spend.spend.genesis;
-    let first = spend.spend.spend.inputs.first()?;
-    Some(safe_protocol::coin::spend_address(&first.id(&genesis)))
+    receipt_of(&spend.spend.spend)
 }
+
+/// [`receipt`] of a spend not certified yet.
+pub fn receipt_of(spend: &Spend) -> Option<XorName> {
+    let first = spend.inputs.first()?;
+    Some(safe_protocol::coin::spend_address(
+        &first.id(&spend.genesis),
+    ))
+}
+
+/// The history's word for a storage payment.
+const PAID: &str = "paid for storage";
+/// The history's words for a send begin so.
+const SENT: &str = "sent to ";
 
 /// What is told a payment's cost in nanos and its chunks before it is made.
 pub type ShowCost = std::sync::Arc<dyn Fn(u64, usize) + Send + Sync>;
@@ -859,6 +927,17 @@ impl Payer {
         })
     }
 
+    /// [`Payer::wallet`], held (see [`LOCK_WAIT`]) while it is opened:
+    /// for a command that reads the wallet, since opening it on a testnet
+    /// may draw into it.
+    pub async fn open_wallet(
+        &self,
+        conn: &Connection,
+    ) -> Result<Option<crate::wallet::Wallet>, PayError> {
+        let _one = self.lock().await?;
+        self.wallet(conn).await
+    }
+
     /// Nanos drawn from the testnet faucet through this payer so far.
     pub fn drawn(&self) -> u64 {
         self.drawn.load(std::sync::atomic::Ordering::Relaxed)
@@ -921,6 +1000,8 @@ impl Payer {
         drawn: &CertifiedSpend,
     ) -> Result<u64, PayError> {
         let got = wallet.receive(drawn, "drawn from the testnet faucet")?;
+        // The next draw walks the faucet's chain from here.
+        wallet.set_faucet_hint(drawn)?;
         self.drawn
             .fetch_add(got, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
@@ -964,14 +1045,19 @@ impl Payer {
         {
             return Err(PayError::NotTestnet(wallet.address().to_string()));
         }
-        let drawn = conn.draw_from_faucet(&wallet.address(), None).await?;
+        let hint = wallet.faucet_hint();
+        let drawn = conn
+            .draw_from_faucet(&wallet.address(), hint.as_ref())
+            .await?;
         self.received(wallet, &drawn)
     }
 
     /// Sends `amount` nanos from the wallet to `to` (`safe wallet send`):
     /// one certified spend, recorded in the wallet. Returns the spend; the
-    /// recipient takes it in with [`Payer::receive`] given
-    /// [`receipt`] of it.
+    /// recipient takes it in with [`Payer::receive`] given [`receipt`] of
+    /// it. If an earlier send was interrupted half way, it is finished
+    /// instead and nothing more is sent ([`PayError::FinishedEarlier`]):
+    /// the command was most likely being run again for it.
     pub async fn send(
         &self,
         conn: &Connection,
@@ -980,46 +1066,164 @@ impl Payer {
     ) -> Result<CertifiedSpend, PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
-        let sent = match conn
-            .send_coins(wallet.coins(), wallet.keys(), to, amount)
-            .await
-        {
-            Err(e) if spent_already(&e) && self.recover(conn, &wallet).await? > 0 => {
-                conn.send_coins(wallet.coins(), wallet.keys(), to, amount)
-                    .await
-            }
-            other => other,
+        let sends: Vec<String> = self
+            .finish_pending(conn, &wallet)
+            .await?
+            .into_iter()
+            .filter(|w| w.starts_with(SENT))
+            .collect();
+        if !sends.is_empty() {
+            return Err(PayError::FinishedEarlier(sends.join("; ")));
+        }
+        let sending = |signed: &SignedSpend, parents: &[CertifiedSpend]| {
+            let what = match receipt_of(&signed.spend) {
+                Some(r) => format!("{SENT}{to} (receipt {})", r.to_hex()),
+                None => format!("{SENT}{to}"),
+            };
+            wallet
+                .add_pending(crate::wallet::Pending {
+                    spend: signed.clone(),
+                    parents: parents.to_vec(),
+                    what,
+                })
+                .map_err(PayError::from)
         };
-        let (certified, left) = sent?;
+        let hooks = Hooks {
+            show: &|_, _| {},
+            sending: &sending,
+        };
+        let (certified, left) = conn
+            .send_coins(wallet.coins(), wallet.keys(), to, amount, &hooks)
+            .await?;
+        let hash = certified.spend.spend.hash();
         let change: Vec<Coin> = left
             .into_iter()
             .filter(|c| {
                 c.parent
                     .as_ref()
-                    .is_some_and(|p| p.spend.spend.hash() == certified.spend.spend.hash())
+                    .is_some_and(|p| p.spend.spend.hash() == hash)
             })
             .collect();
-        wallet.spent(
-            std::slice::from_ref(&certified),
-            &change,
-            amount,
-            &format!("sent to {to}"),
-        )?;
+        let what = match receipt(&certified) {
+            Some(r) => format!("{SENT}{to} (receipt {})", r.to_hex()),
+            None => format!("{SENT}{to}"),
+        };
+        wallet.spent(std::slice::from_ref(&certified), &change, amount, &what)?;
+        wallet.clear_pending(&hash)?;
         Ok(certified)
     }
 
     /// Takes into the wallet what the spend at `receipt` (as [`receipt`]
     /// gives it) pays it; returns the nanos added (0 if it pays the wallet
-    /// nothing, or was taken in before).
+    /// nothing, or nothing it has not taken in already). The spend must be
+    /// certified at every input by its groups as this client finds them,
+    /// and an output already spent is not taken in again.
     pub async fn receive(&self, conn: &Connection, receipt: &XorName) -> Result<u64, PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
         let genesis = self.charges(conn).await.ok_or(PayError::Free)?;
         let spend = conn
-            .spend_at(*receipt, &genesis)
-            .await
+            .certified_spend_at(*receipt, &genesis)
+            .await?
             .ok_or(PayError::NoSpend(*receipt))?;
-        Ok(wallet.receive(&spend, "received")?)
+        let mut unspent = Vec::new();
+        for coin in Coin::found(&spend, wallet.keys()) {
+            let address = safe_protocol::coin::spend_address(&coin.input.id(&genesis));
+            if conn.spend_at(address, &genesis).await.is_none() {
+                unspent.push(coin.input);
+            }
+        }
+        Ok(wallet.receive_only(&spend, &unspent, "received")?)
+    }
+
+    /// Finishes the spends of the wallet that went out and were never
+    /// recorded (the program was stopped, or the network did not answer
+    /// in time): each is certified (the same spend gets the same votes
+    /// again) and recorded. One that can never be certified (another
+    /// spend has its input) is dropped, and the spend that has the input
+    /// is taken as the wallet's own if it is certified and consumes the
+    /// wallet's coins. Returns what each finished one was.
+    async fn finish_pending(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+    ) -> Result<Vec<String>, PayError> {
+        let mut finished = Vec::new();
+        for p in wallet.pending()? {
+            let hash = p.spend.spend.hash();
+            if !wallet.holds_any_input_of(&p.spend) {
+                // Recorded already; only forgetting it was cut short.
+                wallet.clear_pending(&hash)?;
+                continue;
+            }
+            match conn.certify(&p.spend, &p.parents).await {
+                Ok(certified) => {
+                    self.record_spend(wallet, &certified, &format!("{} (finished late)", p.what))?;
+                    wallet.clear_pending(&hash)?;
+                    tracing::info!(spend = %hash, "finished an interrupted payment");
+                    finished.push(p.what);
+                }
+                Err(CoinError::DoubleSpend { .. })
+                | Err(CoinError::Refused(safe_protocol::coin::SpendError::AlreadySpent(_))) => {
+                    self.adopt(conn, wallet, &p.spend).await?;
+                    wallet.clear_pending(&hash)?;
+                }
+                Err(CoinError::Refused(e)) => {
+                    tracing::warn!(spend = %hash, "an unfinished payment can never be certified ({e}); forgotten, its coins kept");
+                    wallet.clear_pending(&hash)?;
+                }
+                Err(e) => {
+                    return Err(PayError::Unfinished(e.to_string()));
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Records the certified spends that consumed any input of `spend`
+    /// (the wallet's coins, spent by a spend the wallet did not record).
+    async fn adopt(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+        spend: &SignedSpend,
+    ) -> Result<(), PayError> {
+        let genesis = spend.spend.genesis;
+        for input in &spend.spend.inputs {
+            let address = safe_protocol::coin::spend_address(&input.id(&genesis));
+            if let Ok(Some(other)) = conn.certified_spend_at(address, &genesis).await
+                && wallet.holds_any_input_of(&other.spend)
+            {
+                self.record_spend(wallet, &other, "spent (found on the network)")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records in `wallet` that `certified` spent some of its coins: they
+    /// go, the outputs to the wallet come.
+    fn record_spend(
+        &self,
+        wallet: &crate::wallet::Wallet,
+        certified: &CertifiedSpend,
+        what: &str,
+    ) -> Result<(), PayError> {
+        let change = Coin::found(certified, wallet.keys());
+        let spent = certified
+            .spend
+            .spend
+            .inputs
+            .iter()
+            .map(|i| i.amount)
+            .fold(0, u64::saturating_add);
+        let back = change.iter().map(Coin::amount).fold(0, u64::saturating_add);
+        wallet.spent(
+            std::slice::from_ref(certified),
+            &change,
+            spent.saturating_sub(back),
+            what,
+        )?;
+        Ok(())
     }
 
     /// Draws until `wallet` holds `at_least` nanos, at most
@@ -1073,6 +1277,7 @@ impl Payer {
         if names.is_empty() {
             return Ok(0);
         }
+        self.finish_pending(conn, wallet).await?;
         let max = self.max_cost.lock().ok().and_then(|m| *m);
         let show = self.show.lock().ok().and_then(|s| s.clone());
         let show = move |cost: u64, chunks: usize| {
@@ -1080,107 +1285,52 @@ impl Payer {
                 f(cost, chunks);
             }
         };
-        let mut recovered = false;
-        loop {
-            let mut paying = conn
-                .pay_for_shown(names, wallet.coins(), wallet.keys(), max, &show)
-                .await;
-            if let Err(PayError::Insufficient { cost, .. }) = &paying {
-                // On a testnet, coins are free: draw what is missing, then pay.
-                let cost = *cost;
-                let before = wallet.balance();
-                self.draw_up_to(conn, wallet, cost).await?;
-                if wallet.balance() > before {
-                    paying = conn
-                        .pay_for_shown(names, wallet.coins(), wallet.keys(), max, &show)
-                        .await;
-                }
-            }
-            return match paying {
-                Ok(paid) => self.record(wallet, &paid),
-                Err(PayError::Partial { error, paid }) => {
-                    // The coins of the payments made are spent: recorded
-                    // before the failure is reported.
-                    self.record(wallet, &paid)?;
-                    Err(*error)
-                }
-                Err(e) if !recovered && spent_already(&e) => {
-                    // A coin the wallet holds was spent: by a payment of
-                    // this wallet that was stopped before it was recorded.
-                    recovered = true;
-                    if self.recover(conn, wallet).await? > 0 {
-                        continue;
-                    }
-                    Err(e)
-                }
-                Err(e) => Err(e),
-            };
-        }
-    }
-
-    /// Finds the spends of the wallet's coins that the wallet has not
-    /// recorded (a payment or send stopped, by a crash or kill, between
-    /// sending its spend and recording it), finishes certifying each (the
-    /// same spend gets the same votes again) and records it: its coins
-    /// spent, its change taken in. Returns how many it found.
-    pub async fn recover(
-        &self,
-        conn: &Connection,
-        wallet: &crate::wallet::Wallet,
-    ) -> Result<usize, PayError> {
-        let Some(genesis) = self.charges(conn).await else {
-            return Ok(0);
+        let sending = |signed: &SignedSpend, parents: &[CertifiedSpend]| {
+            wallet
+                .add_pending(crate::wallet::Pending {
+                    spend: signed.clone(),
+                    parents: parents.to_vec(),
+                    what: PAID.into(),
+                })
+                .map_err(PayError::from)
         };
-        let coins = wallet.coins();
-        let mut found: Vec<safe_protocol::coin::SpendHash> = Vec::new();
-        let mut consumed: Vec<Input> = Vec::new();
-        for coin in &coins {
-            if consumed.contains(&coin.input) {
-                continue;
+        let hooks = Hooks {
+            show: &show,
+            sending: &sending,
+        };
+        let mut paying = conn
+            .pay_for_with(names, wallet.coins(), wallet.keys(), max, &hooks)
+            .await;
+        if let Err(PayError::Insufficient { cost, .. }) = &paying {
+            // On a testnet, coins are free: draw what is missing, then pay.
+            let cost = *cost;
+            let before = wallet.balance();
+            self.draw_up_to(conn, wallet, cost).await?;
+            if wallet.balance() > before {
+                paying = conn
+                    .pay_for_with(names, wallet.coins(), wallet.keys(), max, &hooks)
+                    .await;
             }
-            let address = safe_protocol::coin::spend_address(&coin.input.id(&genesis));
-            let Some(held) = conn.spend_at(address, &genesis).await else {
-                continue;
-            };
-            let hash = held.spend.spend.hash();
-            if found.contains(&hash) {
-                continue;
-            }
-            let parents: Vec<CertifiedSpend> = held
-                .spend
-                .spend
-                .inputs
-                .iter()
-                .filter_map(|i| coins.iter().find(|c| c.input == *i)?.parent.clone())
-                .collect();
-            let certified = conn.certify(&held.spend, &parents).await?;
-            let keys = wallet.keys();
-            let change = Coin::found(&certified, keys);
-            let spent: u64 = certified
-                .spend
-                .spend
-                .inputs
-                .iter()
-                .map(|i| i.amount)
-                .fold(0, u64::saturating_add);
-            let back: u64 = change.iter().map(Coin::amount).fold(0, u64::saturating_add);
-            wallet.spent(
-                std::slice::from_ref(&certified),
-                &change,
-                spent.saturating_sub(back),
-                "paid (recovered: the program was stopped while paying)",
-            )?;
-            tracing::info!(spend = %hash, "recovered a payment that was not recorded");
-            consumed.extend(certified.spend.spend.inputs.iter().copied());
-            found.push(hash);
         }
-        Ok(found.len())
+        match paying {
+            Ok(paid) => self.record(wallet, &paid),
+            Err(PayError::Partial { error, paid }) => {
+                // The coins of the payments made are spent: recorded
+                // before the failure is reported.
+                self.record(wallet, &paid)?;
+                Err(*error)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Records in `wallet` what `paid` spent and left.
     fn record(&self, wallet: &crate::wallet::Wallet, paid: &Paid) -> Result<u64, PayError> {
         if paid.charged && !paid.spends.is_empty() {
-            wallet.spent(&paid.spends, &paid.change, paid.nanos, "paid for storage")?;
+            wallet.spent(&paid.spends, &paid.change, paid.nanos, PAID)?;
+            for spend in &paid.spends {
+                wallet.clear_pending(&spend.spend.spend.hash())?;
+            }
             self.paid
                 .fetch_add(paid.nanos, std::sync::atomic::Ordering::Relaxed);
         }

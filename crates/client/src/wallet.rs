@@ -4,8 +4,16 @@
 //! ```text
 //! wallet/secret         32 random bytes (mode 0600): the wallet's keys derive from it
 //! wallet/coins-<net>    format byte, then the unspent outputs on network <net>
-//!                       (the first 8 bytes of its genesis key, hex) with the
+//!                       (the first 8 bytes of its genesis key, hex; on a
+//!                       testnet also of its first faucet draw) with the
 //!                       certified spends that made them, and the history (0600)
+//! wallet/pending-<net>  format byte, then the spends sent to be certified
+//!                       and not yet recorded (0600), finished by the next
+//!                       payment
+//! wallet/faucet-<net>   the last testnet faucet draw seen (where the next
+//!                       walk of the faucet's chain starts)
+//! wallet/notices-<net>  where the scan of the wallet's notices stands
+//! wallet/lock           held by the program paying from the wallet
 //! ```
 //!
 //! Every change is written to a new file, synced and renamed over the old
@@ -16,7 +24,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use safe_protocol::coin::{CertifiedSpend, Input, Key, OutputId, WalletAddress, WalletKeys};
+use safe_protocol::coin::{
+    CertifiedSpend, Input, Key, OutputId, SignedSpend, SpendHash, WalletAddress, WalletKeys,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::home::Home;
@@ -28,6 +38,19 @@ pub const WALLET_FORMAT: u8 = 1;
 pub const MAX_WALLET_FILE: usize = 64 << 20;
 /// History lines kept (the oldest are dropped).
 pub const MAX_HISTORY: usize = 10_000;
+/// Spends kept as pending at most (a payment refuses to start beyond it).
+pub const MAX_PENDING_SPENDS: usize = 64;
+
+/// A spend sent to be certified and not yet recorded in the wallet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Pending {
+    /// The spend.
+    pub spend: SignedSpend,
+    /// Its inputs' parents.
+    pub parents: Vec<CertifiedSpend>,
+    /// What it is, for the history ("paid for storage", "sent to …").
+    pub what: String,
+}
 
 /// Why a wallet could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +70,11 @@ pub enum WalletError {
     /// The coins given are of another network.
     #[error("these coins are of another network (genesis key) than the wallet's")]
     OtherNetwork,
+    /// Too many spends wait to be finished.
+    #[error(
+        "{0} earlier payments of this wallet are still unfinished; try again when the network answers"
+    )]
+    TooManyPending(usize),
 }
 
 /// One line of the history.
@@ -79,6 +107,9 @@ struct State {
 /// A wallet in a data directory.
 pub struct Wallet {
     coins_path: PathBuf,
+    pending_path: PathBuf,
+    faucet_path: PathBuf,
+    notices_path: PathBuf,
     keys: WalletKeys,
     state: Mutex<State>,
 }
@@ -124,7 +155,16 @@ impl Wallet {
         if let Some(i) = instance {
             name = format!("{name}-{}", hex::encode(&i[..8]));
         }
-        let coins_path = home.wallet_dir().join(name);
+        let coins_path = home.wallet_dir().join(&name);
+        let pending_path = home
+            .wallet_dir()
+            .join(name.replacen("coins-", "pending-", 1));
+        let faucet_path = home
+            .wallet_dir()
+            .join(name.replacen("coins-", "faucet-", 1));
+        let notices_path = home
+            .wallet_dir()
+            .join(name.replacen("coins-", "notices-", 1));
         let state = match std::fs::read(&coins_path) {
             Ok(bytes) => {
                 if bytes.len() > MAX_WALLET_FILE {
@@ -138,6 +178,9 @@ impl Wallet {
         };
         Ok(Self {
             coins_path,
+            pending_path,
+            faucet_path,
+            notices_path,
             keys,
             state: Mutex::new(state),
         })
@@ -230,9 +273,26 @@ impl Wallet {
     }
 
     /// Takes in the outputs of `certified` that pay this wallet (those
-    /// held already are not counted twice); returns the nanos added.
+    /// held already are not counted twice); returns the nanos added. The
+    /// caller vouches that `certified` is certified and its outputs
+    /// unspent ([`crate::pay::Payer::receive`] checks both).
     pub fn receive(&self, certified: &CertifiedSpend, what: &str) -> Result<u64, WalletError> {
-        let found = Coin::found(certified, &self.keys);
+        let all: Vec<Input> = Coin::found(certified, &self.keys)
+            .iter()
+            .map(|c| c.input)
+            .collect();
+        self.receive_only(certified, &all, what)
+    }
+
+    /// [`Wallet::receive`], taking in only the outputs among `only`.
+    pub fn receive_only(
+        &self,
+        certified: &CertifiedSpend,
+        only: &[Input],
+        what: &str,
+    ) -> Result<u64, WalletError> {
+        let mut found = Coin::found(certified, &self.keys);
+        found.retain(|c| only.contains(&c.input));
         self.update(|state| {
             let genesis = certified.spend.spend.genesis;
             if state.genesis.is_some_and(|g| g != genesis) {
@@ -301,6 +361,94 @@ impl Wallet {
             }
             Ok(())
         })
+    }
+
+    /// The last faucet draw seen on this testnet (the next walk of the
+    /// faucet's chain starts there), if any.
+    pub fn faucet_hint(&self) -> Option<CertifiedSpend> {
+        let bytes = std::fs::read(&self.faucet_path).ok()?;
+        safe_protocol::codec::decode(WALLET_FORMAT, &bytes, MAX_WALLET_FILE).ok()
+    }
+
+    /// Keeps `drawn` as [`Wallet::faucet_hint`].
+    pub fn set_faucet_hint(&self, drawn: &CertifiedSpend) -> Result<(), WalletError> {
+        let path = &self.faucet_path;
+        let bytes = safe_protocol::codec::encode(WALLET_FORMAT, drawn)
+            .map_err(|e| WalletError::Corrupt(e.to_string()))?;
+        crate::home::write_private(path, &bytes).map_err(io(path))
+    }
+
+    /// Where the scan of this wallet's notices stands
+    /// ([`crate::notices`]); from the start if never scanned.
+    pub fn notice_scan(&self) -> crate::notices::ScanState {
+        std::fs::read(&self.notices_path)
+            .ok()
+            .and_then(|b| safe_protocol::codec::decode(WALLET_FORMAT, &b, 64 * 1024).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps where the scan of notices stands.
+    pub fn set_notice_scan(&self, state: &crate::notices::ScanState) -> Result<(), WalletError> {
+        let path = &self.notices_path;
+        let bytes = safe_protocol::codec::encode(WALLET_FORMAT, state)
+            .map_err(|e| WalletError::Corrupt(e.to_string()))?;
+        crate::home::write_private(path, &bytes).map_err(io(path))
+    }
+
+    /// The spends sent and not yet recorded, oldest first.
+    pub fn pending(&self) -> Result<Vec<Pending>, WalletError> {
+        let path = &self.pending_path;
+        match std::fs::read(path) {
+            Ok(bytes) => safe_protocol::codec::decode(WALLET_FORMAT, &bytes, MAX_WALLET_FILE)
+                .map_err(|_| WalletError::Corrupt(path.display().to_string())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(io(path)(e)),
+        }
+    }
+
+    fn write_pending(&self, pending: &[Pending]) -> Result<(), WalletError> {
+        let path = &self.pending_path;
+        if pending.is_empty() {
+            return match std::fs::remove_file(path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io(path)(e)),
+            };
+        }
+        let bytes = safe_protocol::codec::encode(WALLET_FORMAT, &pending)
+            .map_err(|e| WalletError::Corrupt(e.to_string()))?;
+        crate::home::write_private(path, &bytes).map_err(io(path))
+    }
+
+    /// Keeps `pending` (durably) before its spend goes out.
+    pub fn add_pending(&self, pending: Pending) -> Result<(), WalletError> {
+        let mut all = self.pending()?;
+        if all.len() >= MAX_PENDING_SPENDS {
+            return Err(WalletError::TooManyPending(all.len()));
+        }
+        all.push(pending);
+        self.write_pending(&all)
+    }
+
+    /// Forgets the pending spend `hash` (recorded, or never to be).
+    pub fn clear_pending(&self, hash: &SpendHash) -> Result<(), WalletError> {
+        let mut all = self.pending()?;
+        let before = all.len();
+        all.retain(|p| p.spend.spend.hash() != *hash);
+        if all.len() == before {
+            return Ok(());
+        }
+        self.write_pending(&all)
+    }
+
+    /// Whether the wallet holds any of the coins `spend` consumes.
+    pub fn holds_any_input_of(&self, spend: &SignedSpend) -> bool {
+        let state = self.state();
+        spend
+            .spend
+            .inputs
+            .iter()
+            .any(|i| state.coins.iter().any(|c| c.input == *i))
     }
 
     fn update<T>(

@@ -89,6 +89,10 @@ enum RequestRef<'a> {
         manifest: Manifest,
         secret: [u8; 32],
     },
+    Audit {
+        name: XorName,
+        nonce: [u8; 32],
+    },
 }
 
 /// [`Response`] borrowing its chunk bytes from the frame.
@@ -111,6 +115,7 @@ enum ResponseRef<'a> {
     Quote { quote: SignedQuote, held: Vec<bool> },
     Paid { remaining: u32 },
     PaymentRefused(PaymentError),
+    AuditProof([u8; 32]),
 }
 
 /// The postcard variant index of `Request::PutChunk` (checked by a test).
@@ -461,6 +466,7 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
             manifest,
             secret,
         },
+        RequestRef::Audit { name, nonce } => Request::Audit { name, nonce },
     })
 }
 
@@ -514,6 +520,7 @@ pub fn decode_response(frame: &Bytes) -> io::Result<Response> {
         ResponseRef::Quote { quote, held } => Response::Quote { quote, held },
         ResponseRef::Paid { remaining } => Response::Paid { remaining },
         ResponseRef::PaymentRefused(e) => Response::PaymentRefused(e),
+        ResponseRef::AuditProof(p) => Response::AuditProof(p),
     })
 }
 
@@ -758,6 +765,11 @@ mod tests {
         roundtrip_response(Response::Paid { remaining: 7 });
         roundtrip_response(Response::PaymentRefused(PaymentError::Exhausted));
         roundtrip_response(Response::HeldSpend { spend, vote });
+        roundtrip_request(Request::Audit {
+            name: XorName([6; 32]),
+            nonce: [7; 32],
+        });
+        roundtrip_response(Response::AuditProof([8; 32]));
         let frame = encode_frame(&Response::RelayCerts(vec![Bytes::from(vec![
             1u8;
             MAX_RELAY_CERT

@@ -89,6 +89,10 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::Pay);
             crate::payments::pay(node, payment, manifest, secret).await
         }
+        Request::Audit { name, nonce } => {
+            node.metrics.request(Kind::Audit);
+            crate::audit::answer(node, name, nonce).await
+        }
     };
     match &response {
         Response::Refused(reason) => {
@@ -160,5 +164,6 @@ fn describe(request: &Request) -> String {
         Request::GetSpend { address } => format!("get spend {address}"),
         Request::Quote { names } => format!("quote for {} chunks", names.len()),
         Request::Pay { payment, .. } => format!("payment {}", payment.spend.spend.hash()),
+        Request::Audit { name, .. } => format!("audit of chunk {name}"),
     }
 }

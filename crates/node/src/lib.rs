@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+pub mod audit;
 pub mod cache;
 mod chunks;
 mod faults;
@@ -108,6 +109,8 @@ pub struct NodeConfig {
     /// Where storage payments to this node go (`--reward-key`); `None`,
     /// the wallet derived from the node's key ([`reward_wallet`]).
     pub reward: Option<safe_protocol::coin::WalletAddress>,
+    /// Time between storage audit rounds ([`audit`]); zero turns them off.
+    pub audit_interval: Duration,
 }
 
 impl NodeConfig {
@@ -130,6 +133,7 @@ impl NodeConfig {
             admission: safe_network::Admission::new(safe_network::identity::DEFAULT_ID_DIFFICULTY),
             genesis: None,
             reward: None,
+            audit_interval: audit::DEFAULT_AUDIT_INTERVAL,
         }
     }
 }
@@ -268,6 +272,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         started: std::time::Instant::now(),
         verified: spends::Verified::default(),
         certs: relay::CertCache::default(),
+        audits: audit::AuditBook::default(),
     });
 
     // Inbound requests, at most MAX_CONCURRENT_HANDLERS at a time.
@@ -298,6 +303,11 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     tasks.spawn(replication::fetch_loop(node.clone(), stop_rx.clone()));
     tasks.spawn(relay::serve(node.clone(), relay_control, stop_rx.clone()));
     tasks.spawn(relay::cert_loop(node.clone(), stop_rx.clone()));
+    tasks.spawn(audit::audit_loop(
+        node.clone(),
+        config.audit_interval,
+        stop_rx.clone(),
+    ));
     tasks.spawn(replication::offer_loop(
         node.clone(),
         config.replication_interval,
@@ -414,6 +424,21 @@ impl RunningNode {
     /// Peers in this node's routing table.
     pub async fn routing_peers(&self) -> Vec<PeerId> {
         self.node.net.routing_peers().await
+    }
+
+    /// Challenges `peer` to prove it holds chunk `name`, which this node
+    /// holds ([`audit`]); the outcome is also noted in [`Self::audits`].
+    pub async fn audit(
+        &self,
+        peer: PeerId,
+        name: XorName,
+    ) -> Result<audit::Outcome, audit::AuditError> {
+        audit::audit(&self.node, peer, name).await
+    }
+
+    /// The outcomes of this node's audits of other members, per peer.
+    pub fn audits(&self) -> Vec<(PeerId, audit::PeerAudits)> {
+        self.node.audits.snapshot()
     }
 
     /// True if this node holds a valid copy of `name`.

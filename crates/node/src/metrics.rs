@@ -4,9 +4,11 @@
 //! - `/chunks`: the names of the chunks in the index (live ones only, not
 //!   those dropped and waiting for compaction), one hex name per line;
 //! - `/records`: the addresses of the mutable records held, each with the
-//!   digest of the held version (`ADDRESS DIGEST`, hex).
+//!   digest of the held version (`ADDRESS DIGEST`, hex);
+//! - `/earnings`: the storage payments the node took, `RECEIPT NANOS`
+//!   (what `safe wallet receive` takes in, and how much).
 //!
-//! Both are in name order and streamed a page at a time ([`LIST_PAGE`]
+//! All are in key order and streamed a page at a time ([`LIST_PAGE`]
 //! names), so a node with millions of chunks lists them in bounded memory.
 //! The metrics address is the operator's (loopback unless they choose
 //! otherwise): the network itself never tells a peer what a node holds.
@@ -75,6 +77,8 @@ pub enum Kind {
     Quote,
     /// Pay.
     Pay,
+    /// Audit (this node audited).
+    Audit,
 }
 
 /// Counters a node keeps.
@@ -94,6 +98,10 @@ pub struct Metrics {
     get_spend: AtomicU64,
     quote: AtomicU64,
     pay: AtomicU64,
+    audit: AtomicU64,
+    audits_passed: AtomicU64,
+    audits_failed: AtomicU64,
+    audits_unanswered: AtomicU64,
     relay_circuits_total: AtomicU64,
     relay_circuits: AtomicU64,
     relay_cells: AtomicU64,
@@ -122,6 +130,16 @@ impl Metrics {
             Kind::GetSpend => &self.get_spend,
             Kind::Quote => &self.quote,
             Kind::Pay => &self.pay,
+            Kind::Audit => &self.audit,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    pub(crate) fn audited(&self, outcome: &crate::audit::Outcome) {
+        use crate::audit::Outcome;
+        let c = match outcome {
+            Outcome::Passed => &self.audits_passed,
+            Outcome::Failed(_) => &self.audits_failed,
+            Outcome::NoAnswer(_) => &self.audits_unanswered,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -172,7 +190,9 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
          safe_requests_total{{kind=\"put_record\"}} {}\nsafe_requests_total{{kind=\"get_record\"}} {}\nsafe_requests_total{{kind=\"offer_records\"}} {}\n\
          safe_requests_total{{kind=\"get_account\"}} {}\nsafe_requests_total{{kind=\"cache_chunk\"}} {}\nsafe_requests_total{{kind=\"peer_ages\"}} {}\nsafe_requests_total{{kind=\"relay_certs\"}} {}\n\
          safe_requests_total{{kind=\"spend\"}} {}\nsafe_requests_total{{kind=\"get_spend\"}} {}\n\
-         safe_requests_total{{kind=\"quote\"}} {}\nsafe_requests_total{{kind=\"pay\"}} {}\n\
+         safe_requests_total{{kind=\"quote\"}} {}\nsafe_requests_total{{kind=\"pay\"}} {}\nsafe_requests_total{{kind=\"audit\"}} {}\n\
+         # HELP safe_audits_total Storage audits this node made of other members, by outcome.\n# TYPE safe_audits_total counter\n\
+         safe_audits_total{{outcome=\"passed\"}} {}\nsafe_audits_total{{outcome=\"failed\"}} {}\nsafe_audits_total{{outcome=\"unanswered\"}} {}\n\
          # HELP safe_relay_circuits_total Circuits created through this relay.\n# TYPE safe_relay_circuits_total counter\nsafe_relay_circuits_total {}\n\
          # HELP safe_relay_circuits Circuits through this relay now (at most 512).\n# TYPE safe_relay_circuits gauge\nsafe_relay_circuits {}\n\
          # HELP safe_relay_cells_total Relay cells passed on.\n# TYPE safe_relay_cells_total counter\nsafe_relay_cells_total {}\n\
@@ -210,6 +230,10 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
         r(&m.get_spend),
         r(&m.quote),
         r(&m.pay),
+        r(&m.audit),
+        r(&m.audits_passed),
+        r(&m.audits_failed),
+        r(&m.audits_unanswered),
         r(&m.relay_circuits_total),
         r(&m.relay_circuits),
         r(&m.relay_cells),
@@ -295,7 +319,53 @@ async fn list_records(State(node): State<Sources>) -> impl IntoResponse {
     })
 }
 
-/// Serves `/metrics`, `/chunks` and `/records` on `addr` until `stop`; returns the bound address.
+/// `/earnings`: one line per storage payment taken, `RECEIPT NANOS`
+/// (`-` for a receipt not kept), in spend order.
+async fn list_earnings(State(node): State<Sources>) -> impl IntoResponse {
+    let store = node.store.clone();
+    let pages = futures::stream::unfold(Some(None), move |after| {
+        let store = store.clone();
+        async move {
+            let after = after?;
+            let read = tokio::task::spawn_blocking(move || {
+                store.earnings_after(after, LIST_PAGE).map(|rows| {
+                    let next = (rows.len() == LIST_PAGE)
+                        .then(|| rows.last().map(|e| (e.spend, e.output)))
+                        .flatten();
+                    (earning_lines(&rows), next)
+                })
+            })
+            .await;
+            match read {
+                Ok(Ok((text, next))) => Some((Ok(text), next.map(Some))),
+                Ok(Err(e)) => Some((Err(std::io::Error::other(e)), None)),
+                Err(e) => Some((Err(std::io::Error::other(e)), None)),
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(pages),
+    )
+}
+
+/// Earnings as `/earnings` lists them.
+pub fn earning_lines(rows: &[crate::store::Earning]) -> String {
+    let mut text = String::with_capacity(rows.len() * 90);
+    for e in rows {
+        match e.receipt {
+            Some(r) => text.push_str(&hex::encode(r)),
+            None => text.push('-'),
+        }
+        text.push(' ');
+        text.push_str(&e.amount.to_string());
+        text.push('\n');
+    }
+    text
+}
+
+/// Serves `/metrics`, `/chunks`, `/records` and `/earnings` on `addr`
+/// until `stop`; returns the bound address.
 pub(crate) async fn serve(
     addr: SocketAddr,
     sources: Sources,
@@ -308,6 +378,7 @@ pub(crate) async fn serve(
         .route("/metrics", get(render))
         .route("/chunks", get(list_chunks))
         .route("/records", get(list_records))
+        .route("/earnings", get(list_earnings))
         .with_state(sources);
     tasks.spawn(async move {
         let shutdown = async move {

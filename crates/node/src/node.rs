@@ -61,6 +61,8 @@ pub(crate) struct Node {
     pub(crate) started: std::time::Instant,
     /// Spends seen certified.
     pub(crate) verified: crate::spends::Verified,
+    /// Storage audits of other members, per peer.
+    pub(crate) audits: crate::audit::AuditBook,
 }
 
 impl Node {

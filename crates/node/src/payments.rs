@@ -169,6 +169,10 @@ async fn take(
         spend: hash.0,
         output: index,
         amount: output.amount,
+        receipt: spend
+            .inputs
+            .first()
+            .map(|i| safe_protocol::coin::spend_address(&i.id(&genesis)).0),
     };
     let taken = node
         .blocking(move |s| s.take_payment(&hash.0, credit, earned))

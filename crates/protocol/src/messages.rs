@@ -152,6 +152,25 @@ pub enum Request {
         /// that output is to its reward address.
         secret: [u8; 32],
     },
+    /// A storage audit: prove holding chunk `name` by the hash of a fresh
+    /// `nonce` and the chunk's bytes ([`audit_proof`]), which only a
+    /// holder of the bytes can compute. Answered with
+    /// [`Response::AuditProof`], or [`Response::NotFound`].
+    Audit {
+        /// The chunk.
+        name: XorName,
+        /// The auditor's fresh challenge.
+        nonce: [u8; 32],
+    },
+}
+
+/// The answer to an audit of a chunk with `bytes` under `nonce`: BLAKE3
+/// (derive-key "safe storage audit v1") of the nonce and the bytes.
+pub fn audit_proof(nonce: &[u8; 32], bytes: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("safe storage audit v1");
+    h.update(nonce);
+    h.update(bytes);
+    *h.finalize().as_bytes()
 }
 
 /// Why a node refused a request.
@@ -244,6 +263,8 @@ pub enum Response {
     /// Why the receiver takes no payment, or will not store a chunk
     /// without one.
     PaymentRefused(crate::coin::pay::PaymentError),
+    /// The answer to an [`Request::Audit`].
+    AuditProof([u8; 32]),
 }
 
 impl Response {
@@ -267,6 +288,7 @@ impl Response {
             Response::Quote { .. } => "a quote".into(),
             Response::Paid { .. } => "payment taken".into(),
             Response::PaymentRefused(e) => format!("payment refused: {e}"),
+            Response::AuditProof(_) => "an audit proof".into(),
         }
     }
 }
@@ -382,6 +404,22 @@ mod tests {
             let _ = codec::decode::<Request>(DATA_FORMAT, &bytes, MAX_MESSAGE_SIZE);
             let _ = codec::decode::<Response>(DATA_FORMAT, &bytes, MAX_MESSAGE_SIZE);
         }
+    }
+
+    #[test]
+    fn an_audit_proof_needs_the_nonce_and_every_byte() {
+        let bytes = vec![7u8; 4096];
+        let p = audit_proof(&[1; 32], &bytes);
+        assert_eq!(p, audit_proof(&[1; 32], &bytes));
+        assert_ne!(
+            p,
+            audit_proof(&[2; 32], &bytes),
+            "a fresh nonce, a fresh proof"
+        );
+        let mut flipped = bytes.clone();
+        flipped[4095] ^= 1;
+        assert_ne!(p, audit_proof(&[1; 32], &flipped));
+        assert_ne!(p, audit_proof(&[1; 32], &bytes[..4095]));
     }
 
     #[test]

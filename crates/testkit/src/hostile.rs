@@ -190,6 +190,8 @@ async fn lie(
             Request::Pay { .. } => Response::Paid {
                 remaining: u32::MAX,
             },
+            // A proof of nothing.
+            Request::Audit { nonce, .. } => Response::AuditProof(nonce),
             Request::OfferRecords { items } => {
                 // Keep a first copy of each, to serve stale later.
                 let (net, stale) = (net.clone(), stale.clone());

@@ -210,13 +210,18 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     let wallet = Wallet::open(&home, &genesis).unwrap();
     // Unfunded, on a network that is not a testnet (no faucet): one line
     // that says how to get coins, and nothing is stored.
+    let unfunded_data = bytes_for(29, 1024 * 1024 + 7);
+    let (unfunded_chunks, _) = chunks_of(unfunded_data.clone()).await;
     let unfunded = {
         let conn = Connection::connect_to(&net.contacts().await, 5)
             .await
             .unwrap();
         let client = Client::from(conn).paying_from(home.clone());
-        let data = bytes_for(29, 1024 * 1024 + 7);
-        let err = client.put_bytes(data).await.unwrap_err().to_string();
+        let err = client
+            .put_bytes(unfunded_data)
+            .await
+            .unwrap_err()
+            .to_string();
         client.shutdown().await;
         err
     };
@@ -227,7 +232,13 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
             && !unfunded.contains('\n'),
         "{unfunded}"
     );
-    assert_eq!(wallet.balance(), 0);
+    assert_eq!(Wallet::open(&home, &genesis).unwrap().balance(), 0);
+    for chunk in &unfunded_chunks {
+        assert!(
+            !net.nodes().any(|n| n.holds(chunk.name())),
+            "nothing stored"
+        );
+    }
     let mut change = paid.change;
     let coin = change.pop().unwrap();
     let gift = NANOS_PER_COIN;
@@ -268,9 +279,10 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     assert!(client.payer().paid() > report.paid_nanos);
     let wallet = Wallet::open(&home, &genesis).unwrap();
     assert_eq!(wallet.balance(), gift - client.payer().paid());
-    // A payment stopped after its spend went out but before the wallet
-    // recorded it (a kill): the next payment finds it, finishes it, takes
-    // in its change and pays on.
+    // A payment stopped after its spend went out, with only one member
+    // of its group voting, before the wallet recorded it (a kill): the
+    // next payment finishes it first (the same spend gets its votes),
+    // takes in its change, and pays on.
     let wallet = Wallet::open(&home, &genesis).unwrap();
     let coins = wallet.coins();
     let before = wallet.balance();
@@ -286,9 +298,34 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     };
     let keys: Vec<_> = coins.iter().map(|c| &c.key).collect();
     let parents: Vec<CertifiedSpend> = coins.iter().filter_map(|c| c.parent.clone()).collect();
-    c.certify(&SignedSpend::sign(lost, &keys), &parents)
-        .await
+    let lost = SignedSpend::sign(lost, &keys);
+    wallet
+        .add_pending(safe_client::wallet::Pending {
+            spend: lost.clone(),
+            parents: parents.clone(),
+            what: "paid for storage".into(),
+        })
         .unwrap();
+    let first = safe_protocol::coin::spend_address(&coins[0].input.id(&genesis));
+    let mut votes = 0;
+    for peer in c.lookup_group(&first).await {
+        let answer = c
+            .request(
+                peer,
+                Request::Spend {
+                    spend: lost.clone(),
+                    parents: parents.clone(),
+                    input: 0,
+                    sequencer: None,
+                },
+            )
+            .await;
+        if matches!(answer, Ok(Response::Voted(_))) {
+            votes += 1;
+            break;
+        }
+    }
+    assert_eq!(votes, 1, "one member voted before the kill");
     let paid_before = client.payer().paid();
     let after_kill = client
         .put_bytes(bytes_for(31, 1024 * 1024 + 3))
@@ -301,10 +338,11 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
         wallet
             .history()
             .iter()
-            .any(|l| l.what.contains("recovered")),
+            .any(|l| l.what.contains("finished late")),
         "{:?}",
         wallet.history()
     );
+    assert!(wallet.pending().unwrap().is_empty());
     assert_eq!(client.payer().paid(), paid_before + after_kill.paid_nanos);
 
     // Every nano the nodes earned is one somebody paid.
@@ -315,6 +353,89 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
         .sum();
     assert_eq!(all, paid.nanos + client.payer().paid());
     client.shutdown().await;
+
+    c.shutdown().await;
+    net.down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_lost_what_it_was_paid_to_store_fails_its_audit() {
+    use safe_node::audit::{AuditError, Outcome};
+    let dir = tempfile::tempdir().unwrap();
+    let genesis_key = SigningKey::from_bytes(&[43; 32]);
+    let genesis = genesis_key.verifying_key().to_bytes();
+    let mut config = testnet_config(dir.path(), 12);
+    config.node.genesis = Some(genesis);
+    // Audits made here, by hand; replication would otherwise soon give
+    // the loser its chunk back.
+    config.node.audit_interval = std::time::Duration::ZERO;
+    config.node.replication_interval = std::time::Duration::from_secs(3600);
+    let net = start(config).await;
+    let c: Arc<Connection> = client(&net).await;
+    let alice = WalletKeys::from_secret(&[2; 32]);
+    let funding = fund(&c, &genesis_key, &alice.address(), NANOS_PER_COIN).await;
+    let data = bytes_for(41, 2 * 1024 * 1024 + 99);
+    let (chunks, _) = chunks_of(data).await;
+    let names: Vec<XorName> = chunks.iter().map(|c| *c.name()).collect();
+    let paid = c
+        .pay_for(&names, Coin::found(&funding, &alice), &alice, None)
+        .await
+        .unwrap();
+    assert_eq!(paid.taken, paid.payees, "refused: {:?}", paid.refused);
+    for chunk in &chunks {
+        c.put(chunk.clone()).await.unwrap();
+    }
+
+    let name = names[0];
+    let holders: Vec<_> = net.nodes().filter(|n| n.holds(&name)).collect();
+    assert!(holders.len() >= 3, "{} holders", holders.len());
+    let (auditor, loser, keeper) = (holders[0], holders[1], holders[2]);
+    let paid_to = |n: &safe_node::RunningNode| {
+        n.store()
+            .earnings()
+            .unwrap()
+            .iter()
+            .any(|e| e.spend == paid.spends[0].spend.spend.hash().0)
+    };
+    assert!(paid_to(loser), "the loser was paid to store it");
+
+    // Before anything is lost, both pass.
+    for n in [loser, keeper] {
+        assert_eq!(
+            auditor.audit(n.peer_id(), name).await.unwrap(),
+            Outcome::Passed
+        );
+    }
+    // The loser loses it: it fails, the keeper still passes.
+    loser.store().remove(&name).unwrap();
+    assert!(!loser.holds(&name));
+    match auditor.audit(loser.peer_id(), name).await.unwrap() {
+        Outcome::Failed(why) => assert!(why.contains("does not hold"), "{why}"),
+        other => panic!("a node without the chunk passed: {other:?}"),
+    }
+    assert_eq!(
+        auditor.audit(keeper.peer_id(), name).await.unwrap(),
+        Outcome::Passed
+    );
+    let book = auditor.audits();
+    let of = |p| {
+        book.iter()
+            .find(|(q, _)| *q == p)
+            .map(|(_, a)| a.clone())
+            .unwrap()
+    };
+    let lost = of(loser.peer_id());
+    assert_eq!((lost.passed, lost.failed), (1, 1));
+    assert_eq!(lost.last_failure.map(|(n, _)| n), Some(name));
+    assert_eq!(
+        (of(keeper.peer_id()).passed, of(keeper.peer_id()).failed),
+        (2, 0)
+    );
+    // Only a holder can check a proof: the loser cannot audit anyone now.
+    assert!(matches!(
+        loser.audit(keeper.peer_id(), name).await,
+        Err(AuditError::NotHeld(n)) if n == name
+    ));
 
     c.shutdown().await;
     net.down().await;

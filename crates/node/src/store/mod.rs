@@ -69,7 +69,7 @@ use safe_protocol::{Chunk, MAX_CHUNK_SIZE, XorName};
 
 pub use compaction::COMPACT_BYTES;
 use index::{WATERMARKS, entry, index_err, location};
-pub use payments::{Credit, Earning};
+pub use payments::{Credit, Earning, read_earnings};
 use records::RecordJob;
 pub use spends::HeldSpend;
 
@@ -270,19 +270,7 @@ pub fn segment_names(dir: &Path, mut f: impl FnMut(XorName)) -> Result<(), NodeS
 /// the store open ([`NodeStoreError::InUse`] otherwise: ask the running
 /// node on its metrics address, `/chunks`).
 pub fn index_names(dir: &Path, mut f: impl FnMut(XorName)) -> Result<(), NodeStoreError> {
-    let path = dir.join("index.redb");
-    if !path.is_file() {
-        return Err(seg_err(format!("reading {}", path.display()))(
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
-    let list = || {
-        let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => NodeStoreError::InUse(dir.to_path_buf()),
-            redb::DatabaseError::RepairAborted => NodeStoreError::Unclean(dir.to_path_buf()),
-            other => index::index_err(other),
-        })?;
-        let txn = redb::ReadableDatabase::begin_read(&db).map_err(index::index_err)?;
+    read_index(dir, |txn| {
         let table = match txn.open_table(index::CHUNKS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
@@ -293,8 +281,30 @@ pub fn index_names(dir: &Path, mut f: impl FnMut(XorName)) -> Result<(), NodeSto
             f(XorName(name.value()));
         }
         Ok(())
-    };
-    without_panics(&path, list)
+    })
+}
+
+/// Runs `read` on the index of the store in `dir`, opened read-only:
+/// [`NodeStoreError::InUse`] while a node has the store open.
+pub(crate) fn read_index<T>(
+    dir: &Path,
+    read: impl FnOnce(&redb::ReadTransaction) -> Result<T, NodeStoreError>,
+) -> Result<T, NodeStoreError> {
+    let path = dir.join("index.redb");
+    if !path.is_file() {
+        return Err(seg_err(format!("reading {}", path.display()))(
+            std::io::Error::from(std::io::ErrorKind::NotFound),
+        ));
+    }
+    without_panics(&path, || {
+        let db = redb::ReadOnlyDatabase::open(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => NodeStoreError::InUse(dir.to_path_buf()),
+            redb::DatabaseError::RepairAborted => NodeStoreError::Unclean(dir.to_path_buf()),
+            other => index::index_err(other),
+        })?;
+        let txn = redb::ReadableDatabase::begin_read(&db).map_err(index::index_err)?;
+        read(&txn)
+    })
 }
 
 /// Chunk segments plus their index and the capacity limit.

@@ -12,6 +12,9 @@ use super::{NodeStore, NodeStoreError};
 const PAYMENTS: TableDefinition<[u8; 32], &[u8]> = TableDefinition::new("payments");
 /// (Spend hash, output index) → nanos earned.
 const EARNINGS: TableDefinition<([u8; 32], u32), u64> = TableDefinition::new("earnings");
+/// Spend hash → its receipt: where the spend is kept (the spend address
+/// of its first input), which a wallet takes the earning in with.
+const RECEIPTS: TableDefinition<[u8; 32], [u8; 32]> = TableDefinition::new("earning_receipts");
 
 /// Format of a payments entry.
 const PAYMENT_FORMAT: u8 = 1;
@@ -58,6 +61,9 @@ pub struct Earning {
     pub output: u32,
     /// Nanos.
     pub amount: u64,
+    /// Where the spend is kept (`safe wallet receive` takes it in from
+    /// there); `None` for earnings recorded before receipts were kept.
+    pub receipt: Option<[u8; 32]>,
 }
 
 fn corrupt(spend: &[u8; 32]) -> NodeStoreError {
@@ -110,6 +116,10 @@ impl NodeStore {
                     earnings
                         .insert((earned.spend, earned.output), earned.amount)
                         .map_err(index_err)?;
+                    if let Some(receipt) = earned.receipt {
+                        let mut receipts = txn.open_table(RECEIPTS).map_err(index_err)?;
+                        receipts.insert(spend, receipt).map_err(index_err)?;
+                    }
                     credit
                 }
             }
@@ -177,23 +187,88 @@ impl NodeStore {
     /// Every payment this node earned. Blocking.
     pub fn earnings(&self) -> Result<Vec<Earning>, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
+        earnings_in(&txn)
+    }
+}
+
+impl NodeStore {
+    /// Up to `limit` earnings after `after` (spend hash, output), in
+    /// order: callers page through them without holding them all.
+    /// Blocking.
+    pub fn earnings_after(
+        &self,
+        after: Option<([u8; 32], u32)>,
+        limit: usize,
+    ) -> Result<Vec<Earning>, NodeStoreError> {
+        let txn = self.index.begin_read().map_err(index_err)?;
         let table = match txn.open_table(EARNINGS) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
             Err(e) => return Err(index_err(e)),
         };
+        let receipts = match txn.open_table(RECEIPTS) {
+            Ok(t) => Some(t),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(index_err(e)),
+        };
+        let rows = match after {
+            Some(a) => table.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => table.range::<([u8; 32], u32)>(..),
+        }
+        .map_err(index_err)?;
         let mut out = Vec::new();
-        for row in table.iter().map_err(index_err)? {
+        for row in rows.take(limit) {
             let (k, v) = row.map_err(index_err)?;
             let (spend, output) = k.value();
+            let receipt = match &receipts {
+                Some(r) => r.get(&spend).map_err(index_err)?.map(|v| v.value()),
+                None => None,
+            };
             out.push(Earning {
                 spend,
                 output,
                 amount: v.value(),
+                receipt,
             });
         }
         Ok(out)
     }
+}
+
+/// What the node whose store is in `dir` earned, read while it is stopped
+/// ([`NodeStoreError::InUse`] while it runs: ask it on its metrics
+/// address, `/earnings`).
+pub fn read_earnings(dir: &std::path::Path) -> Result<Vec<Earning>, NodeStoreError> {
+    super::read_index(dir, earnings_in)
+}
+
+fn earnings_in(txn: &redb::ReadTransaction) -> Result<Vec<Earning>, NodeStoreError> {
+    let table = match txn.open_table(EARNINGS) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(index_err(e)),
+    };
+    let receipts = match txn.open_table(RECEIPTS) {
+        Ok(t) => Some(t),
+        Err(redb::TableError::TableDoesNotExist(_)) => None,
+        Err(e) => return Err(index_err(e)),
+    };
+    let mut out = Vec::new();
+    for row in table.iter().map_err(index_err)? {
+        let (k, v) = row.map_err(index_err)?;
+        let (spend, output) = k.value();
+        let receipt = match &receipts {
+            Some(r) => r.get(&spend).map_err(index_err)?.map(|v| v.value()),
+            None => None,
+        };
+        out.push(Earning {
+            spend,
+            output,
+            amount: v.value(),
+            receipt,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -214,6 +289,7 @@ mod tests {
             spend,
             output: 2,
             amount: 3000,
+            receipt: Some([5; 32]),
         };
         assert_eq!(store.credit(&spend).unwrap(), None);
         assert_eq!(store.use_credit(&spend).unwrap(), None, "no such payment");
@@ -248,5 +324,12 @@ mod tests {
         let store = NodeStore::open(dir.path(), 1 << 30).unwrap();
         assert_eq!(store.credit(&spend).unwrap().unwrap().remaining, 1);
         assert_eq!(store.earnings().unwrap(), vec![earned]);
+        // Read while stopped, from the files alone; refused while open.
+        assert!(matches!(
+            read_earnings(dir.path()),
+            Err(NodeStoreError::InUse(_))
+        ));
+        drop(store);
+        assert_eq!(read_earnings(dir.path()).unwrap(), vec![earned]);
     }
 }

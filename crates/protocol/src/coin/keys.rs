@@ -113,6 +113,21 @@ impl WalletAddress {
                 .is_some_and(|o| o.owner == output.owner && o.ephemeral == output.ephemeral)
     }
 
+    /// A key shared with this address's holder, and the public value `R`
+    /// that lets the holder alone (by its view key, [`WalletKeys::shared`])
+    /// derive the same key: for sealing a notice to the wallet. A fresh
+    /// `R` each time. `None` if the address's view key is not a valid
+    /// point.
+    pub fn share(&self) -> Option<([u8; 32], Key)> {
+        let view = point(&self.view)?;
+        let mut seed = [0u8; 64];
+        getrandom::fill(&mut seed).ok()?;
+        let r = Scalar::from_bytes_mod_order_wide(&seed);
+        let public = (&r * ED25519_BASEPOINT_TABLE).compress().to_bytes();
+        let shared = (r * view).mul_by_cofactor().compress().to_bytes();
+        Some((notice_key(&shared, &public, &self.view), public))
+    }
+
     fn pay_with(&self, amount: u64, r: Scalar) -> Option<Output> {
         let view = point(&self.view)?;
         let spend = point(&self.spend)?;
@@ -167,6 +182,15 @@ impl FromStr for WalletAddress {
     }
 }
 
+/// The key of a notice from the shared point, `R` and the view key.
+fn notice_key(shared: &[u8; 32], public: &Key, view: &Key) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("safe wallet notice key v1");
+    h.update(shared);
+    h.update(public);
+    h.update(view);
+    *h.finalize().as_bytes()
+}
+
 /// A wallet's secrets, derived from a 32-byte secret (the account's).
 pub struct WalletKeys {
     view: Scalar,
@@ -197,6 +221,14 @@ impl WalletKeys {
                 .compress()
                 .to_bytes(),
         }
+    }
+
+    /// The key [`WalletAddress::share`] made with `public` for this
+    /// wallet; `None` if `public` is not a valid point.
+    pub fn shared(&self, public: &Key) -> Option<[u8; 32]> {
+        let p = point(public)?;
+        let shared = (self.view * p).mul_by_cofactor().compress().to_bytes();
+        Some(notice_key(&shared, public, &self.address().view))
     }
 
     /// The secret of `output`'s one-time key if the output pays this
@@ -281,6 +313,18 @@ mod tests {
         let again = alice.address().pay(5).unwrap();
         assert_ne!(again.owner, out.owner);
         assert_ne!(again.ephemeral, out.ephemeral);
+    }
+
+    #[test]
+    fn only_the_wallet_derives_a_notice_key_shared_with_its_address() {
+        let alice = WalletKeys::from_secret(&[4; 32]);
+        let bob = WalletKeys::from_secret(&[5; 32]);
+        let (key, public) = alice.address().share().unwrap();
+        assert_eq!(alice.shared(&public), Some(key));
+        assert_ne!(bob.shared(&public), Some(key));
+        let (again, public2) = alice.address().share().unwrap();
+        assert_ne!((again, public2), (key, public), "fresh each time");
+        assert_eq!(alice.shared(&[0; 32]), None, "not a usable point");
     }
 
     #[test]
