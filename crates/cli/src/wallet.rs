@@ -162,7 +162,23 @@ pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> 
             let client = net.connect(network).await?;
             with_client(client, |client| async move {
                 let conn = connection(&client)?;
-                let spend = client.payer().send(conn, &address, amount).await?;
+                let spend = match client.payer().send(conn, &address, amount).await {
+                    Ok(spend) => spend,
+                    Err(safe_client::pay::PayError::FinishedEarlier(late)) => {
+                        // Those recipients are told now.
+                        for l in &late {
+                            if let Err(e) = client.leave_notice(&l.to, &l.receipt, l.amount).await {
+                                eprintln!(
+                                    "no notice could be left for {} ({e}): give them the receipt {}",
+                                    l.to,
+                                    l.receipt.to_hex()
+                                );
+                            }
+                        }
+                        return Err(safe_client::pay::PayError::FinishedEarlier(late).into());
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let receipt = receipt(&spend).context("a spend has an input")?;
                 // The receipt first: whatever happens next, it is out.
                 if !json {
@@ -201,12 +217,22 @@ pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> 
                 let conn = connection(&client)?;
                 let mut got: u64 = 0;
                 let mut paying = 0usize;
+                let mut failed = Vec::new();
                 for receipt in &receipts {
-                    let n = client.payer().receive(conn, receipt).await?;
-                    if n > 0 {
-                        paying += 1;
+                    match client.payer().receive(conn, receipt).await {
+                        Ok(n) => {
+                            if n > 0 {
+                                paying += 1;
+                            }
+                            got = got.saturating_add(n);
+                        }
+                        // One bad receipt does not lose what the others gave.
+                        Err(e) if receipts.len() > 1 => failed.push(format!("{}: {e}", receipt.to_hex())),
+                        Err(e) => return Err(e.into()),
                     }
-                    got = got.saturating_add(n);
+                }
+                for f in &failed {
+                    eprintln!("not taken in: {f}");
                 }
                 let wallet = wallet_of(&client).await?;
                 if got == 0 {

@@ -82,14 +82,7 @@ impl Connection {
     /// from the members of that input's close group, as this client looks
     /// them up.
     pub async fn check_certificates(&self, certified: &CertifiedSpend) -> Result<(), CoinError> {
-        let spend = &certified.spend;
-        let genesis = spend.spend.genesis;
-        let addresses: Vec<XorName> = spend
-            .spend
-            .inputs
-            .iter()
-            .map(|i| spend_address(&i.id(&genesis)))
-            .collect();
+        let addresses = certified.spend.spend.input_addresses();
         let groups = join_all(addresses.iter().map(|a| self.group_keys(*a))).await;
         certified.check(quorum(self.k), |a| {
             let members = addresses
@@ -116,13 +109,7 @@ impl Connection {
             return Ok(None);
         };
         let hash = found.spend.spend.hash();
-        let addresses: Vec<XorName> = found
-            .spend
-            .spend
-            .inputs
-            .iter()
-            .map(|i| spend_address(&i.id(genesis)))
-            .collect();
+        let addresses = found.spend.spend.input_addresses();
         let mut certs = found.certs.clone();
         let others = join_all(
             addresses
@@ -308,6 +295,52 @@ impl Connection {
             Ok(Response::SpendRefused(e)) => Err(Ask::Fatal(e)),
             Ok(other) => Err(Ask::Retry(format!("{peer}: {}", other.kind()))),
             Err(e) => Err(Ask::Retry(e.to_string())),
+        }
+    }
+
+    /// Whether the output `id` is unspent: `Ok(true)` only if a majority
+    /// of its spend address's close group say outright that they hold no
+    /// spend there, `Ok(false)` if any member shows a spend of it (with a
+    /// valid vote), an error if the group cannot tell (too few answers:
+    /// silence is not "unspent").
+    pub async fn unspent(
+        &self,
+        id: &safe_protocol::coin::OutputId,
+        genesis: &Key,
+    ) -> Result<bool, CoinError> {
+        let address = spend_address(id);
+        let group = self.lookup_group(&address).await;
+        let answers = join_all(group.iter().map(|&peer| async move {
+            (
+                peer,
+                self.request(peer, Request::GetSpend { address }).await,
+            )
+        }))
+        .await;
+        let mut absent = 0usize;
+        for (peer, answer) in answers {
+            match answer {
+                Ok(Response::NotFound) => absent += 1,
+                Ok(Response::HeldSpend { spend, vote })
+                    if key_to_peer(&vote.node) == Some(peer)
+                        && vote.valid(genesis, &address, &spend.spend.hash())
+                        && spend.verify().is_ok() =>
+                {
+                    return Ok(false);
+                }
+                _ => {}
+            }
+        }
+        let need = safe_network::close_group::majority(self.k);
+        if absent >= need {
+            Ok(true)
+        } else {
+            Err(CoinError::TooFewVotes {
+                input: 0,
+                have: absent,
+                need,
+                why: "too few members said whether the output is spent".into(),
+            })
         }
     }
 

@@ -8,9 +8,16 @@
 //! nobody who sent it) and puts in it one entry: the spend's receipt and
 //! amount, sealed to the address ([`seal`]: a key shared by
 //! [`WalletAddress::share`], ChaCha20-Poly1305). The recipient reads its
-//! slots from where it stopped last time ([`Payer::read_notices`]) and
-//! takes in each spend a notice names the way `safe wallet receive` does:
-//! only if it is certified, pays the wallet, and is not spent.
+//! slots from where it stopped last time up to the senders' frontier
+//! ([`Payer::read_notices`]) and takes in each spend a notice names the
+//! way `safe wallet receive` does: only if it is certified, pays the
+//! wallet, and is not spent.
+//!
+//! Records cost nothing yet, so anyone can fill slots with junk: that
+//! costs a recipient reads (bounded per run), and filling the gallop's
+//! 25 probe slots makes senders fail with [`NoticeError::NoSlot`], when
+//! the receipt must be handed over by hand. Charging for records is the
+//! fix.
 //!
 //! A notice proves nothing by itself, so a forged one gains its writer
 //! nothing; junk in a slot is skipped. What the slots do show anyone who
@@ -39,9 +46,12 @@ pub const MAX_SCAN: u64 = 256;
 pub const MAX_SLOT: u64 = 1 << 24;
 /// Slots taken by others while one sender tries, before it gives up.
 const MAX_RACES: usize = 16;
-/// Slots found empty of a notice (being written, or abandoned) kept to
-/// look at again, at most.
-const MAX_RETRY: usize = 16;
+/// Slots kept to read again, at most.
+const MAX_RETRY: usize = 64;
+/// Times a slot is read again before it is given up.
+pub const MAX_TRIES: u8 = 5;
+/// Notices whose spends one run checks at most (each costs lookups).
+pub const MAX_TAKEN: usize = 32;
 /// Bytes of a sealed notice: `R`, then the sealed format byte, receipt
 /// and amount, then the tag.
 const SEALED_LEN: usize = 32 + 1 + 32 + 8 + 16;
@@ -129,11 +139,11 @@ pub fn open(keys: &WalletKeys, sealed: &[u8]) -> Option<(XorName, u64)> {
 /// Where a recipient's scan of its slots stands.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanState {
-    /// The next slot to read.
+    /// Every slot below this was read (or is a hole no sender fills).
     pub next: u64,
-    /// Slots that held no notice yet when read, with a later slot
-    /// taken: looked at again.
-    pub retry: Vec<u64>,
+    /// Slots to read again, with the tries so far: created but without
+    /// their notice yet, or whose spend could not be checked.
+    pub retry: Vec<(u64, u8)>,
 }
 
 /// What a scan found.
@@ -162,8 +172,11 @@ impl Client {
         }
     }
 
-    /// The first free slot of `address`: a gallop, then a binary search
-    /// (slots are taken in order, so the taken ones are a prefix).
+    /// The first free slot of `address` as senders find it: a gallop
+    /// (0, 1, 3, 7, …) to a free slot, then a binary search between the
+    /// last taken one and it. Slots are created and never removed, so
+    /// this only moves up; a reader that reads every slot below it misses
+    /// nothing, holes included.
     async fn first_free_slot(&self, address: &WalletAddress) -> Result<u64, NoticeError> {
         if self.read_slot(address, 0).await?.is_none() {
             return Ok(0);
@@ -225,63 +238,70 @@ impl Client {
 
 impl Payer {
     /// Reads the notices left for this payer's wallet since the last
-    /// scan (at most [`MAX_SCAN`] slots) and takes in the spends they
-    /// name ([`Payer::receive`]: certified, paying the wallet, unspent).
+    /// scan (every slot below the senders' frontier, at most [`MAX_SCAN`]
+    /// a run, and at most [`MAX_TAKEN`] spends checked) and takes in the
+    /// spends they name ([`Payer::receive`]: certified, paying the wallet,
+    /// unspent). A slot that cannot be read yet is tried again on later
+    /// runs, [`MAX_TRIES`] times.
     pub async fn read_notices(&self, client: &Client) -> Result<Scanned, NoticeError> {
         let conn = client
             .connection()
             .ok_or_else(|| MutableError::Network("notices need the network directly".into()))?;
-        let Some(wallet) = self.open_wallet(conn).await? else {
+        let _one = self.lock().await?;
+        let Some(wallet) = self.wallet(conn).await? else {
             return Ok(Scanned::default());
         };
         let address = wallet.address();
         let mut state = wallet.notice_scan();
+        let frontier = match client.first_free_slot(&address).await {
+            Ok(f) => f,
+            // Slots filled past the limit (junk): read what can be read.
+            Err(NoticeError::NoSlot) => MAX_SLOT,
+            Err(e) => return Err(e),
+        };
+        let end = frontier.min(state.next.saturating_add(MAX_SCAN));
+        let mut look: Vec<(u64, u8)> = std::mem::take(&mut state.retry);
+        look.extend((state.next..end).map(|n| (n, 0)));
+        state.next = state.next.max(end);
         let mut scanned = Scanned::default();
-        let mut look = state.retry.clone();
-        state.retry.clear();
-        let mut n = state.next;
-        let end = n.saturating_add(MAX_SCAN);
-        while n < end {
-            match client.read_slot(&address, n).await? {
-                None => break,
-                Some(record) => {
-                    if record.state.entries.contains_key(NOTICE_ENTRY) {
-                        look.push(n);
-                    } else if client.read_slot(&address, n + 1).await?.is_some() {
-                        // Being written, or abandoned: looked at again.
-                        if state.retry.len() < MAX_RETRY {
-                            state.retry.push(n);
-                        }
-                    } else {
-                        break;
-                    }
-                    n += 1;
+        let mut checked = 0usize;
+        for (n, tries) in look {
+            let again = |state: &mut ScanState| {
+                if tries + 1 < MAX_TRIES && state.retry.len() < MAX_RETRY {
+                    state.retry.push((n, tries + 1));
                 }
-            }
-        }
-        state.next = n;
-        let keys = wallet.keys();
-        for s in look {
-            let Some(record) = client.read_slot(&address, s).await? else {
+            };
+            if checked >= MAX_TAKEN {
+                again(&mut state);
                 continue;
+            }
+            let record = match client.read_slot(&address, n).await {
+                Ok(Some(r)) => r,
+                // A hole below the frontier: no sender fills it.
+                Ok(None) => continue,
+                Err(_) => {
+                    again(&mut state);
+                    continue;
+                }
             };
             let Some(sealed) = record.state.entries.get(NOTICE_ENTRY) else {
-                if state.retry.len() < MAX_RETRY && !state.retry.contains(&s) {
-                    state.retry.push(s);
-                }
+                // Created, its notice not written yet (or never).
+                again(&mut state);
                 continue;
             };
-            let Some((receipt, _amount)) = open(keys, sealed) else {
+            let Some((receipt, _amount)) = open(wallet.keys(), sealed) else {
                 scanned.skipped += 1;
                 continue;
             };
-            match self.receive(conn, &receipt).await {
+            checked += 1;
+            match self.receive_into(conn, &wallet, &receipt).await {
                 Ok(got) if got > 0 => {
                     scanned.taken += 1;
                     scanned.nanos = scanned.nanos.saturating_add(got);
                 }
-                Ok(_) | Err(PayError::NoSpend(_)) | Err(PayError::Spend(_)) => scanned.skipped += 1,
-                Err(e) => return Err(e.into()),
+                Ok(_) => scanned.skipped += 1,
+                // Not found or not checkable now: maybe later.
+                Err(_) => again(&mut state),
             }
         }
         wallet.set_notice_scan(&state).map_err(PayError::from)?;

@@ -22,8 +22,11 @@ use safe_protocol::messages::{Request, Response};
 use crate::coin::CoinError;
 use crate::network::Connection;
 
-/// Nodes asked whether the network charges (they must agree).
-const CHARGES_ASKED: usize = 3;
+/// Nodes asked whether the network charges.
+const CHARGES_ASKED: usize = 7;
+/// Answers that must agree (a majority of those that answer, and at
+/// least this many where that many were asked).
+const CHARGES_AGREE: usize = 2;
 /// Most chunk payments a connection holds for puts not made yet (a
 /// 1 TiB upload's worth).
 pub const MAX_PENDING: usize = 1 << 20;
@@ -126,16 +129,10 @@ pub enum PayError {
     /// The wallet could not be read or written.
     #[error(transparent)]
     Wallet(#[from] crate::wallet::WalletError),
-    /// An earlier payment went out and is not finished: the network did
-    /// not answer (it is finished by the next payment).
-    #[error("an earlier payment of this wallet is not finished yet ({0}); try again in a moment")]
-    Unfinished(String),
     /// An earlier send that was interrupted was finished instead of a new
     /// one.
-    #[error(
-        "an earlier send from this wallet, interrupted half way, has now gone through: {0}. Nothing more was sent; run the command again to send again"
-    )]
-    FinishedEarlier(String),
+    #[error("an earlier send from this wallet, interrupted half way, has now gone through ({}). Nothing more was sent; run the command again to send again", .0.iter().map(|l| format!("{} coins to {}", safe_protocol::coin::format_amount(l.amount), l.to)).collect::<Vec<_>>().join("; "))]
+    FinishedEarlier(Vec<LateSend>),
     /// No spend is kept at a receipt.
     #[error("no spend found at {0} (a typo, another network, or its nodes did not answer)")]
     NoSpend(XorName),
@@ -262,8 +259,9 @@ impl Connection {
     /// it is free (asked of the nodes this client knows, until one
     /// answers); an error if none answered.
     pub async fn charges(&self) -> Result<Option<safe_protocol::coin::Key>, String> {
-        // Three nodes asked at once must agree: one node alone cannot make
-        // a free network look charging, or a real one look like a testnet.
+        // Several nodes asked at once, and most of those that answer must
+        // agree: one node alone cannot make a free network look charging,
+        // or a real one look like a testnet.
         let peers: Vec<PeerId> = self
             .net
             .routing_peers()
@@ -272,31 +270,33 @@ impl Connection {
             .take(CHARGES_ASKED)
             .collect();
         let answers = join_all(peers.iter().map(|p| self.quote(*p))).await;
-        let mut said: Option<Option<safe_protocol::coin::Key>> = None;
+        let mut said: Vec<(Option<safe_protocol::coin::Key>, usize)> = Vec::new();
         let mut errors = Vec::new();
+        let mut answered = 0usize;
         for answer in answers {
             match answer {
                 Ok(q) => {
+                    answered += 1;
                     let this = q.map(|q| q.quote.genesis);
-                    match said {
-                        Some(before) if before != this => {
-                            return Err(
-                                "nodes disagree on whether storing costs anything, or in which coin"
-                                    .into(),
-                            );
-                        }
-                        _ => said = Some(this),
+                    match said.iter_mut().find(|(v, _)| *v == this) {
+                        Some((_, n)) => *n += 1,
+                        None => said.push((this, 1)),
                     }
                 }
                 Err(e) => errors.push(e),
             }
         }
-        said.ok_or_else(|| {
-            format!(
+        let need = (answered / 2 + 1).max(CHARGES_AGREE.min(peers.len()));
+        match said.into_iter().max_by_key(|(_, n)| *n) {
+            Some((value, n)) if n >= need => Ok(value),
+            Some(_) => {
+                Err("nodes disagree on whether storing costs anything, or in which coin".into())
+            }
+            None => Err(format!(
                 "no node said whether storing costs anything ({})",
                 errors.join("; ")
-            )
-        })
+            )),
+        }
     }
 
     /// What storing the chunks `names` would cost now, in nanos (0 on a
@@ -593,6 +593,7 @@ impl Connection {
                 return Err(e.into());
             }
         };
+        (hooks.certified)(&certified, owed)?;
         // Show each payee its payment.
         let answers = join_all(payees.iter().zip(&secrets).map(|(peer, secret)| {
             let request = Request::Pay {
@@ -777,9 +778,20 @@ pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A wallet held for one payment (released on drop: the file lock goes
 /// with the file).
-struct WalletLock<'a> {
+pub(crate) struct WalletLock<'a> {
     _gate: tokio::sync::MutexGuard<'a, ()>,
     _file: std::fs::File,
+}
+
+/// A send finished late (by the next payment of its wallet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LateSend {
+    /// The recipient.
+    pub to: safe_protocol::coin::WalletAddress,
+    /// Where the spend is kept ([`receipt`]).
+    pub receipt: XorName,
+    /// Nanos sent.
+    pub amount: u64,
 }
 
 /// What a payment tells its caller as it goes.
@@ -792,16 +804,23 @@ pub struct Hooks<'a> {
     /// recorded (the program was killed) is finished later. An error
     /// stops the payment before the spend goes out.
     pub sending: &'a Sending<'a>,
+    /// Each spend of the payment once certified, with the nanos it pays
+    /// to nodes: the wallet records it at once (an upload of many
+    /// batches keeps no more than one spend pending).
+    pub certified: &'a Certified<'a>,
 }
 
 /// What [`Hooks::sending`] is.
 pub type Sending<'a> = dyn Fn(&SignedSpend, &[CertifiedSpend]) -> Result<(), PayError> + Sync + 'a;
+/// What [`Hooks::certified`] is.
+pub type Certified<'a> = dyn Fn(&CertifiedSpend, u64) -> Result<(), PayError> + Sync + 'a;
 
 impl Hooks<'static> {
     /// Told nothing.
     pub const NONE: Hooks<'static> = Hooks {
         show: &|_, _| {},
         sending: &|_, _| Ok(()),
+        certified: &|_, _| Ok(()),
     };
 }
 
@@ -887,7 +906,7 @@ impl Payer {
     /// wallet directory's lock file, which other payers (in this process
     /// or another) of the same data directory wait for. The wallet is read
     /// after, so a payment spends what the one before it left.
-    async fn lock(&self) -> Result<WalletLock<'_>, PayError> {
+    pub(crate) async fn lock(&self) -> Result<WalletLock<'_>, PayError> {
         let gate = self.gate.lock().await;
         let dir = self.home.wallet_dir();
         let path = dir.join("lock");
@@ -1066,14 +1085,14 @@ impl Payer {
     ) -> Result<CertifiedSpend, PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
-        let sends: Vec<String> = self
+        let late: Vec<LateSend> = self
             .finish_pending(conn, &wallet)
-            .await?
+            .await
             .into_iter()
-            .filter(|w| w.starts_with(SENT))
+            .flatten()
             .collect();
-        if !sends.is_empty() {
-            return Err(PayError::FinishedEarlier(sends.join("; ")));
+        if !late.is_empty() {
+            return Err(PayError::FinishedEarlier(late));
         }
         let sending = |signed: &SignedSpend, parents: &[CertifiedSpend]| {
             let what = match receipt_of(&signed.spend) {
@@ -1085,15 +1104,17 @@ impl Payer {
                     spend: signed.clone(),
                     parents: parents.to_vec(),
                     what,
+                    send: Some((*to, amount)),
                 })
                 .map_err(PayError::from)
         };
         let hooks = Hooks {
-            show: &|_, _| {},
             sending: &sending,
+            ..Hooks::NONE
         };
+        let coins = self.spendable(&wallet)?;
         let (certified, left) = conn
-            .send_coins(wallet.coins(), wallet.keys(), to, amount, &hooks)
+            .send_coins(coins, wallet.keys(), to, amount, &hooks)
             .await?;
         let hash = certified.spend.spend.hash();
         let change: Vec<Coin> = left
@@ -1113,102 +1134,169 @@ impl Payer {
         Ok(certified)
     }
 
+    /// The wallet's coins that no unfinished spend has: what a new spend
+    /// may use (a stuck spend's coins wait until it is finished).
+    fn spendable(&self, wallet: &crate::wallet::Wallet) -> Result<Vec<Coin>, PayError> {
+        let held: Vec<Input> = wallet
+            .pending()?
+            .iter()
+            .flat_map(|p| p.spend.spend.inputs.iter().copied())
+            .collect();
+        Ok(wallet
+            .coins()
+            .into_iter()
+            .filter(|c| !held.contains(&c.input))
+            .collect())
+    }
+
     /// Takes into the wallet what the spend at `receipt` (as [`receipt`]
     /// gives it) pays it; returns the nanos added (0 if it pays the wallet
     /// nothing, or nothing it has not taken in already). The spend must be
     /// certified at every input by its groups as this client finds them,
-    /// and an output already spent is not taken in again.
+    /// and an output is taken in only if a majority of its group say it
+    /// is unspent.
     pub async fn receive(&self, conn: &Connection, receipt: &XorName) -> Result<u64, PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
+        self.receive_into(conn, &wallet, receipt).await
+    }
+
+    /// [`Payer::receive`] into `wallet`, held already.
+    pub(crate) async fn receive_into(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+        receipt: &XorName,
+    ) -> Result<u64, PayError> {
         let genesis = self.charges(conn).await.ok_or(PayError::Free)?;
         let spend = conn
             .certified_spend_at(*receipt, &genesis)
             .await?
             .ok_or(PayError::NoSpend(*receipt))?;
+        let unspent = self.unspent_outputs(conn, wallet, &spend).await?;
+        Ok(wallet.receive_only(&spend, &unspent, "received")?)
+    }
+
+    /// The outputs of `spend` to `wallet` that are unspent (an error if
+    /// the network cannot tell).
+    async fn unspent_outputs(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+        spend: &CertifiedSpend,
+    ) -> Result<Vec<Input>, PayError> {
+        let genesis = spend.spend.spend.genesis;
         let mut unspent = Vec::new();
-        for coin in Coin::found(&spend, wallet.keys()) {
-            let address = safe_protocol::coin::spend_address(&coin.input.id(&genesis));
-            if conn.spend_at(address, &genesis).await.is_none() {
+        for coin in Coin::found(spend, wallet.keys()) {
+            if conn.unspent(&coin.input.id(&genesis), &genesis).await? {
                 unspent.push(coin.input);
             }
         }
-        Ok(wallet.receive_only(&spend, &unspent, "received")?)
+        Ok(unspent)
     }
 
     /// Finishes the spends of the wallet that went out and were never
     /// recorded (the program was stopped, or the network did not answer
-    /// in time): each is certified (the same spend gets the same votes
-    /// again) and recorded. One that can never be certified (another
-    /// spend has its input) is dropped, and the spend that has the input
-    /// is taken as the wallet's own if it is certified and consumes the
-    /// wallet's coins. Returns what each finished one was.
+    /// in time). Each is certified again (the same spend gets the same
+    /// votes) or, if that fails, looked for certified on the network (one
+    /// node refusing cannot stop it); then recorded. A spend that another
+    /// certified spend of the wallet's coins beat is dropped and that one
+    /// recorded. One that cannot be finished now stays pending, its coins
+    /// kept out of new spends, and is tried again next time. Returns the
+    /// sends finished (`None` for other payments).
     async fn finish_pending(
         &self,
         conn: &Connection,
         wallet: &crate::wallet::Wallet,
-    ) -> Result<Vec<String>, PayError> {
+    ) -> Vec<Option<LateSend>> {
         let mut finished = Vec::new();
-        for p in wallet.pending()? {
+        let Ok(pending) = wallet.pending() else {
+            return finished;
+        };
+        for p in pending {
             let hash = p.spend.spend.hash();
-            if !wallet.holds_any_input_of(&p.spend) {
-                // Recorded already; only forgetting it was cut short.
-                wallet.clear_pending(&hash)?;
-                continue;
-            }
-            match conn.certify(&p.spend, &p.parents).await {
-                Ok(certified) => {
-                    self.record_spend(wallet, &certified, &format!("{} (finished late)", p.what))?;
-                    wallet.clear_pending(&hash)?;
+            match self.finish_one(conn, wallet, &p).await {
+                Ok(true) => {
                     tracing::info!(spend = %hash, "finished an interrupted payment");
-                    finished.push(p.what);
+                    finished.push(p.send.and_then(|(to, amount)| {
+                        Some(LateSend {
+                            to,
+                            receipt: receipt_of(&p.spend.spend)?,
+                            amount,
+                        })
+                    }));
                 }
-                Err(CoinError::DoubleSpend { .. })
-                | Err(CoinError::Refused(safe_protocol::coin::SpendError::AlreadySpent(_))) => {
-                    self.adopt(conn, wallet, &p.spend).await?;
-                    wallet.clear_pending(&hash)?;
-                }
-                Err(CoinError::Refused(e)) => {
-                    tracing::warn!(spend = %hash, "an unfinished payment can never be certified ({e}); forgotten, its coins kept");
-                    wallet.clear_pending(&hash)?;
-                }
+                Ok(false) => {}
                 Err(e) => {
-                    return Err(PayError::Unfinished(e.to_string()));
+                    tracing::warn!(spend = %hash, "an unfinished payment stays pending: {e}");
                 }
             }
         }
-        Ok(finished)
+        finished
     }
 
-    /// Records the certified spends that consumed any input of `spend`
-    /// (the wallet's coins, spent by a spend the wallet did not record).
-    async fn adopt(
+    /// Finishes `p` if it can: `Ok(true)` if it was certified and is now
+    /// recorded, `Ok(false)` if it needs nothing more (recorded before, or
+    /// beaten by another spend of the wallet, recorded instead).
+    async fn finish_one(
         &self,
         conn: &Connection,
         wallet: &crate::wallet::Wallet,
-        spend: &SignedSpend,
-    ) -> Result<(), PayError> {
-        let genesis = spend.spend.genesis;
-        for input in &spend.spend.inputs {
-            let address = safe_protocol::coin::spend_address(&input.id(&genesis));
-            if let Ok(Some(other)) = conn.certified_spend_at(address, &genesis).await
-                && wallet.holds_any_input_of(&other.spend)
-            {
-                self.record_spend(wallet, &other, "spent (found on the network)")?;
+        p: &crate::wallet::Pending,
+    ) -> Result<bool, PayError> {
+        let hash = p.spend.spend.hash();
+        if !wallet.holds_any_input_of(&p.spend) {
+            // Recorded already; only forgetting it was cut short.
+            wallet.clear_pending(&hash)?;
+            return Ok(false);
+        }
+        let genesis = p.spend.spend.genesis;
+        let late = format!("{} (finished late)", p.what);
+        let error = match conn.certify(&p.spend, &p.parents).await {
+            Ok(certified) => {
+                self.record_found(conn, wallet, &certified, &late).await?;
+                wallet.clear_pending(&hash)?;
+                return Ok(true);
+            }
+            Err(e) => e,
+        };
+        // Certifying failed: what the network holds at each input decides.
+        for address in p.spend.spend.input_addresses() {
+            if let Ok(Some(held)) = conn.certified_spend_at(address, &genesis).await {
+                if held.spend.spend.hash() == hash {
+                    self.record_found(conn, wallet, &held, &late).await?;
+                    wallet.clear_pending(&hash)?;
+                    return Ok(true);
+                }
+                if wallet.holds_any_input_of(&held.spend) {
+                    // Another spend of the wallet's coins won: the record
+                    // of that one, and this one can never be.
+                    self.record_found(conn, wallet, &held, "spent (found on the network)")
+                        .await?;
+                    wallet.clear_pending(&hash)?;
+                    return Ok(false);
+                }
             }
         }
-        Ok(())
+        Err(error.into())
     }
 
-    /// Records in `wallet` that `certified` spent some of its coins: they
-    /// go, the outputs to the wallet come.
-    fn record_spend(
+    /// Records in `wallet` a certified spend of its coins found late: its
+    /// inputs go, and its outputs to the wallet come in if a majority of
+    /// their groups say they are unspent (a later spend of them may have
+    /// been recorded already).
+    async fn record_found(
         &self,
+        conn: &Connection,
         wallet: &crate::wallet::Wallet,
         certified: &CertifiedSpend,
         what: &str,
     ) -> Result<(), PayError> {
-        let change = Coin::found(certified, wallet.keys());
+        let unspent = self.unspent_outputs(conn, wallet, certified).await?;
+        let change: Vec<Coin> = Coin::found(certified, wallet.keys())
+            .into_iter()
+            .filter(|c| unspent.contains(&c.input))
+            .collect();
         let spent = certified
             .spend
             .spend
@@ -1277,7 +1365,7 @@ impl Payer {
         if names.is_empty() {
             return Ok(0);
         }
-        self.finish_pending(conn, wallet).await?;
+        self.finish_pending(conn, wallet).await;
         let max = self.max_cost.lock().ok().and_then(|m| *m);
         let show = self.show.lock().ok().and_then(|s| s.clone());
         let show = move |cost: u64, chunks: usize| {
@@ -1291,15 +1379,26 @@ impl Payer {
                     spend: signed.clone(),
                     parents: parents.to_vec(),
                     what: PAID.into(),
+                    send: None,
                 })
                 .map_err(PayError::from)
+        };
+        // Each batch's spend recorded as soon as it is certified.
+        let certified = |spend: &CertifiedSpend, owed: u64| {
+            let change = Coin::found(spend, wallet.keys());
+            wallet.spent(std::slice::from_ref(spend), &change, owed, PAID)?;
+            wallet.clear_pending(&spend.spend.spend.hash())?;
+            self.paid
+                .fetch_add(owed, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
         };
         let hooks = Hooks {
             show: &show,
             sending: &sending,
+            certified: &certified,
         };
         let mut paying = conn
-            .pay_for_with(names, wallet.coins(), wallet.keys(), max, &hooks)
+            .pay_for_with(names, self.spendable(wallet)?, wallet.keys(), max, &hooks)
             .await;
         if let Err(PayError::Insufficient { cost, .. }) = &paying {
             // On a testnet, coins are free: draw what is missing, then pay.
@@ -1308,33 +1407,16 @@ impl Payer {
             self.draw_up_to(conn, wallet, cost).await?;
             if wallet.balance() > before {
                 paying = conn
-                    .pay_for_with(names, wallet.coins(), wallet.keys(), max, &hooks)
+                    .pay_for_with(names, self.spendable(wallet)?, wallet.keys(), max, &hooks)
                     .await;
             }
         }
         match paying {
-            Ok(paid) => self.record(wallet, &paid),
-            Err(PayError::Partial { error, paid }) => {
-                // The coins of the payments made are spent: recorded
-                // before the failure is reported.
-                self.record(wallet, &paid)?;
-                Err(*error)
-            }
+            Ok(paid) => Ok(paid.nanos),
+            // The batches paid before the failure are recorded already.
+            Err(PayError::Partial { error, .. }) => Err(*error),
             Err(e) => Err(e),
         }
-    }
-
-    /// Records in `wallet` what `paid` spent and left.
-    fn record(&self, wallet: &crate::wallet::Wallet, paid: &Paid) -> Result<u64, PayError> {
-        if paid.charged && !paid.spends.is_empty() {
-            wallet.spent(&paid.spends, &paid.change, paid.nanos, PAID)?;
-            for spend in &paid.spends {
-                wallet.clear_pending(&spend.spend.spend.hash())?;
-            }
-            self.paid
-                .fetch_add(paid.nanos, std::sync::atomic::Ordering::Relaxed);
-        }
-        Ok(paid.nanos)
     }
 
     /// Makes sure chunk `name` is paid for before it is put: joins the

@@ -50,6 +50,9 @@ pub struct Pending {
     pub parents: Vec<CertifiedSpend>,
     /// What it is, for the history ("paid for storage", "sent to …").
     pub what: String,
+    /// For a send: the recipient and the nanos sent (to leave a notice
+    /// if it is finished late).
+    pub send: Option<(WalletAddress, u64)>,
 }
 
 /// Why a wallet could not be read or written.

@@ -6,9 +6,12 @@
 //! close group, challenges each other member it has known for at least
 //! [`MIN_AUDITED_AGE`] (a newcomer may still be fetching): a fresh random
 //! nonce, answered with the hash of the nonce and the chunk's bytes
-//! ([`audit_proof`]). Only a node holding the bytes can answer, and a
-//! nonce is never reused, so an answer cannot be kept from an earlier
-//! audit or taken from another member without that member's help.
+//! ([`audit_proof`]). Only a node with the bytes at hand can answer, and
+//! a nonce is never reused, so an answer cannot be kept from an earlier
+//! audit. Chunks are public, though: a node that dropped a chunk can
+//! still pass by fetching it from another member within the answer's
+//! time (5 s in version 1), so passing shows the node can get the bytes,
+//! not that it stores them; a tight deadline is for the issuance design.
 //!
 //! The auditor checks the answer against its own copy. The outcomes are
 //! kept per peer (at most [`MAX_AUDITED_PEERS`]) and counted in the
@@ -26,7 +29,7 @@ use safe_protocol::XorName;
 use safe_protocol::messages::{Refusal, Request, Response, audit_proof};
 use tokio::sync::watch;
 
-use crate::node::{FORWARD_TIMEOUT, Node};
+use crate::node::{FORWARD_TIMEOUT, GROUP_MARGIN, Node};
 use crate::store::NodeStoreError;
 
 /// Time between audit rounds by default.
@@ -90,8 +93,17 @@ impl AuditBook {
     }
 }
 
-/// Answers an audit of chunk `name` under `nonce`.
-pub(crate) async fn answer(node: &Node, name: XorName, nonce: [u8; 32]) -> Response {
+/// Answers an audit of chunk `name` under `nonce`, asked by `peer`: only
+/// a member of the chunk's close group (in this node's view, with the
+/// usual margin) may ask, so nobody else can make the node read and hash
+/// chunks for 64 bytes a request.
+pub(crate) async fn answer(node: &Node, peer: PeerId, name: XorName, nonce: [u8; 32]) -> Response {
+    let mut members = node.net.routing_peers().await;
+    members.push(node.net.peer_id());
+    let near = safe_network::close_group::closest(&name, members, node.k + GROUP_MARGIN);
+    if !near.contains(&peer) {
+        return Response::Refused(Refusal::NotResponsible);
+    }
     match node
         .blocking(move |s| Ok(s.get(name)?.map(|c| audit_proof(&nonce, c.bytes()))))
         .await

@@ -91,7 +91,7 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
         }
         Request::Audit { name, nonce } => {
             node.metrics.request(Kind::Audit);
-            crate::audit::answer(node, name, nonce).await
+            crate::audit::answer(node, peer, name, nonce).await
         }
     };
     match &response {

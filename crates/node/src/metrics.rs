@@ -259,15 +259,15 @@ async fn render(State(node): State<Sources>) -> impl IntoResponse {
 }
 
 /// One listing line per item of a page, and the key to page on from.
-type Page = (String, Option<safe_protocol::XorName>);
+type Page<K = safe_protocol::XorName> = (String, Option<K>);
 
 /// Streams a listing: `page(after)` reads the next page from the store
 /// (off the async threads); the stream ends after a short page. A store
 /// failure ends the body with an error, so the client sees a broken
 /// transfer, never a short list presented as whole.
-fn listing(
+fn listing<K: Send + 'static>(
     store: Arc<NodeStore>,
-    page: fn(&NodeStore, Option<safe_protocol::XorName>) -> Result<Page, NodeStoreError>,
+    page: fn(&NodeStore, Option<K>) -> Result<Page<K>, NodeStoreError>,
 ) -> impl IntoResponse {
     let pages = futures::stream::unfold(Some(None), move |after| {
         let store = store.clone();
@@ -322,31 +322,13 @@ async fn list_records(State(node): State<Sources>) -> impl IntoResponse {
 /// `/earnings`: one line per storage payment taken, `RECEIPT NANOS`
 /// (`-` for a receipt not kept), in spend order.
 async fn list_earnings(State(node): State<Sources>) -> impl IntoResponse {
-    let store = node.store.clone();
-    let pages = futures::stream::unfold(Some(None), move |after| {
-        let store = store.clone();
-        async move {
-            let after = after?;
-            let read = tokio::task::spawn_blocking(move || {
-                store.earnings_after(after, LIST_PAGE).map(|rows| {
-                    let next = (rows.len() == LIST_PAGE)
-                        .then(|| rows.last().map(|e| (e.spend, e.output)))
-                        .flatten();
-                    (earning_lines(&rows), next)
-                })
-            })
-            .await;
-            match read {
-                Ok(Ok((text, next))) => Some((Ok(text), next.map(Some))),
-                Ok(Err(e)) => Some((Err(std::io::Error::other(e)), None)),
-                Err(e) => Some((Err(std::io::Error::other(e)), None)),
-            }
-        }
-    });
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        Body::from_stream(pages),
-    )
+    listing(node.store, |store, after| {
+        let rows = store.earnings_after(after, LIST_PAGE)?;
+        let next = (rows.len() == LIST_PAGE)
+            .then(|| rows.last().map(|e| (e.spend, e.output)))
+            .flatten();
+        Ok((earning_lines(&rows), next))
+    })
 }
 
 /// Earnings as `/earnings` lists them.

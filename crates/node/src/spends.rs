@@ -206,13 +206,8 @@ pub(crate) async fn check_certified(
     spend
         .check(quorum(node.k), |_| |_: &Key| true)
         .map_err(|e| e.to_string())?;
-    let addresses: Vec<XorName> = spend
-        .spend
-        .spend
-        .inputs
-        .iter()
-        .map(|i| spend_address(&i.id(genesis)))
-        .collect();
+    // The spend's genesis is `genesis` (checked above).
+    let addresses = spend.spend.spend.input_addresses();
     let groups = join_all(addresses.iter().map(|a| group_keys(node, a))).await;
     let group_of = |a: &XorName| {
         let members: Vec<Key> = addresses

@@ -57,6 +57,28 @@ async fn chunks_of(data: Vec<u8>) -> (Vec<Chunk>, safe_protocol::Address) {
     (chunks, report.address)
 }
 
+/// A spend of every coin of `wallet`: `amount` to `to`, the rest back;
+/// and its inputs' parents.
+fn spend_all(
+    wallet: &Wallet,
+    to: &safe_protocol::coin::WalletAddress,
+    amount: u64,
+) -> (SignedSpend, Vec<CertifiedSpend>) {
+    let coins = wallet.coins();
+    let spend = Spend {
+        genesis: wallet.genesis().unwrap(),
+        inputs: coins.iter().map(|c| c.input).collect(),
+        outputs: vec![
+            to.pay(amount).unwrap(),
+            wallet.address().pay(wallet.balance() - amount).unwrap(),
+        ],
+        memo: Vec::new(),
+    };
+    let keys: Vec<_> = coins.iter().map(|c| &c.key).collect();
+    let parents = coins.iter().filter_map(|c| c.parent.clone()).collect();
+    (SignedSpend::sign(spend, &keys), parents)
+}
+
 /// Nanos the nodes recorded as earned from `spends`.
 fn earned(net: &safe_node::testnet::Testnet, spends: &[CertifiedSpend]) -> u64 {
     let hashes: Vec<[u8; 32]> = spends.iter().map(|s| s.spend.spend.hash().0).collect();
@@ -287,23 +309,13 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     let coins = wallet.coins();
     let before = wallet.balance();
     let elsewhere = WalletKeys::from_secret(&[9; 32]).address();
-    let lost = Spend {
-        genesis,
-        inputs: coins.iter().map(|c| c.input).collect(),
-        outputs: vec![
-            elsewhere.pay(1000).unwrap(),
-            wallet.address().pay(before - 1000).unwrap(),
-        ],
-        memo: Vec::new(),
-    };
-    let keys: Vec<_> = coins.iter().map(|c| &c.key).collect();
-    let parents: Vec<CertifiedSpend> = coins.iter().filter_map(|c| c.parent.clone()).collect();
-    let lost = SignedSpend::sign(lost, &keys);
+    let (lost, parents) = spend_all(&wallet, &elsewhere, 1000);
     wallet
         .add_pending(safe_client::wallet::Pending {
             spend: lost.clone(),
             parents: parents.clone(),
             what: "paid for storage".into(),
+            send: None,
         })
         .unwrap();
     let first = safe_protocol::coin::spend_address(&coins[0].input.id(&genesis));
@@ -344,6 +356,41 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
     );
     assert!(wallet.pending().unwrap().is_empty());
     assert_eq!(client.payer().paid(), paid_before + after_kill.paid_nanos);
+
+    // A send cut short before any vote is finished by the next send,
+    // which then sends nothing more; the recipient takes it in.
+    let bob_dir = tempfile::tempdir().unwrap();
+    let bob_home = Home::at(bob_dir.path());
+    let bob = Wallet::keys_of(&bob_home).unwrap().address();
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    let before = wallet.balance();
+    let (cut, parents) = spend_all(&wallet, &bob, 500);
+    wallet
+        .add_pending(safe_client::wallet::Pending {
+            spend: cut,
+            parents,
+            what: "sent to bob".into(),
+            send: Some((bob, 500)),
+        })
+        .unwrap();
+    let conn = client.connection().unwrap();
+    let late = match client.payer().send(conn, &bob, 500).await {
+        Err(PayError::FinishedEarlier(late)) => late,
+        other => panic!("the cut send is finished instead: {other:?}"),
+    };
+    assert_eq!(late.len(), 1);
+    assert_eq!((late[0].to, late[0].amount), (bob, 500));
+    assert_eq!(
+        Wallet::open(&home, &genesis).unwrap().balance(),
+        before - 500,
+        "sent once"
+    );
+    let bob_payer = safe_client::pay::Payer::new(bob_home.clone());
+    assert_eq!(
+        bob_payer.receive(conn, &late[0].receipt).await.unwrap(),
+        500
+    );
+    assert_eq!(bob_payer.receive(conn, &late[0].receipt).await.unwrap(), 0);
 
     // Every nano the nodes earned is one somebody paid.
     let all: u64 = net

@@ -201,37 +201,7 @@ impl NodeStore {
         limit: usize,
     ) -> Result<Vec<Earning>, NodeStoreError> {
         let txn = self.index.begin_read().map_err(index_err)?;
-        let table = match txn.open_table(EARNINGS) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
-            Err(e) => return Err(index_err(e)),
-        };
-        let receipts = match txn.open_table(RECEIPTS) {
-            Ok(t) => Some(t),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(index_err(e)),
-        };
-        let rows = match after {
-            Some(a) => table.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
-            None => table.range::<([u8; 32], u32)>(..),
-        }
-        .map_err(index_err)?;
-        let mut out = Vec::new();
-        for row in rows.take(limit) {
-            let (k, v) = row.map_err(index_err)?;
-            let (spend, output) = k.value();
-            let receipt = match &receipts {
-                Some(r) => r.get(&spend).map_err(index_err)?.map(|v| v.value()),
-                None => None,
-            };
-            out.push(Earning {
-                spend,
-                output,
-                amount: v.value(),
-                receipt,
-            });
-        }
-        Ok(out)
+        earnings_page(&txn, after, limit)
     }
 }
 
@@ -243,6 +213,15 @@ pub fn read_earnings(dir: &std::path::Path) -> Result<Vec<Earning>, NodeStoreErr
 }
 
 fn earnings_in(txn: &redb::ReadTransaction) -> Result<Vec<Earning>, NodeStoreError> {
+    earnings_page(txn, None, usize::MAX)
+}
+
+/// Up to `limit` earnings after `after`, with their receipts.
+fn earnings_page(
+    txn: &redb::ReadTransaction,
+    after: Option<([u8; 32], u32)>,
+    limit: usize,
+) -> Result<Vec<Earning>, NodeStoreError> {
     let table = match txn.open_table(EARNINGS) {
         Ok(t) => t,
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
@@ -253,8 +232,13 @@ fn earnings_in(txn: &redb::ReadTransaction) -> Result<Vec<Earning>, NodeStoreErr
         Err(redb::TableError::TableDoesNotExist(_)) => None,
         Err(e) => return Err(index_err(e)),
     };
+    let rows = match after {
+        Some(a) => table.range((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+        None => table.range::<([u8; 32], u32)>(..),
+    }
+    .map_err(index_err)?;
     let mut out = Vec::new();
-    for row in table.iter().map_err(index_err)? {
+    for row in rows.take(limit) {
         let (k, v) = row.map_err(index_err)?;
         let (spend, output) = k.value();
         let receipt = match &receipts {

@@ -219,6 +219,15 @@ impl Spend {
         out
     }
 
+    /// The spend address of each input, in order: where the spend is
+    /// kept and voted on.
+    pub fn input_addresses(&self) -> Vec<XorName> {
+        self.inputs
+            .iter()
+            .map(|i| spend_address(&i.id(&self.genesis)))
+            .collect()
+    }
+
     /// The id of output `index` of this spend.
     pub fn output_id(&self, index: u32) -> OutputId {
         OutputId::of(&self.hash(), index)
