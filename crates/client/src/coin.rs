@@ -40,6 +40,9 @@ pub enum CoinError {
         /// The spend that has it.
         by: SpendHash,
     },
+    /// Too few members answered to tell whether an output is spent.
+    #[error("{0}")]
+    CannotTell(String),
     /// Too few members answered with a vote.
     #[error("input {input}: {have} votes from its close group, {need} needed ({why})")]
     TooFewVotes {
@@ -321,9 +324,12 @@ impl Connection {
         for (peer, answer) in answers {
             match answer {
                 Ok(Response::NotFound) => absent += 1,
+                // A spend of this very output, signed by its owner: proof
+                // it is spent, whoever shows it.
                 Ok(Response::HeldSpend { spend, vote })
                     if key_to_peer(&vote.node) == Some(peer)
                         && vote.valid(genesis, &address, &spend.spend.hash())
+                        && spend.spend.inputs.iter().any(|i| i.id(genesis) == *id)
                         && spend.verify().is_ok() =>
                 {
                     return Ok(false);
@@ -335,12 +341,9 @@ impl Connection {
         if absent >= need {
             Ok(true)
         } else {
-            Err(CoinError::TooFewVotes {
-                input: 0,
-                have: absent,
-                need,
-                why: "too few members said whether the output is spent".into(),
-            })
+            Err(CoinError::CannotTell(format!(
+                "only {absent} of the close group said the output is unspent ({need} needed)"
+            )))
         }
     }
 

@@ -52,6 +52,8 @@ const MAX_RETRY: usize = 64;
 pub const MAX_TRIES: u8 = 5;
 /// Notices whose spends one run checks at most (each costs lookups).
 pub const MAX_TAKEN: usize = 32;
+/// Newest slots also read each run when the backlog is long.
+pub const NEWEST: u64 = 32;
 /// Bytes of a sealed notice: `R`, then the sealed format byte, receipt
 /// and amount, then the tag.
 const SEALED_LEN: usize = 32 + 1 + 32 + 8 + 16;
@@ -260,21 +262,37 @@ impl Payer {
             Err(e) => return Err(e),
         };
         let end = frontier.min(state.next.saturating_add(MAX_SCAN));
-        let mut look: Vec<(u64, u8)> = std::mem::take(&mut state.retry);
-        look.extend((state.next..end).map(|n| (n, 0)));
-        state.next = state.next.max(end);
+        // The slots to read: those to read again, the next ones in order,
+        // and, when the backlog is long (junk slots pushed the frontier
+        // far up), the newest few too, so new notices are not buried.
+        let mut look: Vec<(u64, u8, bool)> = std::mem::take(&mut state.retry)
+            .into_iter()
+            .map(|(n, t)| (n, t, false))
+            .collect();
+        look.extend((state.next..end).map(|n| (n, 0, true)));
+        let top = frontier.saturating_sub(NEWEST).max(end);
+        look.extend((top..frontier).map(|n| (n, 0, false)));
         let mut scanned = Scanned::default();
         let mut checked = 0usize;
-        for (n, tries) in look {
+        for (n, tries, in_order) in look {
+            if checked >= MAX_TAKEN {
+                // Out of this run's budget: the rest next time, in place.
+                if in_order {
+                    break;
+                }
+                if state.retry.len() < MAX_RETRY && tries > 0 {
+                    state.retry.push((n, tries));
+                }
+                continue;
+            }
+            if in_order {
+                state.next = n + 1;
+            }
             let again = |state: &mut ScanState| {
                 if tries + 1 < MAX_TRIES && state.retry.len() < MAX_RETRY {
                     state.retry.push((n, tries + 1));
                 }
             };
-            if checked >= MAX_TAKEN {
-                again(&mut state);
-                continue;
-            }
             let record = match client.read_slot(&address, n).await {
                 Ok(Some(r)) => r,
                 // A hole below the frontier: no sender fills it.
@@ -299,8 +317,9 @@ impl Payer {
                     scanned.taken += 1;
                     scanned.nanos = scanned.nanos.saturating_add(got);
                 }
-                Ok(_) => scanned.skipped += 1,
-                // Not found or not checkable now: maybe later.
+                // Nothing new: taken in already, or spent, or not for us.
+                Ok(_) | Err(PayError::NoSpend(_)) => scanned.skipped += 1,
+                // Not checkable now: maybe later.
                 Err(_) => again(&mut state),
             }
         }

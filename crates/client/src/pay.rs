@@ -22,6 +22,8 @@ use safe_protocol::messages::{Request, Response};
 use crate::coin::CoinError;
 use crate::network::Connection;
 
+/// Most time a payment spends finishing earlier unfinished ones.
+const FINISH_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 /// Nodes asked whether the network charges.
 const CHARGES_ASKED: usize = 7;
 /// Answers that must agree (a majority of those that answer, and at
@@ -129,6 +131,11 @@ pub enum PayError {
     /// The wallet could not be read or written.
     #[error(transparent)]
     Wallet(#[from] crate::wallet::WalletError),
+    /// An earlier send went out and could not be finished yet.
+    #[error(
+        "an earlier send ({0}) went out and is not settled yet (its nodes did not answer); nothing more was sent: try again in a moment"
+    )]
+    SendUnsettled(String),
     /// An earlier send that was interrupted was finished instead of a new
     /// one.
     #[error("an earlier send from this wallet, interrupted half way, has now gone through ({}). Nothing more was sent; run the command again to send again", .0.iter().map(|l| format!("{} coins to {}", safe_protocol::coin::format_amount(l.amount), l.to)).collect::<Vec<_>>().join("; "))]
@@ -1086,13 +1093,18 @@ impl Payer {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
         let late: Vec<LateSend> = self
-            .finish_pending(conn, &wallet)
+            .finish_pending(conn, &wallet, true)
             .await
             .into_iter()
             .flatten()
             .collect();
         if !late.is_empty() {
             return Err(PayError::FinishedEarlier(late));
+        }
+        // A send that went out and is not finished may still go through:
+        // no new one until it is settled (else a retried send pays twice).
+        if let Some(p) = wallet.pending()?.into_iter().find(|p| p.send.is_some()) {
+            return Err(PayError::SendUnsettled(p.what));
         }
         let sending = |signed: &SignedSpend, parents: &[CertifiedSpend]| {
             let what = match receipt_of(&signed.spend) {
@@ -1208,14 +1220,27 @@ impl Payer {
         &self,
         conn: &Connection,
         wallet: &crate::wallet::Wallet,
+        sends: bool,
     ) -> Vec<Option<LateSend>> {
         let mut finished = Vec::new();
         let Ok(pending) = wallet.pending() else {
             return finished;
         };
+        let deadline = std::time::Instant::now() + FINISH_BUDGET;
         for p in pending {
+            // Sends are finished by `send` alone, which says so and
+            // leaves the notice.
+            if p.send.is_some() && !sends {
+                continue;
+            }
             let hash = p.spend.spend.hash();
-            match self.finish_one(conn, wallet, &p).await {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(outcome) = tokio::time::timeout(left, self.finish_one(conn, wallet, &p)).await
+            else {
+                tracing::warn!("unfinished payments are left for the next time");
+                break;
+            };
+            match outcome {
                 Ok(true) => {
                     tracing::info!(spend = %hash, "finished an interrupted payment");
                     finished.push(p.send.and_then(|(to, amount)| {
@@ -1282,21 +1307,18 @@ impl Payer {
     }
 
     /// Records in `wallet` a certified spend of its coins found late: its
-    /// inputs go, and its outputs to the wallet come in if a majority of
-    /// their groups say they are unspent (a later spend of them may have
-    /// been recorded already).
+    /// inputs go, and its outputs to the wallet come. The wallet still
+    /// holds an input of it (the callers check), so it was never recorded,
+    /// its outputs were never in the wallet, and only the wallet could
+    /// have spent them: they are unspent.
     async fn record_found(
         &self,
-        conn: &Connection,
+        _conn: &Connection,
         wallet: &crate::wallet::Wallet,
         certified: &CertifiedSpend,
         what: &str,
     ) -> Result<(), PayError> {
-        let unspent = self.unspent_outputs(conn, wallet, certified).await?;
-        let change: Vec<Coin> = Coin::found(certified, wallet.keys())
-            .into_iter()
-            .filter(|c| unspent.contains(&c.input))
-            .collect();
+        let change = Coin::found(certified, wallet.keys());
         let spent = certified
             .spend
             .spend
@@ -1329,7 +1351,12 @@ impl Payer {
             return Ok(());
         }
         for _ in 0..MAX_DRAWS {
-            if wallet.balance() >= at_least {
+            let spendable: u64 = self
+                .spendable(wallet)?
+                .iter()
+                .map(Coin::amount)
+                .fold(0, u64::saturating_add);
+            if spendable >= at_least {
                 break;
             }
             self.draw_once(conn, wallet).await?;
@@ -1365,7 +1392,7 @@ impl Payer {
         if names.is_empty() {
             return Ok(0);
         }
-        self.finish_pending(conn, wallet).await;
+        self.finish_pending(conn, wallet, false).await;
         let max = self.max_cost.lock().ok().and_then(|m| *m);
         let show = self.show.lock().ok().and_then(|s| s.clone());
         let show = move |cost: u64, chunks: usize| {

@@ -391,6 +391,25 @@ async fn uploads_are_paid_once_and_nodes_earn_exactly_what_was_paid() {
         500
     );
     assert_eq!(bob_payer.receive(conn, &late[0].receipt).await.unwrap(), 0);
+    // A send that went out and cannot be settled (here: its parents were
+    // lost, so no node votes for it) blocks new sends, so a retried send
+    // can never pay twice; nothing moves.
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    let before = wallet.balance();
+    let (stuck, _) = spend_all(&wallet, &bob, 700);
+    wallet
+        .add_pending(safe_client::wallet::Pending {
+            spend: stuck,
+            parents: Vec::new(),
+            what: "sent to bob".into(),
+            send: Some((bob, 700)),
+        })
+        .unwrap();
+    match client.payer().send(conn, &bob, 700).await {
+        Err(PayError::SendUnsettled(what)) => assert_eq!(what, "sent to bob"),
+        other => panic!("an unsettled send blocks the next: {other:?}"),
+    }
+    assert_eq!(Wallet::open(&home, &genesis).unwrap().balance(), before);
 
     // Every nano the nodes earned is one somebody paid.
     let all: u64 = net
