@@ -96,9 +96,7 @@ fn parse_receipt(text: &str) -> Result<XorName, String> {
 
 /// The wallet of `client`'s network; an error on a free one.
 async fn wallet_of(client: &Client) -> Result<Wallet> {
-    let conn = client
-        .connection()
-        .context("the wallet needs the network directly (not --anonymous)")?;
+    let conn = connection(client)?;
     Ok(client
         .payer()
         .open_wallet(conn)

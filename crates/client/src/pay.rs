@@ -140,6 +140,12 @@ pub enum PayError {
     /// one.
     #[error("an earlier send from this wallet, interrupted half way, has now gone through ({}). Nothing more was sent; run the command again to send again", .0.iter().map(|l| format!("{} coins to {}", safe_protocol::coin::format_amount(l.amount), l.to)).collect::<Vec<_>>().join("; "))]
     FinishedEarlier(Vec<LateSend>),
+    /// Another program kept the wallet too long ([`LOCK_WAIT`]).
+    #[error("{0}")]
+    WalletBusy(String),
+    /// A send of nothing.
+    #[error("nothing to send: the amount is 0")]
+    NothingToSend,
     /// No spend is kept at a receipt.
     #[error("no spend found at {0} (a typo, another network, or its nodes did not answer)")]
     NoSpend(XorName),
@@ -717,9 +723,7 @@ impl Connection {
         hooks: &Hooks<'_>,
     ) -> Result<(CertifiedSpend, Vec<Coin>), PayError> {
         if amount == 0 {
-            return Err(PayError::TooLarge(
-                "nothing to send: the amount is 0".into(),
-            ));
+            return Err(PayError::NothingToSend);
         }
         let (spent, total) = take_coins(&mut coins, amount, wallet)?;
         let bad = || PayError::TooLarge("the wallet address holds an invalid key".into());
@@ -938,7 +942,7 @@ impl Payer {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(PayError::TooLarge(format!(
+                    return Err(PayError::WalletBusy(format!(
                         "another program has held the wallet in {} for {}s; try again when it is done",
                         dir.display(),
                         LOCK_WAIT.as_secs()
@@ -1016,11 +1020,11 @@ impl Payer {
                 .ok_or(crate::faucet::FaucetError::TooFar)?
         };
         let wallet = crate::wallet::Wallet::open_on(&self.home, genesis, Some(&id.0))?;
-        self.received(&wallet, &drawn)?;
+        self.note_drawn(&wallet, &drawn)?;
         Ok(id)
     }
 
-    fn received(
+    fn note_drawn(
         &self,
         wallet: &crate::wallet::Wallet,
         drawn: &CertifiedSpend,
@@ -1075,7 +1079,7 @@ impl Payer {
         let drawn = conn
             .draw_from_faucet(&wallet.address(), hint.as_ref())
             .await?;
-        self.received(wallet, &drawn)
+        self.note_drawn(wallet, &drawn)
     }
 
     /// Sends `amount` nanos from the wallet to `to` (`safe wallet send`):
@@ -1279,7 +1283,7 @@ impl Payer {
         let late = format!("{} (finished late)", p.what);
         let error = match conn.certify(&p.spend, &p.parents).await {
             Ok(certified) => {
-                self.record_found(conn, wallet, &certified, &late).await?;
+                self.record_found(wallet, &certified, &late)?;
                 wallet.clear_pending(&hash)?;
                 return Ok(true);
             }
@@ -1289,15 +1293,14 @@ impl Payer {
         for address in p.spend.spend.input_addresses() {
             if let Ok(Some(held)) = conn.certified_spend_at(address, &genesis).await {
                 if held.spend.spend.hash() == hash {
-                    self.record_found(conn, wallet, &held, &late).await?;
+                    self.record_found(wallet, &held, &late)?;
                     wallet.clear_pending(&hash)?;
                     return Ok(true);
                 }
                 if wallet.holds_any_input_of(&held.spend) {
                     // Another spend of the wallet's coins won: the record
                     // of that one, and this one can never be.
-                    self.record_found(conn, wallet, &held, "spent (found on the network)")
-                        .await?;
+                    self.record_found(wallet, &held, "spent (found on the network)")?;
                     wallet.clear_pending(&hash)?;
                     return Ok(false);
                 }
@@ -1311,9 +1314,8 @@ impl Payer {
     /// holds an input of it (the callers check), so it was never recorded,
     /// its outputs were never in the wallet, and only the wallet could
     /// have spent them: they are unspent.
-    async fn record_found(
+    fn record_found(
         &self,
-        _conn: &Connection,
         wallet: &crate::wallet::Wallet,
         certified: &CertifiedSpend,
         what: &str,
