@@ -187,6 +187,7 @@ pub(crate) async fn run(command: AccountCommand, network: Network) -> Result<()>
                 };
                 session.save(&account)?;
                 pending.clear();
+                move_coins_in(&client).await;
                 if json {
                     println!(
                         "{}",
@@ -216,6 +217,7 @@ pub(crate) async fn run(command: AccountCommand, network: Network) -> Result<()>
                 finish_login(&client, &mut account).await?;
                 session.save(&account)?;
                 eprintln!("logged in as {:?}", account.username());
+                move_coins_in(&client).await;
                 Ok(())
             })
             .await
@@ -297,10 +299,29 @@ pub(crate) async fn run(command: AccountCommand, network: Network) -> Result<()>
                 finish_login(&client, &mut account).await?;
                 session.save(&account)?;
                 eprintln!("new password set; logged in as {:?}", account.username());
+                move_coins_in(&client).await;
                 Ok(())
             })
             .await
         }
+    }
+}
+
+/// After logging in: the coins of this data directory's own wallet move
+/// into the account's wallet (which every machine of the account shares).
+/// A failure leaves them where they are, says so, and is tried again at
+/// the next login; the login stands.
+async fn move_coins_in(client: &Client) {
+    let home = Home::from_env();
+    match safe_client::account_wallet::move_in(client, &home).await {
+        Ok(0) => {}
+        Ok(nanos) => eprintln!(
+            "moved {} coins from this data directory's wallet into the account's wallet",
+            safe_protocol::coin::format_amount(nanos)
+        ),
+        Err(e) => eprintln!(
+            "the coins of this data directory's wallet stay in it for now ({e}); the next login moves them"
+        ),
     }
 }
 

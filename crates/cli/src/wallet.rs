@@ -113,7 +113,7 @@ fn connection(client: &Client) -> Result<&safe_client::Connection> {
 pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> {
     match command {
         WalletCommand::Address => {
-            let keys = Wallet::keys_of(&Home::from_env())?;
+            let keys = safe_client::pay::Payer::new(Home::from_env()).keys()?;
             println!("{}", keys.address());
             Ok(())
         }

@@ -815,12 +815,23 @@ fn the_filesystem_follows_the_account_to_another_home() {
     let logged_out = fails_with(&three, p, &["fs", "ls"], "");
     assert!(logged_out.contains("not logged in"), "{logged_out}");
 
-    ok_with(
+    // The coins the testnet gave this home move into the account.
+    let own = ok(&one, &["wallet", "address"]);
+    let created = safe_with(
         &one,
         p,
         &["account", "create", "alice", "--password-stdin"],
         pw,
     );
+    let said = String::from_utf8_lossy(&created.stderr);
+    assert!(created.status.success(), "{said}");
+    assert!(
+        said.contains("moved 100 coins from this data directory's wallet into the account's wallet"),
+        "{said}"
+    );
+    let address = ok(&one, &["wallet", "address"]);
+    assert_ne!(address, own, "the account's wallet pays now");
+    assert_eq!(balance(&one, p), 100 * 1_000_000_000);
     let tree = d.join("tree");
     sample_tree(&tree);
     let original = d.join("original");
@@ -836,6 +847,11 @@ fn the_filesystem_follows_the_account_to_another_home() {
     );
     let listed = json(&ok_with(&two, p, &["fs", "ls", "/site", "--json"], ""));
     assert_eq!(listed.as_array().unwrap().len(), 5, "{listed}");
+    // The same wallet, its coins less what the put on the first home paid.
+    assert_eq!(ok(&two, &["wallet", "address"]), address);
+    let left = balance(&one, p);
+    assert!(left < 100 * 1_000_000_000);
+    assert_eq!(balance(&two, p), left);
     let got = d.join("got");
     ok_with(
         &two,
@@ -922,6 +938,9 @@ fn the_filesystem_follows_the_account_to_another_home() {
         .map(|e| e["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a.txt", "b.txt"]);
+    // Both paid from the account's one wallet, at the same moment: they
+    // agree on what is left.
+    assert_eq!(balance(&one, p), balance(&two, p));
 
     // Bad input: one line each, nothing changed.
     let before = versions(&one);

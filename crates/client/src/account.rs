@@ -441,6 +441,18 @@ pub struct Account {
 }
 
 impl Account {
+    /// An account of `username` with a root made from it (tests only).
+    #[cfg(test)]
+    pub(crate) fn for_tests(username: &str) -> Self {
+        let root = RootSecret::from_bytes_for_tests(*blake3::hash(username.as_bytes()).as_bytes());
+        Self {
+            username: username.into(),
+            address: record_address(username.as_bytes(), ACCOUNT_TAG),
+            root,
+            known_keys: Vec::new(),
+        }
+    }
+
     /// The names of the account's keys as last read.
     pub fn known_keys(&self) -> &[String] {
         &self.known_keys

@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod account_wallet;
 pub mod age;
 pub mod anonymous;
 pub mod bootstrap;

@@ -324,6 +324,7 @@ impl Payer {
             }
         }
         wallet.set_notice_scan(&state).map_err(PayError::from)?;
+        self.after(conn, &wallet).await;
         Ok(scanned)
     }
 }

@@ -155,6 +155,9 @@ pub enum PayError {
     /// The faucet was asked for on a network that is not a testnet.
     #[error("this network is not a testnet: it has no faucet (get coins sent to {0})")]
     NotTestnet(String),
+    /// The data directory's session could not be read.
+    #[error("{0}")]
+    Session(String),
     /// The network does not charge for storage: there is nothing to pay
     /// with and no wallet on it.
     #[error(
@@ -757,6 +760,10 @@ impl Connection {
 /// about the same moment in one batch ([`Payer::ensure_paid`]).
 pub struct Payer {
     home: crate::home::Home,
+    /// Pay from the data directory's own wallet even when it is logged in.
+    own: bool,
+    /// Where the wallet is kept, found on first use.
+    place: std::sync::OnceLock<Place>,
     max_cost: std::sync::Mutex<Option<u64>>,
     /// The network's genesis key if it charges (asked until a node says).
     charges: tokio::sync::OnceCell<Option<safe_protocol::coin::Key>>,
@@ -786,6 +793,13 @@ const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(20);
 /// How long a payment waits for another program paying from the same
 /// wallet.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Where a payer's wallet is kept: the logged-in account's
+/// ([`crate::account_wallet`]) or the data directory's own.
+struct Place {
+    dir: std::path::PathBuf,
+    account: Option<crate::account::Account>,
+}
 
 /// A wallet held for one payment (released on drop: the file lock goes
 /// with the file).
@@ -861,14 +875,31 @@ pub type ShowCost = std::sync::Arc<dyn Fn(u64, usize) + Send + Sync>;
 /// [`crate::faucet::DRIP`]); an upload that costs more is refused as
 /// unfunded.
 pub const MAX_DRAWS: usize = 10;
+/// Most times a payment from an account's wallet is made again after
+/// another machine of the account spent one of its coins first.
+const MAX_RACES: usize = 3;
 /// Most chunks one lazily gathered batch pays for.
 const MAX_LAZY_BATCH: usize = 4096;
 
 impl Payer {
     /// Paying from the wallet of `home`.
+    /// While `home` is logged in, the account's wallet pays
+    /// ([`crate::account_wallet`]); else the data directory's own.
     pub fn new(home: crate::home::Home) -> Self {
+        Self::with(home, false)
+    }
+
+    /// Paying from the own wallet of data directory `home`, logged in or
+    /// not (to move its coins into the account's).
+    pub fn own(home: crate::home::Home) -> Self {
+        Self::with(home, true)
+    }
+
+    fn with(home: crate::home::Home, own: bool) -> Self {
         Self {
             home,
+            own,
+            place: std::sync::OnceLock::new(),
             max_cost: std::sync::Mutex::new(None),
             charges: tokio::sync::OnceCell::new(),
             gate: tokio::sync::Mutex::new(()),
@@ -877,6 +908,71 @@ impl Payer {
             drawn: std::sync::atomic::AtomicU64::new(0),
             show: std::sync::Mutex::new(None),
             testnet: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    fn place(&self) -> Result<&Place, PayError> {
+        if let Some(p) = self.place.get() {
+            return Ok(p);
+        }
+        let account = if self.own {
+            None
+        } else {
+            self.home
+                .session()
+                .load()
+                .map_err(|e| PayError::Session(e.to_string()))?
+        };
+        let dir = match &account {
+            Some(a) => crate::account_wallet::wallet_dir(&self.home, a),
+            None => self.home.wallet_dir(),
+        };
+        Ok(self.place.get_or_init(|| Place { dir, account }))
+    }
+
+    /// The account whose wallet pays, if the data directory is logged in
+    /// (and this payer is not [`Payer::own`]).
+    pub fn account(&self) -> Result<Option<&crate::account::Account>, PayError> {
+        Ok(self.place()?.account.as_ref())
+    }
+
+    /// The paying wallet's keys (the same on every network).
+    pub fn keys(&self) -> Result<WalletKeys, PayError> {
+        Ok(match &self.place()?.account {
+            Some(a) => WalletKeys::from_secret(&crate::account_wallet::wallet_secret(a)),
+            None => crate::wallet::Wallet::keys_of(&self.home)?,
+        })
+    }
+
+    /// The paying wallet on the network `genesis` and `instance` say, as
+    /// kept on this machine.
+    fn open_at(
+        &self,
+        genesis: &safe_protocol::coin::Key,
+        instance: Option<&[u8; 32]>,
+    ) -> Result<crate::wallet::Wallet, PayError> {
+        let dir = &self.place()?.dir;
+        Ok(crate::wallet::Wallet::open_in(
+            dir,
+            self.keys()?,
+            genesis,
+            instance,
+        )?)
+    }
+
+    /// After a change to `wallet` (held): an account's wallet record is
+    /// brought up to date (if that fails, the next payment does it).
+    pub(crate) async fn after(&self, conn: &Connection, wallet: &crate::wallet::Wallet) {
+        let Ok(Some(account)) = self.account() else {
+            return;
+        };
+        let Some(genesis) = wallet.genesis().or(self.charges(conn).await) else {
+            return;
+        };
+        if let Err(e) = crate::account_wallet::sync_after(conn, wallet, account, &genesis).await {
+            tracing::warn!(
+                "the account's wallet record is behind (the next payment writes it): {e}"
+            );
         }
     }
 
@@ -919,7 +1015,7 @@ impl Payer {
     /// after, so a payment spends what the one before it left.
     pub(crate) async fn lock(&self) -> Result<WalletLock<'_>, PayError> {
         let gate = self.gate.lock().await;
-        let dir = self.home.wallet_dir();
+        let dir = self.place()?.dir.clone();
         let path = dir.join("lock");
         let io = |source| {
             PayError::Wallet(crate::wallet::WalletError::Io {
@@ -965,7 +1061,11 @@ impl Payer {
         conn: &Connection,
     ) -> Result<Option<crate::wallet::Wallet>, PayError> {
         let _one = self.lock().await?;
-        self.wallet(conn).await
+        let wallet = self.wallet(conn).await?;
+        if let Some(w) = &wallet {
+            self.after(conn, w).await;
+        }
+        Ok(wallet)
     }
 
     /// Nanos drawn from the testnet faucet through this payer so far.
@@ -984,18 +1084,19 @@ impl Payer {
         let Some(genesis) = self.charges(conn).await else {
             return Ok(None);
         };
-        if !crate::faucet::is_testnet(&genesis) {
-            return Ok(Some(crate::wallet::Wallet::open(&self.home, &genesis)?));
+        let wallet = if crate::faucet::is_testnet(&genesis) {
+            let id = self
+                .testnet
+                .get_or_try_init(|| self.first_draw(conn, &genesis))
+                .await?;
+            self.open_at(&genesis, Some(&id.0))?
+        } else {
+            self.open_at(&genesis, None)?
+        };
+        if let Some(account) = self.account()? {
+            crate::account_wallet::sync_before(conn, &wallet, account, &genesis).await?;
         }
-        let id = self
-            .testnet
-            .get_or_try_init(|| self.first_draw(conn, &genesis))
-            .await?;
-        Ok(Some(crate::wallet::Wallet::open_on(
-            &self.home,
-            &genesis,
-            Some(&id.0),
-        )?))
+        Ok(Some(wallet))
     }
 
     /// Which testnet `conn` reaches; if nobody has drawn from its faucet
@@ -1008,7 +1109,7 @@ impl Payer {
         if let Some(id) = conn.testnet_id().await {
             return Ok(id);
         }
-        let keys = crate::wallet::Wallet::keys_of(&self.home)?;
+        let keys = self.keys()?;
         let drawn = conn.draw_from_faucet(&keys.address(), None).await?;
         let first = Coin::genesis(&crate::faucet::testnet_genesis_key()).input;
         let id = if drawn.spend.spend.inputs.contains(&first) {
@@ -1019,7 +1120,7 @@ impl Payer {
                 .await
                 .ok_or(crate::faucet::FaucetError::TooFar)?
         };
-        let wallet = crate::wallet::Wallet::open_on(&self.home, genesis, Some(&id.0))?;
+        let wallet = self.open_at(genesis, Some(&id.0))?;
         self.note_drawn(&wallet, &drawn)?;
         Ok(id)
     }
@@ -1050,7 +1151,9 @@ impl Payer {
     ) -> Result<crate::wallet::Wallet, PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
-        self.draw_up_to(conn, &wallet, at_least).await?;
+        let drawn = self.draw_up_to(conn, &wallet, at_least).await;
+        self.after(conn, &wallet).await;
+        drawn?;
         Ok(wallet)
     }
 
@@ -1059,8 +1162,9 @@ impl Payer {
     pub async fn draw(&self, conn: &Connection) -> Result<(crate::wallet::Wallet, u64), PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
-        let got = self.draw_once(conn, &wallet).await?;
-        Ok((wallet, got))
+        let got = self.draw_once(conn, &wallet).await;
+        self.after(conn, &wallet).await;
+        Ok((wallet, got?))
     }
 
     async fn draw_once(
@@ -1096,8 +1200,20 @@ impl Payer {
     ) -> Result<CertifiedSpend, PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
+        let sent = self.send_from(conn, &wallet, to, amount).await;
+        self.after(conn, &wallet).await;
+        sent
+    }
+
+    async fn send_from(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+        to: &safe_protocol::coin::WalletAddress,
+        amount: u64,
+    ) -> Result<CertifiedSpend, PayError> {
         let late: Vec<LateSend> = self
-            .finish_pending(conn, &wallet, true)
+            .finish_pending(conn, wallet, true)
             .await
             .into_iter()
             .flatten()
@@ -1128,7 +1244,7 @@ impl Payer {
             sending: &sending,
             ..Hooks::NONE
         };
-        let coins = self.spendable(&wallet)?;
+        let coins = self.spendable_now(conn, wallet).await?;
         let (certified, left) = conn
             .send_coins(coins, wallet.keys(), to, amount, &hooks)
             .await?;
@@ -1150,9 +1266,51 @@ impl Payer {
         Ok(certified)
     }
 
+    /// [`Payer::spendable`], and for an account's wallet (whose other
+    /// machines spend the same coins) only the largest
+    /// [`safe_protocol::coin::MAX_INPUTS`] that their groups say now are
+    /// unspent: a coin spent elsewhere, spent again with good ones, would
+    /// lock those in a spend never certified. One shown spent has the
+    /// wallet checked against the network first.
+    async fn spendable_now(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+    ) -> Result<Vec<Coin>, PayError> {
+        if self.account()?.is_none() {
+            return self.spendable(wallet);
+        }
+        let Some(genesis) = wallet.genesis() else {
+            return self.spendable(wallet);
+        };
+        let mut rechecked = false;
+        loop {
+            let mut coins = self.spendable(wallet)?;
+            coins.sort_by_key(|c| std::cmp::Reverse(c.amount()));
+            coins.truncate(safe_protocol::coin::MAX_INPUTS);
+            let answers = join_all(
+                coins
+                    .iter()
+                    .map(|c| async { conn.unspent(&c.input.id(&genesis), &genesis).await }),
+            )
+            .await;
+            if !rechecked && answers.iter().any(|a| matches!(a, Ok(false))) {
+                rechecked = true;
+                crate::account_wallet::recheck(conn, wallet, &genesis).await?;
+                continue;
+            }
+            // Coins whose groups cannot tell now wait for another time.
+            return Ok(coins
+                .into_iter()
+                .zip(answers)
+                .filter_map(|(c, a)| matches!(a, Ok(true)).then_some(c))
+                .collect());
+        }
+    }
+
     /// The wallet's coins that no unfinished spend has: what a new spend
     /// may use (a stuck spend's coins wait until it is finished).
-    fn spendable(&self, wallet: &crate::wallet::Wallet) -> Result<Vec<Coin>, PayError> {
+    pub(crate) fn spendable(&self, wallet: &crate::wallet::Wallet) -> Result<Vec<Coin>, PayError> {
         let held: Vec<Input> = wallet
             .pending()?
             .iter()
@@ -1174,7 +1332,9 @@ impl Payer {
     pub async fn receive(&self, conn: &Connection, receipt: &XorName) -> Result<u64, PayError> {
         let _one = self.lock().await?;
         let wallet = self.wallet(conn).await?.ok_or(PayError::Free)?;
-        self.receive_into(conn, &wallet, receipt).await
+        let got = self.receive_into(conn, &wallet, receipt).await;
+        self.after(conn, &wallet).await;
+        got
     }
 
     /// [`Payer::receive`] into `wallet`, held already.
@@ -1221,6 +1381,27 @@ impl Payer {
     /// kept out of new spends, and is tried again next time. Returns the
     /// sends finished (`None` for other payments).
     async fn finish_pending(
+        &self,
+        conn: &Connection,
+        wallet: &crate::wallet::Wallet,
+        sends: bool,
+    ) -> Vec<Option<LateSend>> {
+        let before = wallet.coin_refs();
+        let finished = self.finish_each(conn, wallet, sends).await;
+        if wallet.coin_refs() != before
+            && let Ok(Some(_)) = self.account()
+            && let Some(genesis) = wallet.genesis()
+        {
+            // With the account's other machines, change taken from a
+            // spend finished late may be spent already: checked.
+            if let Err(e) = crate::account_wallet::recheck(conn, wallet, &genesis).await {
+                tracing::warn!("the account's coins could not be checked: {e}");
+            }
+        }
+        finished
+    }
+
+    async fn finish_each(
         &self,
         conn: &Connection,
         wallet: &crate::wallet::Wallet,
@@ -1382,7 +1563,9 @@ impl Payer {
             .filter(|n| conn.payment_for(n).is_none())
             .copied()
             .collect();
-        self.pay_with(conn, &wallet, &names).await
+        let paid = self.pay_with(conn, &wallet, &names).await;
+        self.after(conn, &wallet).await;
+        paid
     }
 
     async fn pay_with(
@@ -1426,25 +1609,64 @@ impl Payer {
             sending: &sending,
             certified: &certified,
         };
-        let mut paying = conn
-            .pay_for_with(names, self.spendable(wallet)?, wallet.keys(), max, &hooks)
-            .await;
-        if let Err(PayError::Insufficient { cost, .. }) = &paying {
-            // On a testnet, coins are free: draw what is missing, then pay.
-            let cost = *cost;
-            let before = wallet.balance();
-            self.draw_up_to(conn, wallet, cost).await?;
-            if wallet.balance() > before {
-                paying = conn
-                    .pay_for_with(names, self.spendable(wallet)?, wallet.keys(), max, &hooks)
-                    .await;
+        let mut names = names.to_vec();
+        let mut earlier = 0u64;
+        let mut raced = 0;
+        loop {
+            let mut paying = conn
+                .pay_for_with(
+                    &names,
+                    self.spendable_now(conn, wallet).await?,
+                    wallet.keys(),
+                    max,
+                    &hooks,
+                )
+                .await;
+            if let Err(PayError::Insufficient { cost, .. }) = &paying {
+                // On a testnet, coins are free: draw what is missing, then pay.
+                let cost = *cost;
+                let before = wallet.balance();
+                self.draw_up_to(conn, wallet, cost).await?;
+                if wallet.balance() > before {
+                    paying = conn
+                        .pay_for_with(
+                            &names,
+                            self.spendable_now(conn, wallet).await?,
+                            wallet.keys(),
+                            max,
+                            &hooks,
+                        )
+                        .await;
+                }
             }
-        }
-        match paying {
-            Ok(paid) => Ok(paid.nanos),
-            // The batches paid before the failure are recorded already.
-            Err(PayError::Partial { error, .. }) => Err(*error),
-            Err(e) => Err(e),
+            let error = match paying {
+                Ok(paid) => return Ok(earlier.saturating_add(paid.nanos)),
+                // The batches paid before the failure are recorded already.
+                Err(PayError::Partial { error, paid }) => {
+                    earlier = earlier.saturating_add(paid.nanos);
+                    *error
+                }
+                Err(e) => e,
+            };
+            let lost = matches!(
+                error,
+                PayError::Spend(CoinError::DoubleSpend { .. } | CoinError::TooFewVotes { .. })
+            );
+            if lost && raced < MAX_RACES && self.account()?.is_some() {
+                // Another machine of the account spent a coin of this
+                // payment first: settle what that did, and pay again.
+                raced += 1;
+                tracing::info!(
+                    "another machine of the account spent the same coin first; paying again"
+                );
+                self.finish_pending(conn, wallet, false).await;
+                names.retain(|n| conn.payment_for(n).is_none());
+                if names.is_empty() {
+                    return Ok(earlier);
+                }
+                continue;
+            }
+            return Err(error);
         }
     }
 
@@ -1477,6 +1699,8 @@ impl Payer {
             names.push(name);
         }
         names.retain(|n| conn.payment_for(n).is_none());
-        self.pay_with(conn, &wallet, &names).await.map(|_| ())
+        let paid = self.pay_with(conn, &wallet, &names).await;
+        self.after(conn, &wallet).await;
+        paid.map(|_| ())
     }
 }

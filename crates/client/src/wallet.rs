@@ -24,6 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use safe_protocol::XorName;
 use safe_protocol::coin::{
     CertifiedSpend, Input, Key, OutputId, SignedSpend, SpendHash, WalletAddress, WalletKeys,
 };
@@ -153,21 +154,23 @@ impl Wallet {
         genesis: &Key,
         instance: Option<&[u8; 32]>,
     ) -> Result<Self, WalletError> {
-        let keys = Self::keys_of(home)?;
-        let mut name = format!("coins-{}", hex::encode(&genesis[..8]));
-        if let Some(i) = instance {
-            name = format!("{name}-{}", hex::encode(&i[..8]));
-        }
-        let coins_path = home.wallet_dir().join(&name);
-        let pending_path = home
-            .wallet_dir()
-            .join(name.replacen("coins-", "pending-", 1));
-        let faucet_path = home
-            .wallet_dir()
-            .join(name.replacen("coins-", "faucet-", 1));
-        let notices_path = home
-            .wallet_dir()
-            .join(name.replacen("coins-", "notices-", 1));
+        Self::open_in(&home.wallet_dir(), Self::keys_of(home)?, genesis, instance)
+    }
+
+    /// The wallet kept in directory `dir` with keys `keys` (an account's
+    /// wallet: [`crate::account_wallet`]), on the network `genesis` and
+    /// `instance` say, as [`Wallet::open_on`].
+    pub fn open_in(
+        dir: &Path,
+        keys: WalletKeys,
+        genesis: &Key,
+        instance: Option<&[u8; 32]>,
+    ) -> Result<Self, WalletError> {
+        let name = Self::file_name(genesis, instance);
+        let coins_path = dir.join(&name);
+        let pending_path = dir.join(name.replacen("coins-", "pending-", 1));
+        let faucet_path = dir.join(name.replacen("coins-", "faucet-", 1));
+        let notices_path = dir.join(name.replacen("coins-", "notices-", 1));
         let state = match std::fs::read(&coins_path) {
             Ok(bytes) => {
                 if bytes.len() > MAX_WALLET_FILE {
@@ -187,6 +190,22 @@ impl Wallet {
             keys,
             state: Mutex::new(state),
         })
+    }
+
+    /// The coins file's name on the network `genesis` and `instance` say
+    /// (`coins-<genesis8>[-<instance8>]`); the wallet's other files of
+    /// that network are named alike.
+    pub fn file_name(genesis: &Key, instance: Option<&[u8; 32]>) -> String {
+        let mut name = format!("coins-{}", hex::encode(&genesis[..8]));
+        if let Some(i) = instance {
+            name = format!("{name}-{}", hex::encode(&i[..8]));
+        }
+        name
+    }
+
+    /// The coins file.
+    pub fn coins_path(&self) -> &Path {
+        &self.coins_path
     }
 
     /// The keys of the wallet of data directory `home` (the same on every
@@ -268,6 +287,66 @@ impl Wallet {
                 })
             })
             .collect()
+    }
+
+    /// Each coin held as (where its parent spend is kept, the coin): what
+    /// an account's wallet record lists ([`crate::account_wallet`]).
+    pub fn coin_refs(&self) -> Vec<(XorName, Input)> {
+        self.state()
+            .coins
+            .iter()
+            .filter_map(|c| Some((crate::pay::receipt(&c.parent)?, c.input)))
+            .collect()
+    }
+
+    /// Each coin held, with the certified spend that made it.
+    pub fn held(&self) -> Vec<(Input, CertifiedSpend)> {
+        self.state()
+            .coins
+            .iter()
+            .map(|c| (c.input, c.parent.clone()))
+            .collect()
+    }
+
+    /// Makes `keep` the coins held (the account's coins as the network
+    /// shows them, [`crate::account_wallet`]), with a history line for
+    /// what came and went: `found` for a coin new here, `gone` for one no
+    /// longer held.
+    pub fn replace_coins(
+        &self,
+        keep: Vec<(Input, CertifiedSpend)>,
+        found: &str,
+        gone: &str,
+    ) -> Result<(), WalletError> {
+        self.update(|state| {
+            let old: Vec<Input> = state.coins.iter().map(|c| c.input).collect();
+            let new: Vec<Input> = keep.iter().map(|(i, _)| *i).collect();
+            for (input, parent) in &keep {
+                if let Some(g) = state.genesis
+                    && g != parent.spend.spend.genesis
+                {
+                    return Err(WalletError::OtherNetwork);
+                }
+                state.genesis = Some(parent.spend.spend.genesis);
+                if !old.contains(input) {
+                    push_history(state, found, i128::from(input.amount), parent);
+                }
+            }
+            let went: Vec<StoredCoin> = state
+                .coins
+                .iter()
+                .filter(|c| !new.contains(&c.input))
+                .cloned()
+                .collect();
+            for c in &went {
+                push_history(state, gone, -i128::from(c.input.amount), &c.parent);
+            }
+            state.coins = keep
+                .into_iter()
+                .map(|(input, parent)| StoredCoin { input, parent })
+                .collect();
+            Ok(())
+        })
     }
 
     /// The history, oldest first.

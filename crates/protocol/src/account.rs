@@ -17,6 +17,8 @@ use crate::xorname::XorName;
 pub const ACCOUNT_TAG: u64 = 0x5afe_acc0_0000_0001;
 /// Type tag of an account's keys record.
 pub const KEYS_TAG: u64 = 0x5afe_acc0_0000_0002;
+/// Type tag of an account's wallet record (its coins, sealed: issue 17).
+pub const WALLET_TAG: u64 = 0x5afe_acc0_0000_0003;
 
 /// The entry of an account record that holds the [`LoginEntry`].
 pub const LOGIN_KEY: &[u8] = b"login";
