@@ -826,7 +826,9 @@ fn the_filesystem_follows_the_account_to_another_home() {
     let said = String::from_utf8_lossy(&created.stderr);
     assert!(created.status.success(), "{said}");
     assert!(
-        said.contains("moved 100 coins from this data directory's wallet into the account's wallet"),
+        said.contains(
+            "moved 100 coins from this data directory's wallet into the account's wallet"
+        ),
         "{said}"
     );
     let address = ok(&one, &["wallet", "address"]);

@@ -143,6 +143,9 @@ enum Backend {
     Local(LocalStore),
     /// Reads through relay circuits only (`--anonymous`).
     Anonymous(Arc<crate::anonymous::AnonymousStore>),
+    /// Keeps only the names of the chunks put, storing nothing: the first
+    /// pass of a paid tree upload ([`Client::put_tree`]).
+    Names(Arc<files::Names>),
 }
 
 /// A client of the network, or of a local store: files, chunks and
@@ -154,6 +157,10 @@ pub struct Client {
     /// Pays for storage from the data directory's wallet when the network
     /// charges ([`crate::pay`]).
     payer: Arc<crate::pay::Payer>,
+    /// Paid for already, as a whole (a tree upload's second pass): a file
+    /// put makes no payment of its own first, and a chunk the payment
+    /// missed is paid for as it is put.
+    prepaid: bool,
 }
 
 impl Client {
@@ -203,12 +210,14 @@ impl Client {
                     backend: Backend::Anonymous(Arc::new(store)),
                     caches: self.caches,
                     payer: self.payer,
+                    prepaid: false,
                 }
             }
             backend => Self {
                 backend,
                 caches: self.caches,
                 payer: self.payer,
+                prepaid: false,
             },
         }
     }
@@ -236,6 +245,7 @@ impl Client {
             backend: Backend::Anonymous(Arc::new(store)),
             caches: None,
             payer: Arc::new(crate::pay::Payer::new(options.home)),
+            prepaid: false,
         })
     }
 
@@ -264,7 +274,7 @@ impl Client {
     pub fn connection(&self) -> Option<&Connection> {
         match &self.backend {
             Backend::Network(c) => Some(c),
-            Backend::Local(_) | Backend::Anonymous(_) => None,
+            Backend::Local(_) | Backend::Anonymous(_) | Backend::Names(_) => None,
         }
     }
 
@@ -282,7 +292,7 @@ impl Client {
                     c.shutdown().await;
                 }
             }
-            Backend::Local(_) => {}
+            Backend::Local(_) | Backend::Names(_) => {}
         }
     }
 
@@ -324,15 +334,39 @@ impl Client {
             .map_err(|e| PutError::Store(StoreError::Payment(e.to_string())))
     }
 
-    /// The connection, if storing on it is paid for.
-    async fn paying(&self) -> Option<&Connection> {
+    /// A client that stores nothing and keeps the names of the chunks put
+    /// in `names`: what an upload will store, learnt before paying for it.
+    pub(crate) fn names_only(&self, names: Arc<files::Names>) -> Self {
+        Self {
+            backend: Backend::Names(names),
+            caches: None,
+            payer: self.payer.clone(),
+            prepaid: true,
+        }
+    }
+
+    /// This client, its uploads paid for as a whole already (the second
+    /// pass of [`Client::put_tree`]).
+    pub(crate) fn prepaid(&self) -> Self {
+        Self {
+            prepaid: true,
+            ..self.clone()
+        }
+    }
+
+    /// The connection, if storing on it is paid for (and not paid for
+    /// already).
+    pub(crate) async fn paying(&self) -> Option<&Connection> {
+        if self.prepaid {
+            return None;
+        }
         match &self.backend {
             Backend::Network(c) => self.payer.charges(c).await.map(|_| c),
             _ => None,
         }
     }
 
-    async fn pay_for(&self, c: &Connection, names: &[XorName]) -> Result<u64, PutError> {
+    pub(crate) async fn pay_for(&self, c: &Connection, names: &[XorName]) -> Result<u64, PutError> {
         self.payer
             .pay_names(c, names)
             .await
@@ -682,6 +716,7 @@ impl From<Connection> for Client {
             backend: Backend::Network(c),
             caches: None,
             payer: Arc::new(crate::pay::Payer::new(Home::from_env())),
+            prepaid: false,
         }
     }
 }
@@ -692,6 +727,7 @@ impl From<LocalStore> for Client {
             backend: Backend::Local(s),
             caches: None,
             payer: Arc::new(crate::pay::Payer::new(Home::from_env())),
+            prepaid: false,
         }
     }
 }
@@ -710,6 +746,7 @@ impl ChunkStore for Client {
             }
             Backend::Local(s) => s.put(chunk).await,
             Backend::Anonymous(a) => a.put(chunk).await,
+            Backend::Names(n) => n.put(chunk).await,
         }
     }
 
@@ -721,6 +758,7 @@ impl ChunkStore for Client {
             Backend::Network(c) => c.get(name).await,
             Backend::Local(s) => s.get(name).await,
             Backend::Anonymous(a) => a.get(name).await,
+            Backend::Names(n) => n.get(name).await,
         }?;
         if let Some(c) = &self.caches {
             c.keep_chunk(&chunk);
@@ -735,6 +773,7 @@ impl RecordStore for Client {
             Backend::Network(c) => RecordStore::write_record(c, write).await,
             Backend::Local(s) => RecordStore::write_record(s, write).await,
             Backend::Anonymous(a) => a.write_record(write).await,
+            Backend::Names(_) => Err(not_yet()),
         }
     }
 
@@ -743,6 +782,7 @@ impl RecordStore for Client {
             Backend::Network(c) => RecordStore::get_record(c, name).await,
             Backend::Local(s) => RecordStore::get_record(s, name).await,
             Backend::Anonymous(a) => a.get_record(name).await,
+            Backend::Names(_) => Err(not_yet()),
         }
     }
 
@@ -754,7 +794,7 @@ impl RecordStore for Client {
         match &self.backend {
             Backend::Network(c) => c.fetch_account(address, signer).await,
             Backend::Local(s) => s.fetch_account(address, signer).await,
-            Backend::Anonymous(_) => Err(not_yet()),
+            Backend::Anonymous(_) | Backend::Names(_) => Err(not_yet()),
         }
     }
 }

@@ -310,19 +310,50 @@ impl Client {
     /// across the whole tree (only their addresses are kept); then the
     /// manifests, deepest directories first, [`MANIFEST_CONCURRENCY`] at
     /// once, each reading its inline files as it is built.
+    ///
+    /// Where storing is paid for, the whole upload is paid for at once
+    /// first: a pass that stores nothing learns the name of every chunk
+    /// the put will store (as [`Client::put_file`] does for one file).
     pub async fn put_tree(
         &self,
         root: &Path,
         options: &TreeOptions,
     ) -> Result<TreeReport, TreeError> {
-        match self.put_tree_once(root, options, false).await? {
+        if let Some(c) = self.paying().await {
+            let names = Arc::new(crate::files::Names::default());
+            let quiet = TreeOptions {
+                progress: None,
+                ..options.clone()
+            };
+            // Cached names stand for what earlier puts stored (paid then);
+            // anything else a put sends is paid for as it goes.
+            let _ = self
+                .names_only(names.clone())
+                .put_tree_once(root, &quiet, false, true)
+                .await?;
+            let mut all = names.take();
+            all.sort_unstable();
+            all.dedup();
+            self.pay_for(c, &all).await?;
+            return self.prepaid().put_tree_stored(root, options).await;
+        }
+        self.put_tree_stored(root, options).await
+    }
+
+    /// [`Client::put_tree`], paid for as it goes (if at all).
+    async fn put_tree_stored(
+        &self,
+        root: &Path,
+        options: &TreeOptions,
+    ) -> Result<TreeReport, TreeError> {
+        match self.put_tree_once(root, options, false, false).await? {
             Ok(report) => Ok(report),
             // A name the cache gave is gone from the network (another
             // network, or lost data): the whole tree again, and a cache
             // started afresh.
             Err(StaleCache) => {
                 tracing::warn!("the put cache names data the network lacks; storing everything");
-                match self.put_tree_once(root, options, true).await? {
+                match self.put_tree_once(root, options, true, false).await? {
                     Ok(report) => Ok(report),
                     Err(StaleCache) => Err(TreeError::NotFound("data the put cache named".into())),
                 }
@@ -337,12 +368,15 @@ impl Client {
     /// is stored, so a directory is still stored only after everything
     /// under it is on the network. A cached name that is there stands for
     /// its whole subtree (stored before it). `fresh`: ignore what the
-    /// cache file holds.
+    /// cache file holds. `dry`: a pass that only learns names (on a
+    /// [`Client::names_only`]): cached names are taken as present, and the
+    /// cache file is left as it was.
     async fn put_tree_once(
         &self,
         root: &Path,
         options: &TreeOptions,
         fresh: bool,
+        dry: bool,
     ) -> Result<Result<TreeReport, StaleCache>, TreeError> {
         let progress = options.progress.clone();
         let started = std::time::Instant::now();
@@ -442,7 +476,7 @@ impl Client {
                     // Stored afresh: first, everything it names from the
                     // cache must be on the network.
                     let present = futures::stream::iter(cached)
-                        .map(|name| async move { self.get_chunk(name).await.is_ok() })
+                        .map(|name| async move { dry || self.get_chunk(name).await.is_ok() })
                         .buffer_unordered(TREE_CONCURRENCY)
                         .all(|ok| async move { ok })
                         .await;
@@ -473,11 +507,13 @@ impl Client {
             .remove(root)
             .ok_or_else(|| TreeError::NotFound(root.display().to_string()))?;
         // The top from the cache: there, it stands for the whole tree.
-        if hit && self.get_chunk(name).await.is_err() {
+        if hit && !dry && self.get_chunk(name).await.is_err() {
             return Ok(Err(StaleCache));
         }
         tracing::debug!("manifests in {:?}", started.elapsed());
-        if let Err(e) = cache_file.save() {
+        if dry {
+            // Nothing was stored: the cache must not say it was.
+        } else if let Err(e) = cache_file.save() {
             tracing::warn!("cannot save the put cache (the next put sends everything again): {e}");
         }
         tracing::debug!("put cache saved in {:?}", started.elapsed());

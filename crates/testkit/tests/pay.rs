@@ -506,3 +506,74 @@ async fn a_node_that_lost_what_it_was_paid_to_store_fails_its_audit() {
     c.shutdown().await;
     net.down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_directory_upload_is_paid_in_one_payment() {
+    let dir = tempfile::tempdir().unwrap();
+    let genesis_key = SigningKey::from_bytes(&[45; 32]);
+    let genesis = genesis_key.verifying_key().to_bytes();
+    let mut config = testnet_config(dir.path(), 12);
+    config.node.genesis = Some(genesis);
+    let net = start(config).await;
+    let c: Arc<Connection> = client(&net).await;
+
+    // A tree of files stored on their own, small files kept inline in
+    // their manifests, and a subdirectory.
+    let tree = tempfile::tempdir().unwrap();
+    let t = tree.path();
+    std::fs::create_dir_all(t.join("sub/deeper")).unwrap();
+    std::fs::write(t.join("a.bin"), bytes_for(51, 3 * 1024 * 1024 + 1)).unwrap();
+    std::fs::write(t.join("b.bin"), bytes_for(52, 1536 * 1024)).unwrap();
+    std::fs::write(t.join("sub/c.bin"), bytes_for(53, 2 * 1024 * 1024 + 3)).unwrap();
+    for i in 0..5 {
+        std::fs::write(t.join(format!("sub/deeper/{i}.txt")), bytes_for(i, 1000)).unwrap();
+    }
+
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = Home::at(home_dir.path());
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    let funding = fund(&c, &genesis_key, &wallet.address(), 10 * NANOS_PER_COIN).await;
+    wallet.receive(&funding, "received").unwrap();
+    let conn = Connection::connect_to(&net.contacts().await, 5)
+        .await
+        .unwrap();
+    let client = Client::from(conn).paying_from(home.clone());
+    let payments = Arc::new(Mutex::new(Vec::new()));
+    let seen = payments.clone();
+    client.payer().on_cost(Arc::new(move |cost, chunks| {
+        seen.lock().unwrap().push((cost, chunks))
+    }));
+    let report = client
+        .put_tree(t, &safe_client::TreeOptions::default())
+        .await
+        .unwrap();
+    let made = payments.lock().unwrap().clone();
+    assert_eq!(made.len(), 1, "one payment for the whole upload: {made:?}");
+    let (cost, chunks) = made[0];
+    assert_eq!(cost, client.payer().paid());
+    // Every chunk the upload stored was in it: the files' chunks (3 + 3 +
+    // 3 at least) and the manifests'.
+    assert!(chunks >= 12, "{chunks} chunks");
+    assert_eq!(
+        Wallet::open(&home, &genesis).unwrap().balance(),
+        10 * NANOS_PER_COIN - cost
+    );
+    let back = tempfile::tempdir().unwrap();
+    let out = back.path().join("out");
+    client.get_tree(report.address.name, &out).await.unwrap();
+    assert_eq!(
+        std::fs::read(out.join("sub/c.bin")).unwrap(),
+        bytes_for(53, 2 * 1024 * 1024 + 3)
+    );
+    assert_eq!(
+        std::fs::read(out.join("sub/deeper/4.txt")).unwrap(),
+        bytes_for(4, 1000)
+    );
+    // Again: nothing new to store, nothing paid.
+    client
+        .put_tree(t, &safe_client::TreeOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(client.payer().paid(), cost, "a re-put is free");
+    client.shutdown().await;
+}
