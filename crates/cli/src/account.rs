@@ -320,7 +320,7 @@ async fn move_coins_in(client: &Client) {
             safe_protocol::coin::format_amount(nanos)
         ),
         Err(e) => eprintln!(
-            "the coins of this data directory's wallet stay in it for now ({e}); the next login moves them"
+            "moving this data directory's coins into the account's wallet is not finished ({e}); the next login finishes it"
         ),
     }
 }

@@ -22,7 +22,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use safe_protocol::XorName;
 use safe_protocol::account::WALLET_TAG;
-use safe_protocol::coin::{CertifiedSpend, Input, Key, OutputId, spend_address};
+use safe_protocol::coin::{CertifiedSpend, Input, Key, OutputId, SpendHash, spend_address};
 use safe_protocol::mutable::{Change, Record, RecordError, SigningKey, Write, record_address};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -43,6 +43,9 @@ pub const MAX_HINT_COINS: usize = 512;
 /// Most spends followed, one reconcile, from a coin spent elsewhere to
 /// the coins it made.
 pub const MAX_CHASE: usize = 256;
+/// Most coins checked with their groups one reconcile (the rest the next
+/// time, [`Synced::resume`]).
+pub const MAX_CHECKS: usize = 1024;
 /// Tries of a record write that another machine's write beat.
 const WRITE_TRIES: usize = 3;
 /// Largest `synced-<net>` file read.
@@ -69,6 +72,9 @@ struct Synced {
     /// Coins the record named that could not be checked yet: kept in the
     /// record until they can.
     carry: Vec<(XorName, Input)>,
+    /// A reconcile stopped at its limits: the next command goes on
+    /// checking from the coins it reached (held now).
+    resume: bool,
 }
 
 /// The secret the account's wallet keys derive from.
@@ -204,10 +210,19 @@ fn hint_of(wallet: &Wallet, carry: &[(XorName, Input)]) -> WalletHint {
             .cmp(&a.1.amount)
             .then_with(|| a.0.as_bytes().cmp(b.0.as_bytes()))
     });
+    // A machine that starts from the record reads notices from here: the
+    // lowest slot not settled (one still to retry included), or all of
+    // them when the record cannot list every coin.
+    let scan = wallet.notice_scan();
+    let notices_next = if coins.len() > MAX_HINT_COINS {
+        0
+    } else {
+        scan.retry.iter().map(|(n, _)| *n).fold(scan.next, u64::min)
+    };
     coins.truncate(MAX_HINT_COINS);
     WalletHint {
         coins,
-        notices_next: wallet.notice_scan().next,
+        notices_next,
     }
 }
 
@@ -269,15 +284,18 @@ pub(crate) async fn sync_before(
     let mut synced = read_synced(wallet);
     let seen = seen_of(&record, &hint);
     if seen == synced.seen {
+        if synced.resume {
+            synced.resume = reconcile(conn, wallet, None, genesis).await?.cut;
+            write_synced(wallet, &synced)?;
+        }
         return Ok(());
     }
     let hint = hint.map(|(h, _)| h).unwrap_or_default();
     let unsettled = reconcile(conn, wallet, Some(&hint), genesis).await?;
     synced.carry = unsettled.carry;
-    if !unsettled.cut {
-        synced.seen = seen;
-        synced.agreed = hash_of(&hint);
-    }
+    synced.resume = unsettled.cut;
+    synced.seen = seen;
+    synced.agreed = hash_of(&hint);
     write_synced(wallet, &synced)
 }
 
@@ -296,7 +314,10 @@ pub(crate) async fn sync_after(
     for _ in 0..WRITE_TRIES {
         let mut synced = read_synced(wallet);
         let hint = hint_of(wallet, &synced.carry);
-        if hash_of(&hint) == synced.agreed {
+        if hash_of(&hint) == synced.agreed
+            || (synced.seen.is_none() && hint.coins.is_empty() && hint.notices_next == 0)
+        {
+            // Agreed already, or nothing to write where nothing is yet.
             return Ok(());
         }
         let (record, theirs) = read_record(conn, account, &entry).await?;
@@ -306,10 +327,7 @@ pub(crate) async fn sync_after(
             let theirs = theirs.map(|(h, _)| h).unwrap_or_default();
             let unsettled = reconcile(conn, wallet, Some(&theirs), genesis).await?;
             synced.carry = unsettled.carry;
-            if unsettled.cut {
-                // More to follow next time; the record waits till then.
-                return write_synced(wallet, &synced);
-            }
+            synced.resume = unsettled.cut;
             synced.seen = seen;
             synced.agreed = hash_of(&theirs);
             write_synced(wallet, &synced)?;
@@ -373,8 +391,9 @@ struct Unsettled {
     /// The record's coins that could not be checked now (kept in the
     /// record, checked again next time).
     carry: Vec<(XorName, Input)>,
-    /// Whether a chase stopped at [`MAX_CHASE`] (the next reconcile goes
-    /// on from where it stopped: the coins reached are held).
+    /// Whether it stopped at [`MAX_CHASE`] spends followed or
+    /// [`MAX_CHECKS`] coins checked (the next reconcile goes on from where
+    /// it stopped: the coins reached are held).
     cut: bool,
 }
 
@@ -428,8 +447,10 @@ async fn reconcile(
     }
     let mut parents: Vec<(Input, CertifiedSpend)> = queue.clone();
     let mut keep: Vec<(Input, CertifiedSpend)> = Vec::new();
+    let mut dead: Vec<Input> = Vec::new();
     let mut seen: Vec<OutputId> = Vec::new();
-    let mut chased = 0usize;
+    let mut followed: Vec<SpendHash> = Vec::new();
+    let mut checks = 0usize;
     while let Some((input, parent)) = queue.pop() {
         let id = input.id(genesis);
         if seen.contains(&id) {
@@ -440,11 +461,12 @@ async fn reconcile(
             keep.push((input, parent));
             continue;
         }
-        if chased >= MAX_CHASE {
+        if followed.len() >= MAX_CHASE || checks >= MAX_CHECKS {
             unsettled.cut = true;
             keep.push((input, parent));
             continue;
         }
+        checks += 1;
         match conn.unspent(&id, genesis).await {
             Ok(false) => {}
             // Unspent, or not decidable now: kept.
@@ -454,53 +476,68 @@ async fn reconcile(
             }
         }
         let address = spend_address(&id);
-        match conn.certified_spend_at(address, genesis).await {
-            Ok(Some(spender)) if spender.spend.spend.inputs.contains(&input) => {
-                chased += 1;
+        if let Ok(Some(spender)) = conn.certified_spend_at(address, genesis).await
+            && spender.spend.spend.inputs.contains(&input)
+        {
+            let hash = spender.spend.spend.hash();
+            if !followed.contains(&hash) {
+                followed.push(hash);
                 for coin in Coin::found(&spender, keys) {
                     parents.push((coin.input, spender.clone()));
                     queue.push((coin.input, spender.clone()));
                 }
             }
-            _ => {
-                // Spent by a spend not certified (yet), or not decidable:
-                // kept. A spend most of the group holds is finished by the
-                // next payment if it can be, its coins kept out until then.
-                keep.push((input, parent));
-                let Some(found) = conn.spend_at(address, genesis).await else {
-                    continue;
-                };
-                let votes = found
-                    .spend
-                    .spend
-                    .inputs
-                    .iter()
-                    .position(|i| *i == input)
-                    .and_then(|n| found.certs.get(n))
-                    .map_or(0, |c| c.votes.len());
-                let hash = found.spend.spend.hash();
-                if votes < safe_network::close_group::majority(conn.k)
-                    || wallet
-                        .pending()?
-                        .iter()
-                        .any(|p| p.spend.spend.hash() == hash)
-                {
-                    continue;
-                }
-                let of_inputs: Vec<CertifiedSpend> = found
-                    .spend
-                    .spend
-                    .inputs
-                    .iter()
-                    .filter_map(|i| parents.iter().find(|(p, _)| p == i).map(|(_, s)| s.clone()))
-                    .collect();
-                wallet.add_pending(Pending {
-                    spend: found.spend,
-                    parents: of_inputs,
-                    what: "paid from another machine of the account".into(),
-                    send: None,
-                })?;
-            }
+            continue;
+        }
+        // Spent by a spend not certified (yet), or not decidable now.
+        let Some(found) = conn.spend_at(address, genesis).await else {
+            keep.push((input, parent));
+            continue;
+        };
+        if !found.spend.spend.inputs.contains(&input) {
+            keep.push((input, parent));
+            continue;
+        }
+        if beaten(conn, &found, &address, genesis).await {
+            // Another input of it went to another spend: it can never be
+            // certified, and this coin's group holds it for ever.
+            dead.push(input);
+            continue;
+        }
+        keep.push((input, parent));
+        // A spend most of the group holds is finished by the next payment
+        // if it can be, its coins kept out of new spends until then.
+        let votes = found
+            .spend
+            .spend
+            .inputs
+            .iter()
+            .position(|i| *i == input)
+            .and_then(|n| found.certs.get(n))
+            .map_or(0, |c| c.votes.len());
+        let hash = found.spend.spend.hash();
+        if votes < safe_network::close_group::majority(conn.k)
+            || wallet
+                .pending()?
+                .iter()
+                .any(|p| p.spend.spend.hash() == hash)
+        {
+            continue;
+        }
+        let of_inputs: Vec<CertifiedSpend> = found
+            .spend
+            .spend
+            .inputs
+            .iter()
+            .filter_map(|i| parents.iter().find(|(p, _)| p == i).map(|(_, s)| s.clone()))
+            .collect();
+        if let Err(e) = wallet.add_pending(Pending {
+            spend: found.spend,
+            parents: of_inputs,
+            what: "a payment stopped half way (finished later)".into(),
+            send: None,
+        }) {
+            tracing::warn!("a coin's unfinished spend is not kept to finish: {e}");
         }
     }
     keep.extend(queue);
@@ -511,6 +548,12 @@ async fn reconcile(
         "found in the account's wallet",
         "spent from another machine of the account",
     )?;
+    if !dead.is_empty() {
+        tracing::warn!(
+            "{} coins are held by spends that can never be certified (lost to a race)",
+            dead.len()
+        );
+    }
     // A machine that never scanned notices starts where the record's
     // writer stopped (one that did keeps its own place and retries).
     let mut scan = wallet.notice_scan();
@@ -558,6 +601,28 @@ pub async fn move_in(client: &crate::Client, home: &Home) -> Result<u64, PayErro
     let own = crate::pay::Payer::own(home.clone());
     let to = account.keys()?.address();
     let mut moved = 0u64;
+    // Moves made before and cut short after their send (the coins are
+    // the account's, and nothing of the account names them yet): the data
+    // directory's wallet's history has their receipts. Taking in is done
+    // once per coin, so taking in again is harmless.
+    let Some(wallet) = own.open_wallet(conn).await? else {
+        return Ok(0);
+    };
+    let to_account = format!("sent to {to} (receipt ");
+    let earlier: Vec<XorName> = wallet
+        .history()
+        .iter()
+        .rev()
+        .filter_map(|l| {
+            let hex = l.what.strip_prefix(&to_account)?.get(..64)?;
+            XorName::from_hex(hex)
+        })
+        .take(MAX_MOVES)
+        .collect();
+    drop(wallet);
+    for receipt in earlier {
+        moved = moved.saturating_add(account.receive(conn, &receipt).await?);
+    }
     for _ in 0..MAX_MOVES {
         let Some(wallet) = own.open_wallet(conn).await? else {
             break;
@@ -569,25 +634,58 @@ pub async fn move_in(client: &crate::Client, home: &Home) -> Result<u64, PayErro
         if amount == 0 && wallet.pending()?.is_empty() {
             break;
         }
-        let receipts: Vec<(XorName, u64)> = match own.send(conn, &to, amount).await {
+        drop(wallet);
+        let sent: Vec<crate::pay::LateSend> = match own.send(conn, &to, amount).await {
             Ok(sent) => crate::pay::receipt(&sent)
-                .map(|r| (r, amount))
+                .map(|receipt| crate::pay::LateSend {
+                    to,
+                    receipt,
+                    amount,
+                })
                 .into_iter()
                 .collect(),
-            Err(PayError::FinishedEarlier(late)) => {
-                late.iter().map(|l| (l.receipt, l.amount)).collect()
-            }
+            // An earlier send cut short, finished now: to the account (an
+            // earlier move), or to whoever `safe wallet send` named.
+            Err(PayError::FinishedEarlier(late)) => late,
             Err(PayError::NothingToSend) => break,
             Err(e) => return Err(e),
         };
-        for (receipt, amount) in receipts {
-            if let Err(e) = client.leave_notice(&to, &receipt, amount).await {
-                tracing::debug!("no notice for the move: {e}");
+        for l in sent {
+            if let Err(e) = client.leave_notice(&l.to, &l.receipt, l.amount).await {
+                tracing::warn!(
+                    "no notice left for a send of {} coins (receipt {}): {e}",
+                    safe_protocol::coin::format_amount(l.amount),
+                    l.receipt.to_hex()
+                );
             }
-            moved = moved.saturating_add(account.receive(conn, &receipt).await?);
+            if l.to == to {
+                moved = moved.saturating_add(account.receive(conn, &l.receipt).await?);
+            }
         }
     }
     Ok(moved)
+}
+
+/// Whether `spend` can never be certified: another input of it (than the
+/// one at `address`) is certified to another spend.
+async fn beaten(
+    conn: &Connection,
+    spend: &CertifiedSpend,
+    address: &XorName,
+    genesis: &Key,
+) -> bool {
+    let hash = spend.spend.spend.hash();
+    for other in spend.spend.spend.input_addresses() {
+        if other == *address {
+            continue;
+        }
+        if let Ok(Some(held)) = conn.certified_spend_at(other, genesis).await
+            && held.spend.spend.hash() != hash
+        {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use safe_protocol::coin::pay::{
     SignedQuote, batch_paths, batch_root,
 };
 use safe_protocol::coin::{
-    CertifiedSpend, Input, OneTimeKey, Parent, SignedSpend, Spend, WalletKeys,
+    CertifiedSpend, Input, OneTimeKey, Parent, SignedSpend, Spend, SpendHash, WalletKeys,
 };
 use safe_protocol::messages::{Request, Response};
 
@@ -1485,6 +1485,14 @@ impl Payer {
                     wallet.clear_pending(&hash)?;
                     return Ok(false);
                 }
+                if self.account()?.is_some() {
+                    // Beaten by a spend recorded already (by another
+                    // machine of the account): this one can never be
+                    // certified. Its other coins are checked before they
+                    // are spent (and dropped if their groups hold it).
+                    wallet.clear_pending(&hash)?;
+                    return Ok(false);
+                }
             }
         }
         Err(error.into())
@@ -1585,7 +1593,11 @@ impl Payer {
                 f(cost, chunks);
             }
         };
+        let sent = std::sync::Mutex::new(Vec::new());
         let sending = |signed: &SignedSpend, parents: &[CertifiedSpend]| {
+            if let Ok(mut sent) = sent.lock() {
+                sent.push(signed.spend.hash());
+            }
             wallet
                 .add_pending(crate::wallet::Pending {
                     spend: signed.clone(),
@@ -1648,18 +1660,37 @@ impl Payer {
                 }
                 Err(e) => e,
             };
-            let lost = matches!(
-                error,
-                PayError::Spend(CoinError::DoubleSpend { .. } | CoinError::TooFewVotes { .. })
-            );
+            let lost = matches!(error, PayError::Spend(CoinError::DoubleSpend { .. }));
             if lost && raced < MAX_RACES && self.account()?.is_some() {
                 // Another machine of the account spent a coin of this
-                // payment first: settle what that did, and pay again.
+                // payment first: settle what that did, and pay again, but
+                // only once the spend that lost is settled as beaten (one
+                // still pending may yet go through: paying again would
+                // pay twice).
                 raced += 1;
+                let mut settled = false;
+                // The winner may still be gathering its votes: a moment.
+                for wait in [0, 200, 400, 800, 1600] {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    self.finish_pending(conn, wallet, false).await;
+                    let pending: Vec<SpendHash> = wallet
+                        .pending()?
+                        .iter()
+                        .map(|p| p.spend.spend.hash())
+                        .collect();
+                    settled = sent
+                        .lock()
+                        .is_ok_and(|s| !s.iter().any(|h| pending.contains(h)));
+                    if settled {
+                        break;
+                    }
+                }
+                if !settled {
+                    return Err(error);
+                }
                 tracing::info!(
                     "another machine of the account spent the same coin first; paying again"
                 );
-                self.finish_pending(conn, wallet, false).await;
                 names.retain(|n| conn.payment_for(n).is_none());
                 if names.is_empty() {
                     return Ok(earlier);

@@ -122,6 +122,26 @@ async fn the_wallet_follows_the_account_to_every_machine() {
     assert_eq!(balance(&a, &home_a).await, left);
     assert_eq!(balance(&b, &home_b).await, left);
 
+    // Both pay at the same moment, from the same coins: one spend of a
+    // coin is certified, the other machine settles that and pays again.
+    let (a, b) = (
+        client_in(&net, &home_a).await,
+        client_in(&net, &home_b).await,
+    );
+    let (x, y) = tokio::join!(
+        a.put_bytes(bytes_for(5, 1024 * 1024 + 5)),
+        b.put_bytes(bytes_for(6, 1024 * 1024 + 6)),
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(x.paid_nanos > 0 && y.paid_nanos > 0);
+    left -= x.paid_nanos + y.paid_nanos;
+    assert_eq!(balance(&a, &home_a).await, left);
+    assert_eq!(balance(&b, &home_b).await, left);
+
+    let (gone, found) = (
+        said(&a, &home_a, GONE).await,
+        said(&a, &home_a, FOUND).await,
+    );
     // B spends every coin and is "killed" before it writes the record
     // (the spend made by hand and recorded only in B's files): A's next
     // payment finds its coins spent, follows the spend to its change and
@@ -160,8 +180,8 @@ async fn the_wallet_follows_the_account_to_every_machine() {
         fourth.paid_nanos > 0,
         "A paid with the change it followed to"
     );
-    assert_eq!(said(&a, &home_a, GONE).await, 2);
-    assert_eq!(said(&a, &home_a, FOUND).await, 2);
+    assert_eq!(said(&a, &home_a, GONE).await, gone + 1);
+    assert_eq!(said(&a, &home_a, FOUND).await, found + 1);
     left -= fourth.paid_nanos;
     assert_eq!(balance(&a, &home_a).await, left);
     assert_eq!(balance(&b, &home_b).await, left);
