@@ -79,7 +79,8 @@ impl Peers {
         client.payer().set_max_cost(self.max_cost);
         client.payer().on_cost(std::sync::Arc::new(|cost, chunks| {
             eprintln!(
-                "storing {chunks} new chunk{} costs {} coins; paying",
+                "storing {chunks} new chunk{} or record{} costs {} coins; paying",
+                if chunks == 1 { "" } else { "s" },
                 if chunks == 1 { "" } else { "s" },
                 safe_protocol::coin::format_amount(cost)
             );

@@ -39,7 +39,8 @@ pub(crate) enum WalletCommand {
         /// How many coins (e.g. 1, 0.5, 0.000000001).
         #[arg(value_parser = parse_amount)]
         amount: u64,
-        /// Print JSON (receipt, nanos).
+        /// Print JSON (receipt, nanos, notice: whether one was left,
+        /// paid_nanos: what leaving it cost).
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -190,6 +191,8 @@ pub(crate) async fn run(command: WalletCommand, network: Network) -> Result<()> 
                             "receipt": receipt.to_hex(),
                             "nanos": amount,
                             "notice": noticed.is_ok(),
+                            // What leaving the notice (a record) cost.
+                            "paid_nanos": client.payer().paid(),
                         })
                     );
                 }

@@ -299,6 +299,14 @@ pub(crate) async fn sync_before(
     write_synced(wallet, &synced)
 }
 
+/// What [`sync_after`] did.
+pub(crate) enum Written {
+    /// The record says what the wallet holds.
+    Done,
+    /// The record must be created, and its address paid for first.
+    PayFor(XorName),
+}
+
 /// Writes `wallet`'s coins (held) to the account's wallet record if they
 /// differ from what the record and this machine last agreed on; a write
 /// that another machine's beat brings the wallet up to date first and
@@ -308,7 +316,7 @@ pub(crate) async fn sync_after(
     wallet: &Wallet,
     account: &Account,
     genesis: &Key,
-) -> Result<(), PayError> {
+) -> Result<Written, PayError> {
     let entry = entry_of(account, wallet);
     let owner = owner(account);
     for _ in 0..WRITE_TRIES {
@@ -318,7 +326,7 @@ pub(crate) async fn sync_after(
             || (synced.seen.is_none() && hint.coins.is_empty() && hint.notices_next == 0)
         {
             // Agreed already, or nothing to write where nothing is yet.
-            return Ok(());
+            return Ok(Written::Done);
         }
         let (record, theirs) = read_record(conn, account, &entry).await?;
         let seen = seen_of(&record, &theirs);
@@ -335,6 +343,11 @@ pub(crate) async fn sync_after(
         }
         let record = match record {
             Some(r) => r,
+            None if conn.payment_for(&record_of(account)).is_none() => {
+                // Creating it is paid for first (by the caller, who holds
+                // the wallet).
+                return Ok(Written::PayFor(record_of(account)));
+            }
             None => {
                 let name = account.root().derive("wallet record");
                 let create = new_create(
@@ -363,7 +376,7 @@ pub(crate) async fn sync_after(
             Ok(now) => {
                 synced.seen = Some((now.state.version, value_hash));
                 synced.agreed = hash_of(&hint);
-                return write_synced(wallet, &synced);
+                return write_synced(wallet, &synced).map(|()| Written::Done);
             }
             Err(MutableError::Refused(
                 RecordError::WrongVersion { .. } | RecordError::Conflict,
@@ -574,9 +587,10 @@ const MAX_MOVES: usize = 16;
 /// Moves the coins of data directory `home`'s own wallet into the wallet
 /// of the account it is logged in to (after `safe account login` or
 /// `create`): sends of all of them to the account's address, each taken
-/// in at once and also left as a notice (so a move cut short is found by
-/// the account's next `safe wallet balance`). A send of an earlier move
-/// cut short is finished first. Returns the nanos moved; 0 on a free
+/// in at once. A move cut short is finished by the next one: a send sent
+/// and not recorded is finished first, and the receipts of sends to the
+/// account in the data directory's history are taken in again (once per
+/// coin). Returns the nanos moved; 0 on a free
 /// network, when not logged in, or when the data directory's wallet holds
 /// nothing.
 pub async fn move_in(client: &crate::Client, home: &Home) -> Result<u64, PayError> {
@@ -651,15 +665,16 @@ pub async fn move_in(client: &crate::Client, home: &Home) -> Result<u64, PayErro
             Err(e) => return Err(e),
         };
         for l in sent {
-            if let Err(e) = client.leave_notice(&l.to, &l.receipt, l.amount).await {
+            if l.to == to {
+                // A move cut short here is finished by the next one, from
+                // the history (above): no notice needed.
+                moved = moved.saturating_add(account.receive(conn, &l.receipt).await?);
+            } else if let Err(e) = client.leave_notice(&l.to, &l.receipt, l.amount).await {
                 tracing::warn!(
                     "no notice left for a send of {} coins (receipt {}): {e}",
                     safe_protocol::coin::format_amount(l.amount),
                     l.receipt.to_hex()
                 );
-            }
-            if l.to == to {
-                moved = moved.saturating_add(account.receive(conn, &l.receipt).await?);
             }
         }
     }

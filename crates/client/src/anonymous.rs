@@ -1415,7 +1415,7 @@ impl AnonymousStore {
             .await
             .map_err(|_| anon(circuit_err("closed")))?;
         let mut tried: Vec<PeerId> = Vec::new();
-        let mut full = 0;
+        let (mut full, mut unpaid) = (0, 0);
         let mut last = String::new();
         for _ in 0..TRIES {
             let (sample, mut pooled) =
@@ -1433,6 +1433,18 @@ impl AnonymousStore {
             let holders = self.holders_if_near(&sample, &name, &pooled);
             let answer = match pooled.circuit.put_record_via(&bytes, &holders).await {
                 Ok(a) => a,
+                Err(AnonError::Unpaid) => {
+                    // One exit alone might say so to censor: two must.
+                    unpaid += 1;
+                    if unpaid >= 2 {
+                        return Err(MutableError::Payment(format!(
+                            "{} (creating a record is paid for on this network)",
+                            AnonError::Unpaid
+                        )));
+                    }
+                    last = AnonError::Unpaid.to_string();
+                    continue;
+                }
                 Err(e) => {
                     if matches!(e, AnonError::WrongContent) {
                         self.blame(exit);

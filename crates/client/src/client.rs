@@ -770,7 +770,20 @@ impl ChunkStore for Client {
 impl RecordStore for Client {
     async fn write_record(&self, write: &Write) -> Result<(), MutableError> {
         match &self.backend {
-            Backend::Network(c) => RecordStore::write_record(c, write).await,
+            Backend::Network(c) => {
+                // Creating a record is paid for, as storing a chunk is.
+                let name = write.address();
+                if matches!(write, Write::Create(_))
+                    && c.payment_for(&name).is_none()
+                    && self.payer.charges(c).await.is_some()
+                {
+                    self.payer
+                        .ensure_paid(c, name)
+                        .await
+                        .map_err(|e| MutableError::Payment(e.to_string()))?;
+                }
+                RecordStore::write_record(c, write).await
+            }
             Backend::Local(s) => RecordStore::write_record(s, write).await,
             Backend::Anonymous(a) => a.write_record(write).await,
             Backend::Names(_) => Err(not_yet()),

@@ -71,6 +71,10 @@ pub enum MutableError {
     /// The network failed.
     #[error("{0}")]
     Network(String),
+    /// Creating the record could not be paid for (on a network that
+    /// charges); nothing was written.
+    #[error("{0}")]
+    Payment(String),
     /// A create that was already applied: the record exists with exactly
     /// this claim (the caller, or a co-owner, created it before). The
     /// write was sent again and confirmed, so it is safe to treat as done;
@@ -245,9 +249,16 @@ impl Connection {
             )));
         }
         let need = self.majority_for(&group).await;
+        // A create on a network that charges carries the payment for its
+        // address ([`crate::pay`]).
+        let payment = match write {
+            Write::Create(_) => self.payment_for(&name),
+            _ => None,
+        };
         let answers = join_all(group.iter().map(|p| {
             let request = Request::PutRecord {
                 write: bytes.clone(),
+                payment: payment.clone(),
             };
             tokio::time::timeout(RECORD_TIMEOUT, self.net.request(*p, request))
         }))
@@ -289,6 +300,9 @@ impl Connection {
         let counted = self.counted_members(&group).await;
         signers.retain(|p| counted.contains(p));
         if signers.len() >= need {
+            if payment.is_some() {
+                self.paid(&name);
+            }
             return Ok(());
         }
         if let Some((_, e)) = refusals.into_values().max_by_key(|(n, _)| *n) {

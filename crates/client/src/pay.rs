@@ -969,7 +969,15 @@ impl Payer {
         let Some(genesis) = wallet.genesis().or(self.charges(conn).await) else {
             return;
         };
-        if let Err(e) = crate::account_wallet::sync_after(conn, wallet, account, &genesis).await {
+        let mut written = crate::account_wallet::sync_after(conn, wallet, account, &genesis).await;
+        if let Ok(crate::account_wallet::Written::PayFor(name)) = written {
+            // The record is created once, paid for as any record is.
+            written = match self.pay_with(conn, wallet, &[name]).await {
+                Ok(_) => crate::account_wallet::sync_after(conn, wallet, account, &genesis).await,
+                Err(e) => Err(e),
+            };
+        }
+        if let Err(e) = written {
             tracing::warn!(
                 "the account's wallet record is behind (the next payment writes it): {e}"
             );

@@ -54,6 +54,7 @@ enum RequestRef<'a> {
     PutRecord {
         #[serde(borrow)]
         write: &'a [u8],
+        payment: Option<ChunkPayment>,
     },
     GetRecord {
         name: XorName,
@@ -127,7 +128,7 @@ const CHUNK_VARIANT: u8 = 1;
 fn request_payload(req: &Request) -> &[u8] {
     match req {
         Request::PutChunk { bytes, .. } | Request::CacheChunk { bytes } => bytes,
-        Request::PutRecord { write } => write,
+        Request::PutRecord { write, .. } => write,
         _ => &[],
     }
 }
@@ -403,8 +404,9 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
         },
         RequestRef::GetChunk { name } => Request::GetChunk { name },
         RequestRef::OfferChunks { names } => Request::OfferChunks { names },
-        RequestRef::PutRecord { write } => Request::PutRecord {
+        RequestRef::PutRecord { write, payment } => Request::PutRecord {
             write: frame.slice_ref(write),
+            payment,
         },
         RequestRef::GetRecord { name } => Request::GetRecord { name },
         RequestRef::OfferRecords { items } => Request::OfferRecords { items },
@@ -657,6 +659,7 @@ mod tests {
         roundtrip_response(Response::Refused(Refusal::Full));
         roundtrip_request(Request::PutRecord {
             write: Bytes::from_static(b"write"),
+            payment: None,
         });
         roundtrip_request(Request::GetRecord {
             name: XorName([5; 32]),

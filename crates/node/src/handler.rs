@@ -36,9 +36,9 @@ pub(crate) async fn handle(node: &Node, inbound: Inbound) {
             node.metrics.request(Kind::OfferChunks);
             chunks::offer(node, peer, names).await
         }
-        Request::PutRecord { write } => {
+        Request::PutRecord { write, payment } => {
             node.metrics.request(Kind::PutRecord);
-            records::put(node, write).await
+            records::put(node, write, payment).await
         }
         Request::GetRecord { name } => {
             node.metrics.request(Kind::GetRecord);

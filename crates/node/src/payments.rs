@@ -58,10 +58,12 @@ pub(crate) async fn quote(node: &Node, names: Vec<XorName>) -> Response {
     }
     let held = node
         .blocking(move |s| {
+            // Held: a chunk of that name, or a record at that address (a
+            // create of it is free, and refused anyway).
             names
                 .iter()
-                .map(|n| s.contains(n))
-                .collect::<Result<Vec<bool>, _>>()
+                .map(|n| Ok(s.contains(n)? || s.record(n)?.is_some()))
+                .collect::<Result<Vec<bool>, crate::store::NodeStoreError>>()
         })
         .await;
     let Ok(held) = held else {

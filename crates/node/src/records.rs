@@ -21,6 +21,7 @@ use safe_network::close_group::{majority, sign_record_receipt};
 use safe_network::libp2p::PeerId;
 use safe_protocol::XorName;
 use safe_protocol::account::{is_account, signatures_valid, signed_by_owner};
+use safe_protocol::coin::pay::ChunkPayment;
 use safe_protocol::inbox::is_inbox;
 use safe_protocol::messages::{MAX_OFFER_NAMES, Refusal, Request, Response};
 use safe_protocol::mutable::{Hash, Merge, Record, RecordError, Write, accept_write, resolve};
@@ -36,7 +37,7 @@ use crate::store::NodeStoreError;
 /// answer: any other refused operation or append is answered as if
 /// nothing were there, and creates of account addresses draw on the
 /// address's rate limit (see [`crate::accounts`]).
-pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
+pub(crate) async fn put(node: &Node, bytes: Bytes, payment: Option<ChunkPayment>) -> Response {
     let write = match Write::decode(&bytes) {
         Ok(w) => w,
         Err(e) => return Response::RecordRefused(e),
@@ -56,6 +57,31 @@ pub(crate) async fn put(node: &Node, bytes: Bytes) -> Response {
     {
         return Response::Refused(Refusal::RateLimited);
     }
+    // On a network that charges, creating a record this node does not hold
+    // yet takes one chunk's credit of a payment for its address (a retry
+    // of a create it holds is free, as a re-put of a chunk is).
+    let mut credit = None;
+    if matches!(write, Write::Create(_))
+        && crate::payments::charges(node).is_some()
+        && !matches!(node.blocking(move |s| s.record(&name)).await, Ok(Some(_)))
+    {
+        match crate::payments::use_credit(node, &name, payment.as_ref()).await {
+            Ok(spend) => credit = Some(spend),
+            Err(no) => return no.into(),
+        }
+    }
+    let response = write_record(node, write, name, signatures_ok).await;
+    if let Some(spend) = credit
+        && !matches!(response, Response::RecordStored(_))
+    {
+        // Not created after all: the credit was not used.
+        crate::payments::refund(node, spend).await;
+    }
+    response
+}
+
+/// [`put`] once paid for: the write applied to the record held.
+async fn write_record(node: &Node, write: Write, name: XorName, signatures_ok: bool) -> Response {
     // An append to an inbox is taken only near its address too: a node that
     // left the group would take appends past what the group's limits allow.
     let near = !matches!(write, Write::Append(_)) || node.in_group(&name).await;

@@ -1005,6 +1005,17 @@ impl Relay {
         let Some(request) = parse_begin(data) else {
             return self.answer(prev, stream, Err(END_UNSUPPORTED), false);
         };
+        if let ExitRequest::Write(write, _) = &request
+            && crate::payments::charges(&self.node).is_some()
+            && matches!(
+                safe_protocol::mutable::Write::decode(write),
+                Ok(safe_protocol::mutable::Write::Create(_))
+            )
+        {
+            // A create needs a payment, which cannot come through a
+            // circuit yet: the members would refuse it.
+            return self.answer(prev, stream, Err(END_UNPAID), false);
+        }
         if let ExitRequest::PutChunk(holders, want) = request {
             if crate::payments::charges(&self.node).is_some() {
                 // The members would refuse it unpaid: said at once,
@@ -1380,6 +1391,7 @@ async fn exit_write(node: &Node, write: Bytes, holders: Vec<PeerId>) -> Result<B
     let mut answers = futures::future::join_all(peers.iter().map(|p| {
         let request = Request::PutRecord {
             write: write.clone(),
+            payment: None,
         };
         tokio::time::timeout(FETCH_TIMEOUT, node.net.request(*p, request))
     }))
@@ -1391,7 +1403,7 @@ async fn exit_write(node: &Node, write: Bytes, holders: Vec<PeerId>) -> Result<B
     })
     .collect::<Vec<_>>();
     if me_too {
-        answers.push(Some(crate::records::put(node, write.clone()).await));
+        answers.push(Some(crate::records::put(node, write.clone(), None).await));
     }
     let mut out = ExitWriteAnswer::default();
     for answer in answers {

@@ -13,8 +13,9 @@ use crate::mutable::{Hash, RecordError};
 use crate::xorname::XorName;
 
 /// Format version of data protocol messages (2: a put carries a
-/// storage payment, and nodes quote and take payments).
-pub const DATA_FORMAT: u8 = 2;
+/// storage payment, and nodes quote and take payments; 3: so does a
+/// record write, for a record's creation).
+pub const DATA_FORMAT: u8 = 3;
 
 /// Largest encoded request or response: one chunk plus room for receipts.
 pub const MAX_MESSAGE_SIZE: usize = MAX_CHUNK_SIZE + 64 * 1024;
@@ -66,6 +67,10 @@ pub enum Request {
     PutRecord {
         /// The encoded write, at most [`crate::mutable::MAX_WRITE_SIZE`].
         write: Bytes,
+        /// On a network that charges, what pays for creating a record the
+        /// receiver does not hold yet (its address is paid for as a chunk
+        /// name is, [`crate::coin::pay`]); other writes are free.
+        payment: Option<crate::coin::pay::ChunkPayment>,
     },
     /// Send the mutable record at `name`.
     GetRecord {

@@ -72,6 +72,7 @@ async fn main() {
         },
         Request::PutRecord {
             write: writes[0].encode().unwrap().into(),
+            payment: None,
         },
         Request::GetRecord { name },
         Request::OfferRecords {

@@ -142,7 +142,7 @@ async fn lie(
             Request::GetChunk { name } => {
                 Response::Chunk(Bytes::from(bytes_for(name.0[0] as u64 + turn, 4096)))
             }
-            Request::PutRecord { write } => match Write::decode(&write) {
+            Request::PutRecord { write, .. } => match Write::decode(&write) {
                 Ok(w) => match sign_record_receipt(&keypair, &w.address(), &w.proof()) {
                     Some(r) => Response::RecordStored(r),
                     None => Response::NotFound,

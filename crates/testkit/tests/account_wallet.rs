@@ -67,14 +67,17 @@ async fn the_wallet_follows_the_account_to_every_machine() {
     let funding = fund(&c, &genesis_key, &own.address(), funded).await;
     assert_eq!(own.receive(&funding, "received").unwrap(), funded);
 
-    // An account is made on A: A's coins move into the account's wallet.
+    // An account is made on A (its records paid from A's own wallet): A's
+    // coins move into the account's wallet, which pays for its record.
     let a = client_in(&net, &home_a).await;
     let account = a
         .create_account("carol", PASSWORD, RootSecret::generate().unwrap(), |_| {})
         .await
         .unwrap();
     home_a.session().save(&account).unwrap();
-    assert_eq!(move_in(&a, &home_a).await.unwrap(), funded);
+    let own_left = Wallet::open(&home_a, &genesis).unwrap().balance();
+    assert!(own_left < funded, "the account's records were paid for");
+    assert_eq!(move_in(&a, &home_a).await.unwrap(), own_left);
     assert_eq!(Wallet::open(&home_a, &genesis).unwrap().balance(), 0);
     assert_eq!(move_in(&a, &home_a).await.unwrap(), 0, "moved once");
     let address = WalletKeys::from_secret(&wallet_secret(&account)).address();
@@ -83,13 +86,17 @@ async fn the_wallet_follows_the_account_to_every_machine() {
         address
     );
     assert_ne!(address, own.address());
-    assert_eq!(balance(&a, &home_a).await, funded);
+    let moved = balance(&a, &home_a).await;
+    assert!(
+        moved < own_left && moved > own_left - NANOS_PER_COIN / 100,
+        "the wallet record's creation was paid: {moved} of {own_left}"
+    );
 
     // A pays for an upload from the account's wallet.
     let a = client_in(&net, &home_a).await;
     let first = a.put_bytes(bytes_for(1, 1024 * 1024 + 1)).await.unwrap();
     assert!(first.paid_nanos > 0);
-    let mut left = funded - first.paid_nanos;
+    let mut left = moved - first.paid_nanos;
     assert_eq!(balance(&a, &home_a).await, left);
 
     // Machine B logs in with nothing but the username and password: the

@@ -115,7 +115,8 @@ async fn strangers_learn_nothing_and_owners_may_only_set_the_login() {
                     &conn,
                     *peer,
                     Request::PutRecord {
-                        write: stranger_op(address)
+                        write: stranger_op(address),
+                        payment: None,
                     }
                 )
                 .await,
@@ -160,7 +161,8 @@ async fn strangers_learn_nothing_and_owners_may_only_set_the_login() {
                     &conn,
                     *peer,
                     Request::PutRecord {
-                        write: write.clone()
+                        write: write.clone(),
+                        payment: None,
                     }
                 )
                 .await,

@@ -179,6 +179,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
     // Mutable-record writes that are garbage, oversized or over a limit.
     let garbage_write = Request::PutRecord {
         write: b"\x01not a write".to_vec().into(),
+        payment: None,
     };
     assert_eq!(
         send(&mut swarm, peer, encode(&garbage_write)).await,
@@ -186,6 +187,7 @@ async fn malformed_and_oversized_requests_are_rejected() {
     );
     let huge_write = Request::PutRecord {
         write: vec![1u8; MAX_WRITE_SIZE + 1].into(),
+        payment: None,
     };
     assert_eq!(
         send(&mut swarm, peer, encode(&huge_write)).await,

@@ -439,6 +439,7 @@ async fn a_node_far_from_an_address_refuses_to_create_there() {
             farthest,
             Request::PutRecord {
                 write: write.clone().into(),
+                payment: None,
             },
         )
         .await
@@ -449,6 +450,7 @@ async fn a_node_far_from_an_address_refuses_to_create_there() {
             nearest,
             Request::PutRecord {
                 write: write.into(),
+                payment: None,
             },
         )
         .await

@@ -577,3 +577,99 @@ async fn a_directory_upload_is_paid_in_one_payment() {
     assert_eq!(client.payer().paid(), cost, "a re-put is free");
     client.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn creating_a_record_is_paid_for_and_changing_it_is_free() {
+    use safe_client::NewRecord;
+    use safe_protocol::mutable::Change;
+    let dir = tempfile::tempdir().unwrap();
+    let genesis_key = SigningKey::from_bytes(&[46; 32]);
+    let genesis = genesis_key.verifying_key().to_bytes();
+    let mut config = testnet_config(dir.path(), 12);
+    config.node.genesis = Some(genesis);
+    let net = start(config).await;
+    let c: Arc<Connection> = client(&net).await;
+    let owner = SigningKey::from_bytes(&[3; 32]);
+
+    // Unfunded: one line saying how to get coins, and no record.
+    let home_dir = tempfile::tempdir().unwrap();
+    let home = Home::at(home_dir.path());
+    let conn = Connection::connect_to(&net.contacts().await, 5)
+        .await
+        .unwrap();
+    let client_ = Client::from(conn).paying_from(home.clone());
+    let new = NewRecord::named(b"paid record".to_vec());
+    let err = client_
+        .create_record(new.clone(), &owner)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("holds 0 coins") && !err.contains('\n'),
+        "{err}"
+    );
+    assert!(
+        client_.get_record(new.address()).await.is_err(),
+        "not created"
+    );
+
+    // A create sent with no payment is refused by every member, saying so.
+    let create = safe_client::mutable::new_create(
+        b"paid record",
+        0,
+        vec![owner.verifying_key().to_bytes()],
+        1,
+        false,
+        &owner,
+    )
+    .unwrap();
+    let bytes: bytes::Bytes = safe_protocol::mutable::Write::Create(create)
+        .encode()
+        .unwrap()
+        .into();
+    for peer in c.lookup_group(&new.address()).await {
+        let answer = c
+            .request(
+                peer,
+                Request::PutRecord {
+                    write: bytes.clone(),
+                    payment: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer, Response::PaymentRefused(PaymentError::Unpaid)),
+            "{answer:?}"
+        );
+    }
+
+    // Funded: the create is paid (one chunk's price at each member), and
+    // changes to the record after cost nothing.
+    let wallet = Wallet::open(&home, &genesis).unwrap();
+    let funding = fund(&c, &genesis_key, &wallet.address(), NANOS_PER_COIN).await;
+    wallet.receive(&funding, "received").unwrap();
+    let quoted = c.price_of(&[new.address()]).await.unwrap();
+    assert!(quoted > 0);
+    let address = client_.create_record(new, &owner).await.unwrap();
+    assert_eq!(client_.payer().paid(), quoted, "the quote, to the nano");
+    client_
+        .update_record(
+            address,
+            Change::Set {
+                key: b"k".to_vec(),
+                value: b"v".to_vec(),
+            },
+            std::slice::from_ref(&owner),
+        )
+        .await
+        .unwrap();
+    assert_eq!(client_.payer().paid(), quoted, "a change is free");
+    let record = client_.get_record(address).await.unwrap();
+    assert_eq!(record.state.entries.get(&b"k"[..]).unwrap(), b"v");
+    assert_eq!(
+        Wallet::open(&home, &genesis).unwrap().balance(),
+        NANOS_PER_COIN - quoted
+    );
+    client_.shutdown().await;
+}
