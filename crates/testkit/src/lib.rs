@@ -92,6 +92,19 @@ pub async fn testnet(dir: &Path, nodes: usize) -> Testnet {
     start(testnet_config(dir, nodes)).await
 }
 
+/// Starts [`testnet_config`]'s network charging for storage: its genesis
+/// key is made from `seed` (and returned, to fund wallets with [`fund`]).
+pub async fn charging(
+    dir: &Path,
+    nodes: usize,
+    seed: u8,
+) -> (Testnet, safe_protocol::mutable::SigningKey) {
+    let genesis_key = safe_protocol::mutable::SigningKey::from_bytes(&[seed; 32]);
+    let mut config = testnet_config(dir, nodes);
+    config.node.genesis = Some(genesis_key.verifying_key().to_bytes());
+    (start(config).await, genesis_key)
+}
+
 /// Starts a testnet as configured and waits until it is ready.
 pub async fn start(config: TestnetConfig) -> Testnet {
     Testnet::up(config).await.expect("testnet starts")

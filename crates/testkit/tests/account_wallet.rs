@@ -12,8 +12,7 @@ use safe_client::pay::{Coin, Payer};
 use safe_client::wallet::Wallet;
 use safe_client::{Client, Connection, Home, RootSecret};
 use safe_protocol::coin::{NANOS_PER_COIN, SignedSpend, Spend, WalletKeys};
-use safe_protocol::mutable::SigningKey;
-use safe_testkit::{bytes_for, client, fund, start, testnet_config};
+use safe_testkit::{bytes_for, charging, client, fund};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -52,11 +51,8 @@ const GONE: &str = "spent from another machine of the account";
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_wallet_follows_the_account_to_every_machine() {
     let dir = tempfile::tempdir().unwrap();
-    let genesis_key = SigningKey::from_bytes(&[44; 32]);
+    let (net, genesis_key) = charging(dir.path(), 12, 44).await;
     let genesis = genesis_key.verifying_key().to_bytes();
-    let mut config = testnet_config(dir.path(), 12);
-    config.node.genesis = Some(genesis);
-    let net = start(config).await;
     let c: Arc<Connection> = client(&net).await;
 
     // Machine A's data directory has a wallet of its own with 5 coins.
@@ -205,4 +201,6 @@ async fn the_wallet_follows_the_account_to_every_machine() {
     for client in [a, b, third_machine] {
         client.shutdown().await;
     }
+    c.shutdown().await;
+    net.down().await;
 }

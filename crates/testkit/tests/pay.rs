@@ -16,7 +16,7 @@ use safe_protocol::messages::{Request, Response};
 use safe_protocol::mutable::SigningKey;
 use safe_protocol::{Chunk, XorName};
 use safe_selfenc::Config;
-use safe_testkit::{bytes_for, client, fund, start, testnet_config};
+use safe_testkit::{bytes_for, charging, client, fund, start, testnet_config};
 
 /// Chunks kept in memory: an upload's chunks, to pay for before they are
 /// put.
@@ -510,11 +510,8 @@ async fn a_node_that_lost_what_it_was_paid_to_store_fails_its_audit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_directory_upload_is_paid_in_one_payment() {
     let dir = tempfile::tempdir().unwrap();
-    let genesis_key = SigningKey::from_bytes(&[45; 32]);
+    let (net, genesis_key) = charging(dir.path(), 12, 45).await;
     let genesis = genesis_key.verifying_key().to_bytes();
-    let mut config = testnet_config(dir.path(), 12);
-    config.node.genesis = Some(genesis);
-    let net = start(config).await;
     let c: Arc<Connection> = client(&net).await;
 
     // A tree of files stored on their own, small files kept inline in
@@ -576,6 +573,8 @@ async fn a_directory_upload_is_paid_in_one_payment() {
         .unwrap();
     assert_eq!(client.payer().paid(), cost, "a re-put is free");
     client.shutdown().await;
+    c.shutdown().await;
+    net.down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -583,11 +582,8 @@ async fn creating_a_record_is_paid_for_and_changing_it_is_free() {
     use safe_client::NewRecord;
     use safe_protocol::mutable::Change;
     let dir = tempfile::tempdir().unwrap();
-    let genesis_key = SigningKey::from_bytes(&[46; 32]);
+    let (net, genesis_key) = charging(dir.path(), 12, 46).await;
     let genesis = genesis_key.verifying_key().to_bytes();
-    let mut config = testnet_config(dir.path(), 12);
-    config.node.genesis = Some(genesis);
-    let net = start(config).await;
     let c: Arc<Connection> = client(&net).await;
     let owner = SigningKey::from_bytes(&[3; 32]);
 
@@ -672,4 +668,6 @@ async fn creating_a_record_is_paid_for_and_changing_it_is_free() {
         NANOS_PER_COIN - quoted
     );
     client_.shutdown().await;
+    c.shutdown().await;
+    net.down().await;
 }
