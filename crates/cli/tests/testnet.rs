@@ -614,13 +614,27 @@ fn an_account_opens_from_another_home_with_the_password_alone() {
         ok_with(&two, p, &["account", "status"], ""),
         "not logged in"
     );
-    let taken = fails_with(
+    // Whether a username is taken is told only to a create that pays (an
+    // unpaid one must not learn whether an account exists): the cost
+    // line, then one error line.
+    let out = safe_with(
         &two,
         p,
         &["account", "create", "alice", "--password-stdin"],
         "another long password\n",
     );
-    assert!(taken.contains("taken"), "{taken}");
+    assert!(!out.status.success());
+    let said = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = said.trim().lines().collect();
+    assert_eq!(lines.len(), 2, "{said}");
+    assert!(
+        lines[0].starts_with("storing 1 new chunk or record costs"),
+        "{said}"
+    );
+    assert!(
+        lines[1].starts_with("error: ") && lines[1].contains("taken"),
+        "{said}"
+    );
     down(guard);
 }
 

@@ -13,11 +13,11 @@
 //! way `safe wallet receive` does: only if it is certified, pays the
 //! wallet, and is not spent.
 //!
-//! Records cost nothing yet, so anyone can fill slots with junk: that
-//! costs a recipient reads (bounded per run), and filling the gallop's
-//! 25 probe slots makes senders fail with [`NoticeError::NoSlot`], when
-//! the receipt must be handed over by hand. Charging for records is the
-//! fix.
+//! Anyone can fill slots with junk, paying for each (creating a record is
+//! paid for on a network that charges): that costs a recipient reads
+//! (bounded per run), and filling the gallop's 25 probe slots makes
+//! senders fail with [`NoticeError::NoSlot`], when the receipt must be
+//! handed over by hand.
 //!
 //! A notice proves nothing by itself, so a forged one gains its writer
 //! nothing; junk in a slot is skipped. What the slots do show anyone who

@@ -976,6 +976,11 @@ impl Payer {
                 Ok(_) => crate::account_wallet::sync_after(conn, wallet, account, &genesis).await,
                 Err(e) => Err(e),
             };
+            if let Ok(crate::account_wallet::Written::PayFor(_)) = written {
+                written = Err(PayError::TooLarge(
+                    "the wallet record's creation could not be paid for".into(),
+                ));
+            }
         }
         if let Err(e) = written {
             tracing::warn!(

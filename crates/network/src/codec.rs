@@ -387,6 +387,10 @@ pub fn decode_request(frame: &Bytes) -> io::Result<Request> {
         RequestRef::PutChunk {
             payment: Some(ref p),
             ..
+        }
+        | RequestRef::PutRecord {
+            payment: Some(ref p),
+            ..
         } if p.path.len() > MAX_PATH => {
             return Err(invalid_data(format!(
                 "a payment path of {} hashes, over the limit of {MAX_PATH}",

@@ -59,10 +59,22 @@ pub(crate) async fn quote(node: &Node, names: Vec<XorName>) -> Response {
     let held = node
         .blocking(move |s| {
             // Held: a chunk of that name, or a record at that address (a
-            // create of it is free, and refused anyway).
+            // create of it is free, and refused anyway), but never an
+            // account's (whether one exists is not told). Each name is
+            // looked up once, however often it is asked.
+            let mut seen: std::collections::HashMap<XorName, bool> = Default::default();
             names
                 .iter()
-                .map(|n| Ok(s.contains(n)? || s.record(n)?.is_some()))
+                .map(|n| {
+                    if let Some(h) = seen.get(n) {
+                        return Ok(*h);
+                    }
+                    let h = s.contains(n)?
+                        || s.record(n)?
+                            .is_some_and(|r| !safe_protocol::account::is_account(&r));
+                    seen.insert(*n, h);
+                    Ok(h)
+                })
                 .collect::<Result<Vec<bool>, crate::store::NodeStoreError>>()
         })
         .await;

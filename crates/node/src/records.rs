@@ -59,29 +59,40 @@ pub(crate) async fn put(node: &Node, bytes: Bytes, payment: Option<ChunkPayment>
     }
     // On a network that charges, creating a record this node does not hold
     // yet takes one chunk's credit of a payment for its address (a retry
-    // of a create it holds is free, as a re-put of a chunk is).
+    // of a create it holds is free, as a re-put of a chunk is). An
+    // account's create always needs it, held or not (and gets it back if
+    // refused): an unpaid create must not tell whether an account exists.
     let mut credit = None;
-    if matches!(write, Write::Create(_))
+    if let Write::Create(c) = &write
         && crate::payments::charges(node).is_some()
-        && !matches!(node.blocking(move |s| s.record(&name)).await, Ok(Some(_)))
+        && (accounts::is_account_tag(c.body.tag)
+            || !matches!(node.blocking(move |s| s.record(&name)).await, Ok(Some(_))))
     {
         match crate::payments::use_credit(node, &name, payment.as_ref()).await {
             Ok(spend) => credit = Some(spend),
             Err(no) => return no.into(),
         }
     }
-    let response = write_record(node, write, name, signatures_ok).await;
+    let (response, created) = write_record(node, write, name, signatures_ok).await;
     if let Some(spend) = credit
-        && !matches!(response, Response::RecordStored(_))
+        && !created
     {
-        // Not created after all: the credit was not used.
+        // Nothing created after all (refused, or created by a racing
+        // copy of the write): the credit was not used.
         crate::payments::refund(node, spend).await;
     }
     response
 }
 
-/// [`put`] once paid for: the write applied to the record held.
-async fn write_record(node: &Node, write: Write, name: XorName, signatures_ok: bool) -> Response {
+/// [`put`] once paid for: the write applied to the record held, and
+/// whether it created the record.
+async fn write_record(
+    node: &Node,
+    write: Write,
+    name: XorName,
+    signatures_ok: bool,
+) -> (Response, bool) {
+    let mut created = false;
     // An append to an inbox is taken only near its address too: a node that
     // left the group would take appends past what the group's limits allow.
     let near = !matches!(write, Write::Append(_)) || node.in_group(&name).await;
@@ -102,32 +113,36 @@ async fn write_record(node: &Node, write: Write, name: XorName, signatures_ok: b
                     } else {
                         Answer::Shown
                     };
+                    let was_none = current.is_none();
                     let (next, result) = apply(current, &w);
-                    (next, result.map_err(|e| (e, answer)))
+                    let made = was_none && next.is_some();
+                    (next, result.map(|()| made).map_err(|e| (e, answer)))
                 })
             })
             .await;
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(made)) => created = made,
             Ok(Err((_, Answer::NotResponsible))) => {
-                return Response::Refused(Refusal::NotResponsible);
+                return (Response::Refused(Refusal::NotResponsible), false);
             }
-            Ok(Err((_, Answer::Hidden))) => return Response::RecordRefused(RecordError::NotFound),
-            Ok(Err((e, Answer::Shown))) => return Response::RecordRefused(e),
-            Err(NodeStoreError::Full { .. }) => return Response::Refused(Refusal::Full),
+            Ok(Err((_, Answer::Hidden))) => {
+                return (Response::RecordRefused(RecordError::NotFound), false);
+            }
+            Ok(Err((e, Answer::Shown))) => return (Response::RecordRefused(e), false),
+            Err(NodeStoreError::Full { .. }) => return (Response::Refused(Refusal::Full), false),
             Err(e @ NodeStoreError::DiskFull { .. }) => {
                 node.note_disk_full(&e);
-                return Response::Refused(Refusal::Full);
+                return (Response::Refused(Refusal::Full), false);
             }
             Err(e) => {
                 tracing::error!(%name, "cannot store a record write: {e}");
-                return Response::Refused(Refusal::StorageFailed);
+                return (Response::Refused(Refusal::StorageFailed), false);
             }
         }
     }
     match sign_record_receipt(&node.keypair, &name, &write.proof()) {
-        Some(receipt) => Response::RecordStored(receipt),
-        None => Response::Refused(Refusal::StorageFailed),
+        Some(receipt) => (Response::RecordStored(receipt), created),
+        None => (Response::Refused(Refusal::StorageFailed), created),
     }
 }
 
