@@ -31,7 +31,7 @@ use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::client::Client;
-use crate::mutable::{MutableError, new_create, update_from};
+use crate::mutable::{MutableError, create_owned, new_create, update_from};
 use crate::store::RecordStore;
 
 /// Longest username, in bytes (after normalisation).
@@ -1117,21 +1117,7 @@ impl Client {
                 Ok(r) => r,
                 Err(MutableError::NotFound(_)) => {
                     let name_bytes = account.root.derive("keys record");
-                    let create = new_create(
-                        &*name_bytes,
-                        KEYS_TAG,
-                        vec![owner.verifying_key().to_bytes()],
-                        1,
-                        false,
-                        &owner,
-                    )?;
-                    match RecordStore::write_record(self, &Write::Create(create)).await {
-                        Ok(())
-                        | Err(MutableError::Refused(
-                            safe_protocol::mutable::RecordError::AlreadyExists,
-                        )) => {}
-                        Err(e) => return Err(e.into()),
-                    }
+                    create_owned(self, &*name_bytes, KEYS_TAG, &owner).await?;
                     self.get_record(address).await?
                 }
                 Err(e) => return Err(e.into()),

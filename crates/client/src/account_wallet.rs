@@ -23,16 +23,15 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use safe_protocol::XorName;
 use safe_protocol::account::WALLET_TAG;
 use safe_protocol::coin::{CertifiedSpend, Input, Key, OutputId, SpendHash, spend_address};
-use safe_protocol::mutable::{Change, Record, RecordError, SigningKey, Write, record_address};
+use safe_protocol::mutable::{Change, Record, RecordError, SigningKey, record_address};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::account::Account;
 use crate::home::Home;
-use crate::mutable::{MutableError, new_create, update_from};
+use crate::mutable::{MutableError, create_owned, update_from};
 use crate::network::Connection;
 use crate::pay::{Coin, PayError};
-use crate::store::RecordStore;
 use crate::wallet::{Pending, Wallet, WalletError};
 
 /// Format of a sealed [`WalletHint`].
@@ -111,10 +110,11 @@ fn aad(account: &Account, entry: &[u8]) -> Vec<u8> {
 /// `hint` sealed for entry `entry` of the record.
 fn seal(account: &Account, entry: &[u8], hint: &WalletHint) -> Result<Vec<u8>, PayError> {
     let plain = safe_protocol::codec::encode(HINT_FORMAT, hint)
-        .map_err(|e| PayError::TooLarge(format!("cannot encode the wallet record: {e}")))?;
+        .map_err(|e| PayError::AccountWallet(format!("cannot encode the wallet record: {e}")))?;
     let mut nonce = [0u8; 24];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| PayError::TooLarge(format!("no randomness for the wallet record: {e}")))?;
+    getrandom::fill(&mut nonce).map_err(|e| {
+        PayError::AccountWallet(format!("no randomness for the wallet record: {e}"))
+    })?;
     let sealed = cipher(account)
         .encrypt(
             XNonce::from_slice(&nonce),
@@ -123,7 +123,7 @@ fn seal(account: &Account, entry: &[u8], hint: &WalletHint) -> Result<Vec<u8>, P
                 aad: &aad(account, entry),
             },
         )
-        .map_err(|_| PayError::TooLarge("sealing the wallet record failed".into()))?;
+        .map_err(|_| PayError::AccountWallet("sealing the wallet record failed".into()))?;
     let mut out = nonce.to_vec();
     out.extend_from_slice(&sealed);
     Ok(out)
@@ -242,7 +242,7 @@ async fn read_record(
     let hint = match record.state.entries.get(entry) {
         Some(value) => {
             let hint = open(account, entry, value).ok_or_else(|| {
-                PayError::TooLarge(
+                PayError::AccountWallet(
                     "the account's wallet record does not open (damaged, or of a newer version)"
                         .into(),
                 )
@@ -290,13 +290,26 @@ pub(crate) async fn sync_before(
         }
         return Ok(());
     }
+    catch_up(conn, wallet, hint, seen, genesis, &mut synced).await
+}
+
+/// Brings `wallet` up to date with what the record says (`hint`, at
+/// `seen`), and notes in `synced` that this machine has.
+async fn catch_up(
+    conn: &Connection,
+    wallet: &Wallet,
+    hint: Option<(WalletHint, [u8; 32])>,
+    seen: Option<(u64, [u8; 32])>,
+    genesis: &Key,
+    synced: &mut Synced,
+) -> Result<(), PayError> {
     let hint = hint.map(|(h, _)| h).unwrap_or_default();
     let unsettled = reconcile(conn, wallet, Some(&hint), genesis).await?;
     synced.carry = unsettled.carry;
     synced.resume = unsettled.cut;
     synced.seen = seen;
     synced.agreed = hash_of(&hint);
-    write_synced(wallet, &synced)
+    write_synced(wallet, synced)
 }
 
 /// What [`sync_after`] did.
@@ -332,13 +345,7 @@ pub(crate) async fn sync_after(
         let seen = seen_of(&record, &theirs);
         if seen != synced.seen {
             // Another machine wrote since: take its news in first.
-            let theirs = theirs.map(|(h, _)| h).unwrap_or_default();
-            let unsettled = reconcile(conn, wallet, Some(&theirs), genesis).await?;
-            synced.carry = unsettled.carry;
-            synced.resume = unsettled.cut;
-            synced.seen = seen;
-            synced.agreed = hash_of(&theirs);
-            write_synced(wallet, &synced)?;
+            catch_up(conn, wallet, theirs, seen, genesis, &mut synced).await?;
             continue;
         }
         let record = match record {
@@ -350,19 +357,9 @@ pub(crate) async fn sync_after(
             }
             None => {
                 let name = account.root().derive("wallet record");
-                let create = new_create(
-                    &*name,
-                    WALLET_TAG,
-                    vec![owner.verifying_key().to_bytes()],
-                    1,
-                    false,
-                    &owner,
-                )
-                .map_err(|e| cannot_tell(&e.to_string()))?;
-                match RecordStore::write_record(conn, &Write::Create(create)).await {
-                    Ok(()) | Err(MutableError::Refused(RecordError::AlreadyExists)) => {}
-                    Err(e) => return Err(cannot_tell(&e.to_string())),
-                }
+                create_owned(conn, &*name, WALLET_TAG, &owner)
+                    .await
+                    .map_err(|e| cannot_tell(&e.to_string()))?;
                 continue;
             }
         };

@@ -131,6 +131,28 @@ fn errors_suffix(errors: &[String]) -> String {
     }
 }
 
+/// Creates the record `name`/`tag` owned by `owner` alone in `store`, unless
+/// it exists already (another machine of the owner made it first).
+pub async fn create_owned<S: RecordStore>(
+    store: &S,
+    name: &[u8],
+    tag: u64,
+    owner: &SigningKey,
+) -> Result<(), MutableError> {
+    let create = new_create(
+        name,
+        tag,
+        vec![owner.verifying_key().to_bytes()],
+        1,
+        false,
+        owner,
+    )?;
+    match store.write_record(&Write::Create(create)).await {
+        Ok(()) | Err(MutableError::Refused(RecordError::AlreadyExists)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// A signed create of the record `name`/`tag`, signed by `creator` (who must
 /// be among `owners`; empty `owners` means the creator alone).
 pub fn new_create(

@@ -158,6 +158,9 @@ pub enum PayError {
     /// The data directory's session could not be read.
     #[error("{0}")]
     Session(String),
+    /// The account's wallet record could not be sealed, opened or created.
+    #[error("{0}")]
+    AccountWallet(String),
     /// The network does not charge for storage: there is nothing to pay
     /// with and no wallet on it.
     #[error(
@@ -977,7 +980,7 @@ impl Payer {
                 Err(e) => Err(e),
             };
             if let Ok(crate::account_wallet::Written::PayFor(_)) = written {
-                written = Err(PayError::TooLarge(
+                written = Err(PayError::AccountWallet(
                     "the wallet record's creation could not be paid for".into(),
                 ));
             }
