@@ -1676,6 +1676,22 @@ impl Payer {
                 }
                 Err(e) => e,
             };
+            if let PayError::Insufficient { cost, .. } = error
+                && raced < MAX_RACES
+                && wallet.balance() >= cost
+                && self.account()?.is_some()
+            {
+                // The coins are there, but another machine of the account
+                // is spending them right now: once its spend is certified,
+                // its change (ours too) is found, and paid with.
+                raced += 1;
+                tracing::info!("another machine of the account is paying; waiting for its change");
+                tokio::time::sleep(std::time::Duration::from_millis(400 * raced as u64)).await;
+                if let Some(genesis) = wallet.genesis() {
+                    crate::account_wallet::recheck(conn, wallet, &genesis).await?;
+                }
+                continue;
+            }
             let lost = matches!(error, PayError::Spend(CoinError::DoubleSpend { .. }));
             if lost && raced < MAX_RACES && self.account()?.is_some() {
                 // Another machine of the account spent a coin of this
